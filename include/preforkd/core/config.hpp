@@ -1,0 +1,97 @@
+#pragma once
+// The TOML configuration: [preforkd], [worker] and [[listen]], parsed and validated.
+
+#include <preforkd/core/address.hpp>
+#include <preforkd/core/units.hpp>
+
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <utility>
+#include <vector>
+
+namespace preforkd {
+
+enum class LogLevel { trace, debug, info, warn, error };
+enum class LogFormat { text, json };
+enum class WorkerOutput { log, inherit };
+enum class RestartMode { always, on_failure, never };
+enum class ListenMode { reuseport, shared };
+enum class ReadyKind { immediate, notify, alive };
+
+struct ReadyPolicy {
+  ReadyKind kind = ReadyKind::alive;
+  Duration alive_for = std::chrono::seconds(1);  // for ReadyKind::alive
+  bool operator==(const ReadyPolicy&) const = default;
+};
+
+struct DaemonConfig {
+  std::string control_socket;  // empty: the default path (see README)
+  mode_t control_mode = 0600;
+  std::string control_group;
+  LogLevel log_level = LogLevel::info;
+  LogFormat log_format = LogFormat::text;
+  WorkerOutput worker_output = WorkerOutput::log;
+  bool operator==(const DaemonConfig&) const = default;
+};
+
+struct WorkerConfig {
+  std::vector<std::string> command;
+  int count = 1;            // resolved: "auto" becomes the usable CPU count
+  bool count_auto = false;  // true when the file said "auto"
+  std::string directory;    // empty: the master's working directory
+  std::string user;
+  std::string group;
+  std::vector<std::pair<std::string, std::string>> env;  // in file order
+  ReadyPolicy ready;
+  Duration ready_timeout = std::chrono::seconds(30);
+  int stop_signal = 15;  // SIGTERM
+  Duration stop_timeout = std::chrono::seconds(30);
+  RestartMode restart = RestartMode::always;
+  Duration backoff_initial = std::chrono::milliseconds(100);
+  Duration backoff_max = std::chrono::seconds(30);
+  std::vector<int> fatal_exit_codes;
+  Duration watchdog = Duration::zero();
+  bool operator==(const WorkerConfig&) const = default;
+};
+
+struct ListenConfig {
+  std::string name;
+  Address address;
+  ListenMode mode = ListenMode::reuseport;
+  int backlog = 4096;
+};
+
+struct Config {
+  std::string path;  // the file it was read from
+  DaemonConfig daemon;
+  WorkerConfig worker;
+  std::vector<ListenConfig> listeners;
+};
+
+// One problem in a config file, printed as "file:line:col: key: message".
+struct ConfigError {
+  std::string file;
+  int line = 0;  // 0 when the problem has no place (e.g. the file cannot be read)
+  int column = 0;
+  std::string key;  // dotted, e.g. "worker.count" or "listen[1].address"
+  std::string message;
+  [[nodiscard]] std::string to_string() const;
+};
+
+struct ConfigResult {
+  std::optional<Config> config;     // set when there are no errors
+  std::vector<ConfigError> errors;  // every problem found, in file order
+};
+
+// Parses TOML text. `file` is used in messages only; `usable_cpus` resolves count = "auto".
+[[nodiscard]] ConfigResult parse_config(std::string_view text, const std::string& file, int usable_cpus);
+
+// Reads and parses a file.
+[[nodiscard]] ConfigResult load_config(const std::string& file, int usable_cpus);
+
+[[nodiscard]] const char* to_string(LogLevel v);
+[[nodiscard]] const char* to_string(RestartMode v);
+[[nodiscard]] const char* to_string(ListenMode v);
+
+}  // namespace preforkd
