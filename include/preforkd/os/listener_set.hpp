@@ -1,0 +1,75 @@
+#pragma once
+// The listening sockets the master binds and holds for the life of each worker slot.
+//
+// reuseport listeners have one SO_REUSEPORT socket per slot, joined to the kernel's
+// socket group in slot order, so that slot i is index i of the group. Sockets are only
+// ever added at the end and removed from the end: closing one in the middle would move
+// the last socket into its place and break that mapping. shared listeners (and every
+// unix: listener, which has no SO_REUSEPORT) have one socket for all slots.
+
+#include <preforkd/core/config.hpp>
+#include <preforkd/core/result.hpp>
+#include <preforkd/os/fd.hpp>
+
+#include <cstdint>
+#include <vector>
+
+namespace preforkd::os {
+
+class ListenerSet {
+ public:
+  ListenerSet() = default;
+  ListenerSet(ListenerSet&&) noexcept = default;
+  ListenerSet& operator=(ListenerSet&&) noexcept = default;
+  ~ListenerSet();  // unlinks the unix socket files it created
+
+  // Binds every listener for `slots` slots. Errors read
+  // "failed to bind '127.0.0.1:80': permission denied" (listener name in the message too).
+  [[nodiscard]] static Result<ListenerSet> open(const std::vector<ListenConfig>& listeners, int slots);
+
+  // Adds sockets for slots [slot_count(), slots). Nothing changes on failure.
+  [[nodiscard]] Status grow(int slots);
+  // Closes the sockets of slots [slots, slot_count()), highest first.
+  void shrink(int slots);
+  [[nodiscard]] int slot_count() const { return slots_; }
+
+  // The fds a worker in `slot` gets, one per listener, in config order.
+  [[nodiscard]] std::vector<int> fds_for_slot(int slot) const;
+  // "http:admin": the LISTEN_FDNAMES value.
+  [[nodiscard]] std::string fd_names() const;
+
+  // Steers new connections of every reuseport listener to the given slots only, with a
+  // classic-BPF reuseport program. An empty list removes steering (the kernel hashes
+  // over every socket). Idempotent; cheap to call whenever the live set changes.
+  [[nodiscard]] Status steer(const std::vector<int>& live_slots);
+
+  // Connections waiting in the accept queue of a listener's socket for `slot`
+  // (TCP_INFO on the listening socket; -1 for unix sockets or on error).
+  [[nodiscard]] int accept_queue_depth(std::size_t listener, int slot) const;
+
+  [[nodiscard]] const std::vector<ListenConfig>& configs() const { return configs_; }
+
+ private:
+  struct Listener {
+    ListenConfig config;
+    bool per_slot = false;  // reuseport and not unix
+    std::vector<Fd> fds;    // per slot, or a single shared one
+    bool unlink_on_close = false;
+  };
+  std::vector<ListenConfig> configs_;
+  std::vector<Listener> listeners_;
+  int slots_ = 0;
+  std::vector<int> steered_;  // last live set applied
+};
+
+// Builds the classic-BPF program that maps a random draw onto `live_slots`
+// (exposed for unit tests). Each instruction is {code, jt, jf, k}.
+struct BpfInsn {
+  std::uint16_t code;
+  std::uint8_t jt;
+  std::uint8_t jf;
+  std::uint32_t k;
+};
+[[nodiscard]] std::vector<BpfInsn> reuseport_steering_program(const std::vector<int>& live_slots);
+
+}  // namespace preforkd::os
