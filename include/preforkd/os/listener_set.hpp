@@ -12,6 +12,8 @@
 #include <preforkd/os/fd.hpp>
 
 #include <cstdint>
+#include <string>
+#include <sys/types.h>
 #include <vector>
 
 namespace preforkd::os {
@@ -50,16 +52,30 @@ class ListenerSet {
   [[nodiscard]] const std::vector<ListenConfig>& configs() const { return configs_; }
 
  private:
+  // A unix socket file this set created. Unlinked when destroyed (also when a set is
+  // move-assigned over), and only while the path is still that same file.
+  struct SocketFile {
+    std::string path;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    bool owned = false;
+    SocketFile() = default;
+    SocketFile(SocketFile&& o) noexcept;
+    SocketFile& operator=(SocketFile&& o) noexcept;
+    ~SocketFile();
+    void remove();
+  };
   struct Listener {
     ListenConfig config;
     bool per_slot = false;  // reuseport and not unix
     std::vector<Fd> fds;    // per slot, or a single shared one
-    bool unlink_on_close = false;
+    SocketFile socket_file;
   };
   std::vector<ListenConfig> configs_;
   std::vector<Listener> listeners_;
   int slots_ = 0;
   std::vector<int> steered_;  // last live set applied
+  int steered_slots_ = -1;    // slot count when steered_ was applied; -1: nothing valid
 };
 
 // Builds the classic-BPF program that maps a random draw onto `live_slots`

@@ -1,0 +1,105 @@
+#pragma once
+// The lifecycle of one worker run in a slot, as a pure function:
+//   step(lifecycle, event, policy) -> (next lifecycle, actions)
+// No fork, no clock and no event loop in here: the supervisor turns signals, child
+// exits, timers and notify messages into events, and carries out the actions.
+// One timer per worker run; what it means depends on the state (ready delay, ready
+// timeout, backoff, stop timeout).
+
+#include <preforkd/core/config.hpp>
+#include <preforkd/core/exit_status.hpp>
+#include <preforkd/core/restart_policy.hpp>
+#include <preforkd/core/units.hpp>
+
+#include <vector>
+
+namespace preforkd {
+
+enum class WorkerState {
+  stopped,   // no process and none wanted (not started yet, removed, or a clean exit not replaced)
+  starting,  // spawned, not ready yet
+  ready,     // serving
+  stopping,  // asked to stop, waiting for its exit
+  backoff,   // crashed; waiting before the next try
+  failed,    // gave up: a fatal exit code, or a failure that is not restarted
+};
+[[nodiscard]] const char* to_string(WorkerState s);
+// A state in which a process exists.
+[[nodiscard]] bool has_process(WorkerState s);
+
+enum class StopIntent {
+  remove,   // stay stopped once it has exited
+  replace,  // start a new process once it has exited (restart, watchdog)
+};
+
+struct LifecyclePolicy {
+  ReadyPolicy ready;
+  Duration ready_timeout = std::chrono::seconds(30);
+  Duration stop_timeout = std::chrono::seconds(30);
+  RestartPolicy restart;
+
+  [[nodiscard]] static LifecyclePolicy from(const WorkerConfig& worker);
+};
+
+struct Lifecycle {
+  WorkerState state = WorkerState::stopped;
+  int failures = 0;                           // consecutive crashes, for the backoff
+  StopIntent stop_intent = StopIntent::remove;  // meaningful while stopping
+  bool stop_is_failure = false;               // stopping because of a ready or watchdog timeout
+  bool operator==(const Lifecycle&) const = default;
+};
+
+struct Event {
+  enum class Kind {
+    start,             // begin (or retry now) a run: from stopped, failed or backoff
+    spawned,           // the process exists
+    spawn_failed,      // fork or set-up failed before there was a process
+    timer,             // the run's timer fired
+    ready_notified,    // READY=1 from the worker
+    watchdog_expired,  // no WATCHDOG=1 within the period
+    stop,              // graceful stop (stop_signal, then SIGKILL after stop_timeout)
+    kill,              // SIGKILL now, stay stopped
+    exited,            // waitpid reported the process's end
+  };
+  Kind kind = Kind::start;
+  StopIntent intent = StopIntent::remove;  // for stop
+  ExitStatus status;                       // for exited
+  bool was_ready = false;                  // for exited: the run had reached ready
+  Duration uptime{};                       // for exited
+  double jitter = 0.5;                     // for exited and spawn_failed: a draw in [0,1)
+
+  [[nodiscard]] static Event of(Kind k) {
+    Event e;
+    e.kind = k;
+    return e;
+  }
+  [[nodiscard]] static Event stop_for(StopIntent why) {
+    Event e = of(Kind::stop);
+    e.intent = why;
+    return e;
+  }
+};
+
+struct Action {
+  enum class Kind {
+    spawn,             // start the process; answer with spawned or spawn_failed
+    send_stop_signal,  // the configured stop_signal
+    send_kill,         // SIGKILL
+    arm_timer,         // (re)arm the run's timer with `delay`
+    disarm_timer,
+    report_ready_timeout,  // for the log and for a reload waiting on this run
+    report_watchdog,       // for the log
+  };
+  Kind kind;
+  Duration delay{};
+  bool operator==(const Action&) const = default;
+};
+
+struct Transition {
+  Lifecycle next;
+  std::vector<Action> actions;
+};
+
+[[nodiscard]] Transition step(const Lifecycle& current, const Event& event, const LifecyclePolicy& policy);
+
+}  // namespace preforkd

@@ -1,0 +1,10 @@
+#pragma once
+// The master's log: one line per event on stderr, as text or as JSON objects.
+
+#include <preforkd/core/config.hpp>
+
+namespace preforkd::daemon {
+
+void setup_logging(LogLevel level, LogFormat format);
+
+}  // namespace preforkd::daemon

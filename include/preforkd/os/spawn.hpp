@@ -1,0 +1,60 @@
+#pragma once
+// fork + exec of one worker with the socket-activation protocol.
+//
+// Everything the child needs is prepared before fork; between fork and exec the child
+// only makes async-signal-safe calls. LISTEN_PID is written into a buffer prepared in
+// advance, since only the child knows its pid.
+
+#include <preforkd/core/result.hpp>
+#include <preforkd/os/fd.hpp>
+
+#include <csignal>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace preforkd::os {
+
+struct Credentials {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups
+};
+
+enum class OutputMode { capture, inherit };
+
+struct SpawnSpec {
+  std::string executable;          // an absolute or directory-relative path (see resolve_executable)
+  std::vector<std::string> argv;   // argv[0] included
+  std::vector<std::string> env;    // "NAME=value", without LISTEN_PID and WATCHDOG_PID (spawn adds them)
+  std::vector<int> listen_fds;     // become fds 3, 4, … in the child
+  std::string directory;           // empty: stay in the master's directory
+  std::optional<Credentials> credentials;  // drop privileges to these
+  OutputMode output = OutputMode::capture;
+  pid_t master_pid = 0;            // the child exits if its parent is no longer this pid
+  bool with_watchdog_pid = false;  // also set WATCHDOG_PID to the child's pid
+};
+
+struct SpawnedProcess {
+  pid_t pid = -1;
+  Fd stdout_pipe;  // read ends, non-blocking; invalid when output is inherited
+  Fd stderr_pipe;
+  Fd exec_report;  // read end: empty at EOF when exec succeeded, else the exec errno
+};
+
+// Starts the child. The error names the failing call ("fork: resource temporarily unavailable").
+[[nodiscard]] Result<SpawnedProcess> spawn(const SpawnSpec& spec);
+
+// After the child has exited: the errno of its failed exec, or 0 if exec succeeded.
+[[nodiscard]] int read_exec_errno(const Fd& exec_report);
+
+// Resolves a command name: a name with a '/' is used as is (relative to the worker's
+// directory when relative); a bare name is searched in PATH. Unresolvable names come back
+// unchanged so that exec reports the error with its errno.
+[[nodiscard]] std::string resolve_executable(const std::string& name, const std::string& path_env);
+
+// Looks up user and group names (or numeric ids). Empty user and group: nullopt.
+[[nodiscard]] Result<std::optional<Credentials>> resolve_credentials(const std::string& user, const std::string& group);
+
+}  // namespace preforkd::os

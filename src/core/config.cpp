@@ -1,0 +1,191 @@
+#include <preforkd/core/config.hpp>
+
+#include "config_reader.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <fmt/format.h>
+#include <memory>
+#include <system_error>
+
+namespace preforkd {
+
+using namespace config_detail;
+
+namespace {
+
+// A config file is a page of text; anything far bigger is the wrong file.
+constexpr std::size_t max_config_bytes = 1024 * 1024;
+
+constexpr std::array<std::string_view, 3> root_keys{"preforkd", "worker", "listen"};
+constexpr std::array<std::string_view, 6> daemon_keys{"control_socket", "control_mode",  "control_group",
+                                                      "log_level",      "log_format",    "worker_output"};
+
+constexpr std::array<Choice<LogLevel>, 5> log_levels{{{"trace", LogLevel::trace},
+                                                      {"debug", LogLevel::debug},
+                                                      {"info", LogLevel::info},
+                                                      {"warn", LogLevel::warn},
+                                                      {"error", LogLevel::error}}};
+constexpr std::array<Choice<LogFormat>, 2> log_formats{{{"text", LogFormat::text}, {"json", LogFormat::json}}};
+constexpr std::array<Choice<WorkerOutput>, 2> worker_outputs{
+    {{"log", WorkerOutput::log}, {"inherit", WorkerOutput::inherit}}};
+
+// sizeof(sockaddr_un::sun_path) minus the terminating NUL.
+constexpr std::size_t max_socket_path = 107;
+
+void read_control_socket(const Section& s, DaemonConfig& out) {
+  const Field f = s.field("control_socket");
+  const auto path = read_string(s.diag(), f);
+  if (!path) return;
+  // preforkctl --config reads the same path from its own working directory, so a relative
+  // path would point the two programs at different sockets.
+  if (!path->empty() && path->front() != '/') {
+    report(s.diag(), f, fmt::format("must be an absolute path, got {}", quoted(*path)));
+  } else if (path->size() > max_socket_path) {
+    report(s.diag(), f,
+           fmt::format("is {} bytes long; a unix socket path can have at most {}", path->size(), max_socket_path));
+  } else {
+    out.control_socket = *path;
+  }
+}
+
+void read_control_mode(const Section& s, DaemonConfig& out) {
+  const Field f = s.field("control_mode");
+  if (f.node == nullptr) return;
+  const auto* text = f.node->as_string();
+  if (text == nullptr) {
+    report(s.diag(), f, fmt::format("expected a string of octal digits such as \"0660\", got {}", type_name(*f.node)));
+    return;
+  }
+  const std::string& digits = text->get();
+  mode_t mode = 0;
+  bool ok = !digits.empty() && digits.size() <= 4;
+  for (const char c : digits) {
+    ok = ok && c >= '0' && c <= '7';
+    mode = mode * 8 + static_cast<mode_t>(c - '0');
+  }
+  if (!ok || mode > 0777) {
+    report(s.diag(), f,
+           fmt::format("must be an octal file mode from \"0000\" to \"0777\" such as \"0660\", got {}",
+                       quoted(digits)));
+    return;
+  }
+  out.control_mode = mode;
+}
+
+void read_root(const toml::table& root, Config& config, int usable_cpus, Diagnostics& diag) {
+  const Section top(root, "", diag);
+  top.reject_unknown(root_keys);
+
+  const Field daemon = top.field("preforkd");
+  if (daemon.node != nullptr) {
+    if (const auto* t = daemon.node->as_table()) {
+      read_daemon(Section(*t, "preforkd", diag), config.daemon);
+    } else {
+      report(diag, daemon, fmt::format("expected a table ([preforkd]), got {}", type_name(*daemon.node)));
+    }
+  }
+
+  const Field worker = top.field("worker");
+  if (worker.node == nullptr) {
+    report(diag, worker, "required table [worker] is missing; it needs at least command = [\"/path/to/server\"]");
+  } else if (const auto* t = worker.node->as_table()) {
+    read_worker(Section(*t, "worker", diag), usable_cpus, config.worker);
+  } else {
+    report(diag, worker, fmt::format("expected a table ([worker]), got {}", type_name(*worker.node)));
+  }
+
+  read_listeners(diag, top.field("listen"), config.listeners);
+}
+
+}  // namespace
+
+namespace config_detail {
+
+void read_daemon(const Section& s, DaemonConfig& out) {
+  s.reject_unknown(daemon_keys);
+  read_control_socket(s, out);
+  read_control_mode(s, out);
+  if (auto v = read_string(s.diag(), s.field("control_group"))) out.control_group = *v;
+  if (auto v = read_choice(s.diag(), s.field("log_level"), log_levels)) out.log_level = *v;
+  if (auto v = read_choice(s.diag(), s.field("log_format"), log_formats)) out.log_format = *v;
+  if (auto v = read_choice(s.diag(), s.field("worker_output"), worker_outputs)) out.worker_output = *v;
+}
+
+}  // namespace config_detail
+
+std::string ConfigError::to_string() const {
+  std::string out = file;
+  if (line > 0) out += fmt::format(":{}:{}", line, column);
+  out += ": ";
+  if (!key.empty()) out += key + ": ";
+  return out + message;
+}
+
+ConfigResult parse_config(std::string_view text, const std::string& file, int usable_cpus) {
+  Diagnostics diag(file);
+  toml::table root;
+  try {
+    root = toml::parse(text, std::string_view(file));
+  } catch (const toml::parse_error& e) {
+    const auto& begin = e.source().begin;
+    diag.add({static_cast<int>(begin.line), static_cast<int>(begin.column)}, "", std::string(e.description()));
+    return {std::nullopt, std::move(diag).in_file_order()};
+  }
+  Config config;
+  config.path = file;
+  read_root(root, config, usable_cpus, diag);
+  if (!diag.empty()) return {std::nullopt, std::move(diag).in_file_order()};
+  return {std::move(config), {}};
+}
+
+ConfigResult load_config(const std::string& file, int usable_cpus) {
+  const auto cannot_read = [&](std::string why) {
+    return ConfigResult{std::nullopt, {ConfigError{file, 0, 0, "", "cannot read: " + why}}};
+  };
+  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(file.c_str(), "rb"), &std::fclose);
+  if (!f) return cannot_read(std::generic_category().message(errno));
+  std::string text;
+  char buf[64 * 1024];
+  while (true) {
+    const std::size_t n = std::fread(buf, 1, sizeof buf, f.get());
+    text.append(buf, n);
+    if (text.size() > max_config_bytes) {
+      return cannot_read(fmt::format("larger than {} bytes; is this the right file?", max_config_bytes));
+    }
+    if (n < sizeof buf) break;
+  }
+  // fopen() succeeds on a directory; the read then fails with EISDIR.
+  if (std::ferror(f.get())) return cannot_read(std::generic_category().message(errno));
+  return parse_config(text, file, usable_cpus);
+}
+
+const char* to_string(LogLevel v) {
+  switch (v) {
+    case LogLevel::trace: return "trace";
+    case LogLevel::debug: return "debug";
+    case LogLevel::info: return "info";
+    case LogLevel::warn: return "warn";
+    case LogLevel::error: return "error";
+  }
+  return "?";
+}
+
+const char* to_string(RestartMode v) {
+  switch (v) {
+    case RestartMode::always: return "always";
+    case RestartMode::on_failure: return "on-failure";
+    case RestartMode::never: return "never";
+  }
+  return "?";
+}
+
+const char* to_string(ListenMode v) {
+  switch (v) {
+    case ListenMode::reuseport: return "reuseport";
+    case ListenMode::shared: return "shared";
+  }
+  return "?";
+}
+
+}  // namespace preforkd

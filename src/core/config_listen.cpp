@@ -1,0 +1,150 @@
+// [[listen]]: the sockets preforkd opens and hands to every worker as fds 3, 4, ...
+
+#include "config_reader.hpp"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <tuple>
+
+namespace preforkd::config_detail {
+namespace {
+
+constexpr std::array<std::string_view, 4> listen_keys{"name", "address", "mode", "backlog"};
+constexpr std::array<Choice<ListenMode>, 2> listen_modes{
+    {{"reuseport", ListenMode::reuseport}, {"shared", ListenMode::shared}}};
+constexpr std::size_t max_name = 255;
+constexpr std::int64_t max_backlog = 65535;
+
+// Names travel in LISTEN_FDNAMES, which is ':'-separated: keep them to a safe alphabet.
+bool valid_name(std::string_view name) {
+  return !name.empty() && name.size() <= max_name && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+           c == '-';
+  });
+}
+
+// Two addresses that bind the same socket ("*:80" and "0.0.0.0:80" included).
+bool same_socket(const Address& a, const Address& b) {
+  return std::tie(a.family, a.host, a.port, a.path) == std::tie(b.family, b.host, b.port, b.path);
+}
+
+// One listener read from the file, with the places its later checks report at.
+struct Entry {
+  ListenConfig listen;
+  std::string prefix;  // "listen[1]"
+  Field name_field;    // the name, or the table when the name is defaulted
+  Field address_field;
+  bool name_ok = true;  // the uniqueness checks skip what is already reported as wrong
+  bool address_ok = true;
+};
+
+void read_name(const Section& s, std::size_t index, Entry& e) {
+  e.name_field = s.field("name");
+  if (e.name_field.node == nullptr) {
+    e.name_field.node = &s.table();
+    e.listen.name = fmt::format("listen{}", index);
+    return;
+  }
+  const auto name = read_string(s.diag(), e.name_field);
+  if (!name) {
+    e.name_ok = false;
+  } else if (!valid_name(*name)) {
+    report(s.diag(), e.name_field,
+           fmt::format("must be 1 to {} of the characters A-Z a-z 0-9 _ . - (it is passed in LISTEN_FDNAMES), got {}",
+                       max_name, quoted(*name)));
+    e.name_ok = false;
+  } else {
+    e.listen.name = *name;
+  }
+}
+
+void read_address(const Section& s, Entry& e) {
+  e.address_field = s.field("address");
+  if (e.address_field.node == nullptr) {
+    s.report_missing("address", R"("127.0.0.1:8080")");
+    e.address_ok = false;
+    return;
+  }
+  const auto* text = e.address_field.node->as_string();
+  if (text == nullptr) {
+    report(s.diag(), e.address_field,
+           fmt::format(R"(expected a string such as "127.0.0.1:8080", got {})", type_name(*e.address_field.node)));
+    e.address_ok = false;
+    return;
+  }
+  std::string why;
+  auto address = parse_address(text->get(), &why);
+  if (!address) {
+    report(s.diag(), e.address_field, fmt::format("invalid address {}: {}", quoted(text->get()), why));
+    e.address_ok = false;
+    return;
+  }
+  e.listen.address = std::move(*address);
+}
+
+void read_mode(const Section& s, Entry& e) {
+  const Field f = s.field("mode");
+  const auto mode = read_choice(s.diag(), f, listen_modes);
+  if (f.node != nullptr && !mode) return;
+  // A unix socket path can be bound only once, so every worker must share the socket.
+  const bool is_unix = e.address_ok && e.listen.address.family == AddressFamily::unix_path;
+  if (is_unix && mode == ListenMode::reuseport) {
+    report(s.diag(), f, R"(must be "shared" for a unix socket: a path can be bound only once, got "reuseport")");
+    return;
+  }
+  e.listen.mode = mode.value_or(is_unix ? ListenMode::shared : ListenMode::reuseport);
+}
+
+std::optional<Entry> read_entry(Diagnostics& diag, const toml::node& node, std::size_t index) {
+  Entry e;
+  e.prefix = fmt::format("listen[{}]", index);
+  const auto* table = node.as_table();
+  if (table == nullptr) {
+    diag.add(place_of(node), e.prefix, fmt::format("expected a table, got {}", type_name(node)));
+    return std::nullopt;
+  }
+  const Section s(*table, e.prefix, diag);
+  s.reject_unknown(listen_keys);
+  read_name(s, index, e);
+  read_address(s, e);
+  read_mode(s, e);
+  if (auto backlog = read_integer(diag, s.field("backlog"), 1, max_backlog)) e.listen.backlog = static_cast<int>(*backlog);
+  return e;
+}
+
+// Names and sockets must be unique across listeners; the later one is reported.
+void check_unique(Diagnostics& diag, const std::vector<Entry>& entries) {
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      const Entry& a = entries[j];
+      const Entry& b = entries[i];
+      if (a.name_ok && b.name_ok && a.listen.name == b.listen.name) {
+        report(diag, b.name_field, fmt::format("duplicate name {}; {} has it too", quoted(b.listen.name), a.prefix));
+      }
+      if (a.address_ok && b.address_ok && same_socket(a.listen.address, b.listen.address)) {
+        report(diag, b.address_field,
+               fmt::format("{} is already used by {}", quoted(b.listen.address.text), a.prefix));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void read_listeners(Diagnostics& diag, const Field& field, std::vector<ListenConfig>& out) {
+  if (field.node == nullptr) return;
+  const auto* array = field.node->as_array();
+  if (array == nullptr) {
+    report(diag, field, fmt::format("expected an array of tables ([[listen]]), got {}", type_name(*field.node)));
+    return;
+  }
+  std::vector<Entry> entries;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    if (auto e = read_entry(diag, *array->get(i), i)) entries.push_back(std::move(*e));
+  }
+  check_unique(diag, entries);
+  out.clear();
+  for (Entry& e : entries) out.push_back(std::move(e.listen));
+}
+
+}  // namespace preforkd::config_detail

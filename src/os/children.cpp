@@ -1,0 +1,45 @@
+#include <preforkd/os/children.hpp>
+
+#include <cerrno>
+#include <dirent.h>
+#include <fstream>
+#include <string>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+namespace preforkd::os {
+
+bool become_subreaper() { return ::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0; }
+
+std::optional<pid_t> peek_exited_child() {
+  siginfo_t info{};
+  while (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0) {
+    if (errno != EINTR) return std::nullopt;
+  }
+  if (info.si_pid == 0) return std::nullopt;
+  return info.si_pid;
+}
+
+ExitStatus reap(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return ExitStatus::exited_with(0);
+  }
+  return ExitStatus::from_wait_status(status);
+}
+
+std::vector<pid_t> list_children() {
+  std::vector<pid_t> out;
+  DIR* dir = ::opendir("/proc/self/task");
+  if (dir == nullptr) return out;
+  while (const dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream in(std::string("/proc/self/task/") + e->d_name + "/children");
+    pid_t pid = 0;
+    while (in >> pid) out.push_back(pid);
+  }
+  ::closedir(dir);
+  return out;
+}
+
+}  // namespace preforkd::os

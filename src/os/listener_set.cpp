@@ -1,0 +1,399 @@
+// The listening sockets the master holds: binding them, adding and removing per-slot
+// sockets at the end of each SO_REUSEPORT group, and steering new connections to the
+// slots that have a worker with a classic-BPF reuseport program.
+
+#include <preforkd/os/listener_set.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include <linux/filter.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+namespace preforkd::os {
+namespace {
+
+// From <asm-generic/socket.h>; spelled out so an older libc header set still builds.
+constexpr int kAttachReuseportCbpf = 51;  // SO_ATTACH_REUSEPORT_CBPF
+constexpr int kDetachReuseportBpf = 68;   // SO_DETACH_REUSEPORT_BPF (Linux 5.3)
+// A program result that is no index of the group: the kernel then falls back to its hash.
+constexpr std::uint32_t kNoSocket = 0xffffffffu;
+
+struct SockAddr {
+  sockaddr_storage storage{};
+  socklen_t len = 0;
+  [[nodiscard]] const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+  [[nodiscard]] int family() const { return storage.ss_family; }
+};
+
+// strerror text with a lowercase first letter, to read well after a colon.
+std::string lowercase_first(std::string text) {
+  if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+  return text;
+}
+
+std::string errno_text(int err) { return lowercase_first(std::strerror(err)); }
+
+std::string display(const Address& a) {
+  if (!a.text.empty()) return a.text;
+  switch (a.family) {
+    case AddressFamily::ipv4:
+      return a.host + ":" + std::to_string(a.port);
+    case AddressFamily::ipv6:
+      return "[" + a.host + "]:" + std::to_string(a.port);
+    case AddressFamily::unix_path:
+      return "unix:" + a.path;
+  }
+  return a.path;
+}
+
+// "listener 'http': failed to bind '127.0.0.1:80': permission denied"
+Error failure(const ListenConfig& l, const std::string& what, const std::string& why) {
+  return Error{"listener '" + l.name + "': " + what + " '" + display(l.address) + "': " + why};
+}
+
+Error errno_failure(const ListenConfig& l, const std::string& what, int err) {
+  return failure(l, what, errno_text(err));
+}
+
+Result<SockAddr> resolve(const ListenConfig& l) {
+  SockAddr sa;
+  const Address& a = l.address;
+  if (a.family == AddressFamily::unix_path) {
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    if (a.path.empty() || a.path.size() >= sizeof un.sun_path) {
+      return failure(
+          l, "invalid address",
+          "a unix socket path must be 1 to " + std::to_string(sizeof un.sun_path - 1) + " bytes long");
+    }
+    std::memcpy(un.sun_path, a.path.data(), a.path.size());
+    std::memcpy(&sa.storage, &un, sizeof un);
+    sa.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + a.path.size() + 1);
+    return sa;
+  }
+  std::string host = a.host;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  // Numeric only: no DNS at start-up. getaddrinfo also handles IPv6 scope ids ("fe80::1%eth0").
+  addrinfo hints{};
+  hints.ai_family = a.family == AddressFamily::ipv6 ? AF_INET6 : AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(a.port);
+  const int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found);
+  if (rc != 0) return failure(l, "invalid address", lowercase_first(::gai_strerror(rc)));
+  std::memcpy(&sa.storage, found->ai_addr, found->ai_addrlen);
+  sa.len = found->ai_addrlen;
+  ::freeaddrinfo(found);
+  return sa;
+}
+
+enum class Sharing { per_slot, shared };
+
+Result<Fd> open_ip_socket(const ListenConfig& l, const SockAddr& sa, Sharing sharing) {
+  Fd fd(::socket(sa.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return errno_failure(l, "failed to create a socket for", errno);
+  const int one = 1;
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
+    return errno_failure(l, "failed to set SO_REUSEADDR on", errno);
+  }
+  if (sharing == Sharing::per_slot &&
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    return errno_failure(l, "failed to set SO_REUSEPORT on", errno);
+  }
+  // "[::]:80" means IPv6 only, so that "0.0.0.0:80" can be a listener of its own.
+  if (sa.family() == AF_INET6 && ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
+    return errno_failure(l, "failed to set IPV6_V6ONLY on", errno);
+  }
+  if (::bind(fd.get(), sa.get(), sa.len) != 0) return errno_failure(l, "failed to bind", errno);
+  // A TCP socket joins its SO_REUSEPORT group here, so listen order is group order.
+  if (::listen(fd.get(), l.backlog) != 0) return errno_failure(l, "failed to listen on", errno);
+  return fd;
+}
+
+// Appends `count` group members. With port 0 the first socket picks the port and the
+// others bind to it, so they still form one group.
+Status open_group_members(const ListenConfig& l, SockAddr sa, int count, std::vector<Fd>& out) {
+  for (int i = 0; i < count; ++i) {
+    auto fd = open_ip_socket(l, sa, Sharing::per_slot);
+    if (!fd) return Error{fd.error()};
+    sa.len = sizeof sa.storage;
+    if (::getsockname(fd->get(), reinterpret_cast<sockaddr*>(&sa.storage), &sa.len) != 0) {
+      return errno_failure(l, "failed to read the bound address of", errno);
+    }
+    out.push_back(std::move(*fd));
+  }
+  return Ok{};
+}
+
+// Closes the highest slots first. Removing a whole suffix of a group leaves the index of
+// every remaining socket as it was; closing in the middle would not.
+void close_from_back(std::vector<Fd>& fds, std::size_t keep) {
+  while (fds.size() > keep) fds.pop_back();
+}
+
+// Binds a unix socket, replacing a stale socket file (one nobody listens on) but never
+// a live server's socket or a file that is not a socket.
+Result<Fd> open_unix_socket(const ListenConfig& l, const SockAddr& sa, std::string* owned_path,
+                            struct stat* owned) {
+  const std::string& path = l.address.path;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode))
+      return failure(l, "failed to bind", "the path exists and is not a socket, refusing to remove it");
+    Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!probe.valid()) return errno_failure(l, "failed to create a socket for", errno);
+    // Non-blocking: a live server with a full backlog answers EAGAIN instead of making us wait.
+    const int rc = ::connect(probe.get(), sa.get(), sa.len);
+    const int err = errno;
+    if (rc == 0 || err == EAGAIN || err == EINPROGRESS)
+      return failure(l, "failed to bind", "address in use by a live server");
+    if (err != ECONNREFUSED) {
+      return failure(l, "failed to bind",
+                     "cannot tell whether the existing socket is stale: " + errno_text(err));
+    }
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+      return errno_failure(l, "failed to remove the stale socket", errno);
+  } else if (errno != ENOENT) {
+    return errno_failure(l, "failed to inspect", errno);
+  }
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return errno_failure(l, "failed to create a socket for", errno);
+  if (::bind(fd.get(), sa.get(), sa.len) != 0) return errno_failure(l, "failed to bind", errno);
+  // Ours from here on (the caller unlinks it if anything later fails).
+  if (::lstat(path.c_str(), owned) == 0) *owned_path = path;
+  if (::listen(fd.get(), l.backlog) != 0) return errno_failure(l, "failed to listen on", errno);
+  return fd;
+}
+
+}  // namespace
+
+ListenerSet::SocketFile::SocketFile(SocketFile&& o) noexcept
+    : path(std::move(o.path)), dev(o.dev), ino(o.ino), owned(std::exchange(o.owned, false)) {}
+
+ListenerSet::SocketFile& ListenerSet::SocketFile::operator=(SocketFile&& o) noexcept {
+  if (this != &o) {
+    remove();
+    path = std::move(o.path);
+    dev = o.dev;
+    ino = o.ino;
+    owned = std::exchange(o.owned, false);
+  }
+  return *this;
+}
+
+ListenerSet::SocketFile::~SocketFile() { remove(); }
+
+void ListenerSet::SocketFile::remove() {
+  if (!std::exchange(owned, false)) return;
+  // Only while it is still the file we bound: a successor may have replaced it.
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) ::unlink(path.c_str());
+}
+
+ListenerSet::~ListenerSet() = default;  // the members close the fds and unlink the files
+
+Result<ListenerSet> ListenerSet::open(const std::vector<ListenConfig>& listeners, int slots) {
+  if (slots < 0) return Error{"listeners: the slot count must not be negative, got " + std::to_string(slots)};
+  ListenerSet set;
+  set.configs_ = listeners;
+  set.listeners_.reserve(listeners.size());
+  // Each listener joins `set` before its sockets open, so an early return closes (and
+  // unlinks) everything opened so far.
+  for (const ListenConfig& config : listeners) {
+    Listener& l = set.listeners_.emplace_back();
+    l.config = config;
+    l.per_slot = config.mode == ListenMode::reuseport && config.address.family != AddressFamily::unix_path;
+    auto sa = resolve(config);
+    if (!sa) return Error{sa.error()};
+    if (l.per_slot) {
+      if (Status st = open_group_members(config, *sa, slots, l.fds); !st) return Error{st.error()};
+    } else if (config.address.family == AddressFamily::unix_path) {
+      struct stat owned {};
+      std::string owned_path;
+      auto fd = open_unix_socket(config, *sa, &owned_path, &owned);
+      if (!owned_path.empty()) {
+        l.socket_file.path = owned_path;
+        l.socket_file.dev = owned.st_dev;
+        l.socket_file.ino = owned.st_ino;
+        l.socket_file.owned = true;
+      }
+      if (!fd) return Error{fd.error()};
+      l.fds.push_back(std::move(*fd));
+    } else {
+      auto fd = open_ip_socket(config, *sa, Sharing::shared);
+      if (!fd) return Error{fd.error()};
+      l.fds.push_back(std::move(*fd));
+    }
+  }
+  set.slots_ = slots;
+  return set;
+}
+
+Status ListenerSet::grow(int slots) {
+  if (slots <= slots_) return Ok{};
+  // Open everything first and commit only when all of it worked.
+  std::vector<std::vector<Fd>> added(listeners_.size());
+  Status failed = Ok{};
+  for (std::size_t i = 0; i < listeners_.size() && failed; ++i) {
+    Listener& l = listeners_[i];
+    if (!l.per_slot) continue;
+    SockAddr sa;
+    if (!l.fds.empty()) {
+      // The port the group actually has (it may have been chosen by the kernel).
+      sa.len = sizeof sa.storage;
+      if (::getsockname(l.fds.front().get(), reinterpret_cast<sockaddr*>(&sa.storage), &sa.len) != 0) {
+        failed = errno_failure(l.config, "failed to read the bound address of", errno);
+        break;
+      }
+    } else if (auto resolved = resolve(l.config); resolved) {
+      sa = *resolved;
+    } else {
+      failed = Error{resolved.error()};
+      break;
+    }
+    failed = open_group_members(l.config, sa, slots - slots_, added[i]);
+  }
+  if (!failed) {
+    for (auto& fds : added) close_from_back(fds, 0);
+    return failed;
+  }
+  for (std::size_t i = 0; i < listeners_.size(); ++i) {
+    for (Fd& fd : added[i]) listeners_[i].fds.push_back(std::move(fd));
+  }
+  slots_ = slots;
+  steered_slots_ = -1;  // the groups changed: the next steer() must apply its program
+  return Ok{};
+}
+
+void ListenerSet::shrink(int slots) {
+  slots = std::max(slots, 0);
+  if (slots >= slots_) return;
+  for (Listener& l : listeners_) {
+    if (l.per_slot) close_from_back(l.fds, static_cast<std::size_t>(slots));
+  }
+  slots_ = slots;
+  steered_slots_ = -1;
+}
+
+std::vector<int> ListenerSet::fds_for_slot(int slot) const {
+  std::vector<int> fds;
+  if (slot < 0 || slot >= slots_) return fds;  // no such slot
+  fds.reserve(listeners_.size());
+  for (const Listener& l : listeners_) {
+    fds.push_back(l.per_slot ? l.fds[static_cast<std::size_t>(slot)].get() : l.fds.front().get());
+  }
+  return fds;
+}
+
+std::string ListenerSet::fd_names() const {
+  std::string names;
+  for (const ListenConfig& c : configs_) {
+    if (!names.empty()) names += ':';
+    names += c.name;
+  }
+  return names;
+}
+
+Status ListenerSet::steer(const std::vector<int>& live_slots) {
+  std::vector<int> live = live_slots;
+  std::sort(live.begin(), live.end());
+  live.erase(std::unique(live.begin(), live.end()), live.end());
+  for (int slot : live) {
+    if (slot < 0 || slot >= slots_) {
+      return Error{"steering: slot " + std::to_string(slot) + " does not exist (" + std::to_string(slots_) +
+                   " slots)"};
+    }
+  }
+  if (steered_slots_ == slots_ && live == steered_) return Ok{};
+
+  // No live slot, or every slot live: remove the program rather than attach one. The
+  // kernel then hashes over the whole group as if steering never existed, with no
+  // program to run for each SYN (a program returning an out-of-range index would do the
+  // same, at that cost). After unique() and the range check, size == slots_ means 0..n-1.
+  const bool detach = live.empty() || live.size() == static_cast<std::size_t>(slots_);
+  const std::vector<BpfInsn> program = detach ? std::vector<BpfInsn>{} : reuseport_steering_program(live);
+  if (program.size() > BPF_MAXINSNS) {
+    return Error{"steering: " + std::to_string(live.size()) + " live slots need more than " +
+                 std::to_string(BPF_MAXINSNS) + " BPF instructions"};
+  }
+  std::vector<sock_filter> filter;
+  filter.reserve(program.size());
+  for (const BpfInsn& in : program) filter.push_back(sock_filter{in.code, in.jt, in.jf, in.k});
+  sock_fprog fprog{static_cast<unsigned short>(filter.size()), filter.data()};
+
+  steered_slots_ = -1;
+  Status result = Ok{};
+  for (const Listener& l : listeners_) {
+    if (!l.per_slot || l.fds.empty()) continue;
+    // The program belongs to the group: setting it on any member replaces it for all.
+    const int fd = l.fds.front().get();
+    if (detach) {
+      const int unused = 0;
+      if (::setsockopt(fd, SOL_SOCKET, kDetachReuseportBpf, &unused, sizeof unused) != 0 && errno != ENOENT &&
+          result) {
+        result = errno_failure(l.config, "failed to remove connection steering from", errno);
+      }
+    } else if (::setsockopt(fd, SOL_SOCKET, kAttachReuseportCbpf, &fprog, sizeof fprog) != 0 && result) {
+      result = errno_failure(l.config, "failed to steer connections of", errno);
+    }
+  }
+  if (!result) return result;
+  steered_ = std::move(live);
+  steered_slots_ = slots_;
+  return Ok{};
+}
+
+int ListenerSet::accept_queue_depth(std::size_t listener, int slot) const {
+  if (listener >= listeners_.size()) return -1;
+  const Listener& l = listeners_[listener];
+  if (l.config.address.family == AddressFamily::unix_path || l.fds.empty()) return -1;
+  if (l.per_slot && (slot < 0 || static_cast<std::size_t>(slot) >= l.fds.size())) return -1;
+  const int fd = l.per_slot ? l.fds[static_cast<std::size_t>(slot)].get() : l.fds.front().get();
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 || info.tcpi_state != TCP_LISTEN) return -1;
+  // For a listening socket the kernel reports the accept queue length in tcpi_unacked
+  // (and the backlog in tcpi_sacked).
+  return static_cast<int>(info.tcpi_unacked);
+}
+
+std::vector<BpfInsn> reuseport_steering_program(const std::vector<int>& live_slots) {
+  const auto ret_k = [](std::uint32_t k) { return BpfInsn{BPF_RET | BPF_K, 0, 0, k}; };
+  if (live_slots.empty()) return {ret_k(kNoSocket)};
+  if (live_slots.size() == 1) return {ret_k(static_cast<std::uint32_t>(live_slots[0]))};
+
+  const auto m = static_cast<std::uint32_t>(live_slots.size());
+  std::vector<BpfInsn> p;
+  p.reserve(2 * live_slots.size() + 1);
+  // A = a random draw % m: an index into live_slots.
+  p.push_back({BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<std::uint32_t>(SKF_AD_OFF + SKF_AD_RANDOM)});
+  p.push_back({BPF_ALU | BPF_MOD | BPF_K, 0, 0, m});
+  bool identity = true;
+  for (std::uint32_t i = 0; i < m && identity; ++i) identity = live_slots[i] == static_cast<int>(i);
+  if (identity) {
+    p.push_back({BPF_RET | BPF_A, 0, 0, 0});
+    return p;
+  }
+  // "if A == i return live[i]", with each return right after its test so every jump
+  // offset is 0 or 1, however long the chain (jt/jf are only 8 bits).
+  for (std::uint32_t i = 0; i + 1 < m; ++i) {
+    p.push_back({BPF_JMP | BPF_JEQ | BPF_K, 0, 1, i});
+    p.push_back(ret_k(static_cast<std::uint32_t>(live_slots[i])));
+  }
+  p.push_back(ret_k(static_cast<std::uint32_t>(live_slots[m - 1])));  // A == m - 1
+  return p;
+}
+
+}  // namespace preforkd::os

@@ -1,0 +1,250 @@
+#include <preforkd/os/spawn.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <pwd.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace preforkd::os {
+
+namespace {
+
+constexpr char listen_pid_prefix[] = "LISTEN_PID=";
+constexpr char watchdog_pid_prefix[] = "WATCHDOG_PID=";
+constexpr std::size_t pid_digits = 20;
+
+Error sys_error(const char* call, int err = errno) { return Error{std::string(call) + ": " + std::strerror(err)}; }
+
+// Everything the child touches, laid out before fork so the child never allocates.
+struct ChildPlan {
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  std::string listen_pid;  // "LISTEN_PID=" followed by room for the digits
+  std::string watchdog_pid;  // the same for WATCHDOG_PID, when wanted
+  const SpawnSpec* spec = nullptr;
+  int devnull = -1;
+  int out_w = -1;
+  int err_w = -1;
+  int report_w = -1;
+};
+
+// async-signal-safe: writes the decimal pid into buf (NUL-terminated).
+void write_decimal(char* buf, long value) {
+  char tmp[pid_digits];
+  int n = 0;
+  do {
+    tmp[n++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value > 0 && n < static_cast<int>(pid_digits));
+  for (int i = 0; i < n; ++i) buf[i] = tmp[n - 1 - i];
+  buf[n] = '\0';
+}
+
+[[noreturn]] void child_fail(int report_fd, int err) {
+  // The master reads the errno from the report pipe once the child has exited.
+  [[maybe_unused]] ssize_t w = ::write(report_fd, &err, sizeof err);
+  _exit(err == ENOENT ? 127 : 126);
+}
+
+// Runs in the child between fork and exec: async-signal-safe calls only.
+[[noreturn]] void run_child(ChildPlan& plan) {
+  const SpawnSpec& spec = *plan.spec;
+
+  // Default dispositions first, with every signal still blocked, then a clean mask.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+  sigset_t empty;
+  sigemptyset(&empty);
+  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+
+  // Its own process group, so a stop can reach the worker's own children too.
+  ::setpgid(0, 0);
+
+  // Move every fd the child keeps above the target range, then into place; dup2 clears
+  // FD_CLOEXEC on the target, which is what hands the sockets over.
+  const int n = static_cast<int>(spec.listen_fds.size());
+  const int high = 3 + n;
+  int report = ::fcntl(plan.report_w, F_DUPFD_CLOEXEC, high);
+  if (report < 0) _exit(126);
+  int sources[3 + 1024];
+  sources[0] = ::fcntl(plan.devnull, F_DUPFD_CLOEXEC, high);
+  sources[1] = plan.out_w >= 0 ? ::fcntl(plan.out_w, F_DUPFD_CLOEXEC, high) : -1;
+  sources[2] = plan.err_w >= 0 ? ::fcntl(plan.err_w, F_DUPFD_CLOEXEC, high) : -1;
+  for (int i = 0; i < n; ++i) sources[3 + i] = ::fcntl(spec.listen_fds[static_cast<std::size_t>(i)], F_DUPFD_CLOEXEC, high);
+  for (int target = 0; target < 3 + n; ++target) {
+    if (sources[target] < 0) {
+      if (target == 1 || target == 2) continue;  // inherited output
+      child_fail(report, errno);
+    }
+    if (::dup2(sources[target], target) < 0) child_fail(report, errno);
+  }
+  // Nothing else leaks into the worker, even fds the master inherited without CLOEXEC.
+  ::syscall(SYS_close_range, static_cast<unsigned>(high), ~0U, CLOSE_RANGE_CLOEXEC);
+
+  if (spec.credentials) {
+    const Credentials& c = *spec.credentials;
+    if (::setgroups(c.groups.size(), c.groups.data()) < 0) child_fail(report, errno);
+    if (::setgid(c.gid) < 0) child_fail(report, errno);
+    if (::setuid(c.uid) < 0) child_fail(report, errno);
+  }
+  // After setuid, which clears the parent-death signal.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(report, errno);
+  if (::getppid() != spec.master_pid) _exit(126);  // the master died before prctl
+
+  if (!spec.directory.empty() && ::chdir(spec.directory.c_str()) < 0) child_fail(report, errno);
+
+  const long self = static_cast<long>(::getpid());
+  write_decimal(plan.listen_pid.data() + sizeof(listen_pid_prefix) - 1, self);
+  if (spec.with_watchdog_pid) write_decimal(plan.watchdog_pid.data() + sizeof(watchdog_pid_prefix) - 1, self);
+  ::execve(spec.executable.c_str(), plan.argv.data(), plan.envp.data());
+  child_fail(report, errno);
+}
+
+Result<std::pair<Fd, Fd>> make_pipe(int read_flags) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) < 0) return sys_error("pipe2");
+  Fd r(fds[0]), w(fds[1]);
+  if (read_flags != 0 && ::fcntl(r.get(), F_SETFL, ::fcntl(r.get(), F_GETFL) | read_flags) < 0) return sys_error("fcntl");
+  return std::make_pair(std::move(r), std::move(w));
+}
+
+}  // namespace
+
+Result<SpawnedProcess> spawn(const SpawnSpec& spec) {
+  if (spec.listen_fds.size() > 1024) return Error{"too many listening sockets"};
+  ChildPlan plan;
+  plan.spec = &spec;
+  plan.listen_pid = std::string(listen_pid_prefix) + std::string(pid_digits, '0');
+  for (const auto& a : spec.argv) plan.argv.push_back(const_cast<char*>(a.c_str()));
+  plan.argv.push_back(nullptr);
+  for (const auto& e : spec.env) plan.envp.push_back(const_cast<char*>(e.c_str()));
+  plan.envp.push_back(plan.listen_pid.data());
+  if (spec.with_watchdog_pid) {
+    plan.watchdog_pid = std::string(watchdog_pid_prefix) + std::string(pid_digits, '0');
+    plan.envp.push_back(plan.watchdog_pid.data());
+  }
+  plan.envp.push_back(nullptr);
+
+  Fd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!devnull.valid()) return sys_error("open /dev/null");
+  plan.devnull = devnull.get();
+
+  SpawnedProcess out;
+  Fd out_w, err_w;
+  if (spec.output == OutputMode::capture) {
+    auto o = make_pipe(O_NONBLOCK);
+    if (!o) return Error{o.error()};
+    auto e = make_pipe(O_NONBLOCK);
+    if (!e) return Error{e.error()};
+    out.stdout_pipe = std::move(o->first);
+    out_w = std::move(o->second);
+    out.stderr_pipe = std::move(e->first);
+    err_w = std::move(e->second);
+    plan.out_w = out_w.get();
+    plan.err_w = err_w.get();
+  }
+  auto report = make_pipe(O_NONBLOCK);
+  if (!report) return Error{report.error()};
+  out.exec_report = std::move(report->first);
+  Fd report_w = std::move(report->second);
+  plan.report_w = report_w.get();
+
+  // Block every signal across fork so that no handler of the master runs in the child
+  // before it has reset the dispositions.
+  sigset_t all, saved;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &saved);
+  const pid_t pid = ::fork();
+  if (pid == 0) run_child(plan);
+  const int fork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  if (pid < 0) return sys_error("fork", fork_errno);
+  // Also from this side, so the group exists before the master could signal it.
+  ::setpgid(pid, pid);
+  out.pid = pid;
+  return out;
+}
+
+int read_exec_errno(const Fd& exec_report) {
+  int err = 0;
+  const ssize_t n = ::read(exec_report.get(), &err, sizeof err);
+  return n == static_cast<ssize_t>(sizeof err) ? err : 0;
+}
+
+std::string resolve_executable(const std::string& name, const std::string& path_env) {
+  if (name.empty() || name.find('/') != std::string::npos) return name;
+  std::size_t begin = 0;
+  while (begin <= path_env.size()) {
+    std::size_t end = path_env.find(':', begin);
+    if (end == std::string::npos) end = path_env.size();
+    std::string dir = path_env.substr(begin, end - begin);
+    if (dir.empty()) dir = ".";
+    std::string candidate = dir + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) {
+      struct stat st {};
+      if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return candidate;
+    }
+    begin = end + 1;
+  }
+  return name;
+}
+
+namespace {
+
+std::optional<unsigned long> parse_id(const std::string& s) {
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 10) return std::nullopt;
+  return std::stoul(s);
+}
+
+}  // namespace
+
+Result<std::optional<Credentials>> resolve_credentials(const std::string& user, const std::string& group) {
+  if (user.empty() && group.empty()) return std::optional<Credentials>{};
+  Credentials c;
+  c.uid = ::getuid();
+  c.gid = ::getgid();
+  std::string user_name;
+  if (!user.empty()) {
+    errno = 0;
+    const passwd* pw = parse_id(user) ? ::getpwuid(static_cast<uid_t>(*parse_id(user))) : ::getpwnam(user.c_str());
+    if (pw == nullptr) {
+      if (!parse_id(user)) return Error{"unknown user '" + user + "'"};
+      c.uid = static_cast<uid_t>(*parse_id(user));
+    } else {
+      c.uid = pw->pw_uid;
+      c.gid = pw->pw_gid;
+      user_name = pw->pw_name;
+    }
+  }
+  if (!group.empty()) {
+    const struct group* gr = parse_id(group) ? ::getgrgid(static_cast<gid_t>(*parse_id(group))) : ::getgrnam(group.c_str());
+    if (gr == nullptr) {
+      if (!parse_id(group)) return Error{"unknown group '" + group + "'"};
+      c.gid = static_cast<gid_t>(*parse_id(group));
+    } else {
+      c.gid = gr->gr_gid;
+    }
+  }
+  if (!user_name.empty()) {
+    int count = 64;
+    std::vector<gid_t> groups(static_cast<std::size_t>(count));
+    if (::getgrouplist(user_name.c_str(), c.gid, groups.data(), &count) < 0) {
+      groups.resize(static_cast<std::size_t>(count));
+      ::getgrouplist(user_name.c_str(), c.gid, groups.data(), &count);
+    }
+    groups.resize(static_cast<std::size_t>(count));
+    c.groups = std::move(groups);
+  } else {
+    c.groups = {c.gid};
+  }
+  return std::optional<Credentials>{std::move(c)};
+}
+
+}  // namespace preforkd::os

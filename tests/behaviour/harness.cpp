@@ -1,0 +1,282 @@
+#include "harness.hpp"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sstream>
+#include <stdexcept>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace bt {
+
+bool wait_until(const std::function<bool()>& cond, Ms deadline) {
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  while (true) {
+    if (cond()) return true;
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/preforkd-test-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+void TempDir::write(const std::string& name, const std::string& text) const {
+  std::ofstream out(file(name));
+  out << text;
+}
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+namespace {
+
+bool wait_fd(int fd, short events, Ms timeout) {
+  pollfd p{fd, events, 0};
+  return ::poll(&p, 1, static_cast<int>(timeout.count())) == 1;
+}
+
+}  // namespace
+
+std::optional<HttpResponse> http_get(int port, const std::string& path, Ms timeout) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return std::nullopt;
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0 && errno != EINPROGRESS) return std::nullopt;
+  if (!wait_fd(fd, POLLOUT, timeout)) return std::nullopt;
+  int err = 0;
+  socklen_t len = sizeof err;
+  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err != 0) return std::nullopt;
+  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return std::nullopt;
+  std::string data;
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  char buf[4096];
+  while (true) {
+    const auto left = std::chrono::duration_cast<Ms>(end - std::chrono::steady_clock::now());
+    if (left <= Ms::zero() || !wait_fd(fd, POLLIN, left)) return std::nullopt;
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    data.append(buf, static_cast<std::size_t>(n));
+  }
+  const auto head_end = data.find("\r\n\r\n");
+  if (data.rfind("HTTP/1.", 0) != 0 || head_end == std::string::npos) return std::nullopt;
+  HttpResponse r;
+  r.status = std::atoi(data.c_str() + 9);
+  r.body = data.substr(head_end + 4);
+  return r;
+}
+
+std::optional<Hello> hello(int port, Ms timeout) {
+  auto r = http_get(port, "/", timeout);
+  if (!r || r->status != 200) return std::nullopt;
+  Hello h;
+  if (std::sscanf(r->body.c_str(), "hello from worker %d (pid %d)", &h.slot, &h.pid) != 2) return std::nullopt;
+  return h;
+}
+
+std::vector<Hello> distinct_workers(int port, int count, Ms deadline) {
+  std::map<int, pid_t> seen;
+  wait_until(
+      [&] {
+        if (auto h = hello(port, 5s)) seen[h->slot] = h->pid;
+        return static_cast<int>(seen.size()) >= count;
+      },
+      deadline);
+  std::vector<Hello> out;
+  for (auto [slot, pid] : seen) out.push_back({slot, pid});
+  return out;
+}
+
+bool process_alive(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  const auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+namespace {
+
+std::map<std::string, std::string> environment_of(pid_t pid) {
+  std::map<std::string, std::string> env;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  std::string entry;
+  while (std::getline(in, entry, '\0')) {
+    const auto eq = entry.find('=');
+    if (eq != std::string::npos) env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  return env;
+}
+
+std::vector<pid_t> all_pids() {
+  std::vector<pid_t> pids;
+  DIR* d = ::opendir("/proc");
+  while (d != nullptr) {
+    const dirent* e = ::readdir(d);
+    if (e == nullptr) break;
+    if (e->d_name[0] >= '0' && e->d_name[0] <= '9') pids.push_back(std::atoi(e->d_name));
+  }
+  if (d != nullptr) ::closedir(d);
+  return pids;
+}
+
+}  // namespace
+
+std::vector<pid_t> processes_of_master(pid_t master) {
+  std::vector<pid_t> out;
+  const std::string want = std::to_string(master);
+  for (pid_t pid : all_pids()) {
+    auto env = environment_of(pid);
+    auto it = env.find("PREFORK_MASTER_PID");
+    if (it != env.end() && it->second == want && process_alive(pid)) out.push_back(pid);
+  }
+  return out;
+}
+
+pid_t worker_pid(pid_t master, int slot) {
+  const std::string m = std::to_string(master), s = std::to_string(slot);
+  for (pid_t pid : all_pids()) {
+    auto env = environment_of(pid);
+    if (env["PREFORK_MASTER_PID"] == m && env["PREFORK_WORKER_ID"] == s && env["LISTEN_PID"] == std::to_string(pid) &&
+        process_alive(pid))
+      return pid;
+  }
+  return -1;
+}
+
+std::string demo_bin() { return DEMO_BIN; }
+std::string fixture(const std::string& name) { return std::string(FIXTURE_DIR) + "/" + name; }
+
+namespace {
+
+pid_t start_process(const std::vector<std::string>& args, const std::string& log_path) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0);
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+std::optional<int> wait_pid(pid_t pid, Ms deadline) {
+  int status = 0;
+  bool done = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, deadline);
+  if (!done) return std::nullopt;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+Daemon::Daemon(const std::string& config_toml, std::vector<std::string> extra_args) {
+  dir_.write("app.toml", config_toml);
+  std::vector<std::string> args{PREFORKD_BIN, "--config", config_path()};
+  for (auto& a : extra_args) args.push_back(std::move(a));
+  pid_ = start_process(args, dir_.file("log"));
+}
+
+Daemon::~Daemon() {
+  if (!exited_) {
+    ::kill(pid_, SIGKILL);
+    wait_exit(30s);
+  }
+  // Workers die with their master (parent-death signal); make sure, without waiting forever.
+  wait_until([&] { return processes_of_master(pid_).empty(); }, 10s);
+  for (pid_t p : processes_of_master(pid_)) ::kill(p, SIGKILL);
+}
+
+std::string Daemon::log() const { return read_file(dir_.file("log")); }
+
+bool Daemon::wait_log(const std::string& needle, Ms deadline) const {
+  return wait_until([&] { return log().find(needle) != std::string::npos; }, deadline);
+}
+
+int Daemon::count_log(const std::string& needle) const {
+  const std::string text = log();
+  int n = 0;
+  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+void Daemon::signal(int sig) const { ::kill(pid_, sig); }
+
+std::optional<int> Daemon::wait_exit(Ms deadline) {
+  if (exited_) return exit_code_;
+  auto code = wait_pid(pid_, deadline);
+  if (code) {
+    exited_ = true;
+    exit_code_ = *code;
+  }
+  return code;
+}
+
+std::pair<int, std::string> run_preforkd(const std::vector<std::string>& args, Ms deadline) {
+  TempDir dir;
+  std::vector<std::string> full{PREFORKD_BIN};
+  full.insert(full.end(), args.begin(), args.end());
+  const pid_t pid = start_process(full, dir.file("out"));
+  auto code = wait_pid(pid, deadline);
+  if (!code) {
+    ::kill(pid, SIGKILL);
+    code = wait_pid(pid, 10s);
+  }
+  return {code.value_or(-1), read_file(dir.file("out"))};
+}
+
+}  // namespace bt

@@ -1,0 +1,122 @@
+// Durations and sizes as written in the config: parse_duration, parse_size, format_duration.
+
+#include <preforkd/core/units.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+using namespace std::chrono_literals;
+using preforkd::Duration;
+using preforkd::format_duration;
+using preforkd::parse_duration;
+using preforkd::parse_size;
+
+TEST_CASE("parse_duration reads every unit and compound forms", "[units]") {
+  const std::vector<std::pair<std::string, Duration>> good{
+      {"0s", 0ms},        {"0ms", 0ms},         {"1ms", 1ms},         {"250ms", 250ms},
+      {"30s", 30s},       {"5m", 5min},         {"6h", 6h},           {"1m30s", 90s},
+      {"1h30m", 90min},   {"1h1m1s1ms", 3'661'001ms}, {"30s1m", 90s}, {"1.5s", 1500ms},
+      {"0.25s", 250ms},   {"1.5h", 90min},      {"2.000s", 2s},       {"007s", 7s},
+  };
+  for (const auto& [text, expected] : good) {
+    INFO(text);
+    std::string why;
+    const auto d = parse_duration(text, &why);
+    REQUIRE(d.has_value());
+    CHECK(*d == expected);
+    CHECK(why.empty());
+  }
+}
+
+TEST_CASE("parse_duration says why a text is not a duration", "[units]") {
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {"", R"(expected a duration such as "30s", got "")"},
+      {"30", R"(missing unit in "30"; add ms, s, m or h, e.g. "30s")"},
+      {"1m30", R"(missing unit in "1m30"; add ms, s, m or h, e.g. "30s")"},
+      {"30x", R"(unknown unit "x" in "30x"; use ms, s, m or h)"},
+      {"30sec", R"(unknown unit "sec" in "30sec"; use ms, s, m or h)"},
+      {"30S", R"(unknown unit "S" in "30S"; use ms, s, m or h)"},
+      {"s", R"(expected a duration such as "30s", got "s")"},
+      {"abc", R"(expected a duration such as "30s", got "abc")"},
+      {"30 s", R"(expected a duration such as "30s", got "30 s")"},
+      {" 30s", R"(expected a duration such as "30s", got " 30s")"},
+      {"30s ", R"(expected a duration such as "30s", got "30s ")"},
+      {".5s", R"(expected a duration such as "30s", got ".5s")"},
+      {"1.s", R"(expected a duration such as "30s", got "1.s")"},
+      {"+1s", R"(expected a duration such as "30s", got "+1s")"},
+      {"-1s", R"(a duration cannot be negative, got "-1s")"},
+      {"0.5ms", R"("0.5ms" is not a whole number of ms)"},
+      {"1.0001s", R"("1.0001s" is not a whole number of ms)"},
+      {"99999999999999999999h", R"("99999999999999999999h" is too large)"},
+      {"9999999999999999h", R"("9999999999999999h" is too large)"},
+  };
+  for (const auto& [text, expected] : bad) {
+    INFO(text);
+    std::string why;
+    CHECK_FALSE(parse_duration(text, &why).has_value());
+    CHECK(why == expected);
+  }
+}
+
+TEST_CASE("parse_duration works without a why", "[units]") {
+  CHECK(parse_duration("10s") == Duration(10s));
+  CHECK_FALSE(parse_duration("10").has_value());
+}
+
+TEST_CASE("format_duration gives the exact compound form", "[units]") {
+  const std::vector<std::pair<Duration, std::string>> cases{
+      {0ms, "0s"},         {1ms, "1ms"},     {250ms, "250ms"},      {1s, "1s"},
+      {1500ms, "1s500ms"}, {90s, "1m30s"},   {5min, "5m"},          {90min, "1h30m"},
+      {6h, "6h"},          {3'661'001ms, "1h1m1s1ms"}, {49h, "49h"}, {-1500ms, "-1s500ms"},
+  };
+  for (const auto& [d, text] : cases) {
+    INFO(d.count() << "ms");
+    CHECK(format_duration(d) == text);
+  }
+}
+
+TEST_CASE("format_duration round-trips through parse_duration", "[units]") {
+  for (const Duration d : {0ms, 1ms, 999ms, 1001ms, 59'999ms, 3'600'001ms, Duration(123'456'789)}) {
+    INFO(d.count() << "ms");
+    CHECK(parse_duration(format_duration(d)) == d);
+  }
+}
+
+TEST_CASE("parse_size reads binary units", "[units]") {
+  const std::vector<std::pair<std::string, std::uint64_t>> good{
+      {"0B", 0},
+      {"100B", 100},
+      {"1KiB", 1024},
+      {"512MiB", 512ull << 20},
+      {"1GiB", 1ull << 30},
+      {"1.5GiB", 3ull << 29},
+      {"1GiB512MiB", 3ull << 29},
+      {"64GiB", 64ull << 30},
+  };
+  for (const auto& [text, expected] : good) {
+    INFO(text);
+    CHECK(parse_size(text) == expected);
+  }
+}
+
+TEST_CASE("parse_size says why a text is not a size", "[units]") {
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {"", R"(expected a size such as "512MiB", got "")"},
+      {"512", R"(missing unit in "512"; add B, KiB, MiB or GiB, e.g. "512MiB")"},
+      {"512MB", R"(unknown unit "MB" in "512MB"; use B, KiB, MiB or GiB)"},
+      {"512mib", R"(unknown unit "mib" in "512mib"; use B, KiB, MiB or GiB)"},
+      {"MiB", R"(expected a size such as "512MiB", got "MiB")"},
+      {"-1MiB", R"(a size cannot be negative, got "-1MiB")"},
+      {"0.3B", R"("0.3B" is not a whole number of B)"},
+      {"99999999999GiB", R"("99999999999GiB" is too large)"},
+  };
+  for (const auto& [text, expected] : bad) {
+    INFO(text);
+    std::string why;
+    CHECK_FALSE(parse_size(text, &why).has_value());
+    CHECK(why == expected);
+  }
+}
