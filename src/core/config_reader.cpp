@@ -116,8 +116,8 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 }  // namespace
 
 std::optional<std::string_view> closest(std::string_view word, std::span<const std::string_view> known) {
-  // About one typo per three characters, and at least one; a truncated key ("stop_sig")
-  // also counts as close.
+  // About one typo per three characters, and at least one; a truncated or extended key
+  // ("stop_sig", "warning") also counts as close.
   const std::size_t limit = std::max<std::size_t>(1, word.size() / 3);
   std::optional<std::string_view> best;
   std::size_t best_distance = limit + 1;
@@ -130,7 +130,7 @@ std::optional<std::string_view> closest(std::string_view word, std::span<const s
   }
   if (best) return best;
   for (const std::string_view k : known) {
-    if (word.size() >= 3 && k.starts_with(word)) return k;
+    if ((word.size() >= 3 && k.starts_with(word)) || (k.size() >= 3 && word.starts_with(k))) return k;
   }
   return std::nullopt;
 }

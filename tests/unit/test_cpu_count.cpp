@@ -1,12 +1,14 @@
 // usable_cpus(): the affinity mask capped by a cgroup v2 cpu.max quota.
 
 #include <preforkd/core/cpu_count.hpp>
+#include <preforkd/os/cpu.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <optional>
 #include <string>
 #include <tuple>
+#include <unistd.h>
 #include <vector>
 
 using preforkd::usable_cpus;
@@ -51,4 +53,10 @@ TEST_CASE("the result is at least one", "[cpu_count]") {
   CHECK(usable_cpus(0, std::nullopt) == 1);
   CHECK(usable_cpus(-3, std::nullopt) == 1);
   CHECK(usable_cpus(0, "150000 100000") == 1);
+}
+
+TEST_CASE("this process has at least one usable CPU", "[cpu_count]") {
+  const int cpus = preforkd::os::read_usable_cpus();
+  CHECK(cpus >= 1);
+  CHECK(cpus <= sysconf(_SC_NPROCESSORS_CONF));
 }

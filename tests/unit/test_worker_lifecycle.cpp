@@ -1,0 +1,223 @@
+// The worker lifecycle table: every (state, event) pair that matters, with its actions.
+
+#include <preforkd/core/worker_lifecycle.hpp>
+
+#include <catch2/catch.hpp>
+
+using namespace preforkd;
+using namespace std::chrono_literals;
+using A = Action::Kind;
+using E = Event::Kind;
+using S = WorkerState;
+
+namespace {
+
+LifecyclePolicy policy(ReadyKind ready = ReadyKind::alive) {
+  LifecyclePolicy p;
+  p.ready = ReadyPolicy{ready, 1s};
+  p.ready_timeout = 30s;
+  p.stop_timeout = 10s;
+  p.restart.backoff_initial = 100ms;
+  p.restart.backoff_max = 30s;
+  p.restart.healthy_after = 1s;
+  return p;
+}
+
+Lifecycle in(S state, int failures = 0) {
+  Lifecycle l;
+  l.state = state;
+  l.failures = failures;
+  return l;
+}
+
+Event exited(ExitStatus status, bool was_ready, Duration uptime) {
+  Event e = Event::of(E::exited);
+  e.status = status;
+  e.was_ready = was_ready;
+  e.uptime = uptime;
+  e.jitter = 0.5;  // the middle of the jitter range: exactly the base delay
+  return e;
+}
+
+std::vector<A> kinds(const Transition& t) {
+  std::vector<A> out;
+  for (const auto& a : t.actions) out.push_back(a.kind);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("start spawns from stopped, failed and backoff, and is ignored while a process runs") {
+  for (S s : {S::stopped, S::failed, S::backoff}) {
+    auto t = step(in(s), Event::of(E::start), policy());
+    CHECK(t.next.state == S::starting);
+    CHECK(kinds(t) == std::vector{A::disarm_timer, A::spawn});
+  }
+  for (S s : {S::starting, S::ready, S::stopping}) {
+    auto t = step(in(s), Event::of(E::start), policy());
+    CHECK(t.next.state == s);
+    CHECK(t.actions.empty());
+  }
+}
+
+TEST_CASE("readiness: immediate, a duration alive, notify") {
+  SECTION("immediate is ready as soon as the process exists") {
+    auto t = step(in(S::starting), Event::of(E::spawned), policy(ReadyKind::immediate));
+    CHECK(t.next.state == S::ready);
+  }
+  SECTION("alive arms the ready delay, and the timer makes it ready") {
+    auto t = step(in(S::starting), Event::of(E::spawned), policy(ReadyKind::alive));
+    CHECK(t.next.state == S::starting);
+    REQUIRE(t.actions.size() == 1);
+    CHECK(t.actions[0] == Action{A::arm_timer, 1s});
+    auto r = step(t.next, Event::of(E::timer), policy(ReadyKind::alive));
+    CHECK(r.next.state == S::ready);
+  }
+  SECTION("notify arms the ready timeout; READY=1 makes it ready") {
+    auto t = step(in(S::starting), Event::of(E::spawned), policy(ReadyKind::notify));
+    REQUIRE(t.actions.size() == 1);
+    CHECK(t.actions[0] == Action{A::arm_timer, 30s});
+    auto r = step(t.next, Event::of(E::ready_notified), policy(ReadyKind::notify));
+    CHECK(r.next.state == S::ready);
+    CHECK(kinds(r) == std::vector{A::disarm_timer});
+  }
+  SECTION("notify without READY=1 times out: stop it, as a failure, and replace it") {
+    auto t = step(in(S::starting), Event::of(E::timer), policy(ReadyKind::notify));
+    CHECK(t.next.state == S::stopping);
+    CHECK(t.next.stop_intent == StopIntent::replace);
+    CHECK(t.next.stop_is_failure);
+    CHECK(kinds(t) == std::vector{A::report_ready_timeout, A::send_stop_signal, A::arm_timer});
+    CHECK(t.actions[2].delay == 10s);
+  }
+  SECTION("READY=1 is ignored unless ready = notify") {
+    auto t = step(in(S::starting), Event::of(E::ready_notified), policy(ReadyKind::alive));
+    CHECK(t.next.state == S::starting);
+  }
+}
+
+TEST_CASE("the first crash of a healthy worker restarts it at once; repeated crashes back off") {
+  const auto p = policy();
+  // Healthy: was ready and up longer than healthy_after.
+  auto t1 = step(in(S::ready, 5), exited(ExitStatus::killed_by(9), true, 10s), p);
+  CHECK(t1.next.state == S::starting);
+  CHECK(t1.next.failures == 1);
+  CHECK(kinds(t1) == std::vector{A::disarm_timer, A::disarm_timer, A::spawn});
+
+  // It crashes again at once: backoff_initial.
+  auto t2 = step(in(S::starting, 1), exited(ExitStatus::exited_with(1), false, 10ms), p);
+  CHECK(t2.next.state == S::backoff);
+  CHECK(t2.next.failures == 2);
+  CHECK(t2.actions.back() == Action{A::arm_timer, 100ms});
+
+  // And again: doubling.
+  auto t3 = step(in(S::starting, 2), exited(ExitStatus::exited_with(1), false, 10ms), p);
+  CHECK(t3.actions.back() == Action{A::arm_timer, 200ms});
+
+  // The backoff timer starts the next try.
+  auto t4 = step(t3.next, Event::of(E::timer), p);
+  CHECK(t4.next.state == S::starting);
+  CHECK(t4.next.failures == 3);
+  CHECK(kinds(t4) == std::vector{A::disarm_timer, A::spawn});
+}
+
+TEST_CASE("exit verdicts: fatal exit codes, restart = on-failure and never") {
+  auto p = policy();
+  p.restart.fatal_exit_codes = {42};
+  CHECK(step(in(S::ready), exited(ExitStatus::exited_with(42), true, 10s), p).next.state == S::failed);
+
+  p.restart.mode = RestartMode::on_failure;
+  CHECK(step(in(S::ready), exited(ExitStatus::exited_with(0), true, 10s), p).next.state == S::stopped);
+  CHECK(step(in(S::ready), exited(ExitStatus::exited_with(3), true, 10s), p).next.state == S::starting);
+  CHECK(step(in(S::ready), exited(ExitStatus::killed_by(11, true), true, 10s), p).next.state == S::starting);
+
+  p.restart.mode = RestartMode::never;
+  CHECK(step(in(S::ready), exited(ExitStatus::exited_with(0), true, 10s), p).next.state == S::stopped);
+  CHECK(step(in(S::ready), exited(ExitStatus::exited_with(3), true, 10s), p).next.state == S::failed);
+
+  p.restart.mode = RestartMode::always;
+  CHECK(step(in(S::ready), exited(ExitStatus::exited_with(0), true, 10s), p).next.state == S::starting);
+}
+
+TEST_CASE("graceful stop: stop_signal, SIGKILL after stop_timeout, then stopped or replaced") {
+  const auto p = policy();
+  auto t = step(in(S::ready), Event::stop_for(StopIntent::remove), p);
+  CHECK(t.next.state == S::stopping);
+  CHECK(kinds(t) == std::vector{A::send_stop_signal, A::arm_timer});
+  CHECK(t.actions[1].delay == 10s);
+
+  auto k = step(t.next, Event::of(E::timer), p);
+  CHECK(k.next.state == S::stopping);
+  CHECK(kinds(k) == std::vector{A::send_kill});
+
+  auto gone = step(k.next, exited(ExitStatus::killed_by(9), true, 20s), p);
+  CHECK(gone.next.state == S::stopped);
+  CHECK(kinds(gone) == std::vector{A::disarm_timer});
+
+  // A requested replacement starts again at once and does not count as a crash.
+  auto r = step(in(S::ready, 0), Event::stop_for(StopIntent::replace), p);
+  auto again = step(r.next, exited(ExitStatus::exited_with(0), true, 20s), p);
+  CHECK(again.next.state == S::starting);
+  CHECK(again.next.failures == 0);
+}
+
+TEST_CASE("stop while backing off or failed needs no signal") {
+  const auto p = policy();
+  for (S s : {S::backoff, S::failed, S::stopped}) {
+    auto t = step(in(s, 3), Event::stop_for(StopIntent::remove), p);
+    CHECK(t.next.state == S::stopped);
+    CHECK(kinds(t) == std::vector{A::disarm_timer});
+    // A restart request retries at once.
+    auto r = step(in(s, 3), Event::stop_for(StopIntent::replace), p);
+    CHECK(r.next.state == S::starting);
+  }
+}
+
+TEST_CASE("a second stop request keeps the running stop timer") {
+  auto t = step(in(S::stopping), Event::stop_for(StopIntent::remove), policy());
+  CHECK(t.next.state == S::stopping);
+  CHECK(t.actions.empty());
+}
+
+TEST_CASE("fast stop kills at once") {
+  auto t = step(in(S::ready), Event::of(E::kill), policy());
+  CHECK(t.next.state == S::stopping);
+  CHECK(t.next.stop_intent == StopIntent::remove);
+  CHECK(kinds(t) == std::vector{A::disarm_timer, A::send_kill});
+  auto b = step(in(S::backoff), Event::of(E::kill), policy());
+  CHECK(b.next.state == S::stopped);
+}
+
+TEST_CASE("a watchdog timeout replaces the worker and counts as a crash") {
+  const auto p = policy();
+  auto t = step(in(S::ready, 0), Event::of(E::watchdog_expired), p);
+  CHECK(t.next.state == S::stopping);
+  CHECK(kinds(t) == std::vector{A::report_watchdog, A::send_stop_signal, A::arm_timer});
+  auto after = step(t.next, exited(ExitStatus::killed_by(15), true, 10s), p);
+  CHECK(after.next.state == S::starting);  // the first failure restarts at once
+  CHECK(after.next.failures == 1);
+  CHECK(step(in(S::backoff), Event::of(E::watchdog_expired), p).next.state == S::backoff);
+}
+
+TEST_CASE("spawn failure backs off like a crash") {
+  const auto p = policy();
+  auto t1 = step(in(S::starting, 1), Event::of(E::spawn_failed), p);
+  CHECK(t1.next.state == S::backoff);
+  CHECK(t1.next.failures == 2);
+}
+
+TEST_CASE("stale events change nothing") {
+  const auto p = policy();
+  CHECK(step(in(S::ready), Event::of(E::timer), p).next == in(S::ready));
+  CHECK(step(in(S::stopped), Event::of(E::timer), p).next == in(S::stopped));
+  CHECK(step(in(S::backoff), exited(ExitStatus::exited_with(1), false, 1s), p).next == in(S::backoff));
+  CHECK(step(in(S::ready), Event::of(E::spawned), p).next == in(S::ready));
+}
+
+TEST_CASE("every state has a name") {
+  for (S s : {S::stopped, S::starting, S::ready, S::stopping, S::backoff, S::failed})
+    CHECK(std::string(to_string(s)) != "unknown");
+  CHECK(has_process(S::starting));
+  CHECK(has_process(S::ready));
+  CHECK(has_process(S::stopping));
+  CHECK_FALSE(has_process(S::backoff));
+}
