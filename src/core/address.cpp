@@ -1,8 +1,8 @@
-#include <preforkd/core/address.hpp>
-
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
+
+#include <preforkd/core/address.hpp>
 
 namespace preforkd {
 namespace {
@@ -45,8 +45,7 @@ bool parse_unix(std::string_view path, Address& a, std::string* why) {
     return fail(why, fmt::format("unix socket path must be absolute, got \"{}\"", path));
   }
   if (path.size() > max_unix_path) {
-    return fail(why, fmt::format("unix socket path is {} bytes long; the limit is {}", path.size(),
-                                 max_unix_path));
+    return fail(why, fmt::format("unix socket path is {} bytes long; the limit is {}", path.size(), max_unix_path));
   }
   a.family = AddressFamily::unix_path;
   a.path = std::string(path);
@@ -81,8 +80,7 @@ bool parse_ipv4(std::string_view text, Address& a, std::string* why) {
   }
   std::string host(text.substr(0, colon));
   if (host.find(':') != std::string::npos) {
-    return fail(why, fmt::format("an IPv6 host needs brackets, e.g. \"[{}]:{}\"", host,
-                                 text.substr(colon + 1)));
+    return fail(why, fmt::format("an IPv6 host needs brackets, e.g. \"[{}]:{}\"", host, text.substr(colon + 1)));
   }
   if (host.empty() || host == "*") host = "0.0.0.0";
   const auto canonical = canonical_host(AF_INET, host);

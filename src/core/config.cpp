@@ -1,12 +1,12 @@
-#include <preforkd/core/config.hpp>
-
-#include "config_reader.hpp"
+#include <fmt/format.h>
 
 #include <cerrno>
 #include <cstdio>
-#include <fmt/format.h>
 #include <memory>
+#include <preforkd/core/config.hpp>
 #include <system_error>
+
+#include "config_reader.hpp"
 
 namespace preforkd {
 
@@ -18,8 +18,8 @@ namespace {
 constexpr std::size_t max_config_bytes = 1024 * 1024;
 
 constexpr std::array<std::string_view, 3> root_keys{"preforkd", "worker", "listen"};
-constexpr std::array<std::string_view, 6> daemon_keys{"control_socket", "control_mode",  "control_group",
-                                                      "log_level",      "log_format",    "worker_output"};
+constexpr std::array<std::string_view, 6> daemon_keys{"control_socket", "control_mode", "control_group",
+                                                      "log_level",      "log_format",   "worker_output"};
 
 constexpr std::array<Choice<LogLevel>, 5> log_levels{{{"trace", LogLevel::trace},
                                                       {"debug", LogLevel::debug},
@@ -65,9 +65,9 @@ void read_control_mode(const Section& s, DaemonConfig& out) {
     mode = mode * 8 + static_cast<mode_t>(c - '0');
   }
   if (!ok || mode > 0777) {
-    report(s.diag(), f,
-           fmt::format("must be an octal file mode from \"0000\" to \"0777\" such as \"0660\", got {}",
-                       quoted(digits)));
+    report(
+        s.diag(), f,
+        fmt::format("must be an octal file mode from \"0000\" to \"0777\" such as \"0660\", got {}", quoted(digits)));
     return;
   }
   out.control_mode = mode;
@@ -162,28 +162,38 @@ ConfigResult load_config(const std::string& file, int usable_cpus) {
 
 const char* to_string(LogLevel v) {
   switch (v) {
-    case LogLevel::trace: return "trace";
-    case LogLevel::debug: return "debug";
-    case LogLevel::info: return "info";
-    case LogLevel::warn: return "warn";
-    case LogLevel::error: return "error";
+    case LogLevel::trace:
+      return "trace";
+    case LogLevel::debug:
+      return "debug";
+    case LogLevel::info:
+      return "info";
+    case LogLevel::warn:
+      return "warn";
+    case LogLevel::error:
+      return "error";
   }
   return "?";
 }
 
 const char* to_string(RestartMode v) {
   switch (v) {
-    case RestartMode::always: return "always";
-    case RestartMode::on_failure: return "on-failure";
-    case RestartMode::never: return "never";
+    case RestartMode::always:
+      return "always";
+    case RestartMode::on_failure:
+      return "on-failure";
+    case RestartMode::never:
+      return "never";
   }
   return "?";
 }
 
 const char* to_string(ListenMode v) {
   switch (v) {
-    case ListenMode::reuseport: return "reuseport";
-    case ListenMode::shared: return "shared";
+    case ListenMode::reuseport:
+      return "reuseport";
+    case ListenMode::shared:
+      return "shared";
   }
   return "?";
 }

@@ -1,10 +1,11 @@
 // [[listen]]: the sockets preforkd opens and hands to every worker as fds 3, 4, ...
 
-#include "config_reader.hpp"
+#include <fmt/format.h>
 
 #include <algorithm>
-#include <fmt/format.h>
 #include <tuple>
+
+#include "config_reader.hpp"
 
 namespace preforkd::config_detail {
 namespace {
@@ -108,7 +109,8 @@ std::optional<Entry> read_entry(Diagnostics& diag, const toml::node& node, std::
   read_name(s, index, e);
   read_address(s, e);
   read_mode(s, e);
-  if (auto backlog = read_integer(diag, s.field("backlog"), 1, max_backlog)) e.listen.backlog = static_cast<int>(*backlog);
+  if (auto backlog = read_integer(diag, s.field("backlog"), 1, max_backlog))
+    e.listen.backlog = static_cast<int>(*backlog);
   return e;
 }
 
@@ -122,8 +124,7 @@ void check_unique(Diagnostics& diag, const std::vector<Entry>& entries) {
         report(diag, b.name_field, fmt::format("duplicate name {}; {} has it too", quoted(b.listen.name), a.prefix));
       }
       if (a.address_ok && b.address_ok && same_socket(a.listen.address, b.listen.address)) {
-        report(diag, b.address_field,
-               fmt::format("{} is already used by {}", quoted(b.listen.address.text), a.prefix));
+        report(diag, b.address_field, fmt::format("{} is already used by {}", quoted(b.listen.address.text), a.prefix));
       }
     }
   }

@@ -1,8 +1,9 @@
 #include "config_reader.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
-#include <fmt/format.h>
 
 namespace preforkd::config_detail {
 
@@ -35,16 +36,26 @@ void report(Diagnostics& diag, const Field& field, std::string message) {
 
 std::string type_name(const toml::node& node) {
   switch (node.type()) {
-    case toml::node_type::none: return "nothing";
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::date: return "a date";
-    case toml::node_type::time: return "a time";
-    case toml::node_type::date_time: return "a date-time";
+    case toml::node_type::none:
+      return "nothing";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
   }
   return "a value";
 }
@@ -93,7 +104,9 @@ std::string one_of(std::span<const std::string_view> names) {
 
 namespace {
 
-char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
+char lower(char c) {
+  return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+}
 
 // Optimal string alignment distance, case-insensitive: a swap of two neighbours counts as
 // one edit, so "nmae" is one step from "name".
@@ -167,8 +180,7 @@ Field Section::field(std::string_view key) const {
 }
 
 void Section::report_missing(std::string_view key, std::string_view example) const {
-  diag_.add(place_of(table_), key_path(name_, key),
-            fmt::format("required key is missing; e.g. {} = {}", key, example));
+  diag_.add(place_of(table_), key_path(name_, key), fmt::format("required key is missing; e.g. {} = {}", key, example));
 }
 
 // ---- typed reads ----
@@ -188,13 +200,13 @@ std::optional<std::string> read_string(Diagnostics& diag, const Field& field) {
   return s->get();
 }
 
-std::optional<std::int64_t> read_integer(Diagnostics& diag, const Field& field, std::int64_t min,
-                                         std::int64_t max) {
+std::optional<std::int64_t> read_integer(Diagnostics& diag, const Field& field, std::int64_t min, std::int64_t max) {
   if (field.node == nullptr) return std::nullopt;
   const auto* i = field.node->as_integer();
   if (i != nullptr && i->get() >= min && i->get() <= max) return i->get();
-  report(diag, field, fmt::format("must be an integer from {} to {}, got {}", min, max,
-                                  i != nullptr ? value_text(*field.node) : type_name(*field.node)));
+  report(diag, field,
+         fmt::format("must be an integer from {} to {}, got {}", min, max,
+                     i != nullptr ? value_text(*field.node) : type_name(*field.node)));
   return std::nullopt;
 }
 

@@ -2,15 +2,15 @@
 // Private to the config parser: reading toml++ nodes into typed values while collecting
 // every error with its place, so one run of `preforkd --check` shows all the problems.
 
-#include <preforkd/core/config.hpp>
+#include <toml++/toml.h>
 
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <preforkd/core/config.hpp>
 #include <span>
 #include <string>
 #include <string_view>
-#include <toml++/toml.h>
 #include <vector>
 
 namespace preforkd::config_detail {
@@ -68,20 +68,19 @@ class Section {
 
 // Messages.
 void report(Diagnostics& diag, const Field& field, std::string message);
-[[nodiscard]] std::string type_name(const toml::node& node);  // "an integer"
+[[nodiscard]] std::string type_name(const toml::node& node);   // "an integer"
 [[nodiscard]] std::string value_text(const toml::node& node);  // 30, "text", true; type otherwise
-[[nodiscard]] std::string quoted(std::string_view text);      // as a TOML basic string
+[[nodiscard]] std::string quoted(std::string_view text);       // as a TOML basic string
 [[nodiscard]] std::string key_path(std::string_view prefix, std::string_view key);
 [[nodiscard]] std::string one_of(std::span<const std::string_view> names);  // "a", "b" or "c"
 // The known name closest to `word` by edit distance, when it is close enough to be a typo.
-[[nodiscard]] std::optional<std::string_view> closest(std::string_view word,
-                                                      std::span<const std::string_view> known);
+[[nodiscard]] std::optional<std::string_view> closest(std::string_view word, std::span<const std::string_view> known);
 [[nodiscard]] std::string did_you_mean(std::string_view word, std::span<const std::string_view> known);
 
 // Typed reads: nullopt when the key is absent (nothing reported) or wrong (reported).
 [[nodiscard]] std::optional<std::string> read_string(Diagnostics& diag, const Field& field);
-[[nodiscard]] std::optional<std::int64_t> read_integer(Diagnostics& diag, const Field& field,
-                                                       std::int64_t min, std::int64_t max);
+[[nodiscard]] std::optional<std::int64_t> read_integer(Diagnostics& diag, const Field& field, std::int64_t min,
+                                                       std::int64_t max);
 [[nodiscard]] std::optional<Duration> read_duration(Diagnostics& diag, const Field& field);
 // A duration that must be greater than zero.
 [[nodiscard]] std::optional<Duration> read_positive_duration(Diagnostics& diag, const Field& field);

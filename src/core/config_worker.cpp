@@ -1,20 +1,20 @@
 // [worker]: what to run, how many, and the policy for readiness, stopping and restarting.
 
-#include "config_reader.hpp"
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cctype>
 #include <csignal>
-#include <fmt/format.h>
+
+#include "config_reader.hpp"
 
 namespace preforkd::config_detail {
 namespace {
 
 constexpr std::array<std::string_view, 17> worker_keys{
-    "command",      "count",       "directory",       "user",        "group",
-    "env",          "ready",       "ready_timeout",   "stop_signal", "stop_timeout",
-    "restart",      "backoff_initial", "backoff_max", "fatal_exit_codes", "watchdog",
-    "max_memory",   "max_lifetime"};
+    "command",       "count",       "directory",    "user",    "group",           "env",         "ready",
+    "ready_timeout", "stop_signal", "stop_timeout", "restart", "backoff_initial", "backoff_max", "fatal_exit_codes",
+    "watchdog",      "max_memory",  "max_lifetime"};
 
 constexpr int max_workers = 1024;
 constexpr std::string_view command_example = R"(["/usr/bin/app", "--flag"])";
@@ -23,11 +23,11 @@ constexpr std::array<Choice<RestartMode>, 3> restart_modes{
     {{"always", RestartMode::always}, {"on-failure", RestartMode::on_failure}, {"never", RestartMode::never}}};
 
 constexpr std::array<Choice<int>, 31> signal_names{{
-    {"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"ILL", SIGILL},       {"TRAP", SIGTRAP},
-    {"ABRT", SIGABRT}, {"BUS", SIGBUS},     {"FPE", SIGFPE},   {"KILL", SIGKILL},     {"USR1", SIGUSR1},
-    {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},   {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM},
-    {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT}, {"STOP", SIGSTOP},   {"TSTP", SIGTSTP},
-    {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},   {"URG", SIGURG},   {"XCPU", SIGXCPU},     {"XFSZ", SIGXFSZ},
+    {"HUP", SIGHUP},       {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"ILL", SIGILL},   {"TRAP", SIGTRAP},
+    {"ABRT", SIGABRT},     {"BUS", SIGBUS},   {"FPE", SIGFPE},     {"KILL", SIGKILL}, {"USR1", SIGUSR1},
+    {"SEGV", SIGSEGV},     {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},   {"ALRM", SIGALRM}, {"TERM", SIGTERM},
+    {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT},   {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
+    {"TTIN", SIGTTIN},     {"TTOU", SIGTTOU}, {"URG", SIGURG},     {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},
     {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},     {"PWR", SIGPWR},
     {"SYS", SIGSYS},
 }};
@@ -36,7 +36,7 @@ constexpr int max_signal = NSIG - 1;
 
 // Variables preforkd sets for every worker: a value in the config would be silently
 // replaced, and a key that is accepted and ignored is a bug.
-constexpr std::array<std::string_view, 6> reserved_env{"LISTEN_FDS",    "LISTEN_PID",   "LISTEN_FDNAMES",
+constexpr std::array<std::string_view, 6> reserved_env{"LISTEN_FDS",    "LISTEN_PID",    "LISTEN_FDNAMES",
                                                        "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"};
 
 void read_command(const Section& s, WorkerConfig& out) {
@@ -44,8 +44,8 @@ void read_command(const Section& s, WorkerConfig& out) {
   if (f.node == nullptr) return s.report_missing("command", command_example);
   const auto* array = f.node->as_array();
   if (array == nullptr) {
-    report(s.diag(), f, fmt::format("expected an array of strings such as {}, got {}", command_example,
-                                     type_name(*f.node)));
+    report(s.diag(), f,
+           fmt::format("expected an array of strings such as {}, got {}", command_example, type_name(*f.node)));
     return;
   }
   if (array->empty()) {
@@ -60,8 +60,7 @@ void read_command(const Section& s, WorkerConfig& out) {
   }
   if (command.size() != array->size()) return;
   if (command.front().empty()) {
-    report(s.diag(), {&*array->get(0), f.key + "[0]", place_of(*array->get(0))},
-           "the program must not be empty");
+    report(s.diag(), {&*array->get(0), f.key + "[0]", place_of(*array->get(0))}, "the program must not be empty");
     return;
   }
   out.command = std::move(command);
@@ -81,8 +80,9 @@ void read_count(const Section& s, int usable_cpus, WorkerConfig& out) {
     return;
   }
   const bool shown = f.node->is_string() || f.node->is_integer();
-  report(s.diag(), f, fmt::format("must be \"auto\" or an integer from 1 to {}, got {}", max_workers,
-                                  shown ? value_text(*f.node) : type_name(*f.node)));
+  report(s.diag(), f,
+         fmt::format("must be \"auto\" or an integer from 1 to {}, got {}", max_workers,
+                     shown ? value_text(*f.node) : type_name(*f.node)));
 }
 
 void read_env(const Section& s, WorkerConfig& out) {
@@ -90,8 +90,8 @@ void read_env(const Section& s, WorkerConfig& out) {
   if (f.node == nullptr) return;
   const auto* table = f.node->as_table();
   if (table == nullptr) {
-    report(s.diag(), f, fmt::format("expected a table such as {{ APP_ENV = \"production\" }}, got {}",
-                                    type_name(*f.node)));
+    report(s.diag(), f,
+           fmt::format("expected a table such as {{ APP_ENV = \"production\" }}, got {}", type_name(*f.node)));
     return;
   }
   std::vector<std::pair<const toml::key*, std::string>> vars;
@@ -102,8 +102,8 @@ void read_env(const Section& s, WorkerConfig& out) {
       report(s.diag(), {&node, var.key, place_of(key)}, "a variable name must not be empty or contain \"=\" or NUL");
       continue;
     }
-    const bool reserved = name.starts_with("PREFORK_") ||
-                          std::find(reserved_env.begin(), reserved_env.end(), name) != reserved_env.end();
+    const bool reserved =
+        name.starts_with("PREFORK_") || std::find(reserved_env.begin(), reserved_env.end(), name) != reserved_env.end();
     if (reserved) {
       report(s.diag(), {&node, var.key, place_of(key)}, "is set by preforkd for every worker and cannot be set here");
       continue;
@@ -136,8 +136,9 @@ void read_ready(const Section& s, std::optional<Duration> ready_timeout, WorkerC
   const std::string expected = R"(must be "immediate", "notify" or a duration)";
   if (text == nullptr) {
     const bool number = f.node->is_integer() || f.node->is_floating_point();
-    report(s.diag(), f, fmt::format("{} {}such as \"1s\", got {}", expected, number ? "with a unit " : "",
-                                    number ? value_text(*f.node) : type_name(*f.node)));
+    report(s.diag(), f,
+           fmt::format("{} {}such as \"1s\", got {}", expected, number ? "with a unit " : "",
+                       number ? value_text(*f.node) : type_name(*f.node)));
     return;
   }
   std::string why;
@@ -145,15 +146,17 @@ void read_ready(const Section& s, std::optional<Duration> ready_timeout, WorkerC
   const bool looks_like_duration = !text->get().empty() && std::isdigit(static_cast<unsigned char>(text->get()[0]));
   if (!alive) {
     // "1x" is a broken duration, "notfiy" a misspelt keyword: explain whichever it is.
-    report(s.diag(), f, looks_like_duration ? why
-                                            : fmt::format("{} such as \"1s\", got {}{}", expected,
-                                                          value_text(*f.node), did_you_mean(text->get(), kinds)));
+    report(s.diag(), f,
+           looks_like_duration ? why
+                               : fmt::format("{} such as \"1s\", got {}{}", expected, value_text(*f.node),
+                                             did_you_mean(text->get(), kinds)));
   } else if (*alive <= Duration::zero()) {
-    report(s.diag(), f, fmt::format(R"(must be greater than 0s (use "immediate" for no wait), got {})",
-                                    value_text(*f.node)));
+    report(s.diag(), f,
+           fmt::format(R"(must be greater than 0s (use "immediate" for no wait), got {})", value_text(*f.node)));
   } else if (ready_timeout && *alive >= *ready_timeout) {
-    report(s.diag(), f, fmt::format("must be shorter than ready_timeout ({}), got {}",
-                                    format_duration(*ready_timeout), value_text(*f.node)));
+    report(s.diag(), f,
+           fmt::format("must be shorter than ready_timeout ({}), got {}", format_duration(*ready_timeout),
+                       value_text(*f.node)));
   } else {
     out.ready = {ReadyKind::alive, *alive};
   }
@@ -205,8 +208,9 @@ void read_backoff(const Section& s, WorkerConfig& out) {
   // Reported on backoff_initial even if backoff_max is the one to change: it is the
   // first of the two in every example.
   if (*initial > out.backoff_max) {
-    report(s.diag(), initial_field, fmt::format("must not be longer than backoff_max ({}), got {}",
-                                                format_duration(out.backoff_max), value_text(*initial_field.node)));
+    report(s.diag(), initial_field,
+           fmt::format("must not be longer than backoff_max ({}), got {}", format_duration(out.backoff_max),
+                       value_text(*initial_field.node)));
     return;
   }
   out.backoff_initial = *initial;

@@ -1,7 +1,6 @@
-#include <preforkd/core/cpu_count.hpp>
-
 #include <charconv>
 #include <cstdint>
+#include <preforkd/core/cpu_count.hpp>
 
 namespace preforkd {
 namespace {

@@ -1,8 +1,8 @@
-#include <preforkd/core/units.hpp>
+#include <fmt/format.h>
 
 #include <array>
 #include <cstdint>
-#include <fmt/format.h>
+#include <preforkd/core/units.hpp>
 
 namespace preforkd {
 namespace {
@@ -15,11 +15,14 @@ struct Unit {
 // Longest names first is not needed: a unit is the whole run of letters after a number,
 // so "ms" is never read as "m" followed by "s".
 constexpr std::array<Unit, 4> duration_units{{{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}}};
-constexpr std::array<Unit, 4> size_units{
-    {{"B", 1}, {"KiB", 1024}, {"MiB", 1024 * 1024}, {"GiB", 1024 * 1024 * 1024}}};
+constexpr std::array<Unit, 4> size_units{{{"B", 1}, {"KiB", 1024}, {"MiB", 1024 * 1024}, {"GiB", 1024 * 1024 * 1024}}};
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_letter(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
 
 void set_why(std::string* why, std::string text) {
   if (why != nullptr) *why = std::move(text);
@@ -124,8 +127,7 @@ std::optional<std::int64_t> parse_sum(std::string_view text, const auto& units, 
     if (term->unit.empty()) {
       // A missing unit is the most common mistake ("30" for "30s"): say how to fix it.
       const bool at_end = rest.empty();
-      set_why(why, at_end ? fmt::format("missing unit in \"{}\"; add {}, e.g. \"{}\"", text,
-                                        unit_list(units), example)
+      set_why(why, at_end ? fmt::format("missing unit in \"{}\"; add {}, e.g. \"{}\"", text, unit_list(units), example)
                           : expected);
       return std::nullopt;
     }

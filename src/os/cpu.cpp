@@ -1,13 +1,12 @@
-#include <preforkd/os/cpu.hpp>
-
-#include <preforkd/core/cpu_count.hpp>
+#include <sched.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <fstream>
-#include <sched.h>
+#include <preforkd/core/cpu_count.hpp>
+#include <preforkd/os/cpu.hpp>
 #include <sstream>
 #include <string>
-#include <unistd.h>
 
 namespace preforkd::os {
 namespace {

@@ -1,9 +1,7 @@
 // Listen addresses as written in the config: IPv4, [IPv6] and unix:/path.
 
-#include <preforkd/core/address.hpp>
-
 #include <catch2/catch.hpp>
-
+#include <preforkd/core/address.hpp>
 #include <string>
 #include <utility>
 #include <vector>

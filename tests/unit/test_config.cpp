@@ -1,13 +1,12 @@
 // The TOML config: every key and default, and the exact message for each kind of mistake.
 
-#include <preforkd/core/config.hpp>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
-
 #include <cstdio>
 #include <fstream>
+#include <preforkd/core/config.hpp>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -16,7 +15,9 @@ using namespace preforkd;
 namespace {
 
 // The smallest valid [worker]; a case appended to it starts on line 3.
-std::string worker(const std::string& rest = "") { return "[worker]\ncommand = [\"/bin/app\"]\n" + rest; }
+std::string worker(const std::string& rest = "") {
+  return "[worker]\ncommand = [\"/bin/app\"]\n" + rest;
+}
 
 std::vector<std::string> messages(const ConfigResult& r) {
   std::vector<std::string> out;
@@ -49,7 +50,8 @@ const std::vector<BadConfig> bad_configs{
      R"(app.toml:3:9: worker.count: must be "auto" or an integer from 1 to 1024, got "four")"},
     {worker("count = true\n"),
      R"(app.toml:3:9: worker.count: must be "auto" or an integer from 1 to 1024, got a boolean)"},
-    {worker("count = 2.5\n"), R"(app.toml:3:9: worker.count: must be "auto" or an integer from 1 to 1024, got a float)"},
+    {worker("count = 2.5\n"),
+     R"(app.toml:3:9: worker.count: must be "auto" or an integer from 1 to 1024, got a float)"},
     // unknown keys and tables
     {worker("cont = 3\n"), R"(app.toml:3:1: worker.cont: unknown key; did you mean "count"?)"},
     {worker("stop_sig = \"TERM\"\n"), R"(app.toml:3:1: worker.stop_sig: unknown key; did you mean "stop_signal"?)"},
@@ -128,8 +130,10 @@ const std::vector<BadConfig> bad_configs{
     {worker("user = 33\n"), "app.toml:3:8: worker.user: expected a string, got an integer"},
     {worker("directory = \"/srv\\u0000app\"\n"),
      R"(app.toml:3:13: worker.directory: must not contain a NUL character (\u0000))"},
-    {worker("max_memory = \"512MiB\"\n"), R"(app.toml:3:14: worker.max_memory: not supported yet; remove it or set it to "")"},
-    {worker("max_lifetime = \"6h\"\n"), R"(app.toml:3:16: worker.max_lifetime: not supported yet; remove it or set it to "")"},
+    {worker("max_memory = \"512MiB\"\n"),
+     R"(app.toml:3:14: worker.max_memory: not supported yet; remove it or set it to "")"},
+    {worker("max_lifetime = \"6h\"\n"),
+     R"(app.toml:3:16: worker.max_lifetime: not supported yet; remove it or set it to "")"},
     // [preforkd]
     {"[preforkd]\nlog_level = \"warning\"\n" + worker(),
      R"(app.toml:2:13: preforkd.log_level: must be one of "trace", "debug", "info", "warn" or "error", got "warning"; did you mean "warn"?)"},
@@ -156,7 +160,8 @@ const std::vector<BadConfig> bad_configs{
      R"(app.toml:4:11: listen[0].address: invalid address "127.0.0.1:70000": port must be 1..65535, got 70000)"},
     {worker("[[listen]]\naddress = 8080\n"),
      R"(app.toml:4:11: listen[0].address: expected a string such as "127.0.0.1:8080", got an integer)"},
-    {worker("[[listen]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n[[listen]]\nname = \"http\"\naddress = \"127.0.0.1:81\"\n"),
+    {worker("[[listen]]\nname = \"http\"\naddress = \"127.0.0.1:80\"\n[[listen]]\nname = \"http\"\naddress = "
+            "\"127.0.0.1:81\"\n"),
      R"(app.toml:7:8: listen[1].name: duplicate name "http"; listen[0] has it too)"},
     {worker("[[listen]]\naddress = \"127.0.0.1:80\"\n[[listen]]\nname = \"listen0\"\naddress = \"127.0.0.1:81\"\n"),
      R"(app.toml:6:8: listen[1].name: duplicate name "listen0"; listen[0] has it too)"},
@@ -193,32 +198,33 @@ TEST_CASE("each bad config gets its exact message", "[config]") {
 
 TEST_CASE("several errors are all reported, in file order", "[config]") {
   const std::string text =
-      "[preforkd]\n"                        // 1
-      "log_level = \"loud\"\n"              // 2
-      "[worker]\n"                          // 3
-      "stop_timeout = 5\n"                  // 4
-      "count = 0\n"                         // 5
-      "command = [\"/bin/app\"]\n"          // 6
-      "bogus = 1\n"                         // 7
-      "[[listen]]\n"                        // 8
-      "address = \"localhost:80\"\n"        // 9
-      "[[listen]]\n"                        // 10
-      "address = \"127.0.0.1:80\"\n"        // 11
-      "backlog = -1\n";                     // 12
+      "[preforkd]\n"                  // 1
+      "log_level = \"loud\"\n"        // 2
+      "[worker]\n"                    // 3
+      "stop_timeout = 5\n"            // 4
+      "count = 0\n"                   // 5
+      "command = [\"/bin/app\"]\n"    // 6
+      "bogus = 1\n"                   // 7
+      "[[listen]]\n"                  // 8
+      "address = \"localhost:80\"\n"  // 9
+      "[[listen]]\n"                  // 10
+      "address = \"127.0.0.1:80\"\n"  // 11
+      "backlog = -1\n";               // 12
   const ConfigResult r = parse_config(text, "app.toml", 2);
   CHECK_FALSE(r.config.has_value());
-  CHECK(messages(r) ==
-        std::vector<std::string>{
-            R"(app.toml:2:13: preforkd.log_level: must be one of "trace", "debug", "info", "warn" or "error", got "loud")",
-            R"(app.toml:4:16: worker.stop_timeout: expected a duration with a unit such as "30s", got 5)",
-            R"(app.toml:5:9: worker.count: must be "auto" or an integer from 1 to 1024, got 0)",
-            "app.toml:7:1: worker.bogus: unknown key; expected \"backoff_initial\", \"backoff_max\", \"command\", "
-            "\"count\", \"directory\", \"env\", \"fatal_exit_codes\", \"group\", \"max_lifetime\", \"max_memory\", "
-            "\"ready\", \"ready_timeout\", \"restart\", \"stop_signal\", \"stop_timeout\", \"user\" or \"watchdog\"",
-            "app.toml:9:11: listen[0].address: invalid address \"localhost:80\": host must be a numeric IPv4 or "
-            "[IPv6] address, got localhost",
-            "app.toml:12:11: listen[1].backlog: must be an integer from 1 to 65535, got -1",
-        });
+  CHECK(
+      messages(r) ==
+      std::vector<std::string>{
+          R"(app.toml:2:13: preforkd.log_level: must be one of "trace", "debug", "info", "warn" or "error", got "loud")",
+          R"(app.toml:4:16: worker.stop_timeout: expected a duration with a unit such as "30s", got 5)",
+          R"(app.toml:5:9: worker.count: must be "auto" or an integer from 1 to 1024, got 0)",
+          "app.toml:7:1: worker.bogus: unknown key; expected \"backoff_initial\", \"backoff_max\", \"command\", "
+          "\"count\", \"directory\", \"env\", \"fatal_exit_codes\", \"group\", \"max_lifetime\", \"max_memory\", "
+          "\"ready\", \"ready_timeout\", \"restart\", \"stop_signal\", \"stop_timeout\", \"user\" or \"watchdog\"",
+          "app.toml:9:11: listen[0].address: invalid address \"localhost:80\": host must be a numeric IPv4 or "
+          "[IPv6] address, got localhost",
+          "app.toml:12:11: listen[1].backlog: must be an integer from 1 to 65535, got -1",
+      });
 }
 
 TEST_CASE("the smallest config gets every default", "[config]") {
@@ -377,8 +383,9 @@ TEST_CASE("load_config reads a file and names it in messages", "[config]") {
   close(fd);
   std::ofstream(path) << worker("count = 0\n");
   ConfigResult r = load_config(path, 2);
-  CHECK(messages(r) == std::vector<std::string>{std::string(path) +
-                                                ":3:9: worker.count: must be \"auto\" or an integer from 1 to 1024, got 0"});
+  CHECK(messages(r) ==
+        std::vector<std::string>{std::string(path) +
+                                 ":3:9: worker.count: must be \"auto\" or an integer from 1 to 1024, got 0"});
   std::ofstream(path) << worker("count = 3\n");
   r = load_config(path, 2);
   REQUIRE(r.config.has_value());

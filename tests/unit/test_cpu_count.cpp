@@ -1,14 +1,13 @@
 // usable_cpus(): the affinity mask capped by a cgroup v2 cpu.max quota.
 
-#include <preforkd/core/cpu_count.hpp>
-#include <preforkd/os/cpu.hpp>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
-
 #include <optional>
+#include <preforkd/core/cpu_count.hpp>
+#include <preforkd/os/cpu.hpp>
 #include <string>
 #include <tuple>
-#include <unistd.h>
 #include <vector>
 
 using preforkd::usable_cpus;
@@ -30,9 +29,7 @@ TEST_CASE("a quota is rounded up and capped by the affinity mask", "[cpu_count]"
       {8, "50000 100000", 1},     // half a CPU still runs one worker
       {8, "1000 100000", 1},      // a tiny quota never gives zero
       {2, "400000 100000", 2},    // quota above the mask: the mask wins
-      {4, "1600000 100000", 4},
-      {64, "3200000 100000", 32},
-      {8, "300000 50000", 6},     // another period
+      {4, "1600000 100000", 4},  {64, "3200000 100000", 32}, {8, "300000 50000", 6},  // another period
   };
   for (const auto& [affinity, cpu_max, expected] : cases) {
     INFO(affinity << " CPUs, cpu.max " << cpu_max);
@@ -41,9 +38,8 @@ TEST_CASE("a quota is rounded up and capped by the affinity mask", "[cpu_count]"
 }
 
 TEST_CASE("malformed cpu.max text falls back to the affinity mask", "[cpu_count]") {
-  for (const std::string cpu_max : {"", "\n", "max", "150000", "150000 ", "abc 100000", "150000 abc",
-                                    "150000 0", "0 100000", "-1 100000", "150000 100000 7",
-                                    "1.5 1", "150000\t100000"}) {
+  for (const std::string cpu_max : {"", "\n", "max", "150000", "150000 ", "abc 100000", "150000 abc", "150000 0",
+                                    "0 100000", "-1 100000", "150000 100000 7", "1.5 1", "150000\t100000"}) {
     INFO('"' << cpu_max << '"');
     CHECK(usable_cpus(4, cpu_max) == 4);
   }

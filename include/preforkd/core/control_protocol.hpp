@@ -1,0 +1,158 @@
+#pragma once
+// The control socket's language, shared by the master and preforkctl so they cannot drift.
+//
+// One JSON object per line each way. Requests:
+//   {"cmd":"status"}  {"cmd":"reload"}  {"cmd":"stop"}
+//   {"cmd":"scale","count":4}  {"cmd":"scale","delta":-1}
+//   {"cmd":"restart","slots":"all"}  {"cmd":"restart","slots":[0,2]}
+// Replies: {"ok":true,...} or {"ok":false,"error":"..."}; the status reply carries the
+// StatusSnapshot's "master", "workers" and "listeners" next to "ok".
+
+#include <preforkd/core/result.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace preforkd::control {
+
+// The longest request line the master reads; a longer one is refused and the connection
+// closed. A real request is under 100 bytes; the limit only bounds what a client can make
+// the master buffer.
+inline constexpr std::size_t max_request_bytes = 64 * 1024;
+
+// The most workers a scale request may ask for; the same bound as worker.count.
+inline constexpr int max_workers = 1024;
+
+// scale N (absolute) or scale +N / -N (relative to the current count).
+struct ScaleTarget {
+  enum class Kind { absolute, delta };
+  Kind kind = Kind::absolute;
+  int value = 0;
+
+  // The count to scale to from `current`, or why it is out of range.
+  [[nodiscard]] Result<int> resolve(int current) const;
+  bool operator==(const ScaleTarget&) const = default;
+};
+
+// restart all, or restart these slots (sorted, without duplicates).
+struct RestartTarget {
+  bool all = true;
+  std::vector<int> slots;
+  bool operator==(const RestartTarget&) const = default;
+};
+
+struct Request {
+  enum class Command { status, reload, scale, restart, stop };
+  Command command = Command::status;
+  ScaleTarget scale;      // for Command::scale
+  RestartTarget restart;  // for Command::restart
+  bool operator==(const Request&) const = default;
+};
+
+[[nodiscard]] const char* to_string(Request::Command command);
+
+// Reads one request line (without its newline). Errors are what the client is told:
+// "malformed JSON: ...", "unknown command 'x'", "scale: expected \"count\" or \"delta\"".
+[[nodiscard]] Result<Request> parse_request(std::string_view line);
+
+// The request as one JSON line, without the trailing newline.
+[[nodiscard]] std::string encode_request(const Request& request);
+
+// The command line form: `scale +2`, `restart 0 3`, `status`. Used by preforkctl.
+[[nodiscard]] Result<Request> request_from_args(std::string_view command, const std::vector<std::string>& args);
+
+// "4", "+2", "-1" → a ScaleTarget; otherwise "scale: expected N, +N or -N, got 'x'".
+[[nodiscard]] Result<ScaleTarget> parse_scale_arg(std::string_view text);
+
+// --- replies --------------------------------------------------------------------------
+
+// {"ok":true} plus the members of `extra` (an object, or null for none).
+[[nodiscard]] nlohmann::json make_ok(nlohmann::json extra = nullptr);
+[[nodiscard]] nlohmann::json make_error(std::string_view message);
+
+struct Reply {
+  bool ok = false;
+  std::string error;   // set when !ok
+  nlohmann::json body;  // the whole reply object
+};
+
+// Reads a reply line. A line that is not a reply object is an error (not a Reply with
+// ok == false), so the client can tell a refusal from a broken conversation.
+[[nodiscard]] Result<Reply> parse_reply(std::string_view line);
+
+// --- the status document ---------------------------------------------------------------
+
+struct MasterStatus {
+  int pid = 0;
+  std::string version;
+  std::string config;  // the config file's path
+  int generation = 0;  // reloads so far (PREFORK_GENERATION of the newest workers)
+  double uptime_s = 0;
+  int workers_ready = 0;
+  int workers_total = 0;
+  std::string notify_status;  // what the master last told systemd (STATUS=), may be empty
+  bool operator==(const MasterStatus&) const = default;
+};
+
+struct LastExitInfo {
+  std::string text;          // "exited with status 1", "exited on signal 9"
+  int code = -1;             // exit status, -1 when killed by a signal
+  int signal = 0;            // signal number, 0 when it exited
+  double unix_time = 0;      // when, in seconds since the epoch
+  double ago_s = 0;          // how long before the snapshot was taken
+  bool operator==(const LastExitInfo&) const = default;
+};
+
+struct WorkerStatus {
+  int slot = 0;
+  int pid = -1;                // -1 while the slot has no process
+  std::string state;           // starting|ready|stopping|backoff|failed|stopped
+  int generation = 0;
+  int restarts = 0;
+  double uptime_s = 0;         // of the current process; 0 without one
+  std::uint64_t rss_bytes = 0;  // 0 when unknown
+  double cpu_percent = 0;      // over the last sampling interval; 100 = one CPU
+  std::optional<LastExitInfo> last_exit;
+  std::string notify_status;   // the worker's last STATUS= line
+  bool operator==(const WorkerStatus&) const = default;
+};
+
+struct ListenerStatus {
+  std::string name;
+  std::string address;
+  std::string mode;             // reuseport|shared
+  std::vector<int> queue_depth;  // accept queue: one per slot (reuseport) or one (shared); -1 unknown
+  bool operator==(const ListenerStatus&) const = default;
+};
+
+struct StatusSnapshot {
+  MasterStatus master;
+  std::vector<WorkerStatus> workers;
+  std::vector<ListenerStatus> listeners;
+  bool operator==(const StatusSnapshot&) const = default;
+};
+
+void to_json(nlohmann::json& j, const MasterStatus& v);
+void to_json(nlohmann::json& j, const LastExitInfo& v);
+void to_json(nlohmann::json& j, const WorkerStatus& v);
+void to_json(nlohmann::json& j, const ListenerStatus& v);
+void to_json(nlohmann::json& j, const StatusSnapshot& v);
+// These throw nlohmann::json::exception on a missing or mistyped field; use parse_status.
+void from_json(const nlohmann::json& j, MasterStatus& v);
+void from_json(const nlohmann::json& j, LastExitInfo& v);
+void from_json(const nlohmann::json& j, WorkerStatus& v);
+void from_json(const nlohmann::json& j, ListenerStatus& v);
+void from_json(const nlohmann::json& j, StatusSnapshot& v);
+
+// {"ok":true,"master":…,"workers":…,"listeners":…}
+[[nodiscard]] nlohmann::json make_status_reply(const StatusSnapshot& snapshot);
+// Reads the snapshot out of a status reply (or a bare snapshot object).
+[[nodiscard]] Result<StatusSnapshot> parse_status(const nlohmann::json& reply);
+
+}  // namespace preforkd::control

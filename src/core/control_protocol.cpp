@@ -1,0 +1,401 @@
+#include <preforkd/core/control_protocol.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <string>
+
+namespace preforkd::control {
+namespace {
+
+using nlohmann::json;
+
+// Text a client sent, quoted for an error message and cut short: an error reply must not
+// echo a 64 KiB request back.
+std::string quoted(std::string_view text) {
+  constexpr std::size_t max_echo = 64;
+  if (text.size() <= max_echo) return "'" + std::string(text) + "'";
+  std::size_t cut = max_echo;
+  // Cut on a character boundary, so the message stays valid UTF-8 for the JSON reply.
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return "'" + std::string(text.substr(0, cut)) + "...'";
+}
+
+// nlohmann's messages start with "[json.exception.parse_error.101] "; the tag helps no one.
+std::string without_tag(const char* what) {
+  std::string_view text(what);
+  if (text.starts_with("[json.exception.")) {
+    const auto end = text.find("] ");
+    if (end != std::string_view::npos) text.remove_prefix(end + 2);
+  }
+  return std::string(text);
+}
+
+std::optional<std::int64_t> integer(const json& j) {
+  if (j.is_number_unsigned()) {
+    const auto u = j.get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(INT64_MAX)) return std::nullopt;
+    return static_cast<std::int64_t>(u);
+  }
+  if (j.is_number_integer()) return j.get<std::int64_t>();
+  return std::nullopt;
+}
+
+std::optional<std::int64_t> integer(std::string_view text) {
+  std::int64_t v = 0;
+  const auto* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  if (text.empty() || ec != std::errc() || ptr != end) return std::nullopt;
+  return v;
+}
+
+Status check_scale(const ScaleTarget& t) {
+  switch (t.kind) {
+    case ScaleTarget::Kind::absolute:
+      if (t.value < 1 || t.value > max_workers)
+        return Error{"scale: count must be from 1 to " + std::to_string(max_workers) + ", got " +
+                     std::to_string(t.value)};
+      return Ok{};
+    case ScaleTarget::Kind::delta:
+      if (t.value == 0 || t.value < -max_workers || t.value > max_workers)
+        return Error{"scale: delta must be from -" + std::to_string(max_workers) + " to +" +
+                     std::to_string(max_workers) + " and not 0, got " + std::to_string(t.value)};
+      return Ok{};
+  }
+  return Ok{};
+}
+
+Result<int> slot_number(std::optional<std::int64_t> v, std::string_view shown) {
+  if (!v || *v < 0 || *v >= max_workers)
+    return Error{"restart: expected 'all' or slot numbers from 0 to " + std::to_string(max_workers - 1) +
+                 ", got " + quoted(shown)};
+  return static_cast<int>(*v);
+}
+
+void normalise(RestartTarget& t) {
+  std::sort(t.slots.begin(), t.slots.end());
+  t.slots.erase(std::unique(t.slots.begin(), t.slots.end()), t.slots.end());
+}
+
+std::optional<Request::Command> command_named(std::string_view name) {
+  using C = Request::Command;
+  for (const C c : {C::status, C::reload, C::scale, C::restart, C::stop}) {
+    if (name == to_string(c)) return c;
+  }
+  return std::nullopt;
+}
+
+// Every member of a request object but "cmd" must be one the command knows.
+Status check_fields(const json& j, Request::Command command, std::initializer_list<std::string_view> known) {
+  for (const auto& [key, value] : j.items()) {
+    if (key == "cmd") continue;
+    if (std::find(known.begin(), known.end(), key) == known.end())
+      return Error{std::string(to_string(command)) + ": unknown field " + quoted(key)};
+  }
+  return Ok{};
+}
+
+Result<ScaleTarget> scale_from_json(const json& j) {
+  const bool has_count = j.contains("count");
+  const bool has_delta = j.contains("delta");
+  if (has_count == has_delta) return Error{R"(scale: expected "count" or "delta", exactly one of them)"};
+  const json& v = has_count ? j.at("count") : j.at("delta");
+  const auto n = integer(v);
+  const char* name = has_count ? "count" : "delta";
+  if (!n) return Error{std::string("scale: \"") + name + "\" must be an integer, got " + quoted(v.dump())};
+  if (*n < -max_workers || *n > max_workers) {
+    return Error{std::string("scale: \"") + name + "\" is out of range, got " + std::to_string(*n)};
+  }
+  ScaleTarget t{has_count ? ScaleTarget::Kind::absolute : ScaleTarget::Kind::delta, static_cast<int>(*n)};
+  if (auto ok = check_scale(t); !ok) return Error{ok.error()};
+  return t;
+}
+
+Result<RestartTarget> restart_from_json(const json& j) {
+  RestartTarget t;
+  if (!j.contains("slots")) return t;
+  const json& slots = j.at("slots");
+  if (slots.is_string() && slots.get<std::string>() == "all") return t;
+  if (!slots.is_array() || slots.empty())
+    return Error{R"(restart: "slots" must be "all" or a non-empty list of slot numbers)"};
+  t.all = false;
+  for (const json& s : slots) {
+    auto slot = slot_number(integer(s), s.dump());
+    if (!slot) return Error{slot.error()};
+    t.slots.push_back(*slot);
+  }
+  normalise(t);
+  return t;
+}
+
+}  // namespace
+
+Result<int> ScaleTarget::resolve(int current) const {
+  const long target = kind == Kind::absolute ? value : static_cast<long>(current) + value;
+  if (target < 1 || target > max_workers) {
+    return Error{"scale: cannot go from " + std::to_string(current) + " to " + std::to_string(target) +
+                 " workers; the count must be from 1 to " + std::to_string(max_workers)};
+  }
+  return static_cast<int>(target);
+}
+
+const char* to_string(Request::Command command) {
+  switch (command) {
+    case Request::Command::status: return "status";
+    case Request::Command::reload: return "reload";
+    case Request::Command::scale: return "scale";
+    case Request::Command::restart: return "restart";
+    case Request::Command::stop: return "stop";
+  }
+  return "?";
+}
+
+Result<Request> parse_request(std::string_view line) {
+  if (line.size() > max_request_bytes)
+    return Error{"request too long: more than " + std::to_string(max_request_bytes) + " bytes"};
+  json j;
+  try {
+    j = json::parse(line);
+  } catch (const json::exception& e) {
+    return Error{"malformed JSON: " + without_tag(e.what())};
+  }
+  if (!j.is_object()) return Error{R"(a request must be a JSON object such as {"cmd":"status"})"};
+  const auto cmd = j.find("cmd");
+  if (cmd == j.end()) return Error{R"(missing "cmd" in request)"};
+  if (!cmd->is_string()) return Error{R"("cmd" must be a string)"};
+  const auto& name = cmd->get_ref<const std::string&>();
+  const auto command = command_named(name);
+  if (!command) return Error{"unknown command " + quoted(name)};
+
+  Request request;
+  request.command = *command;
+  switch (*command) {
+    case Request::Command::status:
+    case Request::Command::reload:
+    case Request::Command::stop:
+      if (auto ok = check_fields(j, *command, {}); !ok) return Error{ok.error()};
+      return request;
+    case Request::Command::scale: {
+      if (auto ok = check_fields(j, *command, {"count", "delta"}); !ok) return Error{ok.error()};
+      auto scale = scale_from_json(j);
+      if (!scale) return Error{scale.error()};
+      request.scale = *scale;
+      return request;
+    }
+    case Request::Command::restart: {
+      if (auto ok = check_fields(j, *command, {"slots"}); !ok) return Error{ok.error()};
+      auto restart = restart_from_json(j);
+      if (!restart) return Error{restart.error()};
+      request.restart = std::move(*restart);
+      return request;
+    }
+  }
+  return Error{"unknown command " + quoted(name)};
+}
+
+std::string encode_request(const Request& request) {
+  json j{{"cmd", to_string(request.command)}};
+  switch (request.command) {
+    case Request::Command::status:
+    case Request::Command::reload:
+    case Request::Command::stop:
+      break;
+    case Request::Command::scale:
+      switch (request.scale.kind) {
+        case ScaleTarget::Kind::absolute: j["count"] = request.scale.value; break;
+        case ScaleTarget::Kind::delta: j["delta"] = request.scale.value; break;
+      }
+      break;
+    case Request::Command::restart:
+      if (request.restart.all) {
+        j["slots"] = "all";
+      } else {
+        j["slots"] = request.restart.slots;
+      }
+      break;
+  }
+  return j.dump();
+}
+
+Result<ScaleTarget> parse_scale_arg(std::string_view text) {
+  const bool is_delta = text.starts_with('+') || text.starts_with('-');
+  const auto digits = is_delta ? text.substr(1) : text;
+  const bool all_digits = !digits.empty() && digits.size() <= 9 &&
+                          std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!all_digits) return Error{"scale: expected N, +N or -N, got " + quoted(text)};
+  auto n = static_cast<int>(*integer(digits));
+  ScaleTarget t{is_delta ? ScaleTarget::Kind::delta : ScaleTarget::Kind::absolute,
+                text.starts_with('-') ? -n : n};
+  if (auto ok = check_scale(t); !ok) return Error{ok.error()};
+  return t;
+}
+
+Result<Request> request_from_args(std::string_view command, const std::vector<std::string>& args) {
+  const auto known = command_named(command);
+  if (!known) return Error{"unknown command " + quoted(command)};
+  Request request;
+  request.command = *known;
+  switch (*known) {
+    case Request::Command::status:
+    case Request::Command::reload:
+    case Request::Command::stop:
+      if (!args.empty()) return Error{std::string(command) + ": takes no arguments, got " + quoted(args.front())};
+      return request;
+    case Request::Command::scale: {
+      if (args.size() != 1) return Error{"scale: expected N, +N or -N"};
+      auto scale = parse_scale_arg(args.front());
+      if (!scale) return Error{scale.error()};
+      request.scale = *scale;
+      return request;
+    }
+    case Request::Command::restart:
+      if (args.empty() || (args.size() == 1 && args.front() == "all")) return request;
+      request.restart.all = false;
+      for (const auto& arg : args) {
+        auto slot = slot_number(integer(arg), arg);
+        if (!slot) return Error{slot.error()};
+        request.restart.slots.push_back(*slot);
+      }
+      normalise(request.restart);
+      return request;
+  }
+  return Error{"unknown command " + quoted(command)};
+}
+
+// --- replies ------------------------------------------------------------------------------
+
+json make_ok(json extra) {
+  json reply{{"ok", true}};
+  if (extra.is_object()) {
+    for (auto& [key, value] : extra.items()) {
+      if (key != "ok") reply[key] = std::move(value);
+    }
+  }
+  return reply;
+}
+
+json make_error(std::string_view message) { return json{{"ok", false}, {"error", std::string(message)}}; }
+
+Result<Reply> parse_reply(std::string_view line) {
+  json j;
+  try {
+    j = json::parse(line);
+  } catch (const json::exception& e) {
+    return Error{"malformed reply: " + without_tag(e.what())};
+  }
+  const auto ok = j.is_object() ? j.find("ok") : j.end();
+  if (ok == j.end() || !ok->is_boolean()) return Error{R"(malformed reply: expected an object with "ok")"};
+  Reply reply;
+  reply.ok = ok->get<bool>();
+  if (!reply.ok) {
+    const auto error = j.find("error");
+    reply.error = error != j.end() && error->is_string() ? error->get<std::string>() : "unknown error";
+  }
+  reply.body = std::move(j);
+  return reply;
+}
+
+// --- the status document -----------------------------------------------------------------
+
+void to_json(json& j, const MasterStatus& v) {
+  j = json{{"pid", v.pid},
+           {"version", v.version},
+           {"config", v.config},
+           {"generation", v.generation},
+           {"uptime_s", v.uptime_s},
+           {"workers_ready", v.workers_ready},
+           {"workers_total", v.workers_total},
+           {"notify_status", v.notify_status}};
+}
+
+void to_json(json& j, const LastExitInfo& v) {
+  j = json{{"text", v.text}, {"code", v.code}, {"signal", v.signal}, {"unix_time", v.unix_time}, {"ago_s", v.ago_s}};
+}
+
+void to_json(json& j, const WorkerStatus& v) {
+  j = json{{"slot", v.slot},
+           {"pid", v.pid},
+           {"state", v.state},
+           {"generation", v.generation},
+           {"restarts", v.restarts},
+           {"uptime_s", v.uptime_s},
+           {"rss_bytes", v.rss_bytes},
+           {"cpu_percent", v.cpu_percent},
+           {"last_exit", v.last_exit ? json(*v.last_exit) : json(nullptr)},
+           {"notify_status", v.notify_status}};
+}
+
+void to_json(json& j, const ListenerStatus& v) {
+  j = json{{"name", v.name}, {"address", v.address}, {"mode", v.mode}, {"queue_depth", v.queue_depth}};
+}
+
+void to_json(json& j, const StatusSnapshot& v) {
+  j = json{{"master", v.master}, {"workers", v.workers}, {"listeners", v.listeners}};
+}
+
+// The fields the contract names are required; the others default, so an older or newer
+// peer still reads the document.
+void from_json(const json& j, MasterStatus& v) {
+  j.at("pid").get_to(v.pid);
+  j.at("version").get_to(v.version);
+  j.at("config").get_to(v.config);
+  j.at("generation").get_to(v.generation);
+  j.at("uptime_s").get_to(v.uptime_s);
+  v.workers_ready = j.value("workers_ready", 0);
+  v.workers_total = j.value("workers_total", 0);
+  v.notify_status = j.value("notify_status", std::string());
+}
+
+void from_json(const json& j, LastExitInfo& v) {
+  j.at("text").get_to(v.text);
+  v.code = j.value("code", -1);
+  v.signal = j.value("signal", 0);
+  v.unix_time = j.value("unix_time", 0.0);
+  v.ago_s = j.value("ago_s", 0.0);
+}
+
+void from_json(const json& j, WorkerStatus& v) {
+  j.at("slot").get_to(v.slot);
+  j.at("pid").get_to(v.pid);
+  j.at("state").get_to(v.state);
+  j.at("restarts").get_to(v.restarts);
+  j.at("uptime_s").get_to(v.uptime_s);
+  j.at("rss_bytes").get_to(v.rss_bytes);
+  j.at("cpu_percent").get_to(v.cpu_percent);
+  const json& last = j.at("last_exit");
+  if (last.is_null()) {
+    v.last_exit.reset();
+  } else {
+    v.last_exit = last.get<LastExitInfo>();
+  }
+  v.generation = j.value("generation", 0);
+  v.notify_status = j.value("notify_status", std::string());
+}
+
+void from_json(const json& j, ListenerStatus& v) {
+  j.at("name").get_to(v.name);
+  j.at("address").get_to(v.address);
+  j.at("mode").get_to(v.mode);
+  v.queue_depth = j.value("queue_depth", std::vector<int>());
+}
+
+void from_json(const json& j, StatusSnapshot& v) {
+  j.at("master").get_to(v.master);
+  j.at("workers").get_to(v.workers);
+  j.at("listeners").get_to(v.listeners);
+}
+
+json make_status_reply(const StatusSnapshot& snapshot) { return make_ok(json(snapshot)); }
+
+Result<StatusSnapshot> parse_status(const json& reply) {
+  if (const auto ok = reply.find("ok"); ok != reply.end() && ok->is_boolean() && !ok->get<bool>()) {
+    return Error{reply.value("error", std::string("unknown error"))};
+  }
+  try {
+    return reply.get<StatusSnapshot>();
+  } catch (const json::exception& e) {
+    return Error{"malformed status: " + without_tag(e.what())};
+  }
+}
+
+}  // namespace preforkd::control

@@ -1,0 +1,91 @@
+#include <preforkd/daemon/notify_socket.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace preforkd::daemon {
+
+Result<std::unique_ptr<NotifySocket>> NotifySocket::open(uv_loop_t* loop, Handler handler) {
+  std::unique_ptr<NotifySocket> self(new NotifySocket());
+  self->handler_ = std::move(handler);
+  self->fd_.reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!self->fd_.valid()) return Error{std::string("notify socket: socket: ") + std::strerror(errno)};
+  const int on = 1;
+  if (::setsockopt(self->fd_.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0)
+    return Error{std::string("notify socket: SO_PASSCRED: ") + std::strerror(errno)};
+
+  const std::string name = "preforkd/" + std::to_string(::getpid()) + "/notify";
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  // Abstract namespace: a leading NUL byte, written as '@' in NOTIFY_SOCKET.
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  if (::bind(self->fd_.get(), reinterpret_cast<sockaddr*>(&addr), len) < 0)
+    return Error{"notify socket: bind '@" + name + "': " + std::strerror(errno)};
+  self->address_ = "@" + name;
+
+  uv_poll_init(loop, self->poll_.get(), self->fd_.get());
+  self->poll_.get()->data = self.get();
+  uv_poll_start(self->poll_.get(), UV_READABLE, &NotifySocket::readable);
+  return self;
+}
+
+NotifySocket::~NotifySocket() { poll_.close(); }
+
+void NotifySocket::readable(uv_poll_t* poll, int status, int) {
+  auto* self = static_cast<NotifySocket*>(poll->data);
+  if (self != nullptr && status == 0) self->drain();
+}
+
+void NotifySocket::drain() {
+  char buf[max_notify_bytes + 1];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * 16)];
+  while (true) {
+    iovec iov{buf, sizeof buf};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(fd_.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+    if (n < 0) return;  // EAGAIN: drained
+    pid_t sender = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET) continue;
+      if (c->cmsg_type == SCM_CREDENTIALS) {
+        ucred cred{};
+        std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+        sender = cred.pid;
+      } else if (c->cmsg_type == SCM_RIGHTS) {
+        // Passed fds (FDSTORE=1) are not supported: close them rather than leak them.
+        const auto count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+          int fd = -1;
+          std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+          ::close(fd);
+        }
+      }
+    }
+    if (static_cast<std::size_t>(n) > max_notify_bytes || (msg.msg_flags & MSG_TRUNC) != 0) {
+      spdlog::debug("notify: dropped an oversized message ({} bytes) from pid {}", n, sender);
+      continue;
+    }
+    auto parsed = parse_notify_message(std::string_view(buf, static_cast<std::size_t>(n)));
+    if (!parsed) {
+      spdlog::debug("notify: dropped a message without assignments from pid {}", sender);
+      continue;
+    }
+    if (sender <= 0) {
+      spdlog::debug("notify: dropped a message without credentials");
+      continue;
+    }
+    handler_(sender, *parsed);
+  }
+}
+
+}  // namespace preforkd::daemon
