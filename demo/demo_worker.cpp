@@ -61,8 +61,8 @@ Endpoints (GET or HEAD):
   /crash         die of SIGSEGV without answering
 
 Options:
-  --listen ADDR        bind ADDR (HOST:PORT, [IPv6]:PORT or unix:PATH) itself
-  --reuseport          set SO_REUSEPORT on the socket of --listen
+  --listen HOST:PORT   bind this address itself (IPv4), besides any LISTEN_FDS
+  --reuseport          set SO_REUSEPORT on the socket it binds itself
   --ready-delay-ms N   wait N ms before sending READY=1 (serving meanwhile)
   --no-ready           never send READY=1
   --no-watchdog        never send WATCHDOG=1, even when WATCHDOG_USEC asks for it
@@ -158,7 +158,6 @@ Options parse_args(int argc, char** argv) {
         else if (arg == "--print-stdout") flag(o.print_stdout);
         else usage_error("unknown option " + name);
     }
-    if (o.reuseport && o.listen.empty()) usage_error("--reuseport needs --listen");
     return o;
 }
 
@@ -238,66 +237,30 @@ std::string sock_name(int fd) {
     return "?";
 }
 
-bool parse_address(std::string_view s, sockaddr_storage& ss, socklen_t& len) {
-    ss = {};
-    if (s.starts_with("unix:")) {
-        auto* un = reinterpret_cast<sockaddr_un*>(&ss);
-        std::string_view path = s.substr(5);
-        if (path.empty() || path.size() >= sizeof un->sun_path) return false;
-        un->sun_family = AF_UNIX;
-        std::memcpy(un->sun_path, path.data(), path.size());
-        len = socklen_t(offsetof(sockaddr_un, sun_path) + path.size() + 1);
-        return true;
-    }
-    std::string host;
-    std::string_view port;
-    bool v6 = s.starts_with('[');
-    if (v6) {
-        size_t close = s.find(']');
-        if (close == s.npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
-        host = s.substr(1, close - 1);
-        port = s.substr(close + 2);
-    } else {
-        size_t colon = s.rfind(':');
-        if (colon == s.npos) return false;
-        host = s.substr(0, colon);
-        port = s.substr(colon + 1);
-        if (host.empty() || host == "*") host = "0.0.0.0";
-        if (host == "localhost") host = "127.0.0.1";
-    }
-    long long p = 0;
-    if (!parse_ll(port, 0, 65535, p)) return false;
-    if (v6) {
-        auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons(uint16_t(p));
-        len = sizeof *in6;
-        return inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1;
-    }
-    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
-    in->sin_family = AF_INET;
-    in->sin_port = htons(uint16_t(p));
-    len = sizeof *in;
-    return inet_pton(AF_INET, host.c_str(), &in->sin_addr) == 1;
+// HOST:PORT, IPv4 ("*" or an empty host: any address).
+bool parse_address(std::string_view s, sockaddr_in& in) {
+    size_t colon = s.rfind(':');
+    long long port = 0;
+    if (colon == s.npos || !parse_ll(s.substr(colon + 1), 0, 65535, port)) return false;
+    std::string host(s.substr(0, colon));
+    if (host.empty() || host == "*") host = "0.0.0.0";
+    if (host == "localhost") host = "127.0.0.1";
+    in = {};
+    in.sin_family = AF_INET;
+    in.sin_port = htons(uint16_t(port));
+    return inet_pton(AF_INET, host.c_str(), &in.sin_addr) == 1;
 }
 
 int bind_listener(const std::string& addr, bool reuseport) {
-    sockaddr_storage ss{};
-    socklen_t len = 0;
-    if (!parse_address(addr, ss, len)) usage_error("bad address " + addr + " (want HOST:PORT, [IPv6]:PORT or unix:PATH)");
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in in{};
+    if (!parse_address(addr, in)) usage_error("bad address " + addr + " (want HOST:PORT, e.g. 127.0.0.1:8080)");
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) die_errno("socket");
     int one = 1;
-    if (ss.ss_family != AF_UNIX && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
-        die_errno("setsockopt SO_REUSEADDR");
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) die_errno("setsockopt SO_REUSEADDR");
     if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
         die_errno("setsockopt SO_REUSEPORT");
-    if (ss.ss_family == AF_UNIX) {
-        const char* path = reinterpret_cast<sockaddr_un*>(&ss)->sun_path;
-        struct stat st{};
-        if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path);  // stale socket file
-    }
-    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) die_errno("bind " + addr);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&in), sizeof in) != 0) die_errno("bind " + addr);
     if (listen(fd, 4096) != 0) die_errno("listen " + addr);
     return fd;
 }
@@ -497,29 +460,365 @@ constexpr uint32_t kTagListener = 0, kTagSignal = 1;
 
 class Server {
 public:
-    Server(Options opt, StartupSignals startup);
-    int run();
+    Server(Options opt, StartupSignals startup) : opt_(std::move(opt)), startup_(std::move(startup)) {
+        const char* slot = getenv("PREFORK_WORKER_ID");
+        slot_ = slot ? slot : "-";
+        slot_match_ = !opt_.has_slot_only || (slot && opt_.slot_only == slot);
+        hello_ = "hello from worker " + slot_ + " (pid " + std::to_string(pid_) + ")\n";
+        listeners_ = inherited_listeners();  // before this process opens any fd of its own
+        if (opt_.spawn_child) child_pid_ = spawn_sleeper();
+        if (opt_.ignore_term) signal(SIGTERM, SIG_IGN);
+        ep_ = epoll_create1(EPOLL_CLOEXEC);
+        if (ep_ < 0) die_errno("epoll_create1");
+        setup_signals();
+        setup_listeners();
+
+        const int64_t start = now_ns();
+        if (slot_match_ && opt_.exit_after_ms >= 0) exit_at_ = start + ms_to_ns(opt_.exit_after_ms);
+        if (slot_match_ && opt_.crash_after_ms >= 0) crash_at_ = start + ms_to_ns(opt_.crash_after_ms);
+        uint64_t usec = 0;
+        if (!opt_.no_watchdog && sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+            watchdog_every_ = int64_t(usec) * 1000 / 2;
+            watchdog_at_ = start;
+        }
+        if (opt_.print_stdout) {
+            std::printf("demo worker %s started (pid %d)\n", slot_.c_str(), int(pid_));
+            std::fflush(stdout);
+        }
+        if (!(opt_.no_ready && slot_match_)) {
+            if (opt_.ready_delay_ms > 0) ready_at_ = start + ms_to_ns(opt_.ready_delay_ms);
+            else notify("READY=1");
+        }
+    }
+
+    int run() {
+        epoll_event events[256];
+        while (!(stopping_ && live_ == 0)) {
+            int n = epoll_wait(ep_, events, 256, timeout_ms(now_ns()));
+            if (n < 0 && errno != EINTR) die_errno("epoll_wait");
+            for (int i = 0; i < n; ++i) {
+                const uint32_t tag = uint32_t(events[i].data.u64 >> 32), ev = events[i].events;
+                const int fd = int(events[i].data.u64 & 0xffffffffu);
+                if (tag == kTagListener) {
+                    if (!stopping_) accept_all(fd);
+                } else if (tag == kTagSignal) {
+                    read_signals();
+                } else if (size_t(fd) < conns_.size() && conns_[fd] && conns_[fd]->gen == tag && conns_[fd]->fd >= 0) {
+                    Conn& c = *conns_[fd];
+                    if (ev & EPOLLIN) on_readable(c);
+                    else if (ev & EPOLLOUT) process(c);
+                    else if (ev & (EPOLLERR | EPOLLHUP)) close_conn(c);
+                }
+            }
+            run_timers();
+        }
+        return 0;
+    }
 
 private:
-    void setup_signals();
-    void setup_listeners();
-    void watch(int fd, uint32_t tag, uint32_t events);
-    int timeout_ms(int64_t now) const;
-    void run_timers();
-    void read_signals();
-    void begin_stop();
-    void accept_all(int lfd);
-    void on_readable(Conn& c);
-    void process(Conn& c);
-    bool parse_and_handle(Conn& c);
-    void handle(Conn& c, const Request& r);
-    void reply_error(Conn& c, int status, std::string_view reason, std::string_view body);
-    void finish_sleep(Conn& c);
-    bool flush(Conn& c);
-    void update_interest(Conn& c);
-    void close_conn(Conn& c);
-    std::string env_json() const;
-    void notify(const char* state) const;
+    void notify(const char* state) const {
+        int r = sd_notify(0, state);
+        if (r < 0) { errno = -r; warn_errno(std::string("sd_notify ") + state); }
+    }
+
+    void watch(int fd, uint32_t tag, uint32_t events) {
+        epoll_event ev{};
+        ev.events = events;
+        ev.data.u64 = (uint64_t(tag) << 32) | uint32_t(fd);
+        if (epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev) != 0) die_errno("epoll_ctl ADD");
+    }
+
+    void setup_signals() {
+        sigset_t set;
+        sigemptyset(&set);
+        if (!opt_.ignore_term) sigaddset(&set, SIGTERM);  // a blocked signal is queued even when ignored
+        sigaddset(&set, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0) die_errno("sigprocmask");
+        sigfd_ = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (sigfd_ < 0) die_errno("signalfd");
+        watch(sigfd_, kTagSignal, EPOLLIN);
+    }
+
+    void setup_listeners() {
+        if (!opt_.listen.empty() || listeners_.empty())
+            listeners_.push_back(bind_listener(opt_.listen.empty() ? "127.0.0.1:8080" : opt_.listen, opt_.reuseport));
+        for (int fd : listeners_) watch(fd, kTagListener, EPOLLIN);
+    }
+
+    int timeout_ms(int64_t now) const {
+        int64_t next = -1;
+        for (int64_t t : {ready_at_, watchdog_at_, exit_at_, crash_at_, sleeps_.empty() ? -1 : sleeps_.top().at})
+            if (t >= 0 && (next < 0 || t < next)) next = t;
+        if (next < 0) return -1;
+        return next <= now ? 0 : int(std::min<int64_t>((next - now + 999'999) / 1'000'000, 60'000));
+    }
+
+    void run_timers() {
+        const int64_t now = now_ns();
+        if (crash_at_ >= 0 && now >= crash_at_) crash();
+        if (exit_at_ >= 0 && now >= exit_at_) std::exit(int(opt_.exit_code));
+        if (ready_at_ >= 0 && now >= ready_at_) {
+            ready_at_ = -1;
+            if (!stopping_) notify("READY=1");
+        }
+        if (watchdog_at_ >= 0 && now >= watchdog_at_) {
+            notify("WATCHDOG=1");
+            watchdog_at_ = now + watchdog_every_;
+        }
+        while (!sleeps_.empty() && sleeps_.top().at <= now) {
+            Timer t = sleeps_.top();
+            sleeps_.pop();
+            Conn* c = size_t(t.fd) < conns_.size() ? conns_[t.fd].get() : nullptr;
+            if (c && c->fd >= 0 && c->gen == t.gen && c->sleeping) finish_sleep(*c);
+        }
+    }
+
+    void read_signals() {
+        signalfd_siginfo si;
+        while (read(sigfd_, &si, sizeof si) == ssize_t(sizeof si)) begin_stop();
+    }
+
+    void begin_stop() {
+        if (stopping_) return;
+        stopping_ = true;
+        notify("STOPPING=1");
+        if (opt_.print_stdout) {
+            std::fprintf(stderr, "demo worker %s stopping\n", slot_.c_str());
+            std::fflush(stderr);
+        }
+        for (int fd : listeners_) close(fd);  // the master keeps its copies
+        listeners_.clear();
+        for (auto& c : conns_) {
+            if (!c || c->fd < 0) continue;
+            if (c->events & EPOLLIN) on_readable(*c);  // pick up a request already on the wire
+            else process(*c);                        // closes the connection if idle
+        }
+    }
+
+    void accept_all(int lfd) {
+        for (;;) {
+            int fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EINTR || errno == ECONNABORTED) continue;
+                if (errno != EAGAIN && errno != EWOULDBLOCK) warn_errno("accept4");
+                return;
+            }
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails harmlessly on unix sockets
+            if (size_t(fd) >= conns_.size()) conns_.resize(size_t(fd) + 1);
+            if (!conns_[fd]) {
+                conns_[fd].reset(new Conn);  // default-init: the input buffer is not zeroed
+                conns_[fd]->out.reserve(4096);
+            }
+            Conn& c = *conns_[fd];
+            c.fd = fd;
+            c.events = EPOLLIN;
+            ++live_;
+            watch(fd, c.gen, EPOLLIN);
+        }
+    }
+
+    void close_conn(Conn& c) {
+        close(c.fd);
+        c.fd = -1;
+        if (++c.gen < 2) c.gen = 2;
+        c.in_len = c.out_off = 0;
+        c.body_left = 0;
+        c.out.clear();
+        c.sleeping = c.close_after = c.peer_eof = false;
+        c.exit_code = -1;
+        --live_;
+    }
+
+    void on_readable(Conn& c) {
+        if (c.in_len < kInCap && !c.peer_eof) {
+            ssize_t n = recv(c.fd, c.in + c.in_len, kInCap - c.in_len, 0);
+            if (n > 0) c.in_len += size_t(n);
+            else if (n == 0) c.peer_eof = true;
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return close_conn(c);
+        }
+        process(c);
+    }
+
+    // Answers what can be answered, writes, and decides whether the connection lives on.
+    void process(Conn& c) {
+        for (;;) {
+            bool blocked = parse_and_handle(c);
+            if (!flush(c)) return;
+            if (!blocked || c.pending() > 0) break;
+        }
+        const bool idle = !c.sleeping && c.in_len == 0 && c.body_left == 0;
+        if (c.pending() == 0 && (c.close_after || (c.peer_eof && !c.sleeping) || (stopping_ && idle)))
+            return close_conn(c);
+        update_interest(c);
+    }
+
+    // Handles the complete requests in the input buffer. Returns true when it stopped
+    // because too much output is pending.
+    bool parse_and_handle(Conn& c) {
+        size_t off = 0;
+        bool blocked = false;
+        while (!c.sleeping && !c.close_after) {
+            if (c.pending() >= kOutHigh) { blocked = true; break; }
+            if (c.body_left > 0) {
+                size_t k = size_t(std::min<uint64_t>(c.body_left, c.in_len - off));
+                off += k;
+                c.body_left -= k;
+                if (c.body_left > 0) break;
+            }
+            if (off == c.in_len) break;
+            Request r;
+            long n = parse_request(c.in + off, c.in_len - off, r);
+            if (n == 0) {
+                if (off == 0 && c.in_len == kInCap)
+                    reply_error(c, 431, "Request Header Fields Too Large", "request head too large\n");
+                break;
+            }
+            if (n < 0) { reply_error(c, 400, "Bad Request", "bad request\n"); break; }
+            off += size_t(n);
+            c.body_left = r.content_length;
+            handle(c, r);
+        }
+        if (c.close_after) c.in_len = 0;  // nothing after this response will be answered
+        else if (off > 0) {
+            std::memmove(c.in, c.in + off, c.in_len - off);
+            c.in_len -= off;
+        }
+        return blocked;
+    }
+
+    void reply_error(Conn& c, int status, std::string_view reason, std::string_view body) {
+        append_response(c.out, status, reason, kText, body, false, false, false);
+        c.close_after = true;
+    }
+
+    void handle(Conn& c, const Request& r) {
+        const bool keep = r.keep_alive && !stopping_, head = r.method == Method::Head;
+        auto reply = [&](int status, std::string_view reason, std::string_view body, std::string_view ctype = kText) {
+            append_response(c.out, status, reason, ctype, body, head, keep, r.http10);
+            if (!keep) c.close_after = true;
+        };
+        char buf[256];
+        if (r.method == Method::Other) return reply(405, "Method Not Allowed", "method not allowed\n");
+        if (r.path == "/") return reply(200, "OK", hello_);
+        if (r.path == "/work" || r.path == "/sleep") {
+            long long ms = 0;
+            if (query_int(r.query, "ms", kMaxMs, ms) != Param::Ok)
+                return reply_error(c, 400, "Bad Request", "want ms=N, N from 0 to 3600000\n");
+            if (r.path == "/work") {
+                burn_cpu(ms);
+                return reply(200, "OK", timed_body(buf, "worked", ms));
+            }
+            c.sleeping = true;
+            c.sleep = {ms, head, r.keep_alive, r.http10};
+            sleeps_.push({now_ns() + ms_to_ns(ms), c.fd, c.gen});
+            return;
+        }
+        if (r.path == "/env") return reply(200, "OK", env_json(), "application/json");
+        if (r.path == "/exit") {
+            long long code = 0;
+            if (query_int(r.query, "code", 255, code) == Param::Bad)
+                return reply_error(c, 400, "Bad Request", "want code=N, N from 0 to 255\n");
+            append_response(c.out, 200, "OK", kText, "exiting with code " + std::to_string(code) + "\n", head, false, r.http10);
+            c.close_after = true;
+            c.exit_code = int(code);
+            return;
+        }
+        if (r.path == "/crash") crash();
+        reply(404, "Not Found", "not found\n");
+    }
+
+    // "<verb> N ms in worker <slot> (pid <pid>)\n", formatted into buf (256 bytes).
+    std::string_view timed_body(char* buf, const char* verb, long long ms) const {
+        int len = std::snprintf(buf, 256, "%s %lld ms in worker %s (pid %d)\n", verb, ms, slot_.c_str(), int(pid_));
+        return {buf, size_t(std::clamp(len, 0, 255))};
+    }
+
+    void finish_sleep(Conn& c) {
+        c.sleeping = false;
+        const bool keep = c.sleep.keep && !stopping_;
+        char buf[256];
+        append_response(c.out, 200, "OK", kText, timed_body(buf, "slept", c.sleep.ms), c.sleep.head, keep, c.sleep.http10);
+        if (!keep) c.close_after = true;
+        process(c);
+    }
+
+    // Writes pending output. Returns false when the connection was closed.
+    bool flush(Conn& c) {
+        while (c.pending() > 0) {
+            ssize_t n = send(c.fd, c.out.data() + c.out_off, c.pending(), MSG_NOSIGNAL);
+            if (n > 0) { c.out_off += size_t(n); continue; }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+            close_conn(c);
+            return false;
+        }
+        c.out.clear();
+        c.out_off = 0;
+        if (c.exit_code >= 0) std::exit(c.exit_code);  // /exit: the answer is out
+        return true;
+    }
+
+    void update_interest(Conn& c) {
+        uint32_t want = 0;
+        if (!c.peer_eof && !c.close_after && !c.sleeping && c.in_len < kInCap && c.pending() < kOutHigh) want |= EPOLLIN;
+        if (c.pending() > 0) want |= EPOLLOUT;
+        if (want == c.events) return;
+        epoll_event ev{};
+        ev.events = want;
+        ev.data.u64 = (uint64_t(c.gen) << 32) | uint32_t(c.fd);
+        if (epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev) != 0) die_errno("epoll_ctl MOD");
+        c.events = want;
+    }
+
+    std::string env_json() const {
+        static const char* const kNames[] = {
+            "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "PREFORK_CHILD", "PREFORK_WORKER_ID", "PREFORK_WORKERS",
+            "PREFORK_MASTER_PID", "PREFORK_GENERATION", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"};
+        std::string j = "{\"pid\":" + std::to_string(pid_) + ",\"ppid\":" + std::to_string(getppid()) + ",\"slot\":";
+        json_str(j, slot_);
+        char cwd[4096];
+        int pdeathsig = 0;
+        prctl(PR_GET_PDEATHSIG, &pdeathsig);
+        j += ",\"child_pid\":" + std::to_string(child_pid_) + ",\"uid\":" + std::to_string(getuid()) +
+             ",\"gid\":" + std::to_string(getgid()) + ",\"pdeathsig\":" + std::to_string(pdeathsig) + ",\"cwd\":";
+        json_str(j, getcwd(cwd, sizeof cwd) ? cwd : "");
+        j += ",\"env\":{";
+        bool first = true;
+        auto add = [&](std::string_view name, std::string_view value) {
+            if (!first) j += ',';
+            first = false;
+            json_str(j, name);
+            j += ':';
+            json_str(j, value);
+        };
+        for (const char* name : kNames)
+            if (const char* v = getenv(name)) add(name, v);
+        for (char** e = environ; *e; ++e) {
+            std::string_view kv = *e;
+            size_t eq = kv.find('=');
+            if (eq != kv.npos && (kv.starts_with("APP_") || kv.starts_with("DEMO_"))) add(kv.substr(0, eq), kv.substr(eq + 1));
+        }
+        j += "},\"fds\":[";
+        first = true;
+        for (int fd : listening_fds()) {
+            struct stat st{};
+            fstat(fd, &st);
+            j += first ? "" : ",";
+            first = false;
+            j += "{\"fd\":" + std::to_string(fd) + ",\"inode\":" + std::to_string(st.st_ino) + ",\"local\":";
+            json_str(j, sock_name(fd));
+            j += '}';
+        }
+        struct stat in{}, null{};
+        const bool devnull = fstat(0, &in) == 0 && stat("/dev/null", &null) == 0 && S_ISCHR(in.st_mode) &&
+                             in.st_rdev == null.st_rdev;
+        j += std::string("],\"stdin_is_devnull\":") + (devnull ? "true" : "false") +
+             ",\"sigmask_empty\":" + (startup_.mask_empty ? "true" : "false") + ",\"ignored_signals\":[";
+        for (size_t i = 0; i < startup_.ignored.size(); ++i) j += (i ? "," : "") + std::to_string(startup_.ignored[i]);
+        j += "]}\n";
+        return j;
+    }
 
     Options opt_;
     StartupSignals startup_;
@@ -534,365 +833,6 @@ private:
     std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> sleeps_;
     int64_t ready_at_ = -1, watchdog_at_ = -1, watchdog_every_ = 0, exit_at_ = -1, crash_at_ = -1;
 };
-
-Server::Server(Options opt, StartupSignals startup) : opt_(std::move(opt)), startup_(std::move(startup)) {
-    const char* slot = getenv("PREFORK_WORKER_ID");
-    slot_ = slot ? slot : "-";
-    slot_match_ = !opt_.has_slot_only || (slot && opt_.slot_only == slot);
-    hello_ = "hello from worker " + slot_ + " (pid " + std::to_string(pid_) + ")\n";
-    if (opt_.spawn_child) child_pid_ = spawn_sleeper();
-    if (opt_.ignore_term) signal(SIGTERM, SIG_IGN);
-    ep_ = epoll_create1(EPOLL_CLOEXEC);
-    if (ep_ < 0) die_errno("epoll_create1");
-    setup_signals();
-    setup_listeners();
-
-    const int64_t start = now_ns();
-    if (slot_match_ && opt_.exit_after_ms >= 0) exit_at_ = start + ms_to_ns(opt_.exit_after_ms);
-    if (slot_match_ && opt_.crash_after_ms >= 0) crash_at_ = start + ms_to_ns(opt_.crash_after_ms);
-    uint64_t usec = 0;
-    if (!opt_.no_watchdog && sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
-        watchdog_every_ = int64_t(usec) * 1000 / 2;
-        watchdog_at_ = start;
-    }
-    if (opt_.print_stdout) {
-        std::printf("demo worker %s started (pid %d)\n", slot_.c_str(), int(pid_));
-        std::fflush(stdout);
-    }
-    if (!(opt_.no_ready && slot_match_)) {
-        if (opt_.ready_delay_ms > 0) ready_at_ = start + ms_to_ns(opt_.ready_delay_ms);
-        else notify("READY=1");
-    }
-}
-
-void Server::notify(const char* state) const {
-    int r = sd_notify(0, state);
-    if (r < 0) { errno = -r; warn_errno(std::string("sd_notify ") + state); }
-}
-
-void Server::watch(int fd, uint32_t tag, uint32_t events) {
-    epoll_event ev{};
-    ev.events = events;
-    ev.data.u64 = (uint64_t(tag) << 32) | uint32_t(fd);
-    if (epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev) != 0) die_errno("epoll_ctl ADD");
-}
-
-void Server::setup_signals() {
-    sigset_t set;
-    sigemptyset(&set);
-    if (!opt_.ignore_term) sigaddset(&set, SIGTERM);  // a blocked signal is queued even when ignored
-    sigaddset(&set, SIGINT);
-    if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0) die_errno("sigprocmask");
-    sigfd_ = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (sigfd_ < 0) die_errno("signalfd");
-    watch(sigfd_, kTagSignal, EPOLLIN);
-}
-
-void Server::setup_listeners() {
-    listeners_ = inherited_listeners();
-    if (!opt_.listen.empty() || listeners_.empty())
-        listeners_.push_back(bind_listener(opt_.listen.empty() ? "127.0.0.1:8080" : opt_.listen, opt_.reuseport));
-    for (int fd : listeners_) watch(fd, kTagListener, EPOLLIN);
-}
-
-int Server::timeout_ms(int64_t now) const {
-    int64_t next = -1;
-    for (int64_t t : {ready_at_, watchdog_at_, exit_at_, crash_at_, sleeps_.empty() ? -1 : sleeps_.top().at})
-        if (t >= 0 && (next < 0 || t < next)) next = t;
-    if (next < 0) return -1;
-    return next <= now ? 0 : int(std::min<int64_t>((next - now + 999'999) / 1'000'000, 60'000));
-}
-
-void Server::run_timers() {
-    const int64_t now = now_ns();
-    if (crash_at_ >= 0 && now >= crash_at_) crash();
-    if (exit_at_ >= 0 && now >= exit_at_) std::exit(int(opt_.exit_code));
-    if (ready_at_ >= 0 && now >= ready_at_) {
-        ready_at_ = -1;
-        if (!stopping_) notify("READY=1");
-    }
-    if (watchdog_at_ >= 0 && now >= watchdog_at_) {
-        notify("WATCHDOG=1");
-        watchdog_at_ = now + watchdog_every_;
-    }
-    while (!sleeps_.empty() && sleeps_.top().at <= now) {
-        Timer t = sleeps_.top();
-        sleeps_.pop();
-        Conn* c = size_t(t.fd) < conns_.size() ? conns_[t.fd].get() : nullptr;
-        if (c && c->fd >= 0 && c->gen == t.gen && c->sleeping) finish_sleep(*c);
-    }
-}
-
-int Server::run() {
-    epoll_event events[256];
-    while (!(stopping_ && live_ == 0)) {
-        int n = epoll_wait(ep_, events, 256, timeout_ms(now_ns()));
-        if (n < 0 && errno != EINTR) die_errno("epoll_wait");
-        for (int i = 0; i < n; ++i) {
-            const uint32_t tag = uint32_t(events[i].data.u64 >> 32), ev = events[i].events;
-            const int fd = int(events[i].data.u64 & 0xffffffffu);
-            if (tag == kTagListener) {
-                if (!stopping_) accept_all(fd);
-            } else if (tag == kTagSignal) {
-                read_signals();
-            } else if (size_t(fd) < conns_.size() && conns_[fd] && conns_[fd]->gen == tag && conns_[fd]->fd >= 0) {
-                Conn& c = *conns_[fd];
-                if (ev & EPOLLIN) on_readable(c);
-                else if (ev & EPOLLOUT) process(c);
-                else if (ev & (EPOLLERR | EPOLLHUP)) close_conn(c);
-            }
-        }
-        run_timers();
-    }
-    return 0;
-}
-
-void Server::read_signals() {
-    signalfd_siginfo si;
-    while (read(sigfd_, &si, sizeof si) == ssize_t(sizeof si)) begin_stop();
-}
-
-void Server::begin_stop() {
-    if (stopping_) return;
-    stopping_ = true;
-    notify("STOPPING=1");
-    if (opt_.print_stdout) {
-        std::fprintf(stderr, "demo worker %s stopping\n", slot_.c_str());
-        std::fflush(stderr);
-    }
-    for (int fd : listeners_) close(fd);  // the master keeps its copies
-    listeners_.clear();
-    for (auto& c : conns_) {
-        if (!c || c->fd < 0) continue;
-        if (c->events & EPOLLIN) on_readable(*c);  // pick up a request already on the wire
-        else process(*c);                        // closes the connection if idle
-    }
-}
-
-void Server::accept_all(int lfd) {
-    for (;;) {
-        int fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) warn_errno("accept4");
-            return;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails harmlessly on unix sockets
-        if (size_t(fd) >= conns_.size()) conns_.resize(size_t(fd) + 1);
-        if (!conns_[fd]) {
-            conns_[fd].reset(new Conn);  // default-init: the input buffer is not zeroed
-            conns_[fd]->out.reserve(4096);
-        }
-        Conn& c = *conns_[fd];
-        c.fd = fd;
-        c.events = EPOLLIN;
-        ++live_;
-        watch(fd, c.gen, EPOLLIN);
-    }
-}
-
-void Server::close_conn(Conn& c) {
-    close(c.fd);
-    c.fd = -1;
-    if (++c.gen < 2) c.gen = 2;
-    c.in_len = c.out_off = 0;
-    c.body_left = 0;
-    c.out.clear();
-    c.sleeping = c.close_after = c.peer_eof = false;
-    c.exit_code = -1;
-    --live_;
-}
-
-void Server::on_readable(Conn& c) {
-    if (c.in_len < kInCap && !c.peer_eof) {
-        ssize_t n = recv(c.fd, c.in + c.in_len, kInCap - c.in_len, 0);
-        if (n > 0) c.in_len += size_t(n);
-        else if (n == 0) c.peer_eof = true;
-        else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return close_conn(c);
-    }
-    process(c);
-}
-
-// Answers what can be answered, writes, and decides whether the connection lives on.
-void Server::process(Conn& c) {
-    for (;;) {
-        bool blocked = parse_and_handle(c);
-        if (!flush(c)) return;
-        if (!blocked || c.pending() > 0) break;
-    }
-    const bool idle = !c.sleeping && c.in_len == 0 && c.body_left == 0;
-    if (c.pending() == 0 && (c.close_after || (c.peer_eof && !c.sleeping) || (stopping_ && idle)))
-        return close_conn(c);
-    update_interest(c);
-}
-
-// Handles the complete requests in the input buffer. Returns true when it stopped
-// because too much output is pending.
-bool Server::parse_and_handle(Conn& c) {
-    size_t off = 0;
-    bool blocked = false;
-    while (!c.sleeping && !c.close_after) {
-        if (c.pending() >= kOutHigh) { blocked = true; break; }
-        if (c.body_left > 0) {
-            size_t k = size_t(std::min<uint64_t>(c.body_left, c.in_len - off));
-            off += k;
-            c.body_left -= k;
-            if (c.body_left > 0) break;
-        }
-        if (off == c.in_len) break;
-        Request r;
-        long n = parse_request(c.in + off, c.in_len - off, r);
-        if (n == 0) {
-            if (off == 0 && c.in_len == kInCap)
-                reply_error(c, 431, "Request Header Fields Too Large", "request head too large\n");
-            break;
-        }
-        if (n < 0) { reply_error(c, 400, "Bad Request", "bad request\n"); break; }
-        off += size_t(n);
-        c.body_left = r.content_length;
-        handle(c, r);
-    }
-    if (c.close_after) c.in_len = 0;  // nothing after this response will be answered
-    else if (off > 0) {
-        std::memmove(c.in, c.in + off, c.in_len - off);
-        c.in_len -= off;
-    }
-    return blocked;
-}
-
-void Server::reply_error(Conn& c, int status, std::string_view reason, std::string_view body) {
-    append_response(c.out, status, reason, kText, body, false, false, false);
-    c.close_after = true;
-}
-
-void Server::handle(Conn& c, const Request& r) {
-    const bool keep = r.keep_alive && !stopping_, head = r.method == Method::Head;
-    auto reply = [&](int status, std::string_view reason, std::string_view body, std::string_view ctype = kText) {
-        append_response(c.out, status, reason, ctype, body, head, keep, r.http10);
-        if (!keep) c.close_after = true;
-    };
-    char buf[256];
-    auto fmt = [&](const char* verb, long long n) {
-        int len = std::snprintf(buf, sizeof buf, "%s %lld ms in worker %s (pid %d)\n", verb, n, slot_.c_str(), int(pid_));
-        return std::string_view(buf, size_t(std::clamp(len, 0, int(sizeof buf) - 1)));
-    };
-    if (r.method == Method::Other) return reply(405, "Method Not Allowed", "method not allowed\n");
-    if (r.path == "/") return reply(200, "OK", hello_);
-    if (r.path == "/work" || r.path == "/sleep") {
-        long long ms = 0;
-        if (query_int(r.query, "ms", kMaxMs, ms) != Param::Ok)
-            return reply_error(c, 400, "Bad Request", "want ms=N, N from 0 to 3600000\n");
-        if (r.path == "/work") {
-            burn_cpu(ms);
-            return reply(200, "OK", fmt("worked", ms));
-        }
-        c.sleeping = true;
-        c.sleep = {ms, head, r.keep_alive, r.http10};
-        sleeps_.push({now_ns() + ms_to_ns(ms), c.fd, c.gen});
-        return;
-    }
-    if (r.path == "/env") return reply(200, "OK", env_json(), "application/json");
-    if (r.path == "/exit") {
-        long long code = 0;
-        if (query_int(r.query, "code", 255, code) == Param::Bad)
-            return reply_error(c, 400, "Bad Request", "want code=N, N from 0 to 255\n");
-        append_response(c.out, 200, "OK", kText, "exiting with code " + std::to_string(code) + "\n", head, false, r.http10);
-        c.close_after = true;
-        c.exit_code = int(code);
-        return;
-    }
-    if (r.path == "/crash") crash();
-    reply(404, "Not Found", "not found\n");
-}
-
-void Server::finish_sleep(Conn& c) {
-    c.sleeping = false;
-    const bool keep = c.sleep.keep && !stopping_;
-    char buf[256];
-    int len = std::snprintf(buf, sizeof buf, "slept %lld ms in worker %s (pid %d)\n", c.sleep.ms, slot_.c_str(), int(pid_));
-    append_response(c.out, 200, "OK", kText, std::string_view(buf, size_t(std::clamp(len, 0, int(sizeof buf) - 1))),
-                    c.sleep.head, keep, c.sleep.http10);
-    if (!keep) c.close_after = true;
-    process(c);
-}
-
-// Writes pending output. Returns false when the connection was closed.
-bool Server::flush(Conn& c) {
-    while (c.pending() > 0) {
-        ssize_t n = send(c.fd, c.out.data() + c.out_off, c.pending(), MSG_NOSIGNAL);
-        if (n > 0) { c.out_off += size_t(n); continue; }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
-        close_conn(c);
-        return false;
-    }
-    c.out.clear();
-    c.out_off = 0;
-    if (c.exit_code >= 0) std::exit(c.exit_code);  // /exit: the answer is out
-    return true;
-}
-
-void Server::update_interest(Conn& c) {
-    uint32_t want = 0;
-    if (!c.peer_eof && !c.close_after && !c.sleeping && c.in_len < kInCap && c.pending() < kOutHigh) want |= EPOLLIN;
-    if (c.pending() > 0) want |= EPOLLOUT;
-    if (want == c.events) return;
-    epoll_event ev{};
-    ev.events = want;
-    ev.data.u64 = (uint64_t(c.gen) << 32) | uint32_t(c.fd);
-    if (epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev) != 0) die_errno("epoll_ctl MOD");
-    c.events = want;
-}
-
-std::string Server::env_json() const {
-    static const char* const kNames[] = {
-        "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "PREFORK_CHILD", "PREFORK_WORKER_ID", "PREFORK_WORKERS",
-        "PREFORK_MASTER_PID", "PREFORK_GENERATION", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"};
-    std::string j = "{\"pid\":" + std::to_string(pid_) + ",\"ppid\":" + std::to_string(getppid()) + ",\"slot\":";
-    json_str(j, slot_);
-    char cwd[4096];
-    int pdeathsig = 0;
-    prctl(PR_GET_PDEATHSIG, &pdeathsig);
-    j += ",\"child_pid\":" + std::to_string(child_pid_) + ",\"uid\":" + std::to_string(getuid()) +
-         ",\"gid\":" + std::to_string(getgid()) + ",\"pdeathsig\":" + std::to_string(pdeathsig) + ",\"cwd\":";
-    json_str(j, getcwd(cwd, sizeof cwd) ? cwd : "");
-    j += ",\"env\":{";
-    bool first = true;
-    auto add = [&](std::string_view name, std::string_view value) {
-        if (!first) j += ',';
-        first = false;
-        json_str(j, name);
-        j += ':';
-        json_str(j, value);
-    };
-    for (const char* name : kNames)
-        if (const char* v = getenv(name)) add(name, v);
-    for (char** e = environ; *e; ++e) {
-        std::string_view kv = *e;
-        size_t eq = kv.find('=');
-        if (eq != kv.npos && (kv.starts_with("APP_") || kv.starts_with("DEMO_"))) add(kv.substr(0, eq), kv.substr(eq + 1));
-    }
-    j += "},\"fds\":[";
-    first = true;
-    for (int fd : listening_fds()) {
-        struct stat st{};
-        fstat(fd, &st);
-        j += first ? "" : ",";
-        first = false;
-        j += "{\"fd\":" + std::to_string(fd) + ",\"inode\":" + std::to_string(st.st_ino) + ",\"local\":";
-        json_str(j, sock_name(fd));
-        j += '}';
-    }
-    struct stat in{}, null{};
-    const bool devnull = fstat(0, &in) == 0 && stat("/dev/null", &null) == 0 && S_ISCHR(in.st_mode) &&
-                         in.st_rdev == null.st_rdev;
-    j += std::string("],\"stdin_is_devnull\":") + (devnull ? "true" : "false") +
-         ",\"sigmask_empty\":" + (startup_.mask_empty ? "true" : "false") + ",\"ignored_signals\":[";
-    for (size_t i = 0; i < startup_.ignored.size(); ++i) j += (i ? "," : "") + std::to_string(startup_.ignored[i]);
-    j += "]}\n";
-    return j;
-}
 
 }  // namespace
 

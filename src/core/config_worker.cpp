@@ -11,10 +11,10 @@
 namespace preforkd::config_detail {
 namespace {
 
-constexpr std::array<std::string_view, 17> worker_keys{
+constexpr std::array<std::string_view, 18> worker_keys{
     "command",       "count",       "directory",    "user",    "group",           "env",         "ready",
     "ready_timeout", "stop_signal", "stop_timeout", "restart", "backoff_initial", "backoff_max", "fatal_exit_codes",
-    "watchdog",      "max_memory",  "max_lifetime"};
+    "watchdog",      "max_memory",  "max_lifetime", "max_surge"};
 
 constexpr int max_workers = 1024;
 constexpr std::string_view command_example = R"(["/usr/bin/app", "--flag"])";
@@ -83,6 +83,19 @@ void read_count(const Section& s, int usable_cpus, WorkerConfig& out) {
   report(s.diag(), f,
          fmt::format("must be \"auto\" or an integer from 1 to {}, got {}", max_workers,
                      shown ? value_text(*f.node) : type_name(*f.node)));
+}
+
+// How many workers a rolling reload or restart may start beside the ones it replaces.
+void read_max_surge(const Section& s, WorkerConfig& out) {
+  const Field f = s.field("max_surge");
+  if (f.node == nullptr) return;
+  if (const auto* n = f.node->as_integer(); n != nullptr && n->get() >= 1 && n->get() <= max_workers) {
+    out.max_surge = static_cast<int>(n->get());
+    return;
+  }
+  report(s.diag(), f,
+         fmt::format("must be an integer from 1 to {}, got {}", max_workers,
+                     f.node->is_integer() ? value_text(*f.node) : type_name(*f.node)));
 }
 
 void read_env(const Section& s, WorkerConfig& out) {
@@ -264,6 +277,7 @@ void read_worker(const Section& s, int usable_cpus, WorkerConfig& out) {
   read_backoff(s, out);
   read_fatal_exit_codes(s, out);
   if (auto v = read_duration(s.diag(), s.field("watchdog"))) out.watchdog = *v;
+  read_max_surge(s, out);
   reject_planned(s, "max_memory");
   reject_planned(s, "max_lifetime");
 }

@@ -12,7 +12,7 @@ using nlohmann::json;
 
 // Text a client sent, quoted for an error message and cut short: an error reply must not
 // echo a 64 KiB request back.
-std::string quoted(std::string_view text) {
+std::string echoed(std::string_view text) {
   constexpr std::size_t max_echo = 64;
   if (text.size() <= max_echo) return "'" + std::string(text) + "'";
   std::size_t cut = max_echo;
@@ -41,7 +41,7 @@ std::optional<std::int64_t> integer(const json& j) {
   return std::nullopt;
 }
 
-std::optional<std::int64_t> integer(std::string_view text) {
+std::optional<std::int64_t> integer_text(std::string_view text) {
   std::int64_t v = 0;
   const auto* end = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(text.data(), end, v);
@@ -68,7 +68,7 @@ Status check_scale(const ScaleTarget& t) {
 Result<int> slot_number(std::optional<std::int64_t> v, std::string_view shown) {
   if (!v || *v < 0 || *v >= max_workers)
     return Error{"restart: expected 'all' or slot numbers from 0 to " + std::to_string(max_workers - 1) +
-                 ", got " + quoted(shown)};
+                 ", got " + echoed(shown)};
   return static_cast<int>(*v);
 }
 
@@ -90,7 +90,7 @@ Status check_fields(const json& j, Request::Command command, std::initializer_li
   for (const auto& [key, value] : j.items()) {
     if (key == "cmd") continue;
     if (std::find(known.begin(), known.end(), key) == known.end())
-      return Error{std::string(to_string(command)) + ": unknown field " + quoted(key)};
+      return Error{std::string(to_string(command)) + ": unknown field " + echoed(key)};
   }
   return Ok{};
 }
@@ -102,7 +102,7 @@ Result<ScaleTarget> scale_from_json(const json& j) {
   const json& v = has_count ? j.at("count") : j.at("delta");
   const auto n = integer(v);
   const char* name = has_count ? "count" : "delta";
-  if (!n) return Error{std::string("scale: \"") + name + "\" must be an integer, got " + quoted(v.dump())};
+  if (!n) return Error{std::string("scale: \"") + name + "\" must be an integer, got " + echoed(v.dump())};
   if (*n < -max_workers || *n > max_workers) {
     return Error{std::string("scale: \"") + name + "\" is out of range, got " + std::to_string(*n)};
   }
@@ -165,7 +165,7 @@ Result<Request> parse_request(std::string_view line) {
   if (!cmd->is_string()) return Error{R"("cmd" must be a string)"};
   const auto& name = cmd->get_ref<const std::string&>();
   const auto command = command_named(name);
-  if (!command) return Error{"unknown command " + quoted(name)};
+  if (!command) return Error{"unknown command " + echoed(name)};
 
   Request request;
   request.command = *command;
@@ -190,7 +190,7 @@ Result<Request> parse_request(std::string_view line) {
       return request;
     }
   }
-  return Error{"unknown command " + quoted(name)};
+  return Error{"unknown command " + echoed(name)};
 }
 
 std::string encode_request(const Request& request) {
@@ -222,8 +222,8 @@ Result<ScaleTarget> parse_scale_arg(std::string_view text) {
   const auto digits = is_delta ? text.substr(1) : text;
   const bool all_digits = !digits.empty() && digits.size() <= 9 &&
                           std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (!all_digits) return Error{"scale: expected N, +N or -N, got " + quoted(text)};
-  auto n = static_cast<int>(*integer(digits));
+  if (!all_digits) return Error{"scale: expected N, +N or -N, got " + echoed(text)};
+  auto n = static_cast<int>(*integer_text(digits));
   ScaleTarget t{is_delta ? ScaleTarget::Kind::delta : ScaleTarget::Kind::absolute,
                 text.starts_with('-') ? -n : n};
   if (auto ok = check_scale(t); !ok) return Error{ok.error()};
@@ -232,14 +232,14 @@ Result<ScaleTarget> parse_scale_arg(std::string_view text) {
 
 Result<Request> request_from_args(std::string_view command, const std::vector<std::string>& args) {
   const auto known = command_named(command);
-  if (!known) return Error{"unknown command " + quoted(command)};
+  if (!known) return Error{"unknown command " + echoed(command)};
   Request request;
   request.command = *known;
   switch (*known) {
     case Request::Command::status:
     case Request::Command::reload:
     case Request::Command::stop:
-      if (!args.empty()) return Error{std::string(command) + ": takes no arguments, got " + quoted(args.front())};
+      if (!args.empty()) return Error{std::string(command) + ": takes no arguments, got " + echoed(args.front())};
       return request;
     case Request::Command::scale: {
       if (args.size() != 1) return Error{"scale: expected N, +N or -N"};
@@ -252,14 +252,14 @@ Result<Request> request_from_args(std::string_view command, const std::vector<st
       if (args.empty() || (args.size() == 1 && args.front() == "all")) return request;
       request.restart.all = false;
       for (const auto& arg : args) {
-        auto slot = slot_number(integer(arg), arg);
+        auto slot = slot_number(integer_text(arg), arg);
         if (!slot) return Error{slot.error()};
         request.restart.slots.push_back(*slot);
       }
       normalise(request.restart);
       return request;
   }
-  return Error{"unknown command " + quoted(command)};
+  return Error{"unknown command " + echoed(command)};
 }
 
 // --- replies ------------------------------------------------------------------------------

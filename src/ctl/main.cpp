@@ -1,6 +1,154 @@
-// preforkctl: the control client (see issue: control socket).
+// preforkctl: sends one command to a running preforkd over its control socket and prints
+// the reply. Exit codes: 0 ok, 1 the daemon refused or the operation failed, 2 usage,
+// 69 the daemon cannot be reached, 78 the config file given with --config is invalid.
+
+#include <preforkd/core/config.hpp>
+#include <preforkd/core/control_path.hpp>
+#include <preforkd/core/control_protocol.hpp>
+#include <preforkd/ctl/control_client.hpp>
+#include <preforkd/ctl/status_table.hpp>
+#include <preforkd/version.hpp>
+
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
-int main() {
-  std::fprintf(stderr, "preforkctl: the control socket is not available in this build\n");
-  return 69;
+#include <cstdlib>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+constexpr int exit_ok = 0;
+constexpr int exit_failed = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_unreachable = 69;
+constexpr int exit_config = 78;
+
+// A reload waits for every new worker to become ready, which may take ready_timeout per
+// slot; the default leaves room for that and still ends a hung conversation.
+constexpr const char* default_timeout = "10m";
+
+struct Options {
+  std::string socket;
+  std::string config;
+  bool json = false;
+  std::string timeout = default_timeout;
+  std::string command;
+  std::vector<std::string> args;
+};
+
+int fail(int code, const std::string& message) {
+  std::fprintf(stderr, "preforkctl: %s\n", message.c_str());
+  return code;
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// Prints a successful reply that is not a status document in one line.
+void print_confirmation(const preforkd::control::Reply& reply, const std::string& command) {
+  const auto message = reply.body.find("message");
+  if (message != reply.body.end() && message->is_string()) {
+    std::printf("%s\n", message->get<std::string>().c_str());
+  } else {
+    std::printf("%s: ok\n", command.c_str());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace preforkd;
+  Options opt;
+  CLI::App app{"preforkctl: control a running preforkd through its control socket"};
+  auto* socket_opt = app.add_option("-s,--socket", opt.socket, "the control socket's path");
+  app.add_option("-c,--config", opt.config, "the daemon's config file: its control_socket, or the default path")
+      ->excludes(socket_opt);
+  app.add_flag("--json", opt.json, "print the reply as a JSON document");
+  app.add_option("--timeout", opt.timeout, "how long to wait for the reply (default 10m; reload waits until done)");
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("preforkctl ") + version);
+  app.fallthrough();  // `preforkctl status --json` as well as `preforkctl --json status`
+
+  struct Command {
+    const char* name;
+    const char* help;
+    const char* args_help;  // nullptr: takes no arguments
+  };
+  const Command commands[] = {
+      {"status", "master and one row per worker: slot, pid, state, restarts, uptime, RSS, CPU%", nullptr},
+      {"reload", "re-read and validate the config, then apply it; waits until done", nullptr},
+      {"scale", "change the worker count: N, +N or -N", "N, +N or -N"},
+      {"restart", "rolling restart of all workers or the given slots", "all (the default) or slot numbers"},
+      {"stop", "graceful stop of the workers and the master", nullptr},
+  };
+  for (const auto& c : commands) {
+    auto* sub = app.add_subcommand(c.name, c.help);
+    sub->callback([&opt, name = c.name] { opt.command = name; });
+    if (c.args_help != nullptr) sub->add_option("args", opt.args, c.args_help);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return exit_usage;
+  }
+
+  // What to send: the command line in the protocol's own terms, checked before connecting.
+  auto request = control::request_from_args(opt.command, opt.args);
+  if (!request) return fail(exit_usage, request.error());
+  std::string why;
+  const auto timeout = parse_duration(opt.timeout, &why);
+  if (!timeout || timeout->count() == 0) {
+    return fail(exit_usage, "--timeout: " + (timeout ? std::string("must be more than 0s") : why));
+  }
+
+  // Where to send it: the socket given, or the one the daemon's config leads to.
+  std::string path = opt.socket;
+  if (path.empty() && opt.config.empty()) return fail(exit_usage, "give --socket PATH or --config FILE");
+  if (path.empty()) {
+    const ConfigResult loaded = load_config(opt.config, 1);
+    if (!loaded.errors.empty()) {
+      for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+      return exit_config;
+    }
+    const auto env = [](const char* name) -> const char* { return std::getenv(name); };
+    const auto candidates = control_socket_candidates(*loaded.config, env, ::geteuid());
+    path = candidates.front();
+    for (const auto& candidate : candidates) {
+      if (exists(candidate)) {
+        path = candidate;
+        break;
+      }
+    }
+  }
+
+  // One request, one reply.
+  auto line = ctl::exchange(path, control::encode_request(*request), *timeout);
+  if (!line) return fail(exit_unreachable, line.error());
+  auto reply = control::parse_reply(*line);
+  if (!reply) return fail(exit_failed, "'" + path + "': " + reply.error());
+
+  if (opt.json) {
+    std::printf("%s\n", reply->body.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return reply->ok ? exit_ok : exit_failed;
+  }
+  if (!reply->ok) return fail(exit_failed, reply->error);
+  if (request->command == control::Request::Command::status) {
+    auto status = control::parse_status(reply->body);
+    if (!status) return fail(exit_failed, status.error());
+    const auto colour = ctl::colour_for(STDOUT_FILENO, std::getenv("NO_COLOR"));
+    std::fputs(ctl::render_status(*status, colour).c_str(), stdout);
+    return exit_ok;
+  }
+  print_confirmation(*reply, opt.command);
+  return exit_ok;
 }

@@ -1,6 +1,7 @@
 // preforkd: reads the config, binds the sockets, starts the workers and supervises them.
 
 #include <preforkd/core/config.hpp>
+#include <preforkd/daemon/generation.hpp>
 #include <preforkd/daemon/logging.hpp>
 #include <preforkd/daemon/master.hpp>
 #include <preforkd/os/children.hpp>
@@ -11,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <cstdlib>
 #include <unistd.h>
@@ -58,24 +60,13 @@ int main(int argc, char** argv) {
     std::printf("%s: ok\n", opt.config.c_str());
     return exit_ok;
   }
+  // An absolute path: reloads and status name the file the same way from anywhere.
+  std::error_code ec;
+  if (auto abs = std::filesystem::absolute(opt.config, ec); !ec) config.path = abs.lexically_normal().string();
 
   daemon::setup_logging(config.daemon.log_level, config.daemon.log_format);
   // A broken pipe is an error return for the master, not a death; workers get SIG_DFL back.
   std::signal(SIGPIPE, SIG_IGN);
-
-  // Privileges: workers run as worker.user/group; resolving names needs NSS, so before fork.
-  auto credentials = os::resolve_credentials(config.worker.user, config.worker.group);
-  if (!credentials) {
-    std::fprintf(stderr, "%s: worker.user: %s\n", opt.config.c_str(), credentials.error().c_str());
-    return exit_config;
-  }
-  if (credentials.value() && ::geteuid() != 0) {
-    if (credentials.value()->uid != ::geteuid() || credentials.value()->gid != ::getegid()) {
-      std::fprintf(stderr, "%s: worker.user: switching to another user needs root\n", opt.config.c_str());
-      return exit_config;
-    }
-    credentials.value().reset();  // already that user: nothing to drop
-  }
 
   // The master binds every socket itself; a failure here stops start-up.
   auto listeners = os::ListenerSet::open(config.listeners, config.worker.count);
@@ -83,18 +74,17 @@ int main(int argc, char** argv) {
     spdlog::error("{}", listeners.error());
     return exit_failed;
   }
+  // The program, the user and group are resolved once, before any fork.
+  auto gen = daemon::make_generation(config, 0, std::make_shared<os::ListenerSet>(std::move(*listeners)));
+  if (!gen) {
+    std::fprintf(stderr, "%s: %s\n", opt.config.c_str(), gen.error().c_str());
+    return exit_config;
+  }
 
   // Orphaned grandchildren are re-parented to us and reaped, as PID 1 or not.
   if (!os::become_subreaper()) spdlog::warn("cannot become a child subreaper, ignoring");
 
-  daemon::LaunchPlan plan;
-  plan.worker = config.worker;
-  const char* path_env = std::getenv("PATH");
-  plan.executable = os::resolve_executable(config.worker.command.front(), path_env ? path_env : "/usr/bin:/bin");
-  plan.credentials = std::move(credentials.value());
-  plan.output = config.daemon.worker_output == WorkerOutput::log ? os::OutputMode::capture : os::OutputMode::inherit;
-
   spdlog::info("preforkd {} (pid {}) starting with {}", version, ::getpid(), opt.config);
-  daemon::Master master(std::move(config), std::move(plan), std::move(*listeners));
+  daemon::Master master(std::move(config), std::move(*gen));
   return master.run();
 }

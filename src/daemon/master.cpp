@@ -1,27 +1,95 @@
 #include <preforkd/daemon/master.hpp>
 
+#include <preforkd/core/control_path.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstdlib>
+#include <grp.h>
+#include <unistd.h>
 
 namespace preforkd::daemon {
 
-Master::Master(Config config, LaunchPlan plan, os::ListenerSet listeners) {
+namespace {
+
+// How often workers' RSS and CPU time are read for status.
+constexpr Duration sample_interval = std::chrono::seconds(2);
+
+Result<ControlServerOptions> control_options(const Config& config) {
+  ControlServerOptions o;
+  o.path = config.daemon.control_socket;
+  if (o.path.empty())
+    o.path = default_control_socket(config.path, [](const char* name) { return std::getenv(name); }, ::geteuid());
+  o.mode = config.daemon.control_mode;
+  if (!config.daemon.control_group.empty()) {
+    const struct group* g = ::getgrnam(config.daemon.control_group.c_str());
+    if (g == nullptr) return Error{"preforkd.control_group: unknown group '" + config.daemon.control_group + "'"};
+    o.group = g->gr_gid;
+  }
+  return o;
+}
+
+}  // namespace
+
+Master::Master(Config config, std::shared_ptr<const Generation> gen) : config_(std::move(config)) {
   uv_loop_init(&loop_);
-  supervisor_ = std::make_unique<Supervisor>(&loop_, std::move(config), std::move(plan), std::move(listeners));
+  supervisor_ = std::make_unique<Supervisor>(&loop_, std::move(gen));
   supervisor_->on_finished = [this] { uv_stop(&loop_); };
-  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGCHLD})
-    signals_.push_back(std::make_unique<SignalWatch>(&loop_, sig, [this](int s) { on_signal(s); }));
+  supervisor_->on_change = [this] { on_change(); };
+  systemd_ = std::make_unique<SystemdNotifier>(&loop_);
 }
 
 Master::~Master() {
   signals_.clear();
+  control_.reset();
+  notify_.reset();
+  sampler_.reset();
+  systemd_.reset();
   supervisor_.reset();
   // Let libuv run the close callbacks of every handle, then free the loop.
   uv_run(&loop_, UV_RUN_NOWAIT);
   uv_walk(&loop_, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
+}
+
+int Master::run() {
+  // The control socket first: a second master on the same socket must stop here,
+  // before it starts any worker.
+  auto options = control_options(config_);
+  if (!options) {
+    spdlog::error("{}", options.error());
+    return 78;
+  }
+  auto control = ControlServer::open(&loop_, *options, [this](const control::Request& r, ControlServer::Responder respond) {
+    handle(r, std::move(respond));
+  });
+  if (!control) {
+    spdlog::error("{}", control.error());
+    return 1;
+  }
+  control_ = std::move(*control);
+  spdlog::info("control socket at {}", control_->path());
+
+  // Workers that speak sd_notify (ready = "notify" or a watchdog) talk to our own socket.
+  auto notify = NotifySocket::open(&loop_, [this](pid_t pid, const NotifyMessage& m) { supervisor_->on_notify(pid, m); });
+  if (!notify) {
+    spdlog::error("{}", notify.error());
+    return 1;
+  }
+  notify_ = std::move(*notify);
+  supervisor_->set_notify_address(notify_->address());
+
+  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGCHLD})
+    signals_.push_back(std::make_unique<SignalWatch>(&loop_, sig, [this](int s) { on_signal(s); }));
+  sampler_ = std::make_unique<Timer>(&loop_, [this] { sample_usage(); });
+  sampler_->start(sample_interval, sample_interval);
+
+  supervisor_->start();
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  spdlog::info("all workers stopped, exiting");
+  return exit_code_;
 }
 
 void Master::on_signal(int signum) {
@@ -31,30 +99,53 @@ void Master::on_signal(int signum) {
       return;
     case SIGTERM:
     case SIGINT:
-      spdlog::info("received {}, stopping gracefully", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+      if (supervisor_->stopping()) return;
+      spdlog::info("received {}, stopping gracefully", signal_name(signum));
+      systemd_->stopping();
       supervisor_->stop(StopMode::graceful);
       return;
     case SIGQUIT:
       spdlog::info("received SIGQUIT, stopping now");
+      systemd_->stopping();
       supervisor_->stop(StopMode::fast);
       return;
     case SIGHUP:
-      spdlog::warn("received SIGHUP: reload is not available yet, ignoring");
+      spdlog::info("received SIGHUP, reloading {}", config_.path);
+      reload([](Status st, const std::string& message) {
+        if (st) spdlog::info("reload done: {}", message);
+        else spdlog::error("reload failed: {}", st.error());
+      });
       return;
     case SIGTTIN:
-    case SIGTTOU:
-      spdlog::warn("received {}: scaling is not available yet, ignoring", signum == SIGTTIN ? "SIGTTIN" : "SIGTTOU");
+    case SIGTTOU: {
+      const int target = supervisor_->target_count() + (signum == SIGTTIN ? 1 : -1);
+      if (Status st = supervisor_->scale(target); !st) spdlog::warn("{}: {}, ignoring", signal_name(signum), st.error());
       return;
+    }
     default:
       return;
   }
 }
 
-int Master::run() {
-  supervisor_->start();
-  uv_run(&loop_, UV_RUN_DEFAULT);
-  spdlog::info("all workers stopped, exiting");
-  return exit_code_;
+std::string Master::summary() const {
+  return fmt::format("{}/{} workers ready, generation {}", supervisor_->ready_count(), supervisor_->target_count(),
+                     supervisor_->generation().number);
+}
+
+void Master::on_change() {
+  if (supervisor_->stopping()) return;
+  systemd_->status(summary());
+  if (systemd_->ready_sent() || reloading_) return;
+  // READY=1 once every initial worker has been started and is ready (or has given up).
+  bool settled = true;
+  for (const auto& slot : supervisor_->slots()) {
+    const WorkerState s = slot.current ? slot.current->life.state : WorkerState::stopped;
+    settled = settled && (s == WorkerState::ready || s == WorkerState::failed);
+  }
+  if (settled) {
+    spdlog::info("{}", summary());
+    systemd_->ready();
+  }
 }
 
 }  // namespace preforkd::daemon

@@ -24,14 +24,10 @@ std::vector<std::string> copy_environment() {
 
 }  // namespace
 
-Supervisor::Supervisor(uv_loop_t* loop, Config config, LaunchPlan plan, os::ListenerSet listeners)
-    : loop_(loop),
-      config_(std::move(config)),
-      plan_(std::move(plan)),
-      policy_(LifecyclePolicy::from(plan_.worker)),
-      listeners_(std::move(listeners)),
-      master_env_(copy_environment()),
-      rng_(std::random_device{}()) {}
+Supervisor::Supervisor(uv_loop_t* loop, std::shared_ptr<const Generation> gen)
+    : loop_(loop), gen_(std::move(gen)), master_env_(copy_environment()), rng_(std::random_device{}()) {
+  drain_timer_ = std::make_unique<Timer>(loop_, [this] { Batch batch(*this); });
+}
 
 Supervisor::~Supervisor() = default;
 
@@ -40,34 +36,70 @@ std::string Supervisor::who(const WorkerRun& run) const {
   return fmt::format("worker {}", run.slot);
 }
 
-std::unique_ptr<WorkerRun> Supervisor::make_run(int slot) {
+int Supervisor::ready_count() const {
+  int n = 0;
+  for (const auto& slot : slots_)
+    if (!slot.removing && slot.current && slot.current->life.state == WorkerState::ready) ++n;
+  return n;
+}
+
+std::unique_ptr<WorkerRun> Supervisor::make_run(int slot, std::shared_ptr<const Generation> gen) {
   auto run = std::make_unique<WorkerRun>();
   run->slot = slot;
-  run->generation = plan_.generation;
+  run->gen = std::move(gen);
   WorkerRun* raw = run.get();
   run->timer = std::make_unique<Timer>(loop_, [this, raw] { dispatch(*raw, Event::of(Event::Kind::timer)); });
+  run->watchdog =
+      std::make_unique<Timer>(loop_, [this, raw] { dispatch(*raw, Event::of(Event::Kind::watchdog_expired)); });
   return run;
 }
 
 void Supervisor::start() {
-  slots_.resize(static_cast<std::size_t>(plan_.worker.count));
-  for (int i = 0; i < plan_.worker.count; ++i) slots_[static_cast<std::size_t>(i)].current = make_run(i);
+  Batch batch(*this);
+  target_count_ = gen_->worker.count;
+  slots_.resize(static_cast<std::size_t>(target_count_));
+  for (int i = 0; i < target_count_; ++i) slots_[static_cast<std::size_t>(i)].current = make_run(i, gen_);
   for (auto& slot : slots_) dispatch(*slot.current, Event::of(Event::Kind::start));
-  spdlog::info("started {} workers of '{}'", plan_.worker.count, plan_.worker.command.front());
+  spdlog::info("started {} workers of '{}'", target_count_, gen_->worker.command.front());
 }
 
 void Supervisor::dispatch(WorkerRun& run, const Event& event) {
   const WorkerState before = run.life.state;
-  Transition t = step(run.life, event, policy_);
+  Transition t = step(run.life, event, run.gen->policy);
   run.life = t.next;
-  if (run.life.state == WorkerState::ready && before != WorkerState::ready) {
+  const WorkerState after = run.life.state;
+  if (after == WorkerState::ready && before != WorkerState::ready) {
     run.reached_ready = true;
     spdlog::debug("{} is ready", who(run));
   }
-  if (run.life.state == WorkerState::failed && before != WorkerState::failed)
+  if (event.kind == Event::Kind::timer && before == WorkerState::stopping)
+    spdlog::warn("{} did not stop within {}; sending SIGKILL", who(run), format_duration(run.gen->worker.stop_timeout));
+  if (after == WorkerState::failed && before != WorkerState::failed)
     spdlog::error("{} failed; not restarting it (preforkctl restart {} tries again)", who(run), run.slot);
+  Batch batch(*this);
   for (const Action& a : t.actions) perform(run, a);
+  if (before != after && slots_[static_cast<std::size_t>(run.slot)].candidate.get() == &run)
+    after_candidate_change(run, event);
+}
+
+Supervisor::Batch::Batch(Supervisor& s) : s_(s), outer_(!s.in_batch_) { s_.in_batch_ = true; }
+
+Supervisor::Batch::~Batch() {
+  if (!outer_) return;
+  s_.settle();
+  s_.in_batch_ = false;
+}
+
+// Housekeeping once per outside input, when no caller up the stack holds a run: what
+// it dispatches joins the same batch instead of settling again.
+void Supervisor::settle() {
+  graveyard_.clear();
+  collect_finished_runs();
+  remove_drained_slots();
+  if (rolling_) pump_rolling();
+  collect_finished_runs();
   update_steering();
+  if (on_change) on_change();
   if (stopping_) check_finished();
 }
 
@@ -77,11 +109,10 @@ void Supervisor::perform(WorkerRun& run, const Action& action) {
       spawn_process(run);
       return;
     case Action::Kind::send_stop_signal:
-      if (run.pid > 0) ::kill(run.pid, plan_.worker.stop_signal);
+      if (run.pid > 0) ::kill(run.pid, run.gen->worker.stop_signal);
       return;
     case Action::Kind::send_kill:
       if (run.pid > 0) {
-        spdlog::warn("{} did not stop in time; sending SIGKILL", who(run));
         ::kill(-run.pid, SIGKILL);
         ::kill(run.pid, SIGKILL);
       }
@@ -96,7 +127,7 @@ void Supervisor::perform(WorkerRun& run, const Action& action) {
       run.timer->stop();
       return;
     case Action::Kind::report_ready_timeout:
-      spdlog::warn("{} was not ready within {}; stopping it", who(run), format_duration(plan_.worker.ready_timeout));
+      spdlog::warn("{} was not ready within {}; stopping it", who(run), format_duration(run.gen->worker.ready_timeout));
       return;
     case Action::Kind::report_watchdog:
       spdlog::warn("{}: watchdog timeout; stopping it", who(run));
@@ -106,50 +137,63 @@ void Supervisor::perform(WorkerRun& run, const Action& action) {
 
 void Supervisor::spawn_process(WorkerRun& run) {
   Slot& slot = slots_[static_cast<std::size_t>(run.slot)];
+  const Generation& gen = *run.gen;
   WorkerIdentity id;
   id.slot = run.slot;
-  id.workers = static_cast<int>(slots_.size());
+  id.workers = target_count_;
   id.master_pid = ::getpid();
-  id.generation = run.generation;
-  id.listen_fds = listeners_.configs().size();
-  id.fd_names = listeners_.fd_names();
+  id.generation = gen.number;
+  id.listen_fds = gen.listeners->configs().size();
+  id.fd_names = gen.listeners->fd_names();
+  const bool notify = gen.worker.ready.kind == ReadyKind::notify || gen.worker.watchdog > Duration::zero();
+  if (notify) id.notify_socket = notify_address_;
+  id.watchdog = gen.worker.watchdog;
 
   os::SpawnSpec spec;
-  spec.executable = plan_.executable;
-  spec.argv = plan_.worker.command;
-  spec.env = build_worker_env(master_env_, plan_.worker, id);
-  spec.listen_fds = listeners_.fds_for_slot(run.slot);
-  spec.directory = plan_.worker.directory;
-  spec.credentials = plan_.credentials;
-  spec.output = plan_.output;
+  spec.executable = gen.executable;
+  spec.argv = gen.worker.command;
+  spec.env = build_worker_env(master_env_, gen.worker, id);
+  spec.listen_fds = gen.listeners->fds_for_slot(run.slot);
+  spec.directory = gen.worker.directory;
+  spec.credentials = gen.credentials;
+  spec.output = gen.output;
   spec.master_pid = id.master_pid;
+  spec.with_watchdog_pid = gen.worker.watchdog > Duration::zero();
 
   auto spawned = os::spawn(spec);
   if (!spawned) {
-    spdlog::error("worker {}: cannot start '{}': {}", run.slot, plan_.executable, spawned.error());
+    spdlog::error("worker {}: cannot start '{}': {}", run.slot, gen.executable, spawned.error());
     Event e = Event::of(Event::Kind::spawn_failed);
     e.jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
     dispatch(run, e);
     return;
   }
-  if (slot.last_exit || run.pid > 0) ++slot.restarts;
+  if (slot.last_exit || slot.restarts > 0 || &run != slot.current.get()) ++slot.restarts;
   run.pid = spawned->pid;
   run.started = Clock::now();
   run.reached_ready = false;
+  run.notify_status.clear();
+  run.notified_stopping = false;
+  run.cpu_ticks = 0;
+  run.cpu_sampled = {};
+  run.cpu_percent = 0;
   run.exec_report = std::move(spawned->exec_report);
   by_pid_[run.pid] = &run;
   const int s = run.slot;
   const pid_t pid = run.pid;
-  if (spawned->stdout_pipe.valid())
-    run.out = std::make_unique<LineReader>(loop_, std::move(spawned->stdout_pipe), [s, pid](std::string_view line) {
-      spdlog::info("worker {} (pid {}): {}", s, pid, line);
-    });
-  if (spawned->stderr_pipe.valid())
-    run.err = std::make_unique<LineReader>(loop_, std::move(spawned->stderr_pipe), [s, pid](std::string_view line) {
-      spdlog::info("worker {} (pid {}): {}", s, pid, line);
-    });
-  spdlog::debug("{} started", who(run));
+  auto log_line = [s, pid](std::string_view line) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    spdlog::info("worker {} (pid {}): {}", s, pid, line);
+  };
+  if (spawned->stdout_pipe.valid()) run.out = std::make_unique<LineReader>(loop_, std::move(spawned->stdout_pipe), log_line);
+  if (spawned->stderr_pipe.valid()) run.err = std::make_unique<LineReader>(loop_, std::move(spawned->stderr_pipe), log_line);
+  spdlog::debug("{} started (generation {})", who(run), gen.number);
+  arm_watchdog(run);
   dispatch(run, Event::of(Event::Kind::spawned));
+}
+
+void Supervisor::arm_watchdog(WorkerRun& run) {
+  if (run.gen->worker.watchdog > Duration::zero() && run.pid > 0) run.watchdog->start(run.gen->worker.watchdog);
 }
 
 WorkerRun* Supervisor::find_run(pid_t pid) {
@@ -157,7 +201,21 @@ WorkerRun* Supervisor::find_run(pid_t pid) {
   return it == by_pid_.end() ? nullptr : it->second;
 }
 
+void Supervisor::on_notify(pid_t sender, const NotifyMessage& message) {
+  Batch batch(*this);
+  WorkerRun* run = find_run(sender);
+  if (run == nullptr) {
+    spdlog::debug("notify: dropped a message from pid {}, which is no worker", sender);
+    return;
+  }
+  if (message.status) run->notify_status = *message.status;
+  if (message.stopping) run->notified_stopping = true;
+  if (message.watchdog) arm_watchdog(*run);
+  if (message.ready) dispatch(*run, Event::of(Event::Kind::ready_notified));
+}
+
 void Supervisor::reap_children() {
+  Batch batch(*this);
   while (auto pid = os::peek_exited_child()) {
     WorkerRun* run = find_run(*pid);
     // The worker is a zombie, so its pid and process group are still reserved: whatever
@@ -170,15 +228,15 @@ void Supervisor::reap_children() {
     }
     on_worker_exit(*run, status);
   }
-  if (stopping_) check_finished();
 }
 
 void Supervisor::on_worker_exit(WorkerRun& run, const ExitStatus& status) {
   by_pid_.erase(run.pid);
+  run.watchdog->stop();
   const int exec_errno = run.exec_report.valid() ? os::read_exec_errno(run.exec_report) : 0;
   run.exec_report.reset();
   if (exec_errno != 0) {
-    spdlog::error("worker {} (pid {}): cannot execute '{}': {}", run.slot, run.pid, plan_.executable,
+    spdlog::error("worker {} (pid {}): cannot execute '{}': {}", run.slot, run.pid, run.gen->executable,
                   std::strerror(exec_errno));
   } else {
     const bool expected = run.life.state == WorkerState::stopping;
@@ -199,39 +257,60 @@ void Supervisor::on_worker_exit(WorkerRun& run, const ExitStatus& status) {
 
 void Supervisor::update_steering() {
   std::vector<int> ready, starting;
+  auto state_of = [](const std::unique_ptr<WorkerRun>& r) { return r ? r->life.state : WorkerState::stopped; };
   for (std::size_t i = 0; i < slots_.size(); ++i) {
-    const auto& slot = slots_[i];
-    auto state_of = [](const std::unique_ptr<WorkerRun>& r) { return r ? r->life.state : WorkerState::stopped; };
-    const bool any_ready = state_of(slot.current) == WorkerState::ready ||
-                           std::ranges::any_of(slot.retiring, [&](const auto& r) { return state_of(r) == WorkerState::ready; });
-    if (any_ready) ready.push_back(static_cast<int>(i));
-    else if (state_of(slot.current) == WorkerState::starting) starting.push_back(static_cast<int>(i));
+    const Slot& slot = slots_[i];
+    if (slot.removing) continue;
+    if (state_of(slot.current) == WorkerState::ready || state_of(slot.candidate) == WorkerState::ready)
+      ready.push_back(static_cast<int>(i));
+    else if (state_of(slot.current) == WorkerState::starting || state_of(slot.candidate) == WorkerState::starting)
+      starting.push_back(static_cast<int>(i));
   }
   // Prefer ready workers; while none is ready, the starting ones will accept soon.
   // With no worker at all, steering is removed and connections wait for the next one.
   const std::vector<int>& live = !ready.empty() ? ready : starting;
-  if (auto s = listeners_.steer(live); !s) spdlog::warn("cannot steer connections: {}, ignoring", s.error());
+  if (auto s = gen_->listeners->steer(live); !s) spdlog::warn("cannot steer connections: {}, ignoring", s.error());
+}
+
+void Supervisor::collect_finished_runs() {
+  for (auto& slot : slots_) {
+    for (auto it = slot.retiring.begin(); it != slot.retiring.end();) {
+      if (has_process((*it)->life.state)) {
+        ++it;
+        continue;
+      }
+      retire(std::move(*it));
+      it = slot.retiring.erase(it);
+    }
+  }
+}
+
+void Supervisor::retire(std::unique_ptr<WorkerRun> run) {
+  if (!run) return;
+  run->timer->stop();
+  run->watchdog->stop();
+  // Freed at the next settle: this batch may have been started by one of its timers.
+  graveyard_.push_back(std::move(run));
 }
 
 void Supervisor::stop(StopMode mode) {
   if (stopping_ && mode == StopMode::graceful) return;
+  Batch batch(*this);
   stopping_ = true;
+  drain_timer_->stop();
+  if (rolling_) finish_rolling(Error{"preforkd is stopping"}, "");
   spdlog::info("stopping {} workers ({})", slots_.size(), mode == StopMode::graceful ? "graceful" : "fast");
   const Event e = mode == StopMode::graceful ? Event::stop_for(StopIntent::remove) : Event::of(Event::Kind::kill);
-  for (auto& slot : slots_) {
-    if (slot.current) dispatch(*slot.current, e);
-    for (auto& r : slot.retiring) dispatch(*r, e);
-  }
-  check_finished();
+  std::vector<WorkerRun*> runs;
+  for_each_run([&](WorkerRun& r) { runs.push_back(&r); });
+  for (WorkerRun* r : runs) dispatch(*r, e);
 }
 
 void Supervisor::check_finished() {
   if (finished_) return;
-  for (const auto& slot : slots_) {
-    if (slot.current && has_process(slot.current->life.state)) return;
-    for (const auto& r : slot.retiring)
-      if (has_process(r->life.state)) return;
-  }
+  bool any = false;
+  for_each_run([&](WorkerRun& r) { any = any || has_process(r.life.state); });
+  if (any) return;
   // Every worker is gone; descendants that escaped their worker's process group were
   // re-parented to the master (a subreaper) and go now too.
   const auto orphans = os::list_children();

@@ -12,6 +12,7 @@
 #include <string>
 #include <utility>
 
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -204,6 +205,31 @@ void ListenerSet::SocketFile::remove() {
 
 ListenerSet::~ListenerSet() = default;  // the members close the fds and unlink the files
 
+Status ListenerSet::bind_listener(Listener& l, int slots) {
+  const ListenConfig& config = l.config;
+  auto sa = resolve(config);
+  if (!sa) return Error{sa.error()};
+  if (l.per_slot) return open_group_members(config, *sa, slots, l.fds);
+  if (config.address.family == AddressFamily::unix_path) {
+    struct stat owned {};
+    std::string owned_path;
+    auto fd = open_unix_socket(config, *sa, &owned_path, &owned);
+    if (!owned_path.empty()) {
+      l.socket_file.path = owned_path;
+      l.socket_file.dev = owned.st_dev;
+      l.socket_file.ino = owned.st_ino;
+      l.socket_file.owned = true;
+    }
+    if (!fd) return Error{fd.error()};
+    l.fds.push_back(std::move(*fd));
+    return Ok{};
+  }
+  auto fd = open_ip_socket(config, *sa, Sharing::shared);
+  if (!fd) return Error{fd.error()};
+  l.fds.push_back(std::move(*fd));
+  return Ok{};
+}
+
 Result<ListenerSet> ListenerSet::open(const std::vector<ListenConfig>& listeners, int slots) {
   if (slots < 0) return Error{"listeners: the slot count must not be negative, got " + std::to_string(slots)};
   ListenerSet set;
@@ -215,29 +241,52 @@ Result<ListenerSet> ListenerSet::open(const std::vector<ListenConfig>& listeners
     Listener& l = set.listeners_.emplace_back();
     l.config = config;
     l.per_slot = config.mode == ListenMode::reuseport && config.address.family != AddressFamily::unix_path;
-    auto sa = resolve(config);
-    if (!sa) return Error{sa.error()};
-    if (l.per_slot) {
-      if (Status st = open_group_members(config, *sa, slots, l.fds); !st) return Error{st.error()};
-    } else if (config.address.family == AddressFamily::unix_path) {
-      struct stat owned {};
-      std::string owned_path;
-      auto fd = open_unix_socket(config, *sa, &owned_path, &owned);
-      if (!owned_path.empty()) {
-        l.socket_file.path = owned_path;
-        l.socket_file.dev = owned.st_dev;
-        l.socket_file.ino = owned.st_ino;
-        l.socket_file.owned = true;
-      }
-      if (!fd) return Error{fd.error()};
-      l.fds.push_back(std::move(*fd));
-    } else {
-      auto fd = open_ip_socket(config, *sa, Sharing::shared);
-      if (!fd) return Error{fd.error()};
-      l.fds.push_back(std::move(*fd));
-    }
+    if (Status st = set.bind_listener(l, slots); !st) return Error{st.error()};
   }
   set.slots_ = slots;
+  return set;
+}
+
+namespace {
+
+bool same_socket(const ListenConfig& a, const ListenConfig& b) {
+  return a.address.family == b.address.family && a.address.host == b.address.host &&
+         a.address.port == b.address.port && a.address.path == b.address.path;
+}
+
+}  // namespace
+
+Result<ListenerSet> ListenerSet::reopen(const std::vector<ListenConfig>& listeners, ListenerSet& previous) {
+  ListenerSet set;
+  set.configs_ = listeners;
+  set.listeners_.reserve(listeners.size());
+  std::vector<Listener*> kept_from(listeners.size(), nullptr);
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    const ListenConfig& config = listeners[i];
+    Listener& l = set.listeners_.emplace_back();
+    l.config = config;
+    l.per_slot = config.mode == ListenMode::reuseport && config.address.family != AddressFamily::unix_path;
+    auto old = std::ranges::find_if(previous.listeners_, [&](const Listener& p) { return same_socket(p.config, config); });
+    if (old == previous.listeners_.end()) {
+      if (Status st = set.bind_listener(l, previous.slots_); !st) return Error{st.error()};
+      continue;
+    }
+    if (old->per_slot != l.per_slot)
+      return failure(config, "cannot change the mode of", "stop and start preforkd to switch reuseport/shared");
+    // The same kernel socket, through a second fd: its queue and group index stay as they are.
+    for (const Fd& fd : old->fds) {
+      Fd dup(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3));
+      if (!dup.valid()) return errno_failure(config, "failed to duplicate the socket of", errno);
+      if (config.backlog != old->config.backlog && ::listen(dup.get(), config.backlog) != 0)
+        return errno_failure(config, "failed to change the backlog of", errno);
+      l.fds.push_back(std::move(dup));
+    }
+    kept_from[i] = &*old;
+  }
+  // Only now that nothing can fail: the unix socket files move to the new set.
+  for (std::size_t i = 0; i < listeners.size(); ++i)
+    if (kept_from[i] != nullptr) set.listeners_[i].socket_file = std::move(kept_from[i]->socket_file);
+  set.slots_ = previous.slots_;
   return set;
 }
 

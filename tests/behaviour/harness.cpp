@@ -9,14 +9,17 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sstream>
 #include <stdexcept>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 
 namespace bt {
 
@@ -57,6 +60,35 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
+std::string local_address(int port) { return "127.0.0.1:" + std::to_string(port); }
+
+std::string toml_string(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string toml(const DemoConfig& c) {
+  std::vector<std::string> command = c.command;
+  if (command.empty()) {
+    command.push_back(demo_bin());
+    command.insert(command.end(), c.args.begin(), c.args.end());
+  }
+  std::string out;
+  if (!c.preforkd.empty()) out += "[preforkd]\n" + c.preforkd + "\n";
+  out += "[worker]\ncommand = [";
+  for (std::size_t i = 0; i < command.size(); ++i) out += (i ? ", " : "") + toml_string(command[i]);
+  out += "]\ncount = " + std::to_string(c.count) + "\n";
+  out += "ready = " + toml_string(c.ready) + "\n";
+  out += "stop_timeout = " + toml_string(c.stop_timeout) + "\n";
+  out += c.worker;
+  out += "\n[[listen]]\nname = \"http\"\naddress = " + toml_string(c.address) + "\n";
+  return out;
+}
+
 namespace {
 
 bool wait_fd(int fd, short events, Ms timeout) {
@@ -66,25 +98,42 @@ bool wait_fd(int fd, short events, Ms timeout) {
 
 }  // namespace
 
-std::optional<HttpResponse> http_get(int port, const std::string& path, Ms timeout) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return std::nullopt;
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+namespace {
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+sockaddr_in loopback(int port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0 && errno != EINPROGRESS) return std::nullopt;
-  if (!wait_fd(fd, POLLOUT, timeout)) return std::nullopt;
+  return a;
+}
+
+// Starts a non-blocking connect and queues the request in the socket (or in the kernel's
+// connect path); -1 when connect fails at once (refused, no such socket).
+int connect_and_send(int family, const sockaddr* addr, socklen_t len, const std::string& path, Ms timeout) {
+  int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -1;
+  FdCloser closer{fd};
+  if (::connect(fd, addr, len) < 0 && errno != EINPROGRESS) return -1;
+  if (!wait_fd(fd, POLLOUT, timeout)) return -1;
   int err = 0;
-  socklen_t len = sizeof err;
-  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-  if (err != 0) return std::nullopt;
+  socklen_t elen = sizeof err;
+  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+  if (err != 0) return -1;
   const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return std::nullopt;
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return -1;
+  closer.fd = -1;
+  return fd;
+}
+
+std::optional<HttpResponse> read_response(int fd, Ms timeout) {
   std::string data;
   const auto end = std::chrono::steady_clock::now() + timeout;
   char buf[4096];
@@ -107,12 +156,90 @@ std::optional<HttpResponse> http_get(int port, const std::string& path, Ms timeo
   return r;
 }
 
+}  // namespace
+
+std::optional<HttpResponse> http_get(int port, const std::string& path, Ms timeout) {
+  const sockaddr_in a = loopback(port);
+  const int fd = connect_and_send(AF_INET, reinterpret_cast<const sockaddr*>(&a), sizeof a, path, timeout);
+  if (fd < 0) return std::nullopt;
+  FdCloser closer{fd};
+  return read_response(fd, timeout);
+}
+
+std::optional<HttpResponse> http_get_unix(const std::string& socket_path, const std::string& path, Ms timeout) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof a.sun_path) return std::nullopt;
+  std::memcpy(a.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  const int fd = connect_and_send(AF_UNIX, reinterpret_cast<const sockaddr*>(&a), sizeof a, path, timeout);
+  if (fd < 0) return std::nullopt;
+  FdCloser closer{fd};
+  return read_response(fd, timeout);
+}
+
+PendingGet::PendingGet(int port, const std::string& path) {
+  const sockaddr_in a = loopback(port);
+  // The handshake completes in the kernel even while no worker accepts (the SYN is
+  // queued on a listening socket), so a short timeout is enough here.
+  fd_ = connect_and_send(AF_INET, reinterpret_cast<const sockaddr*>(&a), sizeof a, path, 5s);
+  sent_ = fd_ >= 0;
+}
+
+PendingGet::PendingGet(PendingGet&& other) noexcept : fd_(std::exchange(other.fd_, -1)), sent_(other.sent_) {}
+
+PendingGet::~PendingGet() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::optional<HttpResponse> PendingGet::response(Ms timeout) {
+  if (fd_ < 0) return std::nullopt;
+  return read_response(fd_, timeout);
+}
+
+std::optional<Hello> parse_hello(const std::string& body) {
+  Hello h;
+  if (std::sscanf(body.c_str(), "hello from worker %d (pid %d)", &h.slot, &h.pid) != 2) return std::nullopt;
+  return h;
+}
+
 std::optional<Hello> hello(int port, Ms timeout) {
   auto r = http_get(port, "/", timeout);
   if (!r || r->status != 200) return std::nullopt;
-  Hello h;
-  if (std::sscanf(r->body.c_str(), "hello from worker %d (pid %d)", &h.slot, &h.pid) != 2) return std::nullopt;
-  return h;
+  return parse_hello(r->body);
+}
+
+LoadStats hello_load(int port, Ms duration, int clients, Ms pause, Ms timeout, Ms slow) {
+  std::mutex mutex;
+  LoadStats total;
+  const auto end = std::chrono::steady_clock::now() + duration;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < clients; ++i) {
+    threads.emplace_back([&] {
+      LoadStats mine;
+      while (std::chrono::steady_clock::now() < end) {
+        const auto start = std::chrono::steady_clock::now();
+        const auto h = hello(port, timeout);
+        const auto took = std::chrono::duration_cast<Ms>(std::chrono::steady_clock::now() - start);
+        if (!h) {
+          ++mine.failed;
+        } else {
+          ++mine.answered;
+          ++mine.by_slot[h->slot];
+          if (took > slow) ++mine.slow;
+          mine.slowest = std::max(mine.slowest, took);
+        }
+        if (pause > 0ms) std::this_thread::sleep_for(pause);  // pacing, not waiting for a condition
+      }
+      std::lock_guard lock(mutex);
+      total.answered += mine.answered;
+      total.failed += mine.failed;
+      total.slow += mine.slow;
+      total.slowest = std::max(total.slowest, mine.slowest);
+      for (auto [slot, n] : mine.by_slot) total.by_slot[slot] += n;
+    });
+  }
+  for (auto& t : threads) t.join();
+  return total;
 }
 
 std::vector<Hello> distinct_workers(int port, int count, Ms deadline) {
@@ -174,6 +301,24 @@ std::vector<pid_t> processes_of_master(pid_t master) {
   return out;
 }
 
+bool no_process_left(pid_t master, Ms deadline) {
+  return wait_until([&] { return processes_of_master(master).empty(); }, deadline);
+}
+
+int open_sockets(pid_t pid) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  int n = 0;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return 0;
+  while (const dirent* e = ::readdir(d)) {
+    char target[64] = {};
+    const std::string link = dir + "/" + e->d_name;
+    if (::readlink(link.c_str(), target, sizeof target - 1) > 0 && std::strncmp(target, "socket:", 7) == 0) ++n;
+  }
+  ::closedir(d);
+  return n;
+}
+
 pid_t worker_pid(pid_t master, int slot) {
   const std::string m = std::to_string(master), s = std::to_string(slot);
   for (pid_t pid : all_pids()) {
@@ -197,6 +342,9 @@ pid_t start_process(const std::vector<std::string>& args, const std::string& log
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::setpgid(0, 0);
+    // The default control socket goes to $RUNTIME_DIRECTORY: each test has its own.
+    const std::string runtime_dir = log_path.substr(0, log_path.rfind('/'));
+    ::setenv("RUNTIME_DIRECTORY", runtime_dir.c_str(), 1);
     int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);

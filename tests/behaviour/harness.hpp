@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -38,6 +39,25 @@ class TempDir {
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int free_port();
 
+// "127.0.0.1:<port>", the address of a [[listen]] entry.
+std::string local_address(int port);
+
+// A config that runs the demo worker (or `command`) under preforkd, for one listener.
+// Extra [worker] and [preforkd] keys go in as raw TOML lines.
+struct DemoConfig {
+  std::string address{};              // "127.0.0.1:<port>" or "unix:/path"
+  int count = 2;
+  std::vector<std::string> args{};    // flags for the demo worker
+  std::string ready = "immediate";
+  std::string stop_timeout = "10s";
+  std::string worker{};               // more [worker] lines, e.g. "restart = \"never\"\n"
+  std::string preforkd{};             // [preforkd] lines
+  std::vector<std::string> command{}; // replaces the demo worker (and `args`) when set
+};
+std::string toml(const DemoConfig& c);
+// A TOML basic string: "text", with quotes and backslashes escaped.
+std::string toml_string(const std::string& text);
+
 struct HttpResponse {
   int status = 0;
   std::string body;
@@ -45,6 +65,29 @@ struct HttpResponse {
 // One request on a fresh connection ("Connection: close"); nullopt on connect error,
 // reset or timeout.
 std::optional<HttpResponse> http_get(int port, const std::string& path, Ms timeout = 10s);
+// The same over a unix stream socket at `socket_path`.
+std::optional<HttpResponse> http_get_unix(const std::string& socket_path, const std::string& path, Ms timeout = 10s);
+
+// A request sent now and answered later: connects (non-blocking) and sends the request
+// in the constructor; response() waits for the answer. For connections made while no
+// worker accepts, whose answer comes once one is back.
+class PendingGet {
+ public:
+  PendingGet(int port, const std::string& path);
+  ~PendingGet();
+  PendingGet(PendingGet&& other) noexcept;
+  PendingGet(const PendingGet&) = delete;
+  PendingGet& operator=(const PendingGet&) = delete;
+  PendingGet& operator=(PendingGet&&) = delete;
+  // False when connect or send already failed (refused, reset).
+  [[nodiscard]] bool sent() const { return sent_; }
+  // Waits up to `timeout` for the whole response; nullopt on reset, timeout or garbage.
+  std::optional<HttpResponse> response(Ms timeout = 10s);
+
+ private:
+  int fd_ = -1;
+  bool sent_ = false;
+};
 
 // The pid in "hello from worker <slot> (pid <pid>)".
 struct Hello {
@@ -52,13 +95,31 @@ struct Hello {
   pid_t pid = -1;
 };
 std::optional<Hello> hello(int port, Ms timeout = 10s);
+// Parses a "hello from worker <slot> (pid <pid>)" body.
+std::optional<Hello> parse_hello(const std::string& body);
 
 // Asks GET / until `count` distinct workers answered (or the deadline): slot -> pid.
 std::vector<Hello> distinct_workers(int port, int count, Ms deadline = default_deadline);
 
+// What clients saw during hello_load().
+struct LoadStats {
+  int answered = 0;             // 200 with a hello body
+  int failed = 0;               // refused, reset, timed out or a bad answer
+  int slow = 0;                 // answered, but later than `slow`
+  Ms slowest{0};
+  std::map<int, int> by_slot;   // answers per worker slot
+};
+// For `duration`, `clients` threads each open fresh connections one after another and
+// ask GET / once per connection, with a per-request `timeout`. `pause` paces each client.
+LoadStats hello_load(int port, Ms duration, int clients = 1, Ms pause = 0ms, Ms timeout = 5s, Ms slow = 1s);
+
 bool process_alive(pid_t pid);  // exists and is not a zombie
 // Processes whose environment has PREFORK_MASTER_PID=<master> (workers and their children).
 std::vector<pid_t> processes_of_master(pid_t master);
+// Waits until no process of `master` is left; true when none is.
+bool no_process_left(pid_t master, Ms deadline = default_deadline);
+// How many sockets `pid` has open (listening and connected), from /proc/<pid>/fd.
+int open_sockets(pid_t pid);
 // The pid of the worker in `slot` of `master`, from /proc (-1 when none).
 pid_t worker_pid(pid_t master, int slot);
 

@@ -52,6 +52,7 @@ struct WorkerConfig {
   Duration backoff_max = std::chrono::seconds(30);
   std::vector<int> fatal_exit_codes;
   Duration watchdog = Duration::zero();
+  int max_surge = 1;  // extra workers a rolling reload or restart may run at once
   bool operator==(const WorkerConfig&) const = default;
 };
 

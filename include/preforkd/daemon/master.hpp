@@ -1,9 +1,14 @@
 #pragma once
-// The master process: one libuv loop that turns signals into supervisor calls.
+// The master process: one libuv loop that turns signals, notify datagrams and control
+// requests into supervisor calls.
 
 #include <preforkd/core/config.hpp>
+#include <preforkd/core/control_protocol.hpp>
+#include <preforkd/daemon/control_server.hpp>
+#include <preforkd/daemon/notify_socket.hpp>
 #include <preforkd/daemon/signal_watch.hpp>
 #include <preforkd/daemon/supervisor.hpp>
+#include <preforkd/daemon/systemd_notifier.hpp>
 
 #include <memory>
 #include <vector>
@@ -12,17 +17,34 @@ namespace preforkd::daemon {
 
 class Master {
  public:
-  Master(Config config, LaunchPlan plan, os::ListenerSet listeners);
+  Master(Config config, std::shared_ptr<const Generation> gen);
   ~Master();
-  // Runs until every worker is gone; returns the process exit code.
+  // Opens the control and notify sockets, starts the workers and runs until every worker
+  // is gone; returns the process exit code.
   int run();
 
  private:
   void on_signal(int signum);
+  void on_change();
+  void handle(const control::Request& request, ControlServer::Responder respond);
+  [[nodiscard]] control::StatusSnapshot status();
+  void sample_usage();
+  // Re-reads the config file and applies the difference (reload.cpp).
+  void reload(Done done);
+  void apply_reload(Config next, Done done);
+  void restart(std::vector<int> slots, Done done);
+  [[nodiscard]] std::string summary() const;
 
   uv_loop_t loop_{};
+  Config config_;
+  Clock::time_point started_ = Clock::now();
   std::unique_ptr<Supervisor> supervisor_;
+  std::unique_ptr<SystemdNotifier> systemd_;
+  std::unique_ptr<NotifySocket> notify_;
+  std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<Timer> sampler_;
   std::vector<std::unique_ptr<SignalWatch>> signals_;
+  bool reloading_ = false;
   int exit_code_ = 0;
 };
 

@@ -5,6 +5,7 @@
 // step() returns are carried out here and nowhere else.
 
 #include <preforkd/core/config.hpp>
+#include <preforkd/core/notify_message.hpp>
 #include <preforkd/core/worker_lifecycle.hpp>
 #include <preforkd/daemon/line_reader.hpp>
 #include <preforkd/daemon/timer.hpp>
@@ -12,6 +13,7 @@
 #include <preforkd/os/spawn.hpp>
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -24,6 +26,18 @@ namespace preforkd::daemon {
 
 using Clock = std::chrono::steady_clock;
 
+// What a generation of workers is started from. A reload that changes what workers
+// run makes a new one; runs keep theirs until they are replaced.
+struct Generation {
+  int number = 0;  // PREFORK_GENERATION: the reload count
+  WorkerConfig worker;
+  std::string executable;
+  std::optional<os::Credentials> credentials;
+  os::OutputMode output = os::OutputMode::capture;
+  LifecyclePolicy policy;
+  std::shared_ptr<os::ListenerSet> listeners;
+};
+
 struct LastExit {
   ExitStatus status;
   std::chrono::system_clock::time_point when;
@@ -33,76 +47,142 @@ struct LastExit {
 // replacement in the same run, so the backoff carries over).
 struct WorkerRun {
   int slot = 0;
-  int generation = 0;
+  std::shared_ptr<const Generation> gen;
   Lifecycle life;
   pid_t pid = -1;
   Clock::time_point started{};
   bool reached_ready = false;  // the current process has been ready
   std::unique_ptr<Timer> timer;
+  std::unique_ptr<Timer> watchdog;
   std::unique_ptr<LineReader> out;
   std::unique_ptr<LineReader> err;
   os::Fd exec_report;
   std::string notify_status;  // last STATUS= from the worker
+  bool notified_stopping = false;
+  // CPU accounting for status: ticks and time at the last sample.
+  unsigned long long cpu_ticks = 0;
+  Clock::time_point cpu_sampled{};
+  double cpu_percent = 0;
 };
 
 struct Slot {
   std::unique_ptr<WorkerRun> current;
-  std::vector<std::unique_ptr<WorkerRun>> retiring;  // replaced runs still stopping
+  std::unique_ptr<WorkerRun> candidate;              // its replacement, starting (rolling update)
+  std::vector<std::unique_ptr<WorkerRun>> retiring;  // replaced runs, stopping
+  bool removing = false;                             // scaled away: goes once its runs are gone
+  Clock::time_point drain_until{};                   // while removing: serve the queue until then
   int restarts = 0;                                  // processes started after the first
   std::optional<LastExit> last_exit;
 };
 
 enum class StopMode { graceful, fast };
 
-// What the generation of workers is started from: resolved once per config.
-struct LaunchPlan {
-  WorkerConfig worker;
-  std::string executable;
-  std::optional<os::Credentials> credentials;
-  os::OutputMode output = os::OutputMode::capture;
-  int generation = 0;
-};
+// The outcome of an operation that may take a while (reload, restart, scale).
+using Done = std::function<void(Status result, std::string message)>;
 
 class Supervisor {
  public:
-  Supervisor(uv_loop_t* loop, Config config, LaunchPlan plan, os::ListenerSet listeners);
+  Supervisor(uv_loop_t* loop, std::shared_ptr<const Generation> gen);
   ~Supervisor();
 
   void start();
   void stop(StopMode mode);
   // Called on SIGCHLD: reaps every exited child and feeds worker exits to their runs.
   void reap_children();
+  // A datagram from the notify socket, attributed by the sender's pid.
+  void on_notify(pid_t sender, const NotifyMessage& message);
+  // NOTIFY_SOCKET for workers ("" for none).
+  void set_notify_address(std::string address) { notify_address_ = std::move(address); }
+
+  // Changes the worker count: new slots start at once; removed slots (the highest)
+  // stop gracefully once no new connection can reach them.
+  [[nodiscard]] Status scale(int count);
+  // Replaces the runs of `slots` (all when empty) one by one with fresh processes of
+  // `gen`, each new one ready before the old one stops; rolls back if one never is.
+  void roll(std::shared_ptr<const Generation> gen, std::vector<int> slots, Done done);
+  // Takes a new generation whose policy applies to every run, without new processes.
+  void adopt(std::shared_ptr<const Generation> gen);
+  [[nodiscard]] bool busy() const { return rolling_ != nullptr || stopping_; }
+
   // Runs once no worker (and no orphaned descendant) is left after stop().
   std::function<void()> on_finished;
+  // Runs after any change of a worker's state (for sd_notify STATUS= and READY=1).
+  std::function<void()> on_change;
 
-  [[nodiscard]] const Config& config() const { return config_; }
   [[nodiscard]] const std::vector<Slot>& slots() const { return slots_; }
-  [[nodiscard]] const os::ListenerSet& listeners() const { return listeners_; }
-  [[nodiscard]] int generation() const { return plan_.generation; }
+  [[nodiscard]] std::vector<Slot>& slots() { return slots_; }
+  [[nodiscard]] const Generation& generation() const { return *gen_; }
+  [[nodiscard]] std::shared_ptr<const Generation> generation_ptr() const { return gen_; }
   [[nodiscard]] bool stopping() const { return stopping_; }
+  [[nodiscard]] int target_count() const { return target_count_; }
+  [[nodiscard]] int ready_count() const;
 
  private:
+  // A rolling update in progress (see rolling_update.cpp).
+  struct RollingUpdate {
+    std::shared_ptr<const Generation> target;
+    std::shared_ptr<const Generation> previous;  // what switched slots roll back to
+    std::deque<int> pending;
+    std::vector<int> switched;
+    int in_flight = 0;
+    bool rolling_back = false;
+    std::string failure;  // why it rolled back
+    Done done;
+  };
+  // Inputs from outside (a child exit, a timer, a request) are handled as one batch:
+  // runs are only destroyed, and steering only recomputed, when the batch settles.
+  class Batch {
+   public:
+    explicit Batch(Supervisor& s);
+    ~Batch();
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+   private:
+    Supervisor& s_;
+    bool outer_;
+  };
+
+  void settle();
   void dispatch(WorkerRun& run, const Event& event);
   void perform(WorkerRun& run, const Action& action);
   void spawn_process(WorkerRun& run);
   void on_worker_exit(WorkerRun& run, const ExitStatus& status);
-  std::unique_ptr<WorkerRun> make_run(int slot);
+  std::unique_ptr<WorkerRun> make_run(int slot, std::shared_ptr<const Generation> gen);
   WorkerRun* find_run(pid_t pid);
+  void arm_watchdog(WorkerRun& run);
   void update_steering();
+  void collect_finished_runs();
+  void retire(std::unique_ptr<WorkerRun> run);
+  void remove_drained_slots();
   void check_finished();
+  void after_candidate_change(WorkerRun& run, const Event& cause);
+  void pump_rolling();
+  void finish_rolling(Status result, std::string message);
   [[nodiscard]] std::string who(const WorkerRun& run) const;
+  template <class F>
+  void for_each_run(F&& f) {
+    for (auto& slot : slots_) {
+      if (slot.current) f(*slot.current);
+      if (slot.candidate) f(*slot.candidate);
+      for (auto& r : slot.retiring) f(*r);
+    }
+  }
 
   uv_loop_t* loop_;
-  Config config_;
-  LaunchPlan plan_;
-  LifecyclePolicy policy_;
-  os::ListenerSet listeners_;
+  std::shared_ptr<const Generation> gen_;
   std::vector<Slot> slots_;
+  int target_count_ = 0;
   std::unordered_map<pid_t, WorkerRun*> by_pid_;
   std::vector<std::string> master_env_;
+  std::string notify_address_;
   std::mt19937_64 rng_;
+  std::unique_ptr<RollingUpdate> rolling_;
+  std::vector<std::unique_ptr<WorkerRun>> graveyard_;
+  std::unique_ptr<Timer> drain_timer_;  // watches removed slots' accept queues
   bool stopping_ = false;
   bool finished_ = false;
+  bool in_batch_ = false;
 };
 
 }  // namespace preforkd::daemon

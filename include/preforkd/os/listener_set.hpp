@@ -29,6 +29,12 @@ class ListenerSet {
   // "failed to bind '127.0.0.1:80': permission denied" (listener name in the message too).
   [[nodiscard]] static Result<ListenerSet> open(const std::vector<ListenConfig>& listeners, int slots);
 
+  // The set for a reloaded config with the slot count of `previous`: a listener whose
+  // address `previous` already has shares its sockets (dup'd fds of the same kernel
+  // sockets, so queued connections and group order are kept, and the unix socket file
+  // moves to the new set); others are bound anew. On failure nothing has changed.
+  [[nodiscard]] static Result<ListenerSet> reopen(const std::vector<ListenConfig>& listeners, ListenerSet& previous);
+
   // Adds sockets for slots [slot_count(), slots). Nothing changes on failure.
   [[nodiscard]] Status grow(int slots);
   // Closes the sockets of slots [slots, slot_count()), highest first.
@@ -71,6 +77,8 @@ class ListenerSet {
     std::vector<Fd> fds;    // per slot, or a single shared one
     SocketFile socket_file;
   };
+  Status bind_listener(Listener& l, int slots);
+
   std::vector<ListenConfig> configs_;
   std::vector<Listener> listeners_;
   int slots_ = 0;

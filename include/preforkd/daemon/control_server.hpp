@@ -1,0 +1,95 @@
+#pragma once
+// The master's control socket: a Unix stream server on the loop that reads one JSON
+// request per line, hands it to the supervisor, and writes one JSON reply per line.
+//
+// Hard limits, since any allowed local user can connect: a request line is at most
+// control::max_request_bytes; at most max_clients connections are served at once (the
+// next is told so and closed); a connection that sits idle, with or without half a line,
+// for idle_timeout is closed. None of these ever stops the server for anyone else.
+//
+// Peers are checked with SO_PEERCRED when they connect: root, the master's effective uid
+// and members of the control group (primary or supplementary) are served; anyone else gets
+// an error reply, a warning in the log, and a closed connection.
+
+#include <preforkd/core/control_protocol.hpp>
+#include <preforkd/core/result.hpp>
+#include <preforkd/core/units.hpp>
+#include <preforkd/daemon/uv_handle.hpp>
+#include <preforkd/os/proc_stats.hpp>
+
+#include <nlohmann/json.hpp>
+#include <uv.h>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unordered_map>
+
+namespace preforkd::daemon {
+
+struct ControlServerOptions {
+  // Connections served at once. A status request takes well under a millisecond, so this
+  // only matters against a client that opens connections and holds them.
+  static constexpr std::size_t default_max_clients = 256;
+  // How long a connection may sit without a complete request (or with a reply it does not
+  // read) before it is closed. preforkctl sends its request as soon as it connects.
+  static constexpr Duration default_idle_timeout = std::chrono::seconds(10);
+
+  std::string path;
+  mode_t mode = 0600;
+  std::optional<gid_t> group;  // control_group: may connect; owns the socket file
+  std::size_t max_clients = default_max_clients;
+  Duration idle_timeout = default_idle_timeout;
+};
+
+class ControlServer {
+ public:
+  // Sends the reply to the request it was given; call it exactly once, on the loop, now or
+  // later (a reload replies when it is done). A reply for a client that has gone, or for a
+  // server that has been destroyed, is dropped.
+  using Responder = std::function<void(nlohmann::json reply)>;
+  // Called on the loop for each valid request. Requests on one connection are handed over
+  // one at a time: the next waits until the responder of this one has been called.
+  using Handler = std::function<void(const control::Request&, Responder)>;
+
+  // Creates the socket safely: the parent directory is made if missing (0755, or 0750 and
+  // owned by the group when one is set); an existing socket is replaced only if nobody
+  // answers on it; anything else at the path is left alone and open() fails. The socket is
+  // bound under umask 0177, then given `mode` and the group.
+  [[nodiscard]] static Result<std::unique_ptr<ControlServer>> open(uv_loop_t* loop, ControlServerOptions options,
+                                                                   Handler handler);
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+  // Closes every connection (pending replies are dropped) and removes the socket file, if
+  // it is still the one this server created.
+  ~ControlServer();
+
+  [[nodiscard]] const std::string& path() const { return options_.path; }
+  // Connections being served (not counting refused ones that are being closed).
+  [[nodiscard]] std::size_t clients() const { return active_; }
+
+ private:
+  class Connection;
+  ControlServer(uv_loop_t* loop, ControlServerOptions options, Handler handler);
+
+  static void on_connection(uv_stream_t* listener, int status);
+  void accept_one();
+  [[nodiscard]] bool allowed(const os::PeerCredentials& peer) const;
+  void forget(Connection* connection);
+
+  uv_loop_t* loop_;
+  ControlServerOptions options_;
+  Handler handler_;
+  UvHandle<uv_pipe_t> listener_;
+  uid_t owner_uid_;
+  dev_t socket_dev_ = 0;
+  ino_t socket_ino_ = 0;
+  std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
+  std::size_t active_ = 0;
+};
+
+}  // namespace preforkd::daemon

@@ -1,0 +1,95 @@
+#include <preforkd/ctl/control_client.hpp>
+
+#include <preforkd/os/fd.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+
+namespace preforkd::ctl {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string quoted(const std::string& path) { return "'" + path + "'"; }
+
+// Milliseconds left for poll(), at least 0.
+int remaining_ms(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return static_cast<int>(std::clamp<long long>(left, 0, 1'000'000'000));
+}
+
+// Waits until fd is ready for `events` or the deadline passes: false on timeout.
+Result<bool> wait_for(int fd, short events, Clock::time_point deadline) {
+  while (true) {
+    pollfd p{fd, events, 0};
+    const int rc = ::poll(&p, 1, remaining_ms(deadline));
+    if (rc > 0) return true;
+    if (rc == 0) return false;
+    if (errno != EINTR) return Error{std::string("poll: ") + std::strerror(errno)};
+  }
+}
+
+}  // namespace
+
+Result<std::string> exchange(const std::string& path, std::string_view request, Duration timeout) {
+  const auto deadline = Clock::now() + timeout;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) {
+    return Error{"cannot connect to " + quoted(path) + ": the path is too long for a unix socket"};
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+
+  const os::Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return Error{std::string("socket: ") + std::strerror(errno)};
+  // A unix connect() blocks while the server's backlog is full; SO_SNDTIMEO bounds it.
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
+  const timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000)};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    if (errno == EAGAIN || errno == EINPROGRESS) {
+      return Error{"cannot connect to " + quoted(path) + ": the daemon is not accepting connections"};
+    }
+    return Error{"cannot connect to " + quoted(path) + ": " + std::strerror(errno)};
+  }
+
+  std::string out(request);
+  out += '\n';
+  std::string_view left = out;
+  while (!left.empty()) {
+    const ssize_t n = ::send(fd.get(), left.data(), left.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error{"cannot send to " + quoted(path) + ": " + std::strerror(errno)};
+    left.remove_prefix(static_cast<std::size_t>(n));
+  }
+
+  std::string reply;
+  char buf[16 * 1024];
+  while (true) {
+    auto ready = wait_for(fd.get(), POLLIN, deadline);
+    if (!ready) return Error{ready.error()};
+    if (!*ready) return Error{"no reply from " + quoted(path) + " within " + format_duration(timeout)};
+    const ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    // ECONNRESET after the reply can follow a refusal; what was read counts.
+    if (n < 0 && reply.empty()) return Error{"cannot read from " + quoted(path) + ": " + std::strerror(errno)};
+    if (n <= 0) break;
+    const auto start = reply.size();
+    reply.append(buf, static_cast<std::size_t>(n));
+    if (const auto nl = reply.find('\n', start); nl != std::string::npos) {
+      reply.resize(nl);
+      return reply;
+    }
+    if (reply.size() > max_reply_bytes) return Error{"reply from " + quoted(path) + " is too long"};
+  }
+  if (reply.empty()) return Error{quoted(path) + " closed the connection without a reply"};
+  return reply;  // a last line without its newline
+}
+
+}  // namespace preforkd::ctl

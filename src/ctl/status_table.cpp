@@ -1,0 +1,149 @@
+#include <preforkd/ctl/status_table.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <unistd.h>
+#include <vector>
+
+namespace preforkd::ctl {
+namespace {
+
+constexpr const char* green = "\033[32m";
+constexpr const char* yellow = "\033[33m";
+constexpr const char* red = "\033[31m";
+constexpr const char* bold = "\033[1m";
+constexpr const char* reset = "\033[0m";
+
+struct Cell {
+  std::string text;
+  const char* colour = nullptr;  // an escape sequence, or none
+};
+
+using Row = std::vector<Cell>;
+
+// Healthy green, on the way somewhere yellow, given up red.
+const char* state_colour(const std::string& state) {
+  if (state == "ready") return green;
+  if (state == "starting" || state == "stopping" || state == "backoff") return yellow;
+  if (state == "failed") return red;
+  return nullptr;
+}
+
+// Columns two spaces apart, padded by their visible width so escapes do not shift them;
+// the last column is not padded, so no line ends in spaces.
+std::string render_table(const std::vector<Row>& rows, Colour colour) {
+  std::vector<std::size_t> widths;
+  for (const Row& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].text.size());
+  }
+  std::string out;
+  for (const Row& row : rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      const Cell& cell = row[i];
+      const bool paint = colour == Colour::on && cell.colour != nullptr;
+      if (paint) out += cell.colour;
+      out += cell.text;
+      if (paint) out += reset;
+      if (i + 1 < row.size()) out.append(widths[i] - cell.text.size() + 2, ' ');
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+std::string dash_if(bool missing, std::string text) { return missing ? "-" : std::move(text); }
+
+std::string last_exit_text(const std::optional<control::LastExitInfo>& last) {
+  if (!last) return "-";
+  return fmt::format("{}, {} ago", last->text, format_uptime(last->ago_s));
+}
+
+std::string queue_text(const control::ListenerStatus& l) {
+  const auto depth = [](int d) { return d < 0 ? std::string("-") : std::to_string(d); };
+  if (l.queue_depth.empty()) return "-";
+  if (l.mode != "reuseport") return depth(l.queue_depth.front());
+  std::string text;
+  for (std::size_t slot = 0; slot < l.queue_depth.size(); ++slot) {
+    if (slot > 0) text += ' ';
+    text += fmt::format("{}:{}", slot, depth(l.queue_depth[slot]));
+  }
+  return text;
+}
+
+}  // namespace
+
+Colour colour_for(int fd, const char* no_color_env) {
+  if (no_color_env != nullptr && no_color_env[0] != '\0') return Colour::off;
+  return ::isatty(fd) == 1 ? Colour::on : Colour::off;
+}
+
+std::string format_uptime(double seconds) {
+  if (!(seconds > 0)) return "0s";
+  const auto total = static_cast<long long>(std::floor(seconds));
+  const long long d = total / 86400, h = total / 3600 % 24, m = total / 60 % 60, s = total % 60;
+  if (d > 0) return h > 0 ? fmt::format("{}d{}h", d, h) : fmt::format("{}d", d);
+  if (h > 0) return m > 0 ? fmt::format("{}h{}m", h, m) : fmt::format("{}h", h);
+  if (m > 0) return s > 0 ? fmt::format("{}m{}s", m, s) : fmt::format("{}m", m);
+  return fmt::format("{}s", s);
+}
+
+std::string format_bytes(std::uint64_t bytes) {
+  if (bytes < 1024) return fmt::format("{} B", bytes);
+  constexpr const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes) / 1024.0;
+  std::size_t unit = 0;
+  // 1023.96 MiB would print as "1024.0 MiB"; move up before rounding gets there.
+  while (value >= 1023.95 && unit + 1 < std::size(units)) {
+    value /= 1024.0;
+    ++unit;
+  }
+  return fmt::format("{:.1f} {}", value, units[unit]);
+}
+
+std::string render_status(const control::StatusSnapshot& status, Colour colour) {
+  const auto& m = status.master;
+  std::string out = fmt::format("preforkd {} (pid {})  config {}  generation {}  up {}  workers {}/{} ready\n",
+                                m.version, m.pid, m.config, m.generation, format_uptime(m.uptime_s), m.workers_ready,
+                                m.workers_total);
+  if (!m.notify_status.empty()) out += fmt::format("status: {}\n", m.notify_status);
+
+  const bool any_notes = std::any_of(status.workers.begin(), status.workers.end(),
+                                     [](const control::WorkerStatus& w) { return !w.notify_status.empty(); });
+  const char* heading = colour == Colour::on ? bold : nullptr;
+  std::vector<Row> workers;
+  Row header;
+  for (const char* title : {"SLOT", "PID", "STATE", "RESTARTS", "UPTIME", "RSS", "CPU%", "LAST EXIT"}) {
+    header.push_back({title, heading});
+  }
+  if (any_notes) header.push_back({"STATUS", heading});
+  workers.push_back(std::move(header));
+  for (const auto& w : status.workers) {
+    const bool gone = w.pid < 0;
+    Row row{{std::to_string(w.slot)},
+            {dash_if(gone, std::to_string(w.pid))},
+            {w.state, state_colour(w.state)},
+            {std::to_string(w.restarts)},
+            {dash_if(gone, format_uptime(w.uptime_s))},
+            {dash_if(gone || w.rss_bytes == 0, format_bytes(w.rss_bytes))},
+            {dash_if(gone, fmt::format("{:.1f}", w.cpu_percent))},
+            {last_exit_text(w.last_exit)}};
+    if (any_notes) row.push_back({w.notify_status});
+    workers.push_back(std::move(row));
+  }
+  out += '\n';
+  out += render_table(workers, colour);
+
+  if (!status.listeners.empty()) {
+    std::vector<Row> listeners;
+    listeners.push_back({{"LISTENER", heading}, {"ADDRESS", heading}, {"MODE", heading}, {"ACCEPT QUEUE", heading}});
+    for (const auto& l : status.listeners) listeners.push_back({{l.name}, {l.address}, {l.mode}, {queue_text(l)}});
+    out += '\n';
+    out += render_table(listeners, colour);
+  }
+  return out;
+}
+
+}  // namespace preforkd::ctl

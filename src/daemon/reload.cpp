@@ -1,0 +1,90 @@
+// Reload as a transaction: parse and validate the new file, bind new listeners, then
+// apply only the difference. Any error before workers move changes nothing.
+
+#include <preforkd/daemon/master.hpp>
+
+#include <preforkd/core/config_diff.hpp>
+#include <preforkd/daemon/generation.hpp>
+#include <preforkd/os/cpu.hpp>
+
+#include <spdlog/spdlog.h>
+
+namespace preforkd::daemon {
+
+namespace {
+
+std::string join(const std::vector<std::string>& items, const char* sep) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
+  return out;
+}
+
+}  // namespace
+
+void Master::reload(Done done) {
+  if (reloading_ || supervisor_->busy()) return done(Error{"busy: another reload, restart or stop is in progress"}, "");
+  ConfigResult loaded = load_config(config_.path, os::read_usable_cpus());
+  if (!loaded.errors.empty()) {
+    std::vector<std::string> lines;
+    for (const auto& e : loaded.errors) lines.push_back(e.to_string());
+    return done(Error{join(lines, "\n")}, "");
+  }
+  apply_reload(std::move(*loaded.config), std::move(done));
+}
+
+void Master::apply_reload(Config next, Done done) {
+  const ConfigDiff diff = diff_configs(config_, next);
+  for (const auto& key : diff.needs_restart)
+    spdlog::warn("reload: {} changed; it takes effect when preforkd restarts, ignoring", key);
+  const Generation& running = supervisor_->generation();
+
+  // New listeners are bound before anything else moves; a failure changes nothing.
+  std::shared_ptr<os::ListenerSet> listeners = running.listeners;
+  if (diff.listeners_changed) {
+    auto reopened = os::ListenerSet::reopen(next.listeners, *running.listeners);
+    if (!reopened) return done(Error{reopened.error()}, "");
+    listeners = std::make_shared<os::ListenerSet>(std::move(*reopened));
+  }
+  auto gen = make_generation(next, running.number + 1, listeners);
+  if (!gen) return done(Error{gen.error()}, "");
+
+  // Settings that are not part of a generation apply at once.
+  spdlog::set_level(next.daemon.log_level == LogLevel::warn ? spdlog::level::warn
+                    : next.daemon.log_level == LogLevel::error ? spdlog::level::err
+                    : next.daemon.log_level == LogLevel::debug ? spdlog::level::debug
+                    : next.daemon.log_level == LogLevel::trace ? spdlog::level::trace
+                                                               : spdlog::level::info);
+  const int count = next.worker.count;
+  // The daemon section keeps what needs a restart.
+  next.daemon.control_socket = config_.daemon.control_socket;
+  next.daemon.control_mode = config_.daemon.control_mode;
+  next.daemon.control_group = config_.daemon.control_group;
+  next.daemon.log_format = config_.daemon.log_format;
+
+  auto finish = [this, count, next, done](Status st, const std::string& message) mutable {
+    reloading_ = false;
+    systemd_->ready();
+    if (!st) return done(std::move(st), "");
+    config_ = std::move(next);
+    std::string text = message;
+    if (count != supervisor_->target_count()) {
+      if (Status scaled = supervisor_->scale(count); !scaled) return done(Error{"reloaded, but " + scaled.error()}, "");
+      text += fmt::format("; scaling to {} workers", count);
+    }
+    done(Ok{}, fmt::format("reloaded to generation {}: {}", supervisor_->generation().number, text));
+  };
+
+  reloading_ = true;
+  systemd_->reloading();
+  if (!diff.roll_workers) {
+    supervisor_->adopt(std::move(*gen));
+    return finish(Ok{}, "no worker needed a restart");
+  }
+  spdlog::info("reload: replacing workers ({} changed)", join(diff.roll_reasons, ", "));
+  supervisor_->roll(std::move(*gen), {}, [finish](Status st, const std::string& message) mutable {
+    if (!st) return finish(Error{st.error() + "; rolled back, the previous workers keep serving"}, "");
+    finish(Ok{}, message);
+  });
+}
+
+}  // namespace preforkd::daemon

@@ -1,0 +1,140 @@
+#include <preforkd/os/proc_stats.hpp>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace preforkd::os {
+namespace {
+
+// /proc files report a size of 0, so they are read until EOF. These are small.
+Result<std::string> read_proc_file(pid_t pid, const char* name) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/" + name;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Error{"open '" + path + "': " + std::strerror(errno)};
+  std::string text;
+  char buf[4096];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return Error{"read '" + path + "': " + std::strerror(err)};
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
+// The next space-separated unsigned number in `text`, consumed.
+std::optional<std::uint64_t> next_number(std::string_view& text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  std::uint64_t v = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc()) return std::nullopt;
+  text.remove_prefix(static_cast<std::size_t>(ptr - text.data()));
+  return v;
+}
+
+void skip_field(std::string_view& text) {
+  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+  while (!text.empty() && text.front() != ' ') text.remove_prefix(1);
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> parse_stat_cpu_ticks(std::string_view stat) {
+  // "pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ..."
+  const auto close = stat.rfind(')');
+  if (close == std::string_view::npos) return std::nullopt;
+  std::string_view rest = stat.substr(close + 1);
+  // After the name: state is field 3; utime and stime are fields 14 and 15.
+  for (int field = 3; field <= 13; ++field) skip_field(rest);
+  const auto utime = next_number(rest);
+  const auto stime = next_number(rest);
+  if (!utime || !stime) return std::nullopt;
+  return *utime + *stime;
+}
+
+std::optional<std::uint64_t> parse_statm_resident_pages(std::string_view statm) {
+  // "size resident shared text lib data dt", in pages.
+  if (!next_number(statm)) return std::nullopt;
+  return next_number(statm);
+}
+
+std::optional<std::vector<gid_t>> parse_status_groups(std::string_view status) {
+  constexpr std::string_view key = "Groups:";
+  std::size_t at = status.starts_with(key) ? 0 : status.find(std::string("\n") + std::string(key));
+  if (at == std::string_view::npos) return std::nullopt;
+  if (at != 0) ++at;
+  std::string_view line = status.substr(at + key.size());
+  line = line.substr(0, line.find('\n'));
+  std::vector<gid_t> groups;
+  while (true) {
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    if (line.empty()) break;
+    const auto gid = next_number(line);
+    if (!gid) return std::nullopt;
+    groups.push_back(static_cast<gid_t>(*gid));
+  }
+  return groups;
+}
+
+Result<std::uint64_t> read_rss_bytes(pid_t pid) {
+  auto text = read_proc_file(pid, "statm");
+  if (!text) return Error{text.error()};
+  const auto pages = parse_statm_resident_pages(*text);
+  if (!pages) return Error{"/proc/" + std::to_string(pid) + "/statm: unexpected format"};
+  const long page = ::sysconf(_SC_PAGESIZE);
+  return *pages * static_cast<std::uint64_t>(page > 0 ? page : 4096);
+}
+
+Result<std::uint64_t> read_cpu_ticks(pid_t pid) {
+  auto text = read_proc_file(pid, "stat");
+  if (!text) return Error{text.error()};
+  const auto ticks = parse_stat_cpu_ticks(*text);
+  if (!ticks) return Error{"/proc/" + std::to_string(pid) + "/stat: unexpected format"};
+  return *ticks;
+}
+
+long ticks_per_second() {
+  static const long ticks = [] {
+    const long t = ::sysconf(_SC_CLK_TCK);
+    return t > 0 ? t : 100;
+  }();
+  return ticks;
+}
+
+double cpu_percent(std::uint64_t ticks_before, std::uint64_t ticks_after, long ticks_per_second,
+                   std::chrono::duration<double> elapsed) {
+  // A new process in the slot restarts the count: no negative CPU.
+  if (ticks_after < ticks_before || ticks_per_second <= 0 || elapsed.count() <= 0) return 0.0;
+  const double cpu_seconds = static_cast<double>(ticks_after - ticks_before) / static_cast<double>(ticks_per_second);
+  return 100.0 * cpu_seconds / elapsed.count();
+}
+
+Result<PeerCredentials> read_peer_credentials(int socket_fd) {
+  struct ucred cred {};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(socket_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return Error{std::string("getsockopt(SO_PEERCRED): ") + std::strerror(errno)};
+  }
+  return PeerCredentials{cred.pid, cred.uid, cred.gid};
+}
+
+Result<std::vector<gid_t>> read_supplementary_groups(pid_t pid) {
+  auto text = read_proc_file(pid, "status");
+  if (!text) return Error{text.error()};
+  auto groups = parse_status_groups(*text);
+  if (!groups) return Error{"/proc/" + std::to_string(pid) + "/status: no readable Groups: line"};
+  return std::move(*groups);
+}
+
+}  // namespace preforkd::os

@@ -1,0 +1,102 @@
+// Stopping: TERM lets in-flight requests finish, escalates to SIGKILL after stop_timeout,
+// QUIT kills at once, and nothing a worker started outlives the stop.
+
+#include "harness.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <future>
+
+using namespace bt;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<pid_t> workers_of(pid_t master, int count) {
+  std::vector<pid_t> pids;
+  for (int slot = 0; slot < count; ++slot) pids.push_back(worker_pid(master, slot));
+  return pids;
+}
+
+}  // namespace
+
+TEST_CASE("a graceful stop lets a slow in-flight request finish") {
+  const int port = free_port();
+  Daemon d(toml({.address = local_address(port), .count = 2}));
+  REQUIRE(distinct_workers(port, 2).size() == 2);
+  const auto workers = workers_of(d.pid(), 2);
+  REQUIRE(workers[0] > 0);
+  REQUIRE(workers[1] > 0);
+  // Idle: each holds its listening socket only.
+  REQUIRE(wait_until([&] { return open_sockets(workers[0]) == 1 && open_sockets(workers[1]) == 1; }));
+
+  const auto started = Clock::now();
+  std::atomic<bool> done{false};
+  auto slow = std::async(std::launch::async, [&] {
+    auto r = http_get(port, "/sleep?ms=1500", 30s);
+    done = true;
+    return r;
+  });
+  // In flight: a worker has accepted the connection.
+  REQUIRE(wait_until([&] { return open_sockets(workers[0]) > 1 || open_sockets(workers[1]) > 1; }));
+  d.signal(SIGTERM);
+  REQUIRE_FALSE(done);
+
+  const auto r = slow.get();
+  const auto took = Clock::now() - started;
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(took >= 1500ms);
+  CHECK(d.wait_exit() == 0);
+  CHECK(d.count_log("exited with status 0") == 2);
+  CHECK(no_process_left(d.pid()));
+}
+
+TEST_CASE("a worker that ignores SIGTERM is killed after stop_timeout") {
+  const int port = free_port();
+  Daemon d(toml({.address = local_address(port), .count = 2, .args = {"--ignore-term"}, .stop_timeout = "1s"}));
+  REQUIRE(distinct_workers(port, 2).size() == 2);
+
+  const auto started = Clock::now();
+  d.signal(SIGTERM);
+  CHECK(d.wait_exit() == 0);
+  const auto took = Clock::now() - started;
+  INFO(d.log());
+  CHECK(took >= 900ms);  // the workers were given their stop_timeout
+  CHECK(d.count_log("did not stop in time") == 2);
+  CHECK(d.count_log("exited on signal 9") == 2);
+  CHECK(no_process_left(d.pid()));
+}
+
+TEST_CASE("SIGQUIT stops at once, without waiting for stop_timeout") {
+  const int port = free_port();
+  Daemon d(toml({.address = local_address(port), .count = 2, .args = {"--ignore-term"}, .stop_timeout = "60s"}));
+  REQUIRE(distinct_workers(port, 2).size() == 2);
+
+  d.signal(SIGQUIT);
+  CHECK(d.wait_exit(20s) == 0);  // far below stop_timeout
+  INFO(d.log());
+  CHECK(d.count_log("exited on signal 9") == 2);
+  CHECK(no_process_left(d.pid()));
+}
+
+TEST_CASE("no child of a worker outlives a stop") {
+  const int port = free_port();
+  Daemon d(toml({.address = local_address(port), .count = 2, .args = {"--spawn-child"}}));
+  REQUIRE(distinct_workers(port, 2).size() == 2);
+  // Two workers and a sleeping child of each.
+  REQUIRE(wait_until([&] { return processes_of_master(d.pid()).size() == 4; }));
+
+  SECTION("graceful") {
+    d.signal(SIGTERM);
+    CHECK(d.wait_exit() == 0);
+  }
+  SECTION("fast") {
+    d.signal(SIGQUIT);
+    CHECK(d.wait_exit() == 0);
+  }
+  CHECK(no_process_left(d.pid()));
+}

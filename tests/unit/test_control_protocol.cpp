@@ -1,0 +1,244 @@
+// The control protocol: requests in and out, replies, and the status document's contract.
+
+#include <preforkd/core/control_protocol.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+using namespace preforkd;
+using namespace preforkd::control;
+using nlohmann::json;
+using Command = Request::Command;
+
+namespace {
+
+Request scale_to(ScaleTarget::Kind kind, int value) {
+  Request r;
+  r.command = Command::scale;
+  r.scale = {kind, value};
+  return r;
+}
+
+Request restart_of(std::vector<int> slots) {
+  Request r;
+  r.command = Command::restart;
+  r.restart.all = slots.empty();
+  r.restart.slots = std::move(slots);
+  return r;
+}
+
+Request plain(Command c) {
+  Request r;
+  r.command = c;
+  return r;
+}
+
+std::set<std::string> keys(const json& j) {
+  std::set<std::string> out;
+  for (const auto& [key, value] : j.items()) out.insert(key);
+  return out;
+}
+
+StatusSnapshot sample_status() {
+  StatusSnapshot s;
+  s.master = {4121, "0.1.0", "/etc/preforkd/app.toml", 2, 11520.5, 1, 2, "serving"};
+  WorkerStatus ready{0, 4122, "ready", 2, 0, 11520.0, 12'900'000, 0.5, std::nullopt, "accepting"};
+  WorkerStatus backoff{1, -1, "backoff", 2, 5, 0, 0, 0, LastExitInfo{"exited on signal 9", -1, 9, 1.7e9, 2.5}, ""};
+  s.workers = {ready, backoff};
+  s.listeners = {{"http", "127.0.0.1:8080", "reuseport", {0, -1}}, {"admin", "unix:/run/a.sock", "shared", {3}}};
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("parse_request reads every command of the wire format", "[control_protocol]") {
+  const std::vector<std::pair<std::string, Request>> good{
+      {R"({"cmd":"status"})", plain(Command::status)},
+      {R"({"cmd":"reload"})", plain(Command::reload)},
+      {R"({"cmd":"stop"})", plain(Command::stop)},
+      {R"({"cmd":"scale","count":4})", scale_to(ScaleTarget::Kind::absolute, 4)},
+      {R"({"cmd":"scale","delta":-1})", scale_to(ScaleTarget::Kind::delta, -1)},
+      {R"({"cmd":"scale","delta":2})", scale_to(ScaleTarget::Kind::delta, 2)},
+      {R"({"cmd":"restart","slots":"all"})", restart_of({})},
+      {R"({"cmd":"restart"})", restart_of({})},
+      {R"({"cmd":"restart","slots":[2,0,2]})", restart_of({0, 2})},
+      {R"(  {"slots":[1],"cmd":"restart"}  )", restart_of({1})},
+  };
+  for (const auto& [line, expected] : good) {
+    INFO(line);
+    auto parsed = parse_request(line);
+    REQUIRE(parsed.ok());
+    CHECK(*parsed == expected);
+  }
+}
+
+TEST_CASE("parse_request says what is wrong", "[control_protocol]") {
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {R"({"cmd":"explode"})", "unknown command 'explode'"},
+      {R"({"cmd":42})", R"("cmd" must be a string)"},
+      {R"({"command":"status"})", R"(missing "cmd" in request)"},
+      {R"(["status"])", R"(a request must be a JSON object such as {"cmd":"status"})"},
+      {R"({"cmd":"status","verbose":true})", "status: unknown field 'verbose'"},
+      {R"({"cmd":"scale"})", R"(scale: expected "count" or "delta", exactly one of them)"},
+      {R"({"cmd":"scale","count":2,"delta":1})", R"(scale: expected "count" or "delta", exactly one of them)"},
+      {R"({"cmd":"scale","count":"4"})", R"(scale: "count" must be an integer, got '"4"')"},
+      {R"({"cmd":"scale","count":2.5})", R"(scale: "count" must be an integer, got '2.5')"},
+      {R"({"cmd":"scale","count":0})", "scale: count must be from 1 to 1024, got 0"},
+      {R"({"cmd":"scale","count":99999999999})", R"(scale: "count" is out of range, got 99999999999)"},
+      {R"({"cmd":"scale","delta":0})", "scale: delta must be from -1024 to +1024 and not 0, got 0"},
+      {R"({"cmd":"restart","slots":[]})", R"(restart: "slots" must be "all" or a non-empty list of slot numbers)"},
+      {R"({"cmd":"restart","slots":"some"})", R"(restart: "slots" must be "all" or a non-empty list of slot numbers)"},
+      {R"({"cmd":"restart","slots":[-1]})", "restart: expected 'all' or slot numbers from 0 to 1023, got '-1'"},
+  };
+  for (const auto& [line, expected] : bad) {
+    INFO(line);
+    auto parsed = parse_request(line);
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.error() == expected);
+  }
+}
+
+TEST_CASE("parse_request refuses broken JSON and long lines", "[control_protocol]") {
+  auto broken = parse_request(R"({"cmd":"status")");
+  REQUIRE_FALSE(broken.ok());
+  CHECK(broken.error().starts_with("malformed JSON: parse error at line 1, column 16"));
+  CHECK_FALSE(parse_request("").ok());
+  CHECK_FALSE(parse_request("\xff\xfe").ok());
+
+  auto huge = parse_request(std::string(max_request_bytes + 1, ' '));
+  REQUIRE_FALSE(huge.ok());
+  CHECK(huge.error() == "request too long: more than 65536 bytes");
+
+  // A long unknown command is not echoed back whole.
+  auto echoed = parse_request(R"({"cmd":")" + std::string(1000, 'x') + R"("})");
+  REQUIRE_FALSE(echoed.ok());
+  CHECK(echoed.error().size() < 100);
+}
+
+TEST_CASE("encode_request gives the wire format and parse_request reads it back", "[control_protocol]") {
+  const std::vector<std::pair<Request, std::string>> cases{
+      {plain(Command::status), R"({"cmd":"status"})"},
+      {plain(Command::reload), R"({"cmd":"reload"})"},
+      {plain(Command::stop), R"({"cmd":"stop"})"},
+      {scale_to(ScaleTarget::Kind::absolute, 4), R"({"cmd":"scale","count":4})"},
+      {scale_to(ScaleTarget::Kind::delta, -1), R"({"cmd":"scale","delta":-1})"},
+      {restart_of({}), R"({"cmd":"restart","slots":"all"})"},
+      {restart_of({0, 2}), R"({"cmd":"restart","slots":[0,2]})"},
+  };
+  for (const auto& [request, line] : cases) {
+    INFO(line);
+    CHECK(encode_request(request) == line);
+    auto back = parse_request(encode_request(request));
+    REQUIRE(back.ok());
+    CHECK(*back == request);
+  }
+}
+
+TEST_CASE("request_from_args reads preforkctl's command line", "[control_protocol]") {
+  using Args = std::vector<std::string>;
+  CHECK(*request_from_args("status", {}) == plain(Command::status));
+  CHECK(*request_from_args("scale", Args{"4"}) == scale_to(ScaleTarget::Kind::absolute, 4));
+  CHECK(*request_from_args("scale", Args{"+2"}) == scale_to(ScaleTarget::Kind::delta, 2));
+  CHECK(*request_from_args("scale", Args{"-1"}) == scale_to(ScaleTarget::Kind::delta, -1));
+  CHECK(*request_from_args("restart", {}) == restart_of({}));
+  CHECK(*request_from_args("restart", Args{"all"}) == restart_of({}));
+  CHECK(*request_from_args("restart", Args{"3", "0"}) == restart_of({0, 3}));
+
+  const std::vector<std::pair<std::pair<std::string, Args>, std::string>> bad{
+      {{"scale", {}}, "scale: expected N, +N or -N"},
+      {{"scale", {"4", "5"}}, "scale: expected N, +N or -N"},
+      {{"scale", {"four"}}, "scale: expected N, +N or -N, got 'four'"},
+      {{"scale", {"+"}}, "scale: expected N, +N or -N, got '+'"},
+      {{"scale", {"1e3"}}, "scale: expected N, +N or -N, got '1e3'"},
+      {{"scale", {"0"}}, "scale: count must be from 1 to 1024, got 0"},
+      {{"scale", {"-0"}}, "scale: delta must be from -1024 to +1024 and not 0, got 0"},
+      {{"scale", {"2000"}}, "scale: count must be from 1 to 1024, got 2000"},
+      {{"restart", {"all", "1"}}, "restart: expected 'all' or slot numbers from 0 to 1023, got 'all'"},
+      {{"restart", {"x"}}, "restart: expected 'all' or slot numbers from 0 to 1023, got 'x'"},
+      {{"status", {"now"}}, "status: takes no arguments, got 'now'"},
+      {{"explode", {}}, "unknown command 'explode'"},
+  };
+  for (const auto& [input, expected] : bad) {
+    INFO(input.first);
+    auto parsed = request_from_args(input.first, input.second);
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.error() == expected);
+  }
+}
+
+TEST_CASE("ScaleTarget::resolve keeps the count in range", "[control_protocol]") {
+  CHECK(*ScaleTarget{ScaleTarget::Kind::absolute, 4}.resolve(2) == 4);
+  CHECK(*ScaleTarget{ScaleTarget::Kind::delta, 2}.resolve(2) == 4);
+  CHECK(*ScaleTarget{ScaleTarget::Kind::delta, -1}.resolve(2) == 1);
+  auto to_zero = ScaleTarget{ScaleTarget::Kind::delta, -2}.resolve(2);
+  REQUIRE_FALSE(to_zero.ok());
+  CHECK(to_zero.error() == "scale: cannot go from 2 to 0 workers; the count must be from 1 to 1024");
+  CHECK_FALSE(ScaleTarget{ScaleTarget::Kind::delta, 10}.resolve(1020).ok());
+}
+
+TEST_CASE("replies: make_ok, make_error and parse_reply", "[control_protocol]") {
+  CHECK(make_ok().dump() == R"({"ok":true})");
+  CHECK(make_ok({{"message", "reloaded"}, {"ok", false}}).dump() == R"({"message":"reloaded","ok":true})");
+  CHECK(make_error("nope").dump() == R"({"error":"nope","ok":false})");
+
+  auto ok = parse_reply(R"({"ok":true,"message":"scaled to 4"})");
+  REQUIRE(ok.ok());
+  CHECK(ok->ok);
+  CHECK(ok->body["message"] == "scaled to 4");
+  auto refused = parse_reply(R"({"ok":false,"error":"app.toml:3:1: worker.count: bad"})");
+  REQUIRE(refused.ok());
+  CHECK_FALSE(refused->ok);
+  CHECK(refused->error == "app.toml:3:1: worker.count: bad");
+
+  CHECK_FALSE(parse_reply("HTTP/1.1 400 Bad Request").ok());
+  CHECK_FALSE(parse_reply(R"({"status":"fine"})").ok());
+  CHECK_FALSE(parse_reply(R"([true])").ok());
+}
+
+TEST_CASE("the status reply has the contract's field names", "[control_protocol]") {
+  const json reply = make_status_reply(sample_status());
+  CHECK(keys(reply) == std::set<std::string>{"ok", "master", "workers", "listeners"});
+  CHECK(reply["ok"] == true);
+  CHECK(keys(reply["master"]) == std::set<std::string>{"pid", "version", "config", "generation", "uptime_s",
+                                                        "workers_ready", "workers_total", "notify_status"});
+  REQUIRE(reply["workers"].size() == 2);
+  CHECK(keys(reply["workers"][0]) ==
+        std::set<std::string>{"slot", "pid", "state", "generation", "restarts", "uptime_s", "rss_bytes",
+                              "cpu_percent", "last_exit", "notify_status"});
+  CHECK(reply["workers"][0]["last_exit"].is_null());
+  CHECK(keys(reply["workers"][1]["last_exit"]) ==
+        std::set<std::string>{"text", "code", "signal", "unix_time", "ago_s"});
+  CHECK(reply["workers"][1]["pid"] == -1);
+  CHECK(keys(reply["listeners"][0]) == std::set<std::string>{"name", "address", "mode", "queue_depth"});
+  CHECK(reply["listeners"][0]["queue_depth"] == json::array({0, -1}));
+  CHECK(reply["master"]["uptime_s"].is_number());
+  CHECK(reply["workers"][0]["rss_bytes"] == 12'900'000);
+}
+
+TEST_CASE("the status document reads back what was written", "[control_protocol]") {
+  const StatusSnapshot original = sample_status();
+  const std::string line = make_status_reply(original).dump();
+  auto reply = parse_reply(line);
+  REQUIRE(reply.ok());
+  auto back = parse_status(reply->body);
+  REQUIRE(back.ok());
+  CHECK(*back == original);
+
+  // Only the contract's fields are required.
+  auto minimal = parse_status(json::parse(R"({"master":{"pid":1,"version":"v","config":"c","generation":0,
+      "uptime_s":1},"workers":[{"slot":0,"pid":2,"state":"ready","restarts":0,"uptime_s":1,"rss_bytes":0,
+      "cpu_percent":0,"last_exit":null}],"listeners":[{"name":"l","address":"a","mode":"shared"}]})"));
+  REQUIRE(minimal.ok());
+  CHECK(minimal->workers.front().state == "ready");
+
+  auto missing = parse_status(json::parse(R"({"ok":true,"master":{"pid":1},"workers":[],"listeners":[]})"));
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().starts_with("malformed status: "));
+  auto refused = parse_status(make_error("shutting down"));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error() == "shutting down");
+}
