@@ -8,6 +8,8 @@
 
 using namespace preforkd;
 using namespace preforkd::control;
+using preforkd::ctl::format_bytes;
+using preforkd::ctl::format_uptime;
 
 namespace {
 
