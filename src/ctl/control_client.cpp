@@ -62,10 +62,16 @@ Result<std::string> exchange(const std::string& path, std::string_view request, 
   std::string out(request);
   out += '\n';
   std::string_view left = out;
+  std::string send_error;
   while (!left.empty()) {
     const ssize_t n = ::send(fd.get(), left.data(), left.size(), MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error{"cannot send to " + quoted(path) + ": " + std::strerror(errno)};
+    if (n < 0) {
+      // A refused client (permissions, too many clients) may be hung up on before it has
+      // written; the refusal is already waiting to be read.
+      send_error = "cannot send to " + quoted(path) + ": " + std::strerror(errno);
+      break;
+    }
     left.remove_prefix(static_cast<std::size_t>(n));
   }
 
@@ -88,6 +94,7 @@ Result<std::string> exchange(const std::string& path, std::string_view request, 
     }
     if (reply.size() > max_reply_bytes) return Error{"reply from " + quoted(path) + " is too long"};
   }
+  if (reply.empty() && !send_error.empty()) return Error{send_error};
   if (reply.empty()) return Error{quoted(path) + " closed the connection without a reply"};
   return reply;  // a last line without its newline
 }

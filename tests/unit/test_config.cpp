@@ -134,6 +134,8 @@ const std::vector<BadConfig> bad_configs{
      R"(app.toml:3:14: worker.max_memory: not supported yet; remove it or set it to "")"},
     {worker("max_lifetime = \"6h\"\n"),
      R"(app.toml:3:16: worker.max_lifetime: not supported yet; remove it or set it to "")"},
+    {worker("max_surge = 0\n"), "app.toml:3:13: worker.max_surge: must be an integer from 1 to 1024, got 0"},
+    {worker("max_surge = \"2\"\n"), "app.toml:3:13: worker.max_surge: must be an integer from 1 to 1024, got a string"},
     // [preforkd]
     {"[preforkd]\nlog_level = \"warning\"\n" + worker(),
      R"(app.toml:2:13: preforkd.log_level: must be one of "trace", "debug", "info", "warn" or "error", got "warning"; did you mean "warn"?)"},
@@ -219,7 +221,7 @@ TEST_CASE("several errors are all reported, in file order", "[config]") {
           R"(app.toml:4:16: worker.stop_timeout: expected a duration with a unit such as "30s", got 5)",
           R"(app.toml:5:9: worker.count: must be "auto" or an integer from 1 to 1024, got 0)",
           "app.toml:7:1: worker.bogus: unknown key; expected \"backoff_initial\", \"backoff_max\", \"command\", "
-          "\"count\", \"directory\", \"env\", \"fatal_exit_codes\", \"group\", \"max_lifetime\", \"max_memory\", "
+          "\"count\", \"directory\", \"env\", \"fatal_exit_codes\", \"group\", \"max_lifetime\", \"max_memory\", \"max_surge\", "
           "\"ready\", \"ready_timeout\", \"restart\", \"stop_signal\", \"stop_timeout\", \"user\" or \"watchdog\"",
           "app.toml:9:11: listen[0].address: invalid address \"localhost:80\": host must be a numeric IPv4 or "
           "[IPv6] address, got localhost",

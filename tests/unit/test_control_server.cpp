@@ -411,7 +411,8 @@ TEST_CASE("peers that are not root, the owner or in the group are refused", "[co
       if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(nobody) != 0) _exit(10);
       const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
       if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) _exit(11);
-      if (::write(fd, request.data(), request.size()) < 0) _exit(12);
+      // A refused peer may be hung up on before it writes: the reply is still there to read.
+      (void)!::write(fd, request.data(), request.size());
       char buf[512];
       ssize_t n = 0;
       while ((n = ::read(fd, buf, sizeof buf)) > 0) {
