@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
       ->excludes(socket_opt);
   app.add_flag("--json", opt.json, "print the reply as a JSON document");
   app.add_option("--timeout", opt.timeout, "how long to wait for the reply (default 10m; reload waits until done)");
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);
   app.set_version_flag("--version", std::string("preforkctl ") + version);
   app.fallthrough();  // `preforkctl status --json` as well as `preforkctl --json status`
 
@@ -91,6 +91,8 @@ int main(int argc, char** argv) {
     sub->callback([&opt, name = c.name] { opt.command = name; });
     if (c.args_help != nullptr) sub->add_option("args", opt.args, c.args_help);
   }
+  // After the subcommands, so that they do not inherit it: a stray word must be an error.
+  app.allow_extras();
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -101,6 +103,12 @@ int main(int argc, char** argv) {
     app.exit(e);
     return exit_usage;
   }
+
+  if (const auto extra = app.remaining(); !extra.empty()) {
+    const bool is_command = opt.command.empty() && !extra.front().starts_with('-');
+    return fail(exit_usage, (is_command ? "unknown command '" : "unexpected argument '") + extra.front() + "'");
+  }
+  if (opt.command.empty()) return fail(exit_usage, "give a command: status, reload, scale, restart or stop");
 
   // What to send: the command line in the protocol's own terms, checked before connecting.
   auto request = control::request_from_args(opt.command, opt.args);

@@ -53,4 +53,6 @@ void setup_logging(LogLevel level, LogFormat format) {
   spdlog::set_default_logger(std::move(logger));
 }
 
+void set_log_level(LogLevel level) { spdlog::set_level(to_spdlog(level)); }
+
 }  // namespace preforkd::daemon

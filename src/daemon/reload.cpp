@@ -5,6 +5,7 @@
 
 #include <preforkd/core/config_diff.hpp>
 #include <preforkd/daemon/generation.hpp>
+#include <preforkd/daemon/logging.hpp>
 #include <preforkd/os/cpu.hpp>
 
 #include <spdlog/spdlog.h>
@@ -49,11 +50,7 @@ void Master::apply_reload(Config next, Done done) {
   if (!gen) return done(Error{gen.error()}, "");
 
   // Settings that are not part of a generation apply at once.
-  spdlog::set_level(next.daemon.log_level == LogLevel::warn ? spdlog::level::warn
-                    : next.daemon.log_level == LogLevel::error ? spdlog::level::err
-                    : next.daemon.log_level == LogLevel::debug ? spdlog::level::debug
-                    : next.daemon.log_level == LogLevel::trace ? spdlog::level::trace
-                                                               : spdlog::level::info);
+  set_log_level(next.daemon.log_level);
   const int count = next.worker.count;
   // The daemon section keeps what needs a restart.
   next.daemon.control_socket = config_.daemon.control_socket;
@@ -63,7 +60,7 @@ void Master::apply_reload(Config next, Done done) {
 
   auto finish = [this, count, next, done](Status st, const std::string& message) mutable {
     reloading_ = false;
-    systemd_->ready();
+    if (!supervisor_->stopping()) systemd_->ready();
     if (!st) return done(std::move(st), "");
     config_ = std::move(next);
     std::string text = message;

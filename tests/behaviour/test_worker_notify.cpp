@@ -37,9 +37,9 @@ bool all_in_state(const nlohmann::json& status, int count, const std::string& st
 TEST_CASE("a worker with ready = \"notify\" is starting until it sends READY=1", "[systemd]") {
   const int port = free_port();
   const auto started = Clock::now();
-  Daemon d(toml({.address = local_address(port), .count = 2, .args = {"--ready-delay-ms", "2000"}, .ready = "notify"}));
+  Daemon d(toml({.address = local_address(port), .count = 2, .args = {"--ready-delay-ms", "3000"}, .ready = "notify"}));
 
-  // Both workers are running, and asked well before their 2000 ms are up: starting.
+  // Both workers are running, and asked well before their 3000 ms are up: starting.
   std::optional<nlohmann::json> early;
   REQUIRE(wait_until([&] {
     early = status_json(d);
@@ -47,9 +47,9 @@ TEST_CASE("a worker with ready = \"notify\" is starting until it sends READY=1",
   }));
   const auto early_at = Clock::now();
   INFO(early->dump());
-  // The workers started after `started`; a reply that came back before +2000 ms was
-  // made before either could be ready.
-  REQUIRE(ms_between(started, early_at) < 2000);
+  // The workers started after `started`; a reply that came back before +3000 ms was
+  // made before either could be ready (3000 ms, not less: leaves room on a busy machine).
+  REQUIRE(ms_between(started, early_at) < 3000);
   CHECK(all_in_state(*early, 2, "starting"));
   CHECK((*early)["master"]["workers_ready"] == 0);
 
@@ -60,7 +60,7 @@ TEST_CASE("a worker with ready = \"notify\" is starting until it sends READY=1",
     return late && all_in_state(*late, 2, "ready");
   }));
   const auto ready_at = Clock::now();
-  CHECK(ms_between(started, ready_at) >= 2000);
+  CHECK(ms_between(started, ready_at) >= 3000);
   CHECK((*late)["master"]["workers_ready"] == 2);
   CHECK(worker_states(*late).size() == 2);
   for (const auto& [pid, state] : worker_states(*early)) CHECK(worker_states(*late).contains(pid));  // same workers
@@ -90,13 +90,13 @@ TEST_CASE("a reload waits for new workers that delay READY=1 while the old ones 
   auto reload = std::async(std::launch::async, [&] { return run_preforkctl(control_socket(d), {"reload"}, 60s); });
 
   // Meanwhile: every request is answered, and the old workers stay alive while no new
-  // one can be ready yet (before +2000 ms).
+  // one can be ready yet (checked up to +1500 ms, well inside the 2000 ms).
   int answered = 0, failed = 0, by_old = 0;
   Clock::time_point last_alive_check{};
   bool old_alive_throughout = true;
   while (reload.wait_for(0ms) != std::future_status::ready) {
     const auto before = Clock::now();
-    if (ms_between(reload_started, before) < 1900) {
+    if (ms_between(reload_started, before) < 1500) {
       for (pid_t pid : old_pids) old_alive_throughout = old_alive_throughout && process_alive(pid);
       last_alive_check = before;
     }
@@ -114,8 +114,8 @@ TEST_CASE("a reload waits for new workers that delay READY=1 while the old ones 
   REQUIRE(reply.code == 0);
   CHECK(reply.out.find("generation 1") != std::string::npos);
   CHECK(reload_took >= 2000);
-  // The check above was not empty: it covered most of the wait.
-  REQUIRE(ms_between(reload_started, last_alive_check) >= 1000);
+  // The check above was not empty: it covered a good part of the wait.
+  REQUIRE(ms_between(reload_started, last_alive_check) >= 700);
   CHECK(old_alive_throughout);
   CHECK(failed == 0);
   CHECK(answered > 0);

@@ -6,5 +6,7 @@
 namespace preforkd::daemon {
 
 void setup_logging(LogLevel level, LogFormat format);
+// A reload changes the level of the running log.
+void set_log_level(LogLevel level);
 
 }  // namespace preforkd::daemon
