@@ -1,5 +1,8 @@
 #include <preforkd/daemon/line_reader.hpp>
 
+#include <cerrno>
+#include <unistd.h>
+
 namespace preforkd::daemon {
 
 LineReader::LineReader(uv_loop_t* loop, os::Fd fd, std::function<void(std::string_view)> on_line)
@@ -27,6 +30,22 @@ void LineReader::read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     self->consume(std::string_view(buf->base, static_cast<std::size_t>(n)));
   } else if (n < 0) {
     self->finish();
+  }
+}
+
+void LineReader::drain() {
+  if (!open_) return;
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(handle_.base(), &fd) != 0) return;
+  while (open_) {
+    const ssize_t n = ::read(fd, buf_, sizeof buf_);
+    if (n > 0) {
+      consume(std::string_view(buf_, static_cast<std::size_t>(n)));
+    } else if (n == 0 || errno != EINTR) {
+      // EOF; or EAGAIN: a descendant still holds the pipe, the loop reads the rest.
+      if (n == 0) finish();
+      return;
+    }
   }
 }
 

@@ -232,6 +232,8 @@ void Supervisor::reap_children() {
 
 void Supervisor::on_worker_exit(WorkerRun& run, const ExitStatus& status) {
   by_pid_.erase(run.pid);
+  if (run.out) run.out->drain();
+  if (run.err) run.err->drain();
   run.watchdog->stop();
   const int exec_errno = run.exec_report.valid() ? os::read_exec_errno(run.exec_report) : 0;
   run.exec_report.reset();

@@ -47,7 +47,7 @@ TEST_CASE("the master sends READY=1 only after its workers sent theirs, with a S
   // The workers started after `started`, so none can have been ready before +1500 ms.
   CHECK(ms_between(started, r.at) >= 1500);
   CHECK(r.get("STATUS") == "2/2 workers ready, generation 0");
-  CHECK(d->count_log("2/2 workers ready, generation 0") >= 1);
+  CHECK(d->wait_log("2/2 workers ready, generation 0"));
 
   // The summary went out before, while the workers were starting.
   bool saw_starting_status = false;
@@ -114,6 +114,8 @@ TEST_CASE("a reload sends RELOADING=1 with MONOTONIC_USEC=, then READY=1 once th
     CHECK(env["env"]["APP_RELEASE"] == "2");
     CHECK(env["env"]["PREFORK_GENERATION"] == "1");
   }
+  // The summary follows the new generation.
+  CHECK(systemd.wait_for("STATUS=2/2 workers ready, generation 1", *reloading + 1));
   CHECK(systemd.count("RELOADING=1") == 1);
   CHECK(systemd.count("READY=1") == 2);
   check_all_from_master(systemd, d->pid());

@@ -65,6 +65,11 @@ TEST_CASE("a worker that sends no WATCHDOG=1 is killed and replaced", "[systemd]
   CHECK((*env2)["env"]["WATCHDOG_PID"] == std::to_string(second));
   CHECK((*env2)["env"]["WATCHDOG_USEC"] == "1000000");
 
+  const auto status = status_json(d);
+  REQUIRE(status);
+  INFO(status->dump());
+  CHECK((*status)["workers"][0]["restarts"].get<int>() >= 1);
+
   // The replacement is silent too, so it goes the same way.
   CHECK(d.wait_log("worker 0 (pid " + std::to_string(second) + "): watchdog timeout"));
 

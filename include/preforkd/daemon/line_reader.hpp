@@ -18,6 +18,10 @@ class LineReader {
 
   LineReader(uv_loop_t* loop, os::Fd fd, std::function<void(std::string_view)> on_line);
   [[nodiscard]] bool open() const { return open_; }
+  // Reads whatever the pipe holds now, without waiting for the loop: called when the
+  // worker has exited, so its last lines come before the line that reports its exit
+  // and are not lost when a replacement takes its place.
+  void drain();
 
  private:
   static void alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);

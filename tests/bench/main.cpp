@@ -1,0 +1,90 @@
+// preforkd_bench: the benchmarks of preforkd (issues 2 and 3). It prints numbers next to
+// their targets and asserts nothing about speed. Run all of them (about 3 minutes on
+// 2 cores), or some by name:  preforkd_bench respawn churn
+//
+// Only 127.0.0.1 is used. Every process a benchmark starts is killed and reaped when it
+// ends, also when it fails.
+
+#include "bench_common.hpp"
+#include "benchmarks.hpp"
+
+#include <sys/prctl.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Entry {
+  const char* name;
+  const char* what;
+  void (*run)();
+};
+
+const std::vector<Entry>& entries() {
+  static const std::vector<Entry> all = {
+      {"respawn", "SIGKILL of a worker to its replacement's main(), p50/p99 over 200 kills", bench::respawn},
+      {"startup", "time to start 256 workers", bench::startup},
+      {"rss", "master RSS with 8 and with 256 workers", bench::rss},
+      {"throughput", "demo requests/s through preforkd vs. the same 2 workers alone (wrk)", bench::throughput},
+      {"churn", "fresh-connection client while workers are SIGKILLed: preforkd vs. the Fiber way", bench::churn},
+      {"status", "control socket status request time with 256 workers", bench::status},
+      {"reload", "rolling reload of 8 demo workers: time, and failed requests during 20 reloads", bench::reload},
+  };
+  return all;
+}
+
+void usage(std::FILE* to) {
+  std::fprintf(to, "usage: preforkd_bench [--list] [NAME...]\n\nRuns the named benchmarks (all when none is named):\n");
+  for (const auto& e : entries()) std::fprintf(to, "  %-11s %s\n", e.name, e.what);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<const Entry*> chosen;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help" || arg == "--list") {
+      usage(stdout);
+      return 0;
+    }
+    const Entry* found = nullptr;
+    for (const auto& e : entries())
+      if (arg == e.name) found = &e;
+    if (found == nullptr) {
+      std::fprintf(stderr, "preforkd_bench: unknown benchmark '%s'\n\n", arg.c_str());
+      usage(stderr);
+      return 2;
+    }
+    chosen.push_back(found);
+  }
+  if (chosen.empty())
+    for (const auto& e : entries()) chosen.push_back(&e);
+
+  // Orphans (workers of a preforkd that was killed) come back to us, to be reaped.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+  int failures = 0;
+  const std::int64_t start = bench::mono_ns();
+  for (const Entry* e : chosen) {
+    std::printf("\n== %s: %s\n", e->name, e->what);
+    std::fflush(stdout);
+    const std::int64_t t0 = bench::mono_ns();
+    try {
+      e->run();
+    } catch (const std::exception& ex) {
+      ++failures;
+      std::printf("  FAILED: %s\n", ex.what());
+    }
+    if (const int left = bench::kill_and_reap_all_children(); left > 0)
+      std::printf("  (killed %d leftover process%s)\n", left, left == 1 ? "" : "es");
+    std::printf("  [%s took %.1f s]\n", e->name, static_cast<double>(bench::mono_ns() - t0) / 1e9);
+    std::fflush(stdout);
+  }
+  std::printf("\nall done in %.1f s%s\n", static_cast<double>(bench::mono_ns() - start) / 1e9,
+              failures ? (", " + std::to_string(failures) + " benchmark(s) failed").c_str() : "");
+  return failures ? 1 : 0;
+}
