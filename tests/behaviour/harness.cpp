@@ -1,26 +1,29 @@
 #include "harness.hpp"
 
-#include <algorithm>
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <dirent.h>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <netinet/in.h>
-#include <poll.h>
 #include <random>
 #include <sstream>
 #include <stdexcept>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 #include <utility>
 
 namespace bt {
@@ -74,7 +77,9 @@ int free_port() {
   throw std::runtime_error("free_port: no free port found");
 }
 
-std::string local_address(int port) { return "127.0.0.1:" + std::to_string(port); }
+std::string local_address(int port) {
+  return "127.0.0.1:" + std::to_string(port);
+}
 
 std::string toml_string(const std::string& text) {
   std::string out = "\"";
@@ -203,6 +208,11 @@ PendingGet::PendingGet(PendingGet&& other) noexcept : fd_(std::exchange(other.fd
 
 PendingGet::~PendingGet() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+bool PendingGet::delivered() const {
+  int unacked = 0;
+  return fd_ >= 0 && ::ioctl(fd_, SIOCOUTQ, &unacked) == 0 && unacked == 0;
 }
 
 std::optional<HttpResponse> PendingGet::response(Ms timeout) {
@@ -344,8 +354,12 @@ pid_t worker_pid(pid_t master, int slot) {
   return -1;
 }
 
-std::string demo_bin() { return DEMO_BIN; }
-std::string fixture(const std::string& name) { return std::string(FIXTURE_DIR) + "/" + name; }
+std::string demo_bin() {
+  return DEMO_BIN;
+}
+std::string fixture(const std::string& name) {
+  return std::string(FIXTURE_DIR) + "/" + name;
+}
 
 namespace {
 
@@ -403,7 +417,9 @@ Daemon::~Daemon() {
   for (pid_t p : processes_of_master(pid_)) ::kill(p, SIGKILL);
 }
 
-std::string Daemon::log() const { return read_file(dir_.file("log")); }
+std::string Daemon::log() const {
+  return read_file(dir_.file("log"));
+}
 
 bool Daemon::wait_log(const std::string& needle, Ms deadline) const {
   return wait_until([&] { return log().find(needle) != std::string::npos; }, deadline);
@@ -416,7 +432,9 @@ int Daemon::count_log(const std::string& needle) const {
   return n;
 }
 
-void Daemon::signal(int sig) const { ::kill(pid_, sig); }
+void Daemon::signal(int sig) const {
+  ::kill(pid_, sig);
+}
 
 std::optional<int> Daemon::wait_exit(Ms deadline) {
   if (exited_) return exit_code_;

@@ -2,13 +2,14 @@
 // Behaviour-test harness: runs the real preforkd on a config written to a temp dir,
 // talks HTTP to its workers on 127.0.0.1, and waits for conditions with deadlines.
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
-#include <sys/types.h>
 #include <vector>
 
 namespace bt {
@@ -45,14 +46,14 @@ std::string local_address(int port);
 // A config that runs the demo worker (or `command`) under preforkd, for one listener.
 // Extra [worker] and [preforkd] keys go in as raw TOML lines.
 struct DemoConfig {
-  std::string address{};              // "127.0.0.1:<port>" or "unix:/path"
+  std::string address{};  // "127.0.0.1:<port>" or "unix:/path"
   int count = 2;
-  std::vector<std::string> args{};    // flags for the demo worker
+  std::vector<std::string> args{};  // flags for the demo worker
   std::string ready = "immediate";
   std::string stop_timeout = "10s";
-  std::string worker{};               // more [worker] lines, e.g. "restart = \"never\"\n"
-  std::string preforkd{};             // [preforkd] lines
-  std::vector<std::string> command{}; // replaces the demo worker (and `args`) when set
+  std::string worker{};                // more [worker] lines, e.g. "restart = \"never\"\n"
+  std::string preforkd{};              // [preforkd] lines
+  std::vector<std::string> command{};  // replaces the demo worker (and `args`) when set
 };
 std::string toml(const DemoConfig& c);
 // A TOML basic string: "text", with quotes and backslashes escaped.
@@ -81,6 +82,9 @@ class PendingGet {
   PendingGet& operator=(PendingGet&&) = delete;
   // False when connect or send already failed (refused, reset).
   [[nodiscard]] bool sent() const { return sent_; }
+  // The peer's kernel has acknowledged the whole request (it sits in the receiving
+  // socket, read or not).
+  [[nodiscard]] bool delivered() const;
   // Waits up to `timeout` for the whole response; nullopt on reset, timeout or garbage.
   std::optional<HttpResponse> response(Ms timeout = 10s);
 
@@ -103,11 +107,11 @@ std::vector<Hello> distinct_workers(int port, int count, Ms deadline = default_d
 
 // What clients saw during hello_load().
 struct LoadStats {
-  int answered = 0;             // 200 with a hello body
-  int failed = 0;               // refused, reset, timed out or a bad answer
-  int slow = 0;                 // answered, but later than `slow`
+  int answered = 0;  // 200 with a hello body
+  int failed = 0;    // refused, reset, timed out or a bad answer
+  int slow = 0;      // answered, but later than `slow`
   Ms slowest{0};
-  std::map<int, int> by_slot;   // answers per worker slot
+  std::map<int, int> by_slot;  // answers per worker slot
 };
 // For `duration`, `clients` threads each open fresh connections one after another and
 // ask GET / once per connection, with a per-request `timeout`. `pause` paces each client.

@@ -2,16 +2,16 @@
 // validates only; a listening address that is taken stops start-up with a clear message.
 // None of these leaves a process behind.
 
-#include "harness.hpp"
-
-#include <catch2/catch.hpp>
-
-#include <algorithm>
 #include <arpa/inet.h>
-#include <cctype>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cctype>
+
+#include "harness.hpp"
 
 using namespace bt;
 

@@ -1,12 +1,11 @@
 // Crash loop: a slot whose worker keeps crashing backs off, while the other workers keep
 // serving and every fresh connection is answered (none waits on the dead slot's socket).
 
-#include "harness.hpp"
-
 #include <catch2/catch.hpp>
-
 #include <csignal>
 #include <set>
+
+#include "harness.hpp"
 
 using namespace bt;
 

@@ -1,13 +1,13 @@
 // Exec failure: a worker binary that cannot be executed is reported with its path and
 // errno, and its slot backs off like a crash (never a tight loop) while preforkd lives on.
 
-#include "harness.hpp"
+#include <sys/stat.h>
 
 #include <catch2/catch.hpp>
-
 #include <csignal>
 #include <regex>
-#include <sys/stat.h>
+
+#include "harness.hpp"
 
 using namespace bt;
 

@@ -1,11 +1,10 @@
 // Exits that mean "do not respawn": fatal_exit_codes, restart = "never", and
 // restart = "on-failure" after a clean exit. The other slots keep serving.
 
-#include "harness.hpp"
-
 #include <catch2/catch.hpp>
-
 #include <csignal>
+
+#include "harness.hpp"
 
 using namespace bt;
 
@@ -19,7 +18,9 @@ DemoConfig exiting_slot0(int port, int count, int code, const std::string& worke
           .worker = worker};
 }
 
-std::string exit_line(int code) { return ") exited with status " + std::to_string(code); }
+std::string exit_line(int code) {
+  return ") exited with status " + std::to_string(code);
+}
 
 // Count of lines "worker 0 (pid N) exited with status <code>".
 int slot0_exits(const Daemon& d, int code) {

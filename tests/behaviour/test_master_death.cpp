@@ -1,11 +1,10 @@
 // Master death: when the master is killed outright, its workers die too (parent-death
 // signal), so no worker outlives it.
 
-#include "harness.hpp"
-
 #include <catch2/catch.hpp>
-
 #include <csignal>
+
+#include "harness.hpp"
 
 using namespace bt;
 

@@ -1,11 +1,10 @@
 // Worker output: stdout and stderr lines go to the master's log prefixed with the slot
 // and pid (worker_output = "log", the default), or straight through ("inherit").
 
-#include "harness.hpp"
-
 #include <catch2/catch.hpp>
-
 #include <csignal>
+
+#include "harness.hpp"
 
 using namespace bt;
 

@@ -1,13 +1,12 @@
 // Respawn: a worker killed with SIGKILL is replaced on the same slot, on the same socket,
 // and the connections queued on that socket meanwhile are served by the replacement.
 
-#include "harness.hpp"
-
 #include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
-
 #include <csignal>
+#include <nlohmann/json.hpp>
 #include <set>
+
+#include "harness.hpp"
 
 using namespace bt;
 
@@ -82,9 +81,8 @@ TEST_CASE("connections made while the only worker is dead are all answered once 
   const int port = free_port();
   // The first crash restarts at once; a second crash soon after waits backoff_initial
   // (at least 1 s, jitter only lengthens it), which is the window with no worker at all.
-  Daemon d(toml({.address = local_address(port),
-                 .count = 1,
-                 .worker = "backoff_initial = \"1s\"\nbackoff_max = \"2s\"\n"}));
+  Daemon d(
+      toml({.address = local_address(port), .count = 1, .worker = "backoff_initial = \"1s\"\nbackoff_max = \"2s\"\n"}));
   const auto first = distinct_workers(port, 1);
   REQUIRE(first.size() == 1);
   REQUIRE(first[0].slot == 0);

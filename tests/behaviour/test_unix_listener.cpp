@@ -1,12 +1,13 @@
 // Unix listeners: workers serve on a unix:/path socket; a stale socket file left by a
 // killed master is replaced, a live one is not taken over, and a clean stop removes it.
 
-#include "harness.hpp"
+#include <sys/stat.h>
 
 #include <catch2/catch.hpp>
-
 #include <csignal>
-#include <sys/stat.h>
+#include <fstream>
+
+#include "harness.hpp"
 
 using namespace bt;
 
@@ -83,4 +84,19 @@ TEST_CASE("a unix socket a live preforkd serves on is not taken over") {
   first.signal(SIGTERM);
   CHECK(first.wait_exit() == 0);
   CHECK(no_process_left(first.pid()));
+}
+
+TEST_CASE("a unix listener path that is not a socket is refused and left alone") {
+  TempDir dir;
+  const std::string path = dir.file("s.sock");
+  dir.write("s.sock", "precious\n");
+  Daemon d(toml({.address = "unix:" + path, .count = 1}));
+  CHECK(d.wait_exit() == 1);
+  INFO(d.log());
+  CHECK(d.log().find("unix:" + path) != std::string::npos);
+  CHECK(no_process_left(d.pid()));
+  std::ifstream in(path);
+  std::string content;
+  std::getline(in, content);
+  CHECK(content == "precious");
 }

@@ -418,7 +418,10 @@ Preforkd::~Preforkd() {
 }
 
 void Preforkd::rewrite(const Setup& setup) {
+  const Setup before = setup_;
   setup_ = setup;
+  if (setup_.listen.empty()) setup_.listen = before.listen;
+  if (setup_.control_socket.empty()) setup_.control_socket = before.control_socket;
   dir_.write("app.toml", to_toml(setup_));
 }
 
@@ -558,7 +561,7 @@ Outcome http_get(int port, Ms timeout, std::string* other_reason) {
     if (n == 0) break;
     data.append(buf, static_cast<std::size_t>(n));
   }
-  if (data.empty()) return Outcome::reset;  // EOF without a response
+  if (data.empty()) return Outcome::closed;  // EOF without a response
   if (data.rfind("HTTP/1.1 200", 0) != 0 || data.find("\r\n\r\n") == std::string::npos)
     return other("bad response: " + data.substr(0, std::min<std::size_t>(data.find('\r'), 40)));
   return Outcome::answered;
@@ -579,6 +582,10 @@ LoadClient::LoadClient(int port, int threads, Ms timeout) : per_thread_(static_c
             break;
           case Outcome::refused: ++s.refused; break;
           case Outcome::reset: ++s.reset; break;
+          case Outcome::closed:
+            ++s.reset;
+            ++s.closed;
+            break;
           case Outcome::timed_out: ++s.timed_out; break;
           case Outcome::other:
             ++s.other;
@@ -608,6 +615,7 @@ LoadStats LoadClient::stop() {
     all.reset += s.reset;
     all.timed_out += s.timed_out;
     all.other += s.other;
+    all.closed += s.closed;
     for (const auto& [k, v] : s.other_reasons) all.other_reasons[k] += v;
     all.latencies_ms.insert(all.latencies_ms.end(), s.latencies_ms.begin(), s.latencies_ms.end());
   }
@@ -620,8 +628,10 @@ void print_outcomes(const std::string& title, const LoadStats& s) {
   std::printf("    %-10s %8ld   latency p50 %s, p99 %s, max %s\n", "answered", s.answered,
               fmt_ms(percentile(s.latencies_ms, 50)).c_str(), fmt_ms(percentile(s.latencies_ms, 99)).c_str(),
               fmt_ms(percentile(s.latencies_ms, 100)).c_str());
-  std::printf("    %-10s %8ld\n    %-10s %8ld\n    %-10s %8ld\n", "refused", s.refused, "reset", s.reset, "timed out",
-              s.timed_out);
+  std::printf("    %-10s %8ld\n", "refused", s.refused);
+  std::printf("    %-10s %8ld   (%ld ECONNRESET, %ld EOF without a response)\n", "reset", s.reset, s.reset - s.closed,
+              s.closed);
+  std::printf("    %-10s %8ld\n", "timed out", s.timed_out);
   if (s.other > 0) {
     std::printf("    %-10s %8ld\n", "other", s.other);
     for (const auto& [why, n] : s.other_reasons) std::printf("      %6ld  %s\n", n, why.c_str());

@@ -171,7 +171,8 @@ class Preforkd {
   [[nodiscard]] std::string config_path() const { return dir_.file("app.toml"); }
   [[nodiscard]] const std::string& control_socket() const { return setup_.control_socket; }
   [[nodiscard]] LogCapture& log() { return log_; }
-  // Rewrites the config file (for reload).
+  // Rewrites the config file (for reload); an empty listen or control_socket keeps the
+  // current one.
   void rewrite(const Setup& setup);
   // Waits for "N/N workers ready"; throws a Failure with the log's tail on timeout.
   std::int64_t wait_ready(Ms deadline = 30s);
@@ -219,7 +220,8 @@ nlohmann::json control_request(const std::string& socket_path, const std::string
 
 // ---------------------------------------------------------------- HTTP clients
 
-enum class Outcome { answered, refused, reset, timed_out, other };
+// `reset` is an ECONNRESET; `closed` an EOF without a response. Both count as reset.
+enum class Outcome { answered, refused, reset, closed, timed_out, other };
 
 // GET / on a fresh connection to 127.0.0.1:port with "Connection: close".
 // `other_reason` gets a short text for Outcome::other.
@@ -227,6 +229,7 @@ Outcome http_get(int port, Ms timeout, std::string* other_reason = nullptr);
 
 struct LoadStats {
   long answered = 0, refused = 0, reset = 0, timed_out = 0, other = 0;
+  long closed = 0;  // of `reset`: EOF without a response
   std::map<std::string, long> other_reasons;
   std::vector<double> latencies_ms;  // of answered requests
   double seconds = 0;

@@ -12,7 +12,9 @@
 
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -34,6 +36,15 @@ const std::vector<Entry>& entries() {
       {"reload", "rolling reload of 8 demo workers: time, and failed requests during 20 reloads", bench::reload},
   };
   return all;
+}
+
+// The machine's other load, printed beside the results: the numbers mean little when
+// other processes compete for the CPUs.
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five;
+  in >> one >> five;
+  return one + " (1 min), " + five + " (5 min)";
 }
 
 void usage(std::FILE* to) {
@@ -67,6 +78,8 @@ int main(int argc, char** argv) {
   // Orphans (workers of a preforkd that was killed) come back to us, to be reaped.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
 
+  std::printf("preforkd_bench: %u CPUs, load average %s\n", std::thread::hardware_concurrency(),
+              load_average().c_str());
   int failures = 0;
   const std::int64_t start = bench::mono_ns();
   for (const Entry* e : chosen) {
@@ -81,7 +94,8 @@ int main(int argc, char** argv) {
     }
     if (const int left = bench::kill_and_reap_all_children(); left > 0)
       std::printf("  (killed %d leftover process%s)\n", left, left == 1 ? "" : "es");
-    std::printf("  [%s took %.1f s]\n", e->name, static_cast<double>(bench::mono_ns() - t0) / 1e9);
+    std::printf("  [%s took %.1f s; load average now %s]\n", e->name,
+                static_cast<double>(bench::mono_ns() - t0) / 1e9, load_average().c_str());
     std::fflush(stdout);
   }
   std::printf("\nall done in %.1f s%s\n", static_cast<double>(bench::mono_ns() - start) / 1e9,

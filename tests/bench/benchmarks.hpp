@@ -1,0 +1,14 @@
+#pragma once
+// The sub-benchmarks of preforkd_bench, one per file; main.cpp runs them by name.
+
+namespace bench {
+
+void respawn();     // bench_respawn.cpp
+void startup();     // bench_startup.cpp
+void rss();         // bench_rss.cpp
+void throughput();  // bench_throughput.cpp
+void churn();       // bench_churn.cpp
+void status();      // bench_status.cpp
+void reload();      // bench_reload.cpp
+
+}  // namespace bench
