@@ -1,20 +1,21 @@
 #include "control_helpers.hpp"
 
-#include <cerrno>
-#include <csignal>
-#include <cstdio>
-#include <cstring>
 #include <arpa/inet.h>
-#include <ctime>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
 
 extern char** environ;
 
@@ -108,7 +109,9 @@ CtlResult run_ctl(const std::vector<std::string>& args, Ms deadline, const std::
   return result;
 }
 
-std::string control_socket(const Daemon& d) { return d.dir().file("app.sock"); }
+std::string control_socket(const Daemon& d) {
+  return d.dir().file("app.sock");
+}
 
 CtlResult ctl(const Daemon& d, const std::vector<std::string>& args, Ms deadline) {
   std::vector<std::string> full{"--socket", control_socket(d)};
@@ -228,7 +231,8 @@ std::optional<nlohmann::json> status_of(const Daemon& d, Ms timeout) {
   return j;
 }
 
-std::optional<nlohmann::json> wait_workers_ready(const Daemon& d, int count, std::optional<int> generation, Ms deadline) {
+std::optional<nlohmann::json> wait_workers_ready(const Daemon& d, int count, std::optional<int> generation,
+                                                 Ms deadline) {
   std::optional<nlohmann::json> last;
   const bool ok = wait_until(
       [&] {

@@ -3,17 +3,16 @@
 // what it prints, talk to the control socket directly, read status, and keep a load
 // client hammering a port while a command runs.
 
-#include "harness.hpp"
-
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "harness.hpp"
 
 namespace bt {
 

@@ -2,18 +2,18 @@
 // stalled requests, and peers that are not allowed. Each gets an error or a closed
 // connection, and the master keeps serving everyone else.
 
-#include "control_helpers.hpp"
-
-#include <catch2/catch.hpp>
-
-#include <csignal>
-#include <cstring>
 #include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <cstring>
+
+#include "control_helpers.hpp"
 
 using namespace bt;
 using nlohmann::json;
@@ -81,8 +81,7 @@ TEST_CASE("an unknown command gets an error", "[control]") {
   stop_cleanly(d);
 }
 
-TEST_CASE("a 70 KiB request line gets an error or a closed connection, and the master keeps serving",
-          "[control]") {
+TEST_CASE("a 70 KiB request line gets an error or a closed connection, and the master keeps serving", "[control]") {
   const int port = free_port();
   Daemon d(toml({.address = local_address(port), .count = 1}));
   REQUIRE(wait_workers_ready(d, 1, 0));

@@ -2,16 +2,16 @@
 // table; found through --socket or --config; an unreachable daemon exits 69; many
 // clients asking at once all get answers.
 
-#include "control_helpers.hpp"
-
-#include <catch2/catch.hpp>
-
-#include <csignal>
-#include <latch>
-#include <regex>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <latch>
+#include <regex>
+
+#include "control_helpers.hpp"
 
 using namespace bt;
 using nlohmann::json;
@@ -122,8 +122,8 @@ TEST_CASE("status prints a table with a row per worker and no colour when not on
   CHECK(r.out.find("(pid " + std::to_string(d.pid()) + ")") != std::string::npos);
   CHECK(r.out.find("generation 0") != std::string::npos);
   for (int slot = 0; slot < 3; ++slot) {
-    const std::regex row("(^|\\n)" + std::to_string(slot) + " +" + std::to_string(pids[static_cast<std::size_t>(slot)]) +
-                         " +ready +0 ");
+    const std::regex row("(^|\\n)" + std::to_string(slot) + " +" +
+                         std::to_string(pids[static_cast<std::size_t>(slot)]) + " +ready +0 ");
     CHECK(std::regex_search(r.out, row));
   }
   // Exactly one row per worker: no fourth slot.
@@ -140,8 +140,8 @@ TEST_CASE("preforkctl --config finds the control socket", "[control]") {
   SECTION("the default socket, under $RUNTIME_DIRECTORY as the daemon has it") {
     Daemon d(toml({.address = local_address(port), .count = 2}));
     REQUIRE(wait_workers_ready(d, 2, 0));
-    const CtlResult r =
-        run_ctl({"--config", d.config_path(), "status", "--json"}, ctl_deadline, {"RUNTIME_DIRECTORY=" + d.dir().path()});
+    const CtlResult r = run_ctl({"--config", d.config_path(), "status", "--json"}, ctl_deadline,
+                                {"RUNTIME_DIRECTORY=" + d.dir().path()});
     INFO("stdout: " << r.out << "\nstderr: " << r.err);
     REQUIRE(r.exit_code == 0);
     CHECK(parse_json(r.out).at("master").at("pid").get<int>() == d.pid());
@@ -154,7 +154,8 @@ TEST_CASE("preforkctl --config finds the control socket", "[control]") {
     Daemon d(toml({.address = local_address(port), .count = 2, .preforkd = "control_socket = " + toml_string(path)}));
     REQUIRE(wait_until([&] { return control_request(path, R"({"cmd":"status"})").has_value(); }));
     // No $RUNTIME_DIRECTORY here: only the file can lead preforkctl to the socket.
-    const CtlResult r = run_ctl({"--config", d.config_path(), "status", "--json"}, ctl_deadline, {"RUNTIME_DIRECTORY="});
+    const CtlResult r =
+        run_ctl({"--config", d.config_path(), "status", "--json"}, ctl_deadline, {"RUNTIME_DIRECTORY="});
     INFO("stdout: " << r.out << "\nstderr: " << r.err);
     REQUIRE(r.exit_code == 0);
     const json s = parse_json(r.out);

@@ -1,11 +1,10 @@
 // `preforkctl stop`: a graceful stop of every worker and the master, which exits 0 and
 // leaves no process behind.
 
-#include "control_helpers.hpp"
-
 #include <catch2/catch.hpp>
-
 #include <filesystem>
+
+#include "control_helpers.hpp"
 
 using namespace bt;
 

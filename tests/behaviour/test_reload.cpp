@@ -2,16 +2,16 @@
 // nothing; a good one replaces every worker slot by slot without dropping a connection.
 // `preforkctl reload` and SIGHUP do the same.
 
-#include "control_helpers.hpp"
-
-#include <catch2/catch.hpp>
-
-#include <algorithm>
 #include <arpa/inet.h>
-#include <csignal>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <csignal>
+
+#include "control_helpers.hpp"
 
 using namespace bt;
 using nlohmann::json;
@@ -108,7 +108,9 @@ TEST_CASE("a good reload replaces every worker while a client sees no failure", 
   CHECK(load_a.wait_answered(20));
   const auto a = load_a.stop();
   const auto b = load_b.stop();
-  INFO("stdout: " << r.out << "\nstderr: " << r.err << "\n" << describe(a) << "\n" << describe(b) << "\nlog: " << d.log());
+  INFO("stdout: " << r.out << "\nstderr: " << r.err << "\n"
+                  << describe(a) << "\n"
+                  << describe(b) << "\nlog: " << d.log());
   REQUIRE(r.exit_code == 0);
   CHECK(a.failed == 0);
   CHECK(b.failed == 0);

@@ -1,14 +1,13 @@
 // `preforkctl restart`: rolling and readiness-gated, of one slot or of all of them, without
 // dropping a connection; a slot that does not exist is an error.
 
-#include "control_helpers.hpp"
-
-#include <catch2/catch.hpp>
-
 #include <algorithm>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <csignal>
 #include <thread>
+
+#include "control_helpers.hpp"
 
 using namespace bt;
 
@@ -104,8 +103,9 @@ TEST_CASE("restart of all workers replaces every one, rolling, while a client se
   const auto b = load_b.stop();
   sampling = false;
   sampler.join();
-  INFO("stdout: " << r.out << "\nstderr: " << r.err << "\n" << describe(a) << "\n" << describe(b)
-                  << "\nlog: " << d.log());
+  INFO("stdout: " << r.out << "\nstderr: " << r.err << "\n"
+                  << describe(a) << "\n"
+                  << describe(b) << "\nlog: " << d.log());
   REQUIRE(r.exit_code == 0);
   CHECK(a.answered > 0);
   CHECK(b.answered > 0);

@@ -2,12 +2,11 @@
 // the other workers; scaling down stops the highest slots gracefully, after draining what
 // is queued on their sockets, so no client sees a failure.
 
-#include "control_helpers.hpp"
-
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <csignal>
+
+#include "control_helpers.hpp"
 
 using namespace bt;
 using nlohmann::json;
