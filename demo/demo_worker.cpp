@@ -442,6 +442,7 @@ struct Conn {
     std::string out;
     size_t out_off = 0;
     bool sleeping = false, close_after = false, peer_eof = false;
+    bool served = false;  // has answered a request: idle from then on means between requests
     int exit_code = -1;
     struct { long long ms; bool head, keep, http10; } sleep{};
     char in[kInCap];
@@ -457,6 +458,8 @@ struct Timer {
 };
 
 constexpr uint32_t kTagListener = 0, kTagSignal = 1;
+// A connection accepted just before a graceful stop may not have sent its request yet.
+constexpr int64_t kFirstRequestGraceNs = 1'000'000'000;
 
 class Server {
 public:
@@ -547,7 +550,8 @@ private:
 
     int timeout_ms(int64_t now) const {
         int64_t next = -1;
-        for (int64_t t : {ready_at_, watchdog_at_, exit_at_, crash_at_, sleeps_.empty() ? -1 : sleeps_.top().at})
+        const int64_t grace = stopping_ && now < first_request_grace_ ? first_request_grace_ : -1;
+        for (int64_t t : {ready_at_, watchdog_at_, exit_at_, crash_at_, grace, sleeps_.empty() ? -1 : sleeps_.top().at})
             if (t >= 0 && (next < 0 || t < next)) next = t;
         if (next < 0) return -1;
         return next <= now ? 0 : int(std::min<int64_t>((next - now + 999'999) / 1'000'000, 60'000));
@@ -555,6 +559,11 @@ private:
 
     void run_timers() {
         const int64_t now = now_ns();
+        if (stopping_ && first_request_grace_ >= 0 && now >= first_request_grace_) {
+            first_request_grace_ = -1;  // once: connections still silent now are closed
+            for (auto& c : conns_)
+                if (c && c->fd >= 0) process(*c);
+        }
         if (crash_at_ >= 0 && now >= crash_at_) crash();
         if (exit_at_ >= 0 && now >= exit_at_) std::exit(int(opt_.exit_code));
         if (ready_at_ >= 0 && now >= ready_at_) {
@@ -581,6 +590,7 @@ private:
     void begin_stop() {
         if (stopping_) return;
         stopping_ = true;
+        first_request_grace_ = now_ns() + kFirstRequestGraceNs;
         notify("STOPPING=1");
         if (opt_.print_stdout) {
             std::fprintf(stderr, "demo worker %s stopping\n", slot_.c_str());
@@ -625,7 +635,7 @@ private:
         c.in_len = c.out_off = 0;
         c.body_left = 0;
         c.out.clear();
-        c.sleeping = c.close_after = c.peer_eof = false;
+        c.sleeping = c.close_after = c.peer_eof = c.served = false;
         c.exit_code = -1;
         --live_;
     }
@@ -648,7 +658,10 @@ private:
             if (!blocked || c.pending() > 0) break;
         }
         const bool idle = !c.sleeping && c.in_len == 0 && c.body_left == 0;
-        if (c.pending() == 0 && (c.close_after || (c.peer_eof && !c.sleeping) || (stopping_ && idle)))
+        // At a stop, a connection between requests closes at once; one accepted just before
+        // the stop whose first request is still on its way gets until first_request_grace_.
+        const bool stop_now = stopping_ && idle && (c.served || now_ns() >= first_request_grace_);
+        if (c.pending() == 0 && (c.close_after || (c.peer_eof && !c.sleeping) || stop_now))
             return close_conn(c);
         update_interest(c);
     }
@@ -677,6 +690,7 @@ private:
             if (n < 0) { reply_error(c, 400, "Bad Request", "bad request\n"); break; }
             off += size_t(n);
             c.body_left = r.content_length;
+            c.served = true;
             handle(c, r);
         }
         if (c.close_after) c.in_len = 0;  // nothing after this response will be answered
@@ -830,6 +844,7 @@ private:
     std::vector<std::unique_ptr<Conn>> conns_;  // indexed by fd, reused
     size_t live_ = 0;
     bool stopping_ = false;
+    int64_t first_request_grace_ = -1;  // at a stop: until when a silent new connection may wait
     std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> sleeps_;
     int64_t ready_at_ = -1, watchdog_at_ = -1, watchdog_every_ = 0, exit_at_ = -1, crash_at_ = -1;
 };
