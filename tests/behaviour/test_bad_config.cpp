@@ -48,7 +48,7 @@ TEST_CASE("an unknown key is an error that suggests the closest known key") {
   CHECK(out.find("did you mean \"count\"") != std::string::npos);
 }
 
-TEST_CASE("--check prints one line per error") {
+TEST_CASE("preforkd --check prints one line per error") {
   Daemon d(worker_section("count = 0\nready = \"soon\""), {"--check"});
   CHECK(d.wait_exit() == 78);
   const std::string out = d.log();
@@ -58,7 +58,7 @@ TEST_CASE("--check prints one line per error") {
   CHECK(out.find(d.config_path() + ":4:9: worker.ready: ") != std::string::npos);
 }
 
-TEST_CASE("--check on a good config prints FILE: ok and starts nothing") {
+TEST_CASE("preforkd --check on a good config prints FILE: ok and starts nothing") {
   const int port = free_port();
   Daemon d(toml({.address = local_address(port), .count = 2}), {"--check"});
   CHECK(d.wait_exit() == 0);
