@@ -1,5 +1,8 @@
 #include "control_helpers.hpp"
 
+#include <catch2/catch.hpp>
+#include <csignal>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -20,6 +23,13 @@
 extern char** environ;
 
 namespace bt {
+
+void stop_cleanly(Daemon& d) {
+  d.signal(SIGTERM);
+  CHECK(d.wait_exit() == 0);
+  CHECK(no_process_left(d.pid()));
+}
+
 
 namespace {
 

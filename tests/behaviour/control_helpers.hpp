@@ -16,6 +16,10 @@
 
 namespace bt {
 
+// Stops the daemon with TERM: it must exit 0 and leave no process behind (Catch checks).
+void stop_cleanly(Daemon& d);
+
+
 // Reloads and rolling restarts wait for every new worker: give them room.
 inline constexpr Ms ctl_deadline = 120s;
 

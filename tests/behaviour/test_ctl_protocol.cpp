@@ -22,12 +22,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-void stop_cleanly(Daemon& d) {
-  d.signal(SIGTERM);
-  CHECK(d.wait_exit() == 0);
-  CHECK(no_process_left(d.pid()));
-}
-
 std::optional<json> parse(const std::optional<std::string>& line) {
   if (!line) return std::nullopt;
   auto j = json::parse(*line, nullptr, false);

@@ -18,13 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-// Stops the daemon with TERM; everything of it must be gone.
-void stop_cleanly(Daemon& d) {
-  d.signal(SIGTERM);
-  CHECK(d.wait_exit() == 0);
-  CHECK(no_process_left(d.pid()));
-}
-
 json parse_json(const std::string& text) {
   auto j = json::parse(text, nullptr, false);
   INFO("preforkctl printed: " << text);

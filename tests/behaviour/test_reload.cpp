@@ -18,12 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-void stop_cleanly(Daemon& d) {
-  d.signal(SIGTERM);
-  CHECK(d.wait_exit() == 0);
-  CHECK(no_process_left(d.pid()));
-}
-
 // Two demo workers whose environment carries DEMO_VERSION = `version`: changing it makes a
 // reload roll every worker.
 // Each new worker takes a while to get ready, so a rolling reload has old and new

@@ -13,12 +13,6 @@ using namespace bt;
 
 namespace {
 
-void stop_cleanly(Daemon& d) {
-  d.signal(SIGTERM);
-  CHECK(d.wait_exit() == 0);
-  CHECK(no_process_left(d.pid()));
-}
-
 bool none_alive(const std::vector<pid_t>& pids) {
   for (pid_t p : pids)
     if (process_alive(p)) return false;

@@ -13,12 +13,6 @@ using nlohmann::json;
 
 namespace {
 
-void stop_cleanly(Daemon& d) {
-  d.signal(SIGTERM);
-  CHECK(d.wait_exit() == 0);
-  CHECK(no_process_left(d.pid()));
-}
-
 // Waits until the daemon runs exactly `count` ready workers and no other process; their pids by slot.
 std::vector<pid_t> settled_at(const Daemon& d, int count) {
   const auto s = wait_workers_ready(d, count);

@@ -167,6 +167,7 @@ Child::Child(const Options& options) {
   const int err = options.stderr_fd >= 0 ? options.stderr_fd : options.stderr_fd == -2 ? 2 : devnull;
   const pid_t parent = ::getpid();
 
+  fork_ns_ = mono_ns();
   pid_ = ::fork();
   if (pid_ < 0) {
     ::close(devnull);
@@ -392,6 +393,14 @@ int LogCapture::count_lines(const std::string& needle) const {
   std::lock_guard lock(mutex_);
   return static_cast<int>(std::count_if(lines_.begin(), lines_.end(),
                                         [&](const auto& l) { return l.second.find(needle) != std::string::npos; }));
+}
+
+std::vector<std::string> LogCapture::lines_with(const std::string& needle) const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> out;
+  for (const auto& [ts, line] : lines_)
+    if (line.find(needle) != std::string::npos) out.push_back(line);
+  return out;
 }
 
 std::string LogCapture::tail(int lines) const {

@@ -91,7 +91,9 @@ class Child {
   Child& operator=(const Child&) = delete;
 
   [[nodiscard]] pid_t pid() const { return pid_; }
-  // CLOCK_MONOTONIC read by the child just before its execve.
+  // CLOCK_MONOTONIC read by the parent just before fork, and by the child just before
+  // its execve.
+  [[nodiscard]] std::int64_t fork_ns() const { return fork_ns_; }
   [[nodiscard]] std::int64_t exec_ns() const { return exec_ns_; }
   [[nodiscard]] bool exited() const { return exited_; }
   void signal(int sig) const;
@@ -102,7 +104,7 @@ class Child {
 
  private:
   pid_t pid_ = -1;
-  std::int64_t exec_ns_ = 0;
+  std::int64_t fork_ns_ = 0, exec_ns_ = 0;
   bool exited_ = false;
 };
 
@@ -142,6 +144,7 @@ class LogCapture {
   // The time the first line containing `needle` arrived, waiting up to `deadline`.
   std::optional<std::int64_t> wait_line(const std::string& needle, Ms deadline);
   [[nodiscard]] int count_lines(const std::string& needle) const;
+  [[nodiscard]] std::vector<std::string> lines_with(const std::string& needle) const;
   [[nodiscard]] std::string tail(int lines) const;
 
  private:
