@@ -60,7 +60,7 @@ void Supervisor::start() {
   slots_.resize(static_cast<std::size_t>(target_count_));
   for (int i = 0; i < target_count_; ++i) slots_[static_cast<std::size_t>(i)].current = make_run(i, gen_);
   for (auto& slot : slots_) dispatch(*slot.current, Event::of(Event::Kind::start));
-  spdlog::info("started {} workers of '{}'", target_count_, gen_->worker.command.front());
+  spdlog::info("starting {} workers of '{}'", target_count_, gen_->worker.command.front());
 }
 
 void Supervisor::dispatch(WorkerRun& run, const Event& event) {

@@ -43,6 +43,11 @@ void wait_answering(int port) {
   }
 }
 
+void print_per_kill(const LoadStats& stats, int kills) {
+  std::printf("    failed requests per SIGKILL: %.2f\n",
+              kills > 0 ? static_cast<double>(stats.failed()) / kills : 0.0);
+}
+
 void via_preforkd() {
   Setup setup;
   setup.command = {demo_bin()};
@@ -71,10 +76,13 @@ void via_preforkd() {
   }
   while (mono_ns() < start + kDuration.count() * kMsNs) std::this_thread::sleep_for(1ms);
   const LoadStats stats = load.stop();
+  const auto backoffs = daemon.log().lines_with("restarting in");
   print_outcomes("preforkd (held reuseport sockets), " + std::to_string(kills) + " SIGKILLs, " +
-                     std::to_string(skipped) + " skipped (slot backing off), " +
-                     std::to_string(daemon.log().count_lines("restarting in")) + " restarts backed off",
+                     std::to_string(skipped) + " skipped (slot backing off)",
                  stats);
+  print_per_kill(stats, kills);
+  std::printf("    %zu restarts backed off%s\n", backoffs.size(),
+              backoffs.empty() ? "" : ("; the last: \"" + backoffs.back().substr(backoffs.back().find("worker")) + "\"").c_str());
 }
 
 // One worker of the Fiber way: a demo binding its own reuseport socket, and a pidfd.
@@ -131,6 +139,7 @@ void fiber_way() {
   print_outcomes("the Fiber way (own reuseport sockets, respawn loop), " + std::to_string(kills) + " SIGKILLs, " +
                      std::to_string(respawns) + " respawns",
                  stats);
+  print_per_kill(stats, kills);
 }
 
 }  // namespace

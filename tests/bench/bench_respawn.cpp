@@ -9,6 +9,10 @@
 // it crashes again within its healthy window (1 s). The kills go round-robin with at
 // least 1.2 s between two kills of the same slot, so every kill should be answered at
 // once; a kill answered after more than 50 ms is counted as backed off, apart.
+//
+// For scale, a baseline: the benchmark itself forks and execs the same fixture 50 times
+// (T0 just before fork, T1 from the datagram), which is the floor any supervisor pays on
+// this machine; exec (page tables, the dynamic loader) dominates it on small VMs.
 
 #include "bench_common.hpp"
 #include "benchmarks.hpp"
@@ -27,6 +31,25 @@ constexpr int kKills = 200;
 constexpr std::int64_t kMinAgeNs = 1'200'000'000;  // > the 1 s healthy window
 constexpr std::int64_t kSpacingNs = kMinAgeNs / kWorkers;
 constexpr double kBackedOffMs = 50;  // backoff_initial is 100 ms, jitter at least 0.8
+
+constexpr int kBaselineSpawns = 50;
+
+// fork + exec + the fixture's start, done by the benchmark itself: {fork->exec, total} in ms.
+std::pair<std::vector<double>, std::vector<double>> baseline(StartListener& starts) {
+  std::vector<double> to_exec, total;
+  for (int i = 0; i < kBaselineSpawns; ++i) {
+    Child child(Child::Options{{bench_worker_bin()}, {"BENCH_SOCKET=" + starts.path()}, -1, -2});
+    std::optional<StartMessage> m;
+    while (!m || m->pid != child.pid()) {
+      m = starts.receive(10s);
+      if (!m) throw Failure("the baseline bench_worker sent no start datagram within 10 s");
+    }
+    to_exec.push_back(ns_to_ms(child.exec_ns() - child.fork_ns()));
+    total.push_back(ns_to_ms(m->ns - child.fork_ns()));
+    std::this_thread::sleep_for(20ms);
+  }
+  return {to_exec, total};
+}
 
 }  // namespace
 
@@ -80,6 +103,12 @@ void respawn() {
   if (!backed_off_ms.empty())
     report("kills answered after a backoff (> 50 ms)",
            std::to_string(backed_off_ms.size()) + ", median " + fmt_ms(median(backed_off_ms)));
+
+  const auto [to_exec, total] = baseline(starts);
+  std::printf("  baseline: this benchmark forks and execs the fixture itself, %d times\n", kBaselineSpawns);
+  report("baseline fork -> fixture's main(), p50", fmt_ms(median(total)));
+  report("baseline fork -> fixture's main(), p99", fmt_ms(percentile(total, 99)));
+  report("baseline of which fork -> execve, p50", fmt_ms(median(to_exec)));
 }
 
 }  // namespace bench
