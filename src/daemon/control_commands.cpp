@@ -66,6 +66,7 @@ void Master::sample_usage() {
   for (auto& slot : supervisor_->slots()) {
     WorkerRun* run = slot.current.get();
     if (run == nullptr || run->pid <= 0) continue;
+    if (auto rss = os::read_rss_bytes(run->pid)) run->rss_bytes = *rss;
     auto ticks = os::read_cpu_ticks(run->pid);
     if (!ticks) continue;
     if (run->cpu_sampled != Clock::time_point{})
@@ -89,7 +90,7 @@ control::StatusSnapshot Master::status() {
   const auto wall_now = std::chrono::system_clock::now();
   for (std::size_t i = 0; i < supervisor_->slots().size(); ++i) {
     const Slot& slot = supervisor_->slots()[i];
-    const WorkerRun* run = slot.current.get();
+    WorkerRun* run = slot.current.get();
     control::WorkerStatus w;
     w.slot = static_cast<int>(i);
     w.restarts = slot.restarts;
@@ -100,7 +101,11 @@ control::StatusSnapshot Master::status() {
       w.notify_status = run->notify_status;
       if (run->pid > 0) {
         w.uptime_s = seconds_since(run->started);
-        w.rss_bytes = os::read_rss_bytes(run->pid).ok() ? os::read_rss_bytes(run->pid).value() : 0;
+        // Sampled with the CPU time (sample_usage); a worker not sampled yet is read now.
+        if (run->rss_bytes == 0) {
+          if (auto rss = os::read_rss_bytes(run->pid)) run->rss_bytes = *rss;
+        }
+        w.rss_bytes = run->rss_bytes;
         w.cpu_percent = run->cpu_percent;
       }
     }

@@ -174,6 +174,7 @@ void Supervisor::spawn_process(WorkerRun& run) {
   run.reached_ready = false;
   run.notify_status.clear();
   run.notified_stopping = false;
+  run.rss_bytes = 0;
   run.cpu_ticks = 0;
   run.cpu_sampled = {};
   run.cpu_percent = 0;

@@ -13,17 +13,18 @@
 //    --reuseport); a plain loop here forks/execs a replacement as soon as a pidfd says
 //    a worker died.
 
-#include "bench_common.hpp"
-#include "benchmarks.hpp"
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <csignal>
 #include <cstdio>
 #include <memory>
-#include <poll.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+
+#include "bench_common.hpp"
+#include "benchmarks.hpp"
 
 namespace bench {
 
@@ -44,8 +45,7 @@ void wait_answering(int port) {
 }
 
 void print_per_kill(const LoadStats& stats, int kills) {
-  std::printf("    failed requests per SIGKILL: %.2f\n",
-              kills > 0 ? static_cast<double>(stats.failed()) / kills : 0.0);
+  std::printf("    failed requests per SIGKILL: %.2f\n", kills > 0 ? static_cast<double>(stats.failed()) / kills : 0.0);
 }
 
 void via_preforkd() {
@@ -65,7 +65,7 @@ void via_preforkd() {
     while (mono_ns() < when) std::this_thread::sleep_for(1ms);
     const auto status = control_request(daemon.control_socket(), R"({"cmd":"status"})", 2s);
     const auto& w = status.at("workers").at(static_cast<std::size_t>(k % 2));
-    const pid_t pid = w.value("pid", 0);
+    const pid_t pid = json_int(w, "pid", 0);
     const std::string state = w.value("state", "");
     if (pid > 0 && (state == "ready" || state == "starting")) {
       ::kill(pid, SIGKILL);
@@ -76,13 +76,15 @@ void via_preforkd() {
   }
   while (mono_ns() < start + kDuration.count() * kMsNs) std::this_thread::sleep_for(1ms);
   const LoadStats stats = load.stop();
-  const auto backoffs = daemon.log().lines_with("restarting in");
   print_outcomes("preforkd (held reuseport sockets), " + std::to_string(kills) + " SIGKILLs, " +
                      std::to_string(skipped) + " skipped (slot backing off)",
                  stats);
   print_per_kill(stats, kills);
-  std::printf("    %zu restarts backed off%s\n", backoffs.size(),
-              backoffs.empty() ? "" : ("; the last: \"" + backoffs.back().substr(backoffs.back().find("worker")) + "\"").c_str());
+  // "<time> info  worker 0: restarting in 3s556ms (crash 7 in a row)"
+  const auto backoffs = daemon.log().lines_with("restarting in");
+  std::string last = backoffs.empty() ? "none" : backoffs.back();
+  if (const auto at = last.find("worker"); at != std::string::npos) last = last.substr(at);
+  std::printf("    restarts that backed off: %zu; the last: %s\n", backoffs.size(), last.c_str());
 }
 
 // One worker of the Fiber way: a demo binding its own reuseport socket, and a pidfd.

@@ -1,27 +1,28 @@
 #include "bench_common.hpp"
 
-#include <algorithm>
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <dirent.h>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
-#include <netinet/in.h>
-#include <poll.h>
 #include <random>
 #include <set>
 #include <sstream>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 extern char** environ;
 
@@ -29,7 +30,9 @@ namespace bench {
 
 namespace {
 
-std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
+std::string errno_text(const std::string& what) {
+  return what + ": " + std::strerror(errno);
+}
 
 // Milliseconds left until `deadline_ns` (CLOCK_MONOTONIC), at least 0.
 int ms_left(std::int64_t deadline_ns) {
@@ -47,7 +50,9 @@ bool wait_fd(int fd, short events, std::int64_t deadline_ns) {
   }
 }
 
-std::int64_t deadline_after(Ms d) { return mono_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(); }
+std::int64_t deadline_after(Ms d) {
+  return mono_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
 
 std::string toml_string(const std::string& text) {
   std::string out = "\"";
@@ -62,9 +67,15 @@ std::string toml_string(const std::string& text) {
 
 // ---------------------------------------------------------------- paths
 
-std::string preforkd_bin() { return PREFORKD_BIN; }
-std::string demo_bin() { return DEMO_BIN; }
-std::string bench_worker_bin() { return std::string(FIXTURE_DIR) + "/bench_worker"; }
+std::string preforkd_bin() {
+  return PREFORKD_BIN;
+}
+std::string demo_bin() {
+  return DEMO_BIN;
+}
+std::string bench_worker_bin() {
+  return std::string(FIXTURE_DIR) + "/bench_worker";
+}
 
 // ---------------------------------------------------------------- time and numbers
 
@@ -85,8 +96,10 @@ double percentile(std::vector<double> values, double p) {
 void report(const std::string& name, const std::string& value, const std::string& target) {
   std::string dots = " ";
   if (name.size() < 46) dots += std::string(46 - name.size(), '.') + " ";
-  std::printf("  %s%s%-14s%s\n", name.c_str(), dots.c_str(), value.c_str(),
-              target.empty() ? "" : ("  (target " + target + ")").c_str());
+  if (target.empty())
+    std::printf("  %s%s%s\n", name.c_str(), dots.c_str(), value.c_str());
+  else
+    std::printf("  %s%s%-14s  (target %s)\n", name.c_str(), dots.c_str(), value.c_str(), target.c_str());
   std::fflush(stdout);
 }
 
@@ -210,7 +223,9 @@ Child::Child(const Options& options) {
   }
 }
 
-Child::~Child() { kill_and_reap(); }
+Child::~Child() {
+  kill_and_reap();
+}
 
 void Child::signal(int sig) const {
   if (!exited_ && pid_ > 0) ::kill(pid_, sig);
@@ -499,7 +514,8 @@ nlohmann::json control_request(const std::string& socket_path, const std::string
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw Failure(errno_text("connect " + socket_path));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    throw Failure(errno_text("connect " + socket_path));
   const std::string line = request + "\n";
   if (::send(fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
     throw Failure(errno_text("send to " + socket_path));
@@ -519,6 +535,11 @@ nlohmann::json control_request(const std::string& socket_path, const std::string
   } catch (const std::exception& e) {
     throw Failure(std::string("unparsable reply: ") + e.what());
   }
+}
+
+int json_int(const nlohmann::json& j, const char* key, int fallback) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_number_integer() ? it->get<int>() : fallback;
 }
 
 // ---------------------------------------------------------------- HTTP clients
@@ -589,13 +610,19 @@ LoadClient::LoadClient(int port, int threads, Ms timeout) : per_thread_(static_c
             ++s.answered;
             s.latencies_ms.push_back(ns_to_ms(mono_ns() - begin));
             break;
-          case Outcome::refused: ++s.refused; break;
-          case Outcome::reset: ++s.reset; break;
+          case Outcome::refused:
+            ++s.refused;
+            break;
+          case Outcome::reset:
+            ++s.reset;
+            break;
           case Outcome::closed:
             ++s.reset;
             ++s.closed;
             break;
-          case Outcome::timed_out: ++s.timed_out; break;
+          case Outcome::timed_out:
+            ++s.timed_out;
+            break;
           case Outcome::other:
             ++s.other;
             ++s.other_reasons[reason];

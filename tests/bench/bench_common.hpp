@@ -8,7 +8,7 @@
 // and the benchmark is a child subreaper: whatever is left when a sub-benchmark ends
 // (also when it throws) is killed and reaped by kill_and_reap_all_children().
 
-#include <nlohmann/json.hpp>
+#include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
@@ -16,10 +16,10 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <sys/types.h>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -39,11 +39,15 @@ std::string bench_worker_bin();  // the fixture tests/fixtures/bench_worker.cpp
 
 // CLOCK_MONOTONIC in nanoseconds: the clock of the bench_worker's start datagrams.
 std::int64_t mono_ns();
-inline double ns_to_ms(std::int64_t ns) { return static_cast<double>(ns) / 1e6; }
+inline double ns_to_ms(std::int64_t ns) {
+  return static_cast<double>(ns) / 1e6;
+}
 
 // Nearest-rank percentile (p in 0..100) of `values`; NaN when empty.
 double percentile(std::vector<double> values, double p);
-inline double median(std::vector<double> values) { return percentile(std::move(values), 50); }
+inline double median(std::vector<double> values) {
+  return percentile(std::move(values), 50);
+}
 
 // A benchmark that cannot go on: the message is printed and the next one runs.
 struct Failure : std::runtime_error {
@@ -220,6 +224,9 @@ class StartListener {
 // gets the time from connect to the reply's newline.
 nlohmann::json control_request(const std::string& socket_path, const std::string& request, Ms timeout,
                                double* elapsed_ms = nullptr);
+
+// j[key] when it is an integer, else `fallback` (e.g. a worker's "pid" while it has none).
+int json_int(const nlohmann::json& j, const char* key, int fallback);
 
 // ---------------------------------------------------------------- HTTP clients
 

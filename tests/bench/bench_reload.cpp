@@ -6,12 +6,12 @@
 // no traffic, then 20 in a row while 4 client threads open a fresh connection per
 // request (2 s timeout) the whole time; every request that is not answered is a failure.
 
-#include "bench_common.hpp"
-#include "benchmarks.hpp"
-
 #include <algorithm>
 #include <cstdio>
 #include <set>
+
+#include "bench_common.hpp"
+#include "benchmarks.hpp"
 
 namespace bench {
 
@@ -25,7 +25,7 @@ constexpr int kClientThreads = 4;
 std::set<pid_t> worker_pids(const Preforkd& daemon) {
   const auto reply = control_request(daemon.control_socket(), R"({"cmd":"status"})", 5s);
   std::set<pid_t> pids;
-  for (const auto& w : reply.at("workers")) pids.insert(w.value("pid", 0));
+  for (const auto& w : reply.at("workers")) pids.insert(json_int(w, "pid", 0));
   return pids;
 }
 

@@ -10,17 +10,21 @@
 // least 1.2 s between two kills of the same slot, so every kill should be answered at
 // once; a kill answered after more than 50 ms is counted as backed off, apart.
 //
-// For scale, a baseline: the benchmark itself forks and execs the same fixture 50 times
-// (T0 just before fork, T1 from the datagram), which is the floor any supervisor pays on
-// this machine; exec (page tables, the dynamic loader) dominates it on small VMs.
+// For scale, baselines: the benchmark itself starts the same fixture 50 times with fork +
+// exec (as the master does) and 50 times with posix_spawn (T0 just before the call, T1
+// from the datagram): the floor any supervisor pays on this machine.
 
-#include "bench_common.hpp"
-#include "benchmarks.hpp"
+#include <spawn.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <map>
+
+#include "bench_common.hpp"
+#include "benchmarks.hpp"
 
 namespace bench {
 
@@ -34,21 +38,51 @@ constexpr double kBackedOffMs = 50;  // backoff_initial is 100 ms, jitter at lea
 
 constexpr int kBaselineSpawns = 50;
 
-// fork + exec + the fixture's start, done by the benchmark itself: {fork->exec, total} in ms.
-std::pair<std::vector<double>, std::vector<double>> baseline(StartListener& starts) {
+// The start datagram of `pid`.
+StartMessage start_of(StartListener& starts, pid_t pid) {
+  for (;;) {
+    const auto m = starts.receive(10s);
+    if (!m) throw Failure("the baseline bench_worker sent no start datagram within 10 s");
+    if (m->pid == pid) return *m;
+  }
+}
+
+// fork + exec + the fixture's start, done by the benchmark itself as the master does it
+// (fork, then exec): {fork -> execve, fork -> main()} in ms.
+std::pair<std::vector<double>, std::vector<double>> fork_baseline(StartListener& starts) {
   std::vector<double> to_exec, total;
   for (int i = 0; i < kBaselineSpawns; ++i) {
     Child child(Child::Options{{bench_worker_bin()}, {"BENCH_SOCKET=" + starts.path()}, -1, -2});
-    std::optional<StartMessage> m;
-    while (!m || m->pid != child.pid()) {
-      m = starts.receive(10s);
-      if (!m) throw Failure("the baseline bench_worker sent no start datagram within 10 s");
-    }
+    const StartMessage m = start_of(starts, child.pid());
     to_exec.push_back(ns_to_ms(child.exec_ns() - child.fork_ns()));
-    total.push_back(ns_to_ms(m->ns - child.fork_ns()));
+    total.push_back(ns_to_ms(m.ns - child.fork_ns()));
     std::this_thread::sleep_for(20ms);
   }
   return {to_exec, total};
+}
+
+// The same with posix_spawn (glibc: clone(CLONE_VM | CLONE_VFORK), no page-table copy).
+std::vector<double> posix_spawn_baseline(StartListener& starts) {
+  const std::string path = bench_worker_bin(), env_socket = "BENCH_SOCKET=" + starts.path();
+  char* argv[] = {const_cast<char*>(path.c_str()), nullptr};
+  char* envp[] = {const_cast<char*>(env_socket.c_str()), nullptr};
+  std::vector<double> total;
+  for (int i = 0; i < kBaselineSpawns; ++i) {
+    pid_t pid = -1;
+    const std::int64_t t0 = mono_ns();
+    if (const int err = ::posix_spawn(&pid, path.c_str(), nullptr, nullptr, argv, envp); err != 0)
+      throw Failure("posix_spawn " + path + " failed: " + std::strerror(err));
+    struct Reaper {
+      pid_t pid;
+      ~Reaper() {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    } reaper{pid};
+    total.push_back(ns_to_ms(start_of(starts, pid).ns - t0));
+    std::this_thread::sleep_for(20ms);
+  }
+  return total;
 }
 
 }  // namespace
@@ -66,7 +100,8 @@ void respawn() {
   std::map<int, StartMessage> current;  // slot -> its worker
   while (current.size() < kWorkers) {
     const auto m = starts.receive(10s);
-    if (!m) daemon.fail("only " + std::to_string(current.size()) + " of " + std::to_string(kWorkers) + " workers started");
+    if (!m)
+      daemon.fail("only " + std::to_string(current.size()) + " of " + std::to_string(kWorkers) + " workers started");
     current[m->slot] = *m;
   }
   daemon.wait_ready();
@@ -85,7 +120,8 @@ void respawn() {
     std::optional<StartMessage> next;
     while (!next) {
       const auto m = starts.receive(10s);
-      if (!m) daemon.fail("slot " + std::to_string(slot) + " got no new worker within 10 s after kill " + std::to_string(k));
+      if (!m)
+        daemon.fail("slot " + std::to_string(slot) + " got no new worker within 10 s after kill " + std::to_string(k));
       current[m->slot] = *m;  // another slot restarted (should not happen): keep track
       if (m->slot == slot && m->pid != victim.pid) next = m;
     }
@@ -98,17 +134,18 @@ void respawn() {
   report("kills answered at once", std::to_string(prompt_ms.size()) + "/" + std::to_string(kKills));
   report("respawn latency p50", fmt_ms(percentile(prompt_ms, 50)), "p50 < 2 ms");
   report("respawn latency p99", fmt_ms(percentile(prompt_ms, 99)));
-  report("respawn latency min / max",
-         fmt_ms(percentile(prompt_ms, 0)) + " / " + fmt_ms(percentile(prompt_ms, 100)));
+  report("respawn latency min / max", fmt_ms(percentile(prompt_ms, 0)) + " / " + fmt_ms(percentile(prompt_ms, 100)));
   if (!backed_off_ms.empty())
     report("kills answered after a backoff (> 50 ms)",
            std::to_string(backed_off_ms.size()) + ", median " + fmt_ms(median(backed_off_ms)));
 
-  const auto [to_exec, total] = baseline(starts);
-  std::printf("  baseline: this benchmark forks and execs the fixture itself, %d times\n", kBaselineSpawns);
-  report("baseline fork -> fixture's main(), p50", fmt_ms(median(total)));
-  report("baseline fork -> fixture's main(), p99", fmt_ms(percentile(total, 99)));
-  report("baseline of which fork -> execve, p50", fmt_ms(median(to_exec)));
+  const auto [to_exec, total] = fork_baseline(starts);
+  const auto spawned = posix_spawn_baseline(starts);
+  std::printf("  baseline: this benchmark starts the fixture itself, %d times each way\n", kBaselineSpawns);
+  report("baseline fork+exec -> main(), p50 / p99", fmt_ms(median(total)) + " / " + fmt_ms(percentile(total, 99)));
+  report("  of which fork -> execve, p50", fmt_ms(median(to_exec)));
+  report("baseline posix_spawn -> main(), p50 / p99",
+         fmt_ms(median(spawned)) + " / " + fmt_ms(percentile(spawned, 99)));
 }
 
 }  // namespace bench

@@ -1,11 +1,12 @@
 // rss: the master's resident memory (VmRSS, and its peak VmHWM, from /proc/<pid>/status)
 // with 8 and with 256 bench_worker fixtures, read 1 s after all of them are ready, and
-// again after 50 status requests on the control socket (which walk every worker).
+// again after 50 status requests on the control socket (which walk every worker), with
+// its split into anonymous memory and file pages (mostly the shared libraries' code).
+
+#include <cstdio>
 
 #include "bench_common.hpp"
 #include "benchmarks.hpp"
-
-#include <cstdio>
 
 namespace bench {
 
@@ -32,6 +33,9 @@ void measure(int workers) {
   for (int i = 0; i < 50; ++i) control_request(daemon.control_socket(), R"({"cmd":"status"})", 5s);
   report("master VmRSS, " + n + ", after 50 status", kib_text(proc_status_kib(daemon.pid(), "VmRSS")));
   report("master VmHWM (peak), " + n, kib_text(proc_status_kib(daemon.pid(), "VmHWM")));
+  report(
+      "  of VmRSS: RssAnon / RssFile (shared libraries)",
+      kib_text(proc_status_kib(daemon.pid(), "RssAnon")) + " / " + kib_text(proc_status_kib(daemon.pid(), "RssFile")));
 }
 
 }  // namespace

@@ -5,12 +5,12 @@
 // last of them started, and the master's log gives the time its "256/256 workers ready"
 // line arrived. Three fresh runs.
 
-#include "bench_common.hpp"
-#include "benchmarks.hpp"
-
 #include <algorithm>
 #include <cstdio>
 #include <set>
+
+#include "bench_common.hpp"
+#include "benchmarks.hpp"
 
 namespace bench {
 
@@ -47,8 +47,9 @@ void startup() {
     std::printf("  run %d: 256th worker started at %s, \"256/256 workers ready\" logged at %s\n", run,
                 fmt_ms(to_last_start.back()).c_str(), fmt_ms(to_ready_line.back()).c_str());
   }
-  std::printf("  (ready = \"immediate\" counts a worker ready once it is forked, so the log line may come\n"
-              "   before the last worker reaches main())\n");
+  std::printf(
+      "  (ready = \"immediate\" counts a worker ready once it is forked, so the log line may come\n"
+      "   before the last worker reaches main())\n");
   report("exec -> 256th worker started (median of 3)", fmt_ms(median(to_last_start)), "< 1 s");
   report("exec -> \"256/256 workers ready\" (median of 3)", fmt_ms(median(to_ready_line)));
 }

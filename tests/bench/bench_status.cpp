@@ -4,10 +4,10 @@
 // one after another over the raw control socket, each on a fresh connection: connect,
 // send {"cmd":"status"}\n, read the reply line. Timed from connect to the reply's newline.
 
+#include <cstdio>
+
 #include "bench_common.hpp"
 #include "benchmarks.hpp"
-
-#include <cstdio>
 
 namespace bench {
 

@@ -6,13 +6,14 @@
 // alternating order so drift affects both alike. wrk shares the 2 cores with the workers:
 // the absolute numbers mean little, the ratio of the medians is the result.
 
-#include "bench_common.hpp"
-#include "benchmarks.hpp"
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
-#include <unistd.h>
+
+#include "bench_common.hpp"
+#include "benchmarks.hpp"
 
 namespace bench {
 
@@ -68,8 +69,8 @@ void throughput() {
   const std::string address = "127.0.0.1:" + std::to_string(alone_port);
   std::vector<std::unique_ptr<Child>> alone;
   for (int i = 0; i < 2; ++i)
-    alone.push_back(std::make_unique<Child>(
-        Child::Options{{demo_bin(), "--listen", address, "--reuseport"}, {"PREFORK_WORKER_ID=" + std::to_string(i)}, -1, -2}));
+    alone.push_back(std::make_unique<Child>(Child::Options{
+        {demo_bin(), "--listen", address, "--reuseport"}, {"PREFORK_WORKER_ID=" + std::to_string(i)}, -1, -2}));
 
   wait_answering(daemon.port(), "preforkd's demo workers");
   wait_answering(alone_port, "the demo workers alone");

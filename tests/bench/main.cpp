@@ -5,9 +5,6 @@
 // Only 127.0.0.1 is used. Every process a benchmark starts is killed and reaped when it
 // ends, also when it fails.
 
-#include "bench_common.hpp"
-#include "benchmarks.hpp"
-
 #include <sys/prctl.h>
 
 #include <cstdio>
@@ -16,6 +13,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "bench_common.hpp"
+#include "benchmarks.hpp"
 
 namespace {
 
@@ -94,8 +94,8 @@ int main(int argc, char** argv) {
     }
     if (const int left = bench::kill_and_reap_all_children(); left > 0)
       std::printf("  (killed %d leftover process%s)\n", left, left == 1 ? "" : "es");
-    std::printf("  [%s took %.1f s; load average now %s]\n", e->name,
-                static_cast<double>(bench::mono_ns() - t0) / 1e9, load_average().c_str());
+    std::printf("  [%s took %.1f s; load average now %s]\n", e->name, static_cast<double>(bench::mono_ns() - t0) / 1e9,
+                load_average().c_str());
     std::fflush(stdout);
   }
   std::printf("\nall done in %.1f s%s\n", static_cast<double>(bench::mono_ns() - start) / 1e9,

@@ -13,6 +13,7 @@
 #include <preforkd/os/spawn.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -59,7 +60,8 @@ struct WorkerRun {
   os::Fd exec_report;
   std::string notify_status;  // last STATUS= from the worker
   bool notified_stopping = false;
-  // CPU accounting for status: ticks and time at the last sample.
+  // Usage for status, sampled every few seconds: RSS, CPU ticks and time of the last sample.
+  std::uint64_t rss_bytes = 0;
   unsigned long long cpu_ticks = 0;
   Clock::time_point cpu_sampled{};
   double cpu_percent = 0;
