@@ -58,10 +58,16 @@ void write_decimal(char* buf, long value) {
 [[noreturn]] void run_child(ChildPlan& plan) {
   const SpawnSpec& spec = *plan.spec;
 
-  // Default dispositions first, with every signal still blocked, then a clean mask.
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+  // Default dispositions first, with every signal still blocked, then a clean mask. The
+  // raw system call, because glibc's sigaction refuses signals 32 and 33, which it keeps
+  // for itself, and which a parent (GNU make does) may have left ignored.
+  struct {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)();
+    unsigned long mask;
+  } dfl{SIG_DFL, 0, nullptr, 0};
+  for (int sig = 1; sig < NSIG; ++sig) ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof dfl.mask);
   sigset_t empty;
   sigemptyset(&empty);
   ::sigprocmask(SIG_SETMASK, &empty, nullptr);
