@@ -1,12 +1,14 @@
 // Rolling updates (reload and restart): slot by slot, a new run starts on the slot's
 // own sockets beside the old one; once it is ready the old one stops gracefully. At
-// most max_surge new runs start at a time. A new run that fails before it is ready
+// most max_surge processes beyond the worker count run at any time (new ones starting,
+// old ones stopping). A new run that fails before it is ready
 // aborts the update: new runs stop, and slots already switched roll back.
 
 #include <preforkd/daemon/supervisor.hpp>
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <deque>
 
 namespace preforkd::daemon {
@@ -30,9 +32,20 @@ void Supervisor::roll(std::shared_ptr<const Generation> gen, std::vector<int> sl
                rolling_->target->worker.max_surge);
 }
 
+// Processes beyond the worker count: new runs still starting and replaced runs still
+// stopping. A rolling update keeps this at most max_surge.
+int Supervisor::extra_processes() const {
+  int n = 0;
+  for (const Slot& slot : slots_) {
+    if (slot.candidate && has_process(slot.candidate->life.state)) ++n;
+    for (const auto& r : slot.retiring) n += has_process(r->life.state) ? 1 : 0;
+  }
+  return n;
+}
+
 void Supervisor::pump_rolling() {
   RollingUpdate& r = *rolling_;
-  while (r.in_flight < r.target->worker.max_surge && !r.pending.empty()) {
+  while (std::max(r.in_flight, extra_processes()) < r.target->worker.max_surge && !r.pending.empty()) {
     const int s = r.pending.front();
     r.pending.pop_front();
     Slot& slot = slots_[static_cast<std::size_t>(s)];

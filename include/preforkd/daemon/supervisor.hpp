@@ -160,6 +160,7 @@ class Supervisor {
   void check_finished();
   void after_candidate_change(WorkerRun& run, const Event& cause);
   void pump_rolling();
+  [[nodiscard]] int extra_processes() const;
   void finish_rolling(Status result, std::string message);
   [[nodiscard]] std::string who(const WorkerRun& run) const;
   template <class F>
