@@ -37,45 +37,6 @@ bool wait_until(const std::function<bool()>& cond, Ms deadline) {
   }
 }
 
-TempDir::TempDir() {
-  char tmpl[] = "/tmp/preforkd-test-XXXXXX";
-  if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-void TempDir::write(const std::string& name, const std::string& text) const {
-  std::ofstream out(file(name));
-  out << text;
-}
-
-// Picks ports below the kernel's ephemeral range: a port from that range (what binding
-// port 0 returns) can be taken meanwhile as the local port of some client connection,
-// and the load tests make thousands of them. A random pick, checked by binding without
-// SO_REUSEADDR/SO_REUSEPORT (which fails on any socket, even a TIME_WAIT one, on the
-// port), also keeps two copies of the suite run side by side apart.
-int free_port() {
-  int ephemeral_low = 32768;
-  if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) range >> ephemeral_low;
-  const int low = 10000, high = std::max(low + 1000, ephemeral_low);
-  static std::mt19937 rng(std::random_device{}());
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    const int port = std::uniform_int_distribution<int>(low, high - 1)(rng);
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    if (free) return port;
-  }
-  throw std::runtime_error("free_port: no free port found");
-}
 
 std::string local_address(int port) {
   return "127.0.0.1:" + std::to_string(port);

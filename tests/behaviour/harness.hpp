@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "../support/test_support.hpp"
+
 namespace bt {
 
 using namespace std::chrono_literals;
@@ -23,22 +25,9 @@ inline constexpr Ms default_deadline = 30s;
 // Polls `cond` every few ms until it holds or the deadline passes.
 bool wait_until(const std::function<bool()>& cond, Ms deadline = default_deadline);
 
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::string& path() const { return path_; }
-  [[nodiscard]] std::string file(const std::string& name) const { return path_ + "/" + name; }
-  void write(const std::string& name, const std::string& text) const;
+using testsupport::TempDir;
 
- private:
-  std::string path_;
-};
-
-// A TCP port on 127.0.0.1 that was free a moment ago.
-int free_port();
+using testsupport::free_port;
 
 // "127.0.0.1:<port>", the address of a [[listen]] entry.
 std::string local_address(int port);

@@ -111,46 +111,6 @@ std::string fmt_ms(double ms) {
 
 // ---------------------------------------------------------------- places
 
-TempDir::TempDir() {
-  char tmpl[] = "/tmp/preforkd-bench-XXXXXX";
-  if (::mkdtemp(tmpl) == nullptr) throw Failure(errno_text("mkdtemp"));
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-void TempDir::write(const std::string& name, const std::string& text) const {
-  const std::string tmp = file(name + ".tmp");
-  {
-    std::ofstream out(tmp);
-    out << text;
-    if (!out.flush()) throw Failure("cannot write " + tmp);
-  }
-  // Atomic: a reload never reads half a file.
-  std::filesystem::rename(tmp, file(name));
-}
-
-int free_port() {
-  int ephemeral_low = 32768;
-  if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) range >> ephemeral_low;
-  const int low = 10000, high = std::max(low + 1000, ephemeral_low);
-  static std::mt19937 rng(std::random_device{}());
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    const int port = std::uniform_int_distribution<int>(low, high - 1)(rng);
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    if (free) return port;
-  }
-  throw Failure("no free port found");
-}
 
 // ---------------------------------------------------------------- processes
 

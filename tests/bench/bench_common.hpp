@@ -24,6 +24,8 @@
 #include <utility>
 #include <vector>
 
+#include "../support/test_support.hpp"
+
 namespace bench {
 
 using namespace std::chrono_literals;
@@ -60,22 +62,9 @@ std::string fmt_ms(double ms);  // "0.412 ms"
 
 // ---------------------------------------------------------------- places
 
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::string& path() const { return path_; }
-  [[nodiscard]] std::string file(const std::string& name) const { return path_ + "/" + name; }
-  void write(const std::string& name, const std::string& text) const;
+using testsupport::TempDir;
 
- private:
-  std::string path_;
-};
-
-// A TCP port on 127.0.0.1, below the ephemeral range, that was free a moment ago.
-int free_port();
+using testsupport::free_port;
 
 // ---------------------------------------------------------------- processes
 
