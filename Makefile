@@ -11,7 +11,7 @@ deps:
 	@scripts/install-deps.sh
 
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPREFORKD_WERROR=ON
 	cmake --build $(BUILD) -j$(JOBS)
 
 # Runs preforkd on the bundled demo: count = "auto" workers on 127.0.0.1:8080.
@@ -25,7 +25,7 @@ test-release: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 600
 
 test-asan: deps
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPREFORKD_SANITIZE=ON
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPREFORKD_SANITIZE=ON -DPREFORKD_WERROR=ON
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 600
 
