@@ -1,5 +1,7 @@
 // [worker]: what to run, how many, and the policy for readiness, stopping and restarting.
 
+#include <preforkd/core/limits.hpp>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -16,7 +18,6 @@ constexpr std::array<std::string_view, 18> worker_keys{
     "ready_timeout", "stop_signal", "stop_timeout", "restart", "backoff_initial", "backoff_max", "fatal_exit_codes",
     "watchdog",      "max_memory",  "max_lifetime", "max_surge"};
 
-constexpr int max_workers = 1024;
 constexpr std::string_view command_example = R"(["/usr/bin/app", "--flag"])";
 
 constexpr std::array<Choice<RestartMode>, 3> restart_modes{

@@ -12,13 +12,15 @@ using nlohmann::json;
 
 // Text a client sent, quoted for an error message and cut short: an error reply must not
 // echo a 64 KiB request back.
+// Built by appending: GCC 12 at -O3 reports a false -Werror=restrict for "'" + std::string&&.
 std::string echoed(std::string_view text) {
   constexpr std::size_t max_echo = 64;
-  if (text.size() <= max_echo) return "'" + std::string(text) + "'";
+  std::string out(1, '\'');
+  if (text.size() <= max_echo) return out.append(text).append(1, '\'');
   std::size_t cut = max_echo;
   // Cut on a character boundary, so the message stays valid UTF-8 for the JSON reply.
   while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return "'" + std::string(text.substr(0, cut)) + "...'";
+  return out.append(text.substr(0, cut)).append("...'");
 }
 
 // nlohmann's messages start with "[json.exception.parse_error.101] "; the tag helps no one.

@@ -1,6 +1,7 @@
 // preforkd: reads the config, binds the sockets, starts the workers and supervises them.
 
 #include <preforkd/core/config.hpp>
+#include <preforkd/core/exit_codes.hpp>
 #include <preforkd/daemon/generation.hpp>
 #include <preforkd/daemon/logging.hpp>
 #include <preforkd/daemon/master.hpp>
@@ -19,10 +20,10 @@
 
 namespace {
 
-constexpr int exit_ok = 0;
-constexpr int exit_failed = 1;
-constexpr int exit_usage = 2;
-constexpr int exit_config = 78;
+constexpr int exit_ok = preforkd::exit_code::ok;
+constexpr int exit_failed = preforkd::exit_code::failed;
+constexpr int exit_usage = preforkd::exit_code::usage;
+constexpr int exit_config = preforkd::exit_code::config;
 
 struct Options {
   std::string config;

@@ -1,6 +1,7 @@
 #include <preforkd/daemon/master.hpp>
 
 #include <preforkd/core/control_path.hpp>
+#include <preforkd/core/exit_codes.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -60,14 +61,14 @@ int Master::run() {
   auto options = control_options(config_);
   if (!options) {
     spdlog::error("{}", options.error());
-    return 78;
+    return exit_code::config;
   }
   auto control = ControlServer::open(&loop_, *options, [this](const control::Request& r, ControlServer::Responder respond) {
     handle(r, std::move(respond));
   });
   if (!control) {
     spdlog::error("{}", control.error());
-    return 1;
+    return exit_code::failed;
   }
   control_ = std::move(*control);
   spdlog::info("control socket at {}", control_->path());
@@ -76,7 +77,7 @@ int Master::run() {
   auto notify = NotifySocket::open(&loop_, [this](pid_t pid, const NotifyMessage& m) { supervisor_->on_notify(pid, m); });
   if (!notify) {
     spdlog::error("{}", notify.error());
-    return 1;
+    return exit_code::failed;
   }
   notify_ = std::move(*notify);
   supervisor_->set_notify_address(notify_->address());

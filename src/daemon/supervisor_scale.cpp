@@ -3,6 +3,8 @@
 
 #include <preforkd/daemon/supervisor.hpp>
 
+#include <preforkd/core/limits.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -19,7 +21,7 @@ constexpr Duration drain_max = std::chrono::seconds(2);
 Status Supervisor::scale(int count) {
   if (stopping_) return Error{"preforkd is stopping"};
   if (rolling_) return Error{"busy: a rolling update is in progress"};
-  if (count < 1 || count > 1024) return Error{"the worker count must be from 1 to 1024, got " + std::to_string(count)};
+  if (count < 1 || count > max_workers) return Error{fmt::format("the worker count must be from 1 to {}, got {}", max_workers, count)};
   if (std::ranges::any_of(slots_, [](const Slot& s) { return s.removing; }))
     return Error{"busy: removed workers are still stopping"};
   const int before = static_cast<int>(slots_.size());

@@ -1,5 +1,7 @@
 #include <preforkd/os/spawn.hpp>
 
+#include <preforkd/core/limits.hpp>
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -81,7 +83,7 @@ void write_decimal(char* buf, long value) {
   const int high = 3 + n;
   int report = ::fcntl(plan.report_w, F_DUPFD_CLOEXEC, high);
   if (report < 0) _exit(126);
-  int sources[3 + 1024];
+  int sources[3 + max_listen_fds];
   sources[0] = ::fcntl(plan.devnull, F_DUPFD_CLOEXEC, high);
   sources[1] = plan.out_w >= 0 ? ::fcntl(plan.out_w, F_DUPFD_CLOEXEC, high) : -1;
   sources[2] = plan.err_w >= 0 ? ::fcntl(plan.err_w, F_DUPFD_CLOEXEC, high) : -1;
@@ -157,7 +159,7 @@ Result<std::pair<Fd, Fd>> make_pipe(int read_flags) {
 }  // namespace
 
 Result<SpawnedProcess> spawn(const SpawnSpec& spec) {
-  if (spec.listen_fds.size() > 1024) return Error{"too many listening sockets"};
+  if (spec.listen_fds.size() > max_listen_fds) return Error{"too many listening sockets"};
   ChildPlan plan;
   plan.spec = &spec;
   plan.listen_pid = std::string(listen_pid_prefix) + std::string(pid_digits, '0');
@@ -222,9 +224,10 @@ std::string resolve_executable(const std::string& name, const std::string& path_
   while (begin <= path_env.size()) {
     std::size_t end = path_env.find(':', begin);
     if (end == std::string::npos) end = path_env.size();
-    std::string dir = path_env.substr(begin, end - begin);
-    if (dir.empty()) dir = ".";
-    std::string candidate = dir + "/" + name;
+    // An empty entry is the current directory. Appended, not assigned: GCC 12 at -O3
+    // reports a false -Werror=restrict for `dir = "."`.
+    std::string candidate = end == begin ? std::string(".") : path_env.substr(begin, end - begin);
+    candidate.append(1, '/').append(name);
     if (::access(candidate.c_str(), X_OK) == 0) {
       struct stat st {};
       if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return candidate;

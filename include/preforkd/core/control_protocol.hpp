@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <preforkd/core/limits.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -26,8 +28,7 @@ namespace preforkd::control {
 // the master buffer.
 inline constexpr std::size_t max_request_bytes = 64 * 1024;
 
-// The most workers a scale request may ask for; the same bound as worker.count.
-inline constexpr int max_workers = 1024;
+// The most workers a scale request may ask for: preforkd::max_workers (core/limits.hpp).
 
 // scale N (absolute) or scale +N / -N (relative to the current count).
 struct ScaleTarget {
