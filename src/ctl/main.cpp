@@ -1,12 +1,14 @@
 // preforkctl: sends one command to a running preforkd over its control socket and prints
-// the reply. Exit codes: 0 ok, 1 the daemon refused or the operation failed, 2 usage,
-// 69 the daemon cannot be reached, 78 the config file given with --config is invalid.
+// the reply. Exit codes (core/exit_codes.hpp): 0 ok, 1 the daemon refused or the operation
+// failed, 2 usage, 69 the daemon cannot be reached. A --config FILE with errors is not one:
+// only the socket's path is needed from it, and preforkctl says where it took that from.
 
-#include <preforkd/core/config.hpp>
-#include <preforkd/core/control_path.hpp>
 #include <preforkd/core/control_protocol.hpp>
+#include <preforkd/core/exit_codes.hpp>
 #include <preforkd/ctl/control_client.hpp>
+#include <preforkd/ctl/socket_lookup.hpp>
 #include <preforkd/ctl/status_table.hpp>
+#include <preforkd/ctl/stop_command.hpp>
 #include <preforkd/version.hpp>
 
 #include <CLI/CLI.hpp>
@@ -14,27 +16,30 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
 namespace {
 
-constexpr int exit_ok = 0;
-constexpr int exit_failed = 1;
-constexpr int exit_usage = 2;
-constexpr int exit_unreachable = 69;
-constexpr int exit_config = 78;
+namespace ctl = preforkd::ctl;
+namespace control = preforkd::control;
+
+constexpr int exit_ok = preforkd::exit_code::ok;
+constexpr int exit_failed = preforkd::exit_code::failed;
+constexpr int exit_usage = preforkd::exit_code::usage;
+constexpr int exit_unreachable = preforkd::exit_code::unreachable;
 
 // A reload waits for every new worker to become ready, which may take ready_timeout per
 // slot; the default leaves room for that and still ends a hung conversation.
 constexpr const char* default_timeout = "10m";
+// A stop waits for the master to exit: stop_timeout (30s by default) and a margin.
+constexpr const char* default_stop_timeout = "90s";
 
 struct Options {
   std::string socket;
   std::string config;
   bool json = false;
-  std::string timeout = default_timeout;
+  std::string timeout;  // empty: the command's default
   std::string command;
   std::vector<std::string> args;
 };
@@ -42,11 +47,6 @@ struct Options {
 int fail(int code, const std::string& message) {
   std::fprintf(stderr, "preforkctl: %s\n", message.c_str());
   return code;
-}
-
-bool exists(const std::string& path) {
-  struct stat st {};
-  return ::lstat(path.c_str(), &st) == 0;
 }
 
 // Prints a successful reply that is not a status document in one line.
@@ -59,6 +59,28 @@ void print_confirmation(const preforkd::control::Reply& reply, const std::string
   }
 }
 
+// stop: returns once the master has exited, or says that it is still stopping.
+int stop(const std::string& path, preforkd::Duration timeout, bool json) {
+  auto result = ctl::stop_and_wait(path, timeout);
+  if (const auto* failure = std::get_if<ctl::StopFailure>(&result)) {
+    return fail(failure->kind == ctl::StopError::unreachable ? exit_unreachable : exit_failed, failure->message);
+  }
+  const auto& outcome = std::get<ctl::StopOutcome>(result);
+  const std::string said = ctl::describe(outcome, timeout);
+  if (json) {
+    nlohmann::json doc = outcome.reply;
+    doc["pid"] = outcome.pid;
+    doc["workers"] = outcome.workers;
+    doc["exited"] = outcome.exited;
+    doc["message"] = said;
+    std::printf("%s\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return outcome.exited ? exit_ok : exit_failed;
+  }
+  if (!outcome.exited) return fail(exit_failed, said);
+  std::printf("%s\n", said.c_str());
+  return exit_ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,7 +91,7 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", opt.config, "the daemon's config file: its control_socket, or the default path")
       ->excludes(socket_opt);
   app.add_flag("--json", opt.json, "print the reply as a JSON document");
-  app.add_option("--timeout", opt.timeout, "how long to wait for the reply (default 10m; reload waits until done)");
+  app.add_option("--timeout", opt.timeout, "how long to wait (default 10m; reload waits until done, stop until the master exited, 90s)");
   app.require_subcommand(0, 1);
   app.set_version_flag("--version", std::string("preforkctl ") + version);
   app.fallthrough();  // `preforkctl status --json` as well as `preforkctl --json status`
@@ -114,6 +136,7 @@ int main(int argc, char** argv) {
   auto request = control::request_from_args(opt.command, opt.args);
   if (!request) return fail(exit_usage, request.error());
   std::string why;
+  if (opt.timeout.empty()) opt.timeout = opt.command == "stop" ? default_stop_timeout : default_timeout;
   const auto timeout = parse_duration(opt.timeout, &why);
   if (!timeout || timeout->count() == 0) {
     return fail(exit_usage, "--timeout: " + (timeout ? std::string("must be more than 0s") : why));
@@ -123,21 +146,14 @@ int main(int argc, char** argv) {
   std::string path = opt.socket;
   if (path.empty() && opt.config.empty()) return fail(exit_usage, "give --socket PATH or --config FILE");
   if (path.empty()) {
-    const ConfigResult loaded = load_config(opt.config, 1);
-    if (!loaded.errors.empty()) {
-      for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
-      return exit_config;
-    }
     const auto env = [](const char* name) -> const char* { return std::getenv(name); };
-    const auto candidates = control_socket_candidates(*loaded.config, env, ::geteuid());
-    path = candidates.front();
-    for (const auto& candidate : candidates) {
-      if (exists(candidate)) {
-        path = candidate;
-        break;
-      }
-    }
+    const ctl::SocketLookup found = ctl::find_control_socket(opt.config, env, ::geteuid());
+    path = ctl::pick_existing(found.candidates);
+    // The daemon still runs on what it read before; say why FILE was not used.
+    if (!found.fallback.empty()) std::fprintf(stderr, "preforkctl: %s '%s'\n", found.fallback.c_str(), path.c_str());
   }
+
+  if (request->command == control::Request::Command::stop) return stop(path, *timeout, opt.json);
 
   // One request, one reply.
   auto line = ctl::exchange(path, control::encode_request(*request), *timeout);

@@ -2,6 +2,7 @@
 
 #include <preforkd/daemon/timer.hpp>
 #include <preforkd/os/fd.hpp>
+#include <preforkd/os/unix_socket.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -45,27 +46,13 @@ sockaddr_un unix_address(const std::string& path) {
 
 // An existing socket file is stale when connecting to it is refused: its master is gone.
 Status clear_stale_socket(const std::string& path) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return Ok{};
-    return Error{"cannot check control socket '" + path + "': " + errno_text(errno)};
-  }
-  if (!S_ISSOCK(st.st_mode)) {
-    return Error{"control socket '" + path + "' exists and is not a socket; remove it or set control_socket"};
-  }
-  const os::Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!probe.valid()) return Error{"socket: " + errno_text(errno)};
-  const sockaddr_un addr = unix_address(path);
-  // Non-blocking: a live master with a full backlog answers EAGAIN instead of stalling us.
-  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 || errno == EAGAIN ||
-      errno == EINPROGRESS) {
-    return Error{"control socket '" + path + "' is in use by a running preforkd"};
-  }
-  if (errno != ECONNREFUSED && errno != ENOENT) {
-    return Error{"cannot check control socket '" + path + "': " + errno_text(errno)};
-  }
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return Error{"cannot remove stale control socket '" + path + "': " + errno_text(errno)};
+  const auto existing = os::clear_stale_unix_socket(path);
+  if (!existing) return Error{"control socket: " + existing.error()};
+  switch (*existing) {
+    case os::SocketFile::absent: return Ok{};
+    case os::SocketFile::live: return Error{"control socket '" + path + "' is in use by a running preforkd"};
+    case os::SocketFile::not_a_socket:
+      return Error{"control socket '" + path + "' exists and is not a socket; remove it or set control_socket"};
   }
   return Ok{};
 }

@@ -4,6 +4,9 @@
 
 #include <preforkd/os/listener_set.hpp>
 
+#include <preforkd/os/sys_error.hpp>
+#include <preforkd/os/unix_socket.hpp>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -43,7 +46,6 @@ std::string lowercase_first(std::string text) {
   return text;
 }
 
-std::string errno_text(int err) { return lowercase_first(std::strerror(err)); }
 
 std::string display(const Address& a) {
   if (!a.text.empty()) return a.text;
@@ -151,21 +153,11 @@ Result<Fd> open_unix_socket(const ListenConfig& l, const SockAddr& sa, std::stri
   const std::string& path = l.address.path;
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode))
+    const auto existing = clear_stale_unix_socket(path);
+    if (!existing) return failure(l, "failed to bind", existing.error());
+    if (*existing == SocketFile::not_a_socket)
       return failure(l, "failed to bind", "the path exists and is not a socket, refusing to remove it");
-    Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!probe.valid()) return errno_failure(l, "failed to create a socket for", errno);
-    // Non-blocking: a live server with a full backlog answers EAGAIN instead of making us wait.
-    const int rc = ::connect(probe.get(), sa.get(), sa.len);
-    const int err = errno;
-    if (rc == 0 || err == EAGAIN || err == EINPROGRESS)
-      return failure(l, "failed to bind", "address in use by a live server");
-    if (err != ECONNREFUSED) {
-      return failure(l, "failed to bind",
-                     "cannot tell whether the existing socket is stale: " + errno_text(err));
-    }
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-      return errno_failure(l, "failed to remove the stale socket", errno);
+    if (*existing == SocketFile::live) return failure(l, "failed to bind", "address in use by a live server");
   } else if (errno != ENOENT) {
     return errno_failure(l, "failed to inspect", errno);
   }

@@ -1,7 +1,9 @@
 // `preforkctl stop`: a graceful stop of every worker and the master, which exits 0 and
-// leaves no process behind.
+// leaves no process behind; preforkctl returns once the master has exited, or says that it
+// is still stopping when --timeout ends first.
 
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <filesystem>
 
 #include "control_helpers.hpp"
@@ -22,6 +24,9 @@ TEST_CASE("preforkctl stop stops the workers and the master, which exits 0", "[c
   const CtlResult r = ctl(d, {"stop"});
   INFO("stdout: " << r.out << "\nstderr: " << r.err << "\nlog: " << d.log());
   CHECK(r.exit_code == 0);
+  // It returned once the master had exited (SPEC), and says how it ended.
+  CHECK_FALSE(process_alive(d.pid()));
+  CHECK(r.out == "stopped (pid " + std::to_string(d.pid()) + ", 2 workers)\n");
   CHECK(d.wait_exit() == 0);
   CHECK(no_process_left(d.pid()));
   for (pid_t p : pids) CHECK_FALSE(process_alive(p));
@@ -32,4 +37,26 @@ TEST_CASE("preforkctl stop stops the workers and the master, which exits 0", "[c
   // The master removed its socket; preforkctl now finds nobody there.
   CHECK_FALSE(std::filesystem::exists(control_socket(d)));
   CHECK(ctl(d, {"status"}).exit_code == 69);
+}
+
+TEST_CASE("preforkctl stop --timeout says the master is still stopping when it ends first", "[control]") {
+  const int port = free_port();
+  // The worker ignores TERM, so the master waits its stop_timeout (60s) before SIGKILL.
+  Daemon d(toml({.address = local_address(port),
+                 .count = 1,
+                 .args = {"--ignore-term"},
+                 .ready = "notify",
+                 .stop_timeout = "60s"}));
+  REQUIRE(wait_workers_ready(d, 1, 0));
+
+  const CtlResult r = ctl(d, {"--timeout", "1s", "stop"});
+  INFO("stdout: " << r.out << "\nstderr: " << r.err << "\nlog: " << d.log());
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("timed out after 1s; preforkd (pid " + std::to_string(d.pid()) + ") is still stopping") !=
+        std::string::npos);
+  CHECK(process_alive(d.pid()));
+  // QUIT: the fast stop, so the test does not wait out the 60s.
+  d.signal(SIGQUIT);
+  CHECK(d.wait_exit() == 0);
+  CHECK(no_process_left(d.pid()));
 }

@@ -1,0 +1,24 @@
+#include <preforkd/os/sys_error.hpp>
+
+#include <cctype>
+#include <cstring>
+
+namespace preforkd::os {
+
+std::string errno_text(int err) {
+  std::string text = std::strerror(err);
+  if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+  return text;
+}
+
+std::string failed_to(std::string_view verb, std::string_view what, std::string_view why) {
+  std::string out("failed to ");
+  out.append(verb).append(" '").append(what).append("': ").append(why);
+  return out;
+}
+
+Error errno_error(std::string_view verb, std::string_view what, int err) {
+  return Error{failed_to(verb, what, errno_text(err))};
+}
+
+}  // namespace preforkd::os
