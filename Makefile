@@ -1,33 +1,54 @@
-# The two commands of the README: `make demo` and `make test`.
-BUILD      ?= build
-ASAN_BUILD ?= build-asan
-JOBS       ?= $(shell nproc)
+# The two commands of the README: `make demo` and `make test`; `make ci` is what CI runs.
+BUILD       ?= build
+ASAN_BUILD  ?= build-asan
+CLANG_BUILD ?= build-clang
+JOBS        ?= $(shell nproc)
+# Developers and CI treat warnings as errors; a packager's plain cmake build does not.
+CMAKE_FLAGS ?= -DPREFORKD_WERROR=ON
 
-.PHONY: all deps build demo test test-release test-asan bench install clean
+.PHONY: all deps build demo test test-release test-asan test-clang ci tidy bench install clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
 
+# Release, the build type a packager uses: GCC's -O3 warnings (-Wrestrict) show up here
+# first, and the tests then run what is shipped.
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPREFORKD_WERROR=ON
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j$(JOBS)
 
 # Runs preforkd on the bundled demo: count = "auto" workers on 127.0.0.1:8080.
 demo: build
 	$(BUILD)/preforkd --config config/demo.toml
 
-# Every test, in a normal build and under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Every test, in a Release build and under AddressSanitizer + UndefinedBehaviorSanitizer.
 test: test-release test-asan
 
 test-release: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 600
 
 test-asan: deps
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPREFORKD_SANITIZE=ON -DPREFORKD_WERROR=ON
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPREFORKD_SANITIZE=ON $(CMAKE_FLAGS)
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 600
+
+# A second compiler: Debian's clang builds everything with warnings as errors, and runs the
+# unit tests (the behaviour tests already run twice with GCC).
+test-clang: deps
+	CC=clang CXX=clang++ cmake -S . -B $(CLANG_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake --build $(CLANG_BUILD) -j$(JOBS)
+	cd $(CLANG_BUILD) && ctest --output-on-failure --timeout 600 -R '^unit: '
+
+# The CI matrix (.ci/run): GCC Release + every test, GCC ASan+UBSan + every test, Clang -Werror.
+ci: test test-clang
+
+# clang-tidy with the checks in .clang-tidy, over the project's own sources (needs the
+# compile_commands.json of a configured build).
+tidy: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	run-clang-tidy -quiet -p $(BUILD) -j $(JOBS) '^$(CURDIR)/(src|tests|demo)/'
 
 bench: build
 	@scripts/install-deps.sh --bench
@@ -37,4 +58,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(CLANG_BUILD)

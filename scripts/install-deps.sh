@@ -5,6 +5,8 @@ set -euo pipefail
 
 packages=(
   g++ cmake make pkg-config
+  # the second compiler of CI, and `make tidy`
+  clang clang-tidy
   libuv1-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   nlohmann-json3-dev catch2 libsystemd-dev
   # tests: a real socket-activated server, an HTTP client, systemd-analyze
