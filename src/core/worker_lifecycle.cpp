@@ -58,18 +58,25 @@ Transition on_spawn_failed(const Lifecycle& l, const Event& e, const LifecyclePo
   if (e.spawn_failure == SpawnFailure::fd_shortage && !l.trial) {
     // The master ran short of file descriptors: not the worker's fault, so it does not
     // count as a crash; a fixed short delay, as the shortage may last.
+    // Reported once; the retries that follow are quiet until a spawn works.
     Lifecycle n = l;
     n.state = S::backoff;
     const Duration delay = p.restart.backoff_initial;
+    if (l.short_of_fds) return {n, {act(A::arm_timer, delay)}};
+    n.short_of_fds = true;
     return {n, {act(A::report_spawn_retry, delay), act(A::arm_timer, delay)}};
   }
-  auto t = after_failure(l, e, p, l.failures + 1);
+  Lifecycle n = l;
+  n.short_of_fds = false;
+  auto t = after_failure(n, e, p, l.failures + 1);
   t.actions.insert(t.actions.begin(), act(A::report_spawn_failed));
   return t;
 }
 
-Transition on_spawned(const Lifecycle& l, const LifecyclePolicy& p) {
-  if (l.state != S::starting) return stay(l);
+Transition on_spawned(const Lifecycle& current, const LifecyclePolicy& p) {
+  if (current.state != S::starting) return stay(current);
+  Lifecycle l = current;
+  l.short_of_fds = false;
   switch (p.ready.kind) {
     case ReadyKind::immediate:
       return enter_ready(l);
@@ -88,7 +95,8 @@ Transition on_timer(const Lifecycle& l, const LifecyclePolicy& p) {
       // notify: READY=1 never came.
       return enter_stopping(l, p, StopIntent::replace, true, {act(A::report_ready_timeout)});
     case S::backoff:
-      return enter_starting(l, Start::replacement);
+      // A quiet retry after an fd shortage is no replacement of a crashed process.
+      return enter_starting(l, l.short_of_fds ? Start::first : Start::replacement);
     case S::stopping:
       return {l, {act(A::report_stop_timeout), act(A::send_kill)}};
     case S::stopped:

@@ -226,6 +226,14 @@ TEST_CASE("a spawn that fails for want of file descriptors is no crash: a fixed 
     auto again = step(t.next, Event::of(E::timer), p);
     CHECK(again.next.state == S::starting);
     CHECK(again.next.failures == failures);
+    CHECK(kinds(again) == std::vector{A::disarm_timer, A::spawn});
+    // Still short: retried again, quietly (no report per try).
+    auto quiet = step(again.next, Event::spawn_failed_with(SpawnFailure::fd_shortage, 0.5), p);
+    CHECK(quiet.next.state == S::backoff);
+    CHECK(kinds(quiet) == std::vector{A::arm_timer});
+    // Once a spawn works, a later shortage is reported again.
+    auto started = step(step(quiet.next, Event::of(E::timer), p).next, Event::of(E::spawned), p);
+    CHECK_FALSE(started.next.short_of_fds);
   }
 }
 

@@ -49,6 +49,8 @@ struct Lifecycle {
   // A trial run (a rolling update's candidate) until it is ready: a failure before then
   // is never restarted (the rolling plan decides what follows), and is not reported here.
   bool trial = false;
+  // Retrying after a spawn failed for want of file descriptors: reported once, not per try.
+  bool short_of_fds = false;
   bool operator==(const Lifecycle&) const = default;
 };
 
