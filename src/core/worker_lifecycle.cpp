@@ -12,39 +12,74 @@ Action act(A kind, Duration delay = {}) { return Action{kind, delay}; }
 
 Transition stay(const Lifecycle& l) { return {l, {}}; }
 
-Transition enter_starting(Lifecycle l) {
+// How a run gets (back) to starting: its first process, or a replacement for one that is gone.
+enum class Start { first, replacement };
+
+Transition enter_starting(Lifecycle l, Start how) {
   l.state = S::starting;
   l.stop_is_failure = false;
+  if (how == Start::replacement) return {l, {act(A::report_restart), act(A::disarm_timer), act(A::spawn)}};
   return {l, {act(A::disarm_timer), act(A::spawn)}};
 }
 
-// What happens after a failed run: start again at once, back off, or give up.
+// What happens after a failed run: start again at once, back off, or give up. A trial
+// run is never restarted: it failed, and the rolling plan takes it from there.
 Transition after_failure(Lifecycle l, const Event& e, const LifecyclePolicy& p, int failures) {
+  if (l.trial) {
+    l.state = S::failed;
+    return {l, {act(A::disarm_timer)}};
+  }
   l.failures = failures;
   const Duration delay = backoff_delay(p.restart, l.failures, e.jitter);
-  if (delay == Duration::zero()) return enter_starting(l);
+  if (delay == Duration::zero()) return enter_starting(l, Start::replacement);
   l.state = S::backoff;
-  return {l, {act(A::arm_timer, delay)}};
+  return {l, {act(A::report_backoff, delay), act(A::arm_timer, delay)}};
 }
 
 Transition enter_stopping(Lifecycle l, const LifecyclePolicy& p, StopIntent intent, bool failure,
                           std::vector<Action> first = {}) {
   l.state = S::stopping;
-  l.stop_intent = intent;
+  // A trial run that fails is stopped for good; it is never replaced.
+  l.stop_intent = l.trial ? StopIntent::remove : intent;
   l.stop_is_failure = failure;
   first.push_back(act(A::send_stop_signal));
   first.push_back(act(A::arm_timer, p.stop_timeout));
   return {l, std::move(first)};
 }
 
-Transition on_spawned(const Lifecycle& l, const LifecyclePolicy& p) {
+Transition enter_ready(Lifecycle l, std::vector<Action> actions = {}) {
+  l.state = S::ready;
+  l.trial = false;  // ready: from here on it is an ordinary run
+  return {l, std::move(actions)};
+}
+
+Transition on_spawn_failed(const Lifecycle& l, const Event& e, const LifecyclePolicy& p) {
   if (l.state != S::starting) return stay(l);
+  if (e.spawn_failure == SpawnFailure::fd_shortage && !l.trial) {
+    // The master ran short of file descriptors: not the worker's fault, so it does not
+    // count as a crash; a fixed short delay, as the shortage may last.
+    // Reported once; the retries that follow are quiet until a spawn works.
+    Lifecycle n = l;
+    n.state = S::backoff;
+    const Duration delay = p.restart.backoff_initial;
+    if (l.short_of_fds) return {n, {act(A::arm_timer, delay)}};
+    n.short_of_fds = true;
+    return {n, {act(A::report_spawn_retry, delay), act(A::arm_timer, delay)}};
+  }
+  Lifecycle n = l;
+  n.short_of_fds = false;
+  auto t = after_failure(n, e, p, l.failures + 1);
+  t.actions.insert(t.actions.begin(), act(A::report_spawn_failed));
+  return t;
+}
+
+Transition on_spawned(const Lifecycle& current, const LifecyclePolicy& p) {
+  if (current.state != S::starting) return stay(current);
+  Lifecycle l = current;
+  l.short_of_fds = false;
   switch (p.ready.kind) {
-    case ReadyKind::immediate: {
-      Lifecycle n = l;
-      n.state = S::ready;
-      return {n, {}};
-    }
+    case ReadyKind::immediate:
+      return enter_ready(l);
     case ReadyKind::alive:
       return {l, {act(A::arm_timer, p.ready.alive_for)}};
     case ReadyKind::notify:
@@ -56,17 +91,14 @@ Transition on_spawned(const Lifecycle& l, const LifecyclePolicy& p) {
 Transition on_timer(const Lifecycle& l, const LifecyclePolicy& p) {
   switch (l.state) {
     case S::starting:
-      if (p.ready.kind == ReadyKind::alive) {
-        Lifecycle n = l;
-        n.state = S::ready;
-        return {n, {}};
-      }
+      if (p.ready.kind == ReadyKind::alive) return enter_ready(l);
       // notify: READY=1 never came.
       return enter_stopping(l, p, StopIntent::replace, true, {act(A::report_ready_timeout)});
     case S::backoff:
-      return enter_starting(l);
+      // A quiet retry after an fd shortage is no replacement of a crashed process.
+      return enter_starting(l, l.short_of_fds ? Start::first : Start::replacement);
     case S::stopping:
-      return {l, {act(A::send_kill)}};
+      return {l, {act(A::report_stop_timeout), act(A::send_kill)}};
     case S::stopped:
     case S::ready:
     case S::failed:
@@ -80,10 +112,12 @@ Transition on_exited(const Lifecycle& l, const Event& e, const LifecyclePolicy& 
   switch (l.state) {
     case S::starting:
     case S::ready: {
-      switch (judge_exit(p.restart, e.status)) {
+      // A trial run that exits before it is ready has failed, whatever its exit status.
+      const ExitVerdict verdict = l.trial ? ExitVerdict::respawn : judge_exit(p.restart, e.status);
+      switch (verdict) {
         case ExitVerdict::fail:
           n.state = S::failed;
-          return {n, {act(A::disarm_timer)}};
+          return {n, {act(A::disarm_timer), act(A::report_failed)}};
         case ExitVerdict::stop:
           n.state = S::stopped;
           return {n, {act(A::disarm_timer)}};
@@ -99,7 +133,7 @@ Transition on_exited(const Lifecycle& l, const Event& e, const LifecyclePolicy& 
         n.state = S::stopped;
         return {n, {act(A::disarm_timer)}};
       }
-      if (!l.stop_is_failure) return enter_starting(n);
+      if (!l.stop_is_failure) return enter_starting(n, Start::replacement);
       auto t = after_failure(n, e, p, l.failures + 1);
       t.actions.insert(t.actions.begin(), act(A::disarm_timer));
       return t;
@@ -126,7 +160,7 @@ Transition on_stop(const Lifecycle& l, const Event& e, const LifecyclePolicy& p)
     case S::backoff:
     case S::failed:
     case S::stopped: {
-      if (e.intent == StopIntent::replace) return enter_starting(l);
+      if (e.intent == StopIntent::replace) return enter_starting(l, Start::first);
       Lifecycle n = l;
       n.state = S::stopped;
       return {n, {act(A::disarm_timer)}};
@@ -180,22 +214,21 @@ LifecyclePolicy LifecyclePolicy::from(const WorkerConfig& worker) {
 
 Transition step(const Lifecycle& l, const Event& e, const LifecyclePolicy& p) {
   switch (e.kind) {
-    case E::start:
+    case E::start: {
       if (has_process(l.state)) return stay(l);
-      return enter_starting(l);
+      Lifecycle n = l;
+      n.trial = e.trial;
+      return enter_starting(n, Start::first);
+    }
     case E::spawned:
       return on_spawned(l, p);
-    case E::spawn_failed: {
-      if (l.state != S::starting) return stay(l);
-      return after_failure(l, e, p, l.failures + 1);
-    }
+    case E::spawn_failed:
+      return on_spawn_failed(l, e, p);
     case E::timer:
       return on_timer(l, p);
     case E::ready_notified: {
       if (l.state != S::starting || p.ready.kind != ReadyKind::notify) return stay(l);
-      Lifecycle n = l;
-      n.state = S::ready;
-      return {n, {act(A::disarm_timer)}};
+      return enter_ready(l, {act(A::disarm_timer)});
     }
     case E::watchdog_expired:
       if (l.state != S::starting && l.state != S::ready) return stay(l);

@@ -30,7 +30,10 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
       return;
     case control::Request::Command::reload:
       spdlog::info("reload requested on the control socket");
-      reload(reply_when_done);
+      reload([reply_when_done](Status st, const std::string& message) {
+        log_reload_result(st, message);
+        reply_when_done(std::move(st), message);
+      });
       return;
     case control::Request::Command::scale: {
       auto target = request.scale.resolve(supervisor_->target_count());
@@ -63,16 +66,18 @@ void Master::restart(std::vector<int> slots, Done done) {
 void Master::sample_usage() {
   const long hz = os::ticks_per_second();
   const auto now = Clock::now();
-  for (auto& slot : supervisor_->slots()) {
-    WorkerRun* run = slot.current.get();
+  const auto& slots = supervisor_->slots();
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    const WorkerRun* run = slots[i].current.get();
     if (run == nullptr || run->pid <= 0) continue;
-    if (auto rss = os::read_rss_bytes(run->pid)) run->rss_bytes = *rss;
-    auto ticks = os::read_cpu_ticks(run->pid);
-    if (!ticks) continue;
-    if (run->cpu_sampled != Clock::time_point{})
-      run->cpu_percent = os::cpu_percent(run->cpu_ticks, *ticks, hz, now - run->cpu_sampled);
-    run->cpu_ticks = *ticks;
-    run->cpu_sampled = now;
+    Usage u = run->usage;
+    if (auto rss = os::read_rss_bytes(run->pid)) u.rss_bytes = *rss;
+    if (auto ticks = os::read_cpu_ticks(run->pid)) {
+      if (u.cpu_sampled != Clock::time_point{}) u.cpu_percent = os::cpu_percent(u.cpu_ticks, *ticks, hz, now - u.cpu_sampled);
+      u.cpu_ticks = *ticks;
+      u.cpu_sampled = now;
+    }
+    supervisor_->record_usage(static_cast<int>(i), u);
   }
 }
 
@@ -90,7 +95,7 @@ control::StatusSnapshot Master::status() {
   const auto wall_now = std::chrono::system_clock::now();
   for (std::size_t i = 0; i < supervisor_->slots().size(); ++i) {
     const Slot& slot = supervisor_->slots()[i];
-    WorkerRun* run = slot.current.get();
+    const WorkerRun* run = slot.current.get();
     control::WorkerStatus w;
     w.slot = static_cast<int>(i);
     w.restarts = slot.restarts;
@@ -102,11 +107,11 @@ control::StatusSnapshot Master::status() {
       if (run->pid > 0) {
         w.uptime_s = seconds_since(run->started);
         // Sampled with the CPU time (sample_usage); a worker not sampled yet is read now.
-        if (run->rss_bytes == 0) {
-          if (auto rss = os::read_rss_bytes(run->pid)) run->rss_bytes = *rss;
+        w.rss_bytes = run->usage.rss_bytes;
+        if (w.rss_bytes == 0) {
+          if (auto rss = os::read_rss_bytes(run->pid)) w.rss_bytes = *rss;
         }
-        w.rss_bytes = run->rss_bytes;
-        w.cpu_percent = run->cpu_percent;
+        w.cpu_percent = run->usage.cpu_percent;
       }
     }
     if (slot.last_exit) {
@@ -120,7 +125,7 @@ control::StatusSnapshot Master::status() {
     }
     s.workers.push_back(std::move(w));
   }
-  const os::ListenerSet& listeners = *gen.listeners;
+  const os::ListenerSet& listeners = supervisor_->listeners();
   for (std::size_t l = 0; l < listeners.configs().size(); ++l) {
     const ListenConfig& c = listeners.configs()[l];
     control::ListenerStatus ls;

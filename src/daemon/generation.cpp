@@ -5,8 +5,7 @@
 
 namespace preforkd::daemon {
 
-Result<std::shared_ptr<Generation>> make_generation(const Config& config, int number,
-                                                    std::shared_ptr<os::ListenerSet> listeners) {
+Result<std::shared_ptr<Generation>> make_generation(const Config& config, int number) {
   auto credentials = os::resolve_credentials(config.worker.user, config.worker.group);
   if (!credentials) return Error{(config.worker.user.empty() ? "worker.group: " : "worker.user: ") + credentials.error()};
   if (credentials.value() && ::geteuid() != 0) {
@@ -23,7 +22,6 @@ Result<std::shared_ptr<Generation>> make_generation(const Config& config, int nu
   gen->credentials = std::move(credentials.value());
   gen->output = config.daemon.worker_output == WorkerOutput::log ? os::OutputMode::capture : os::OutputMode::inherit;
   gen->policy = LifecyclePolicy::from(config.worker);
-  gen->listeners = std::move(listeners);
   return gen;
 }
 

@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
     return exit_failed;
   }
   // The program, the user and group are resolved once, before any fork.
-  auto gen = daemon::make_generation(config, 0, std::make_shared<os::ListenerSet>(std::move(*listeners)));
+  auto gen = daemon::make_generation(config, 0);
   if (!gen) {
     std::fprintf(stderr, "%s: %s\n", opt.config.c_str(), gen.error().c_str());
     return exit_config;
@@ -86,6 +86,6 @@ int main(int argc, char** argv) {
   if (!os::become_subreaper()) spdlog::warn("cannot become a child subreaper, ignoring");
 
   spdlog::info("preforkd {} (pid {}) starting with {}", version, ::getpid(), opt.config);
-  daemon::Master master(std::move(config), std::move(*gen));
+  daemon::Master master(std::move(config), std::move(*gen), std::move(*listeners));
   return master.run();
 }

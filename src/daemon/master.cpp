@@ -33,12 +33,16 @@ Result<ControlServerOptions> control_options(const Config& config) {
 
 }  // namespace
 
-Master::Master(Config config, std::shared_ptr<const Generation> gen) : config_(std::move(config)) {
-  uv_loop_init(&loop_);
-  supervisor_ = std::make_unique<Supervisor>(&loop_, std::move(gen));
+Master::Master(Config config, std::shared_ptr<const Generation> gen, os::ListenerSet listeners)
+    : config_(std::move(config)) {
+  // Checked in run(), before anything uses the loop.
+  const int rc = uv_loop_init(&loop_);
+  loop_ok_ = rc == 0;
+  if (!loop_ok_) spdlog::error("cannot create the event loop: uv_loop_init: {}", uv_strerror(rc));
+  supervisor_ = std::make_unique<Supervisor>(&loop_, std::move(gen), std::move(listeners));
   supervisor_->on_finished = [this] { uv_stop(&loop_); };
   supervisor_->on_change = [this] { on_change(); };
-  systemd_ = std::make_unique<SystemdNotifier>(&loop_);
+  if (loop_ok_) systemd_ = std::make_unique<SystemdNotifier>(&loop_);
 }
 
 Master::~Master() {
@@ -48,6 +52,7 @@ Master::~Master() {
   sampler_.reset();
   systemd_.reset();
   supervisor_.reset();
+  if (!loop_ok_) return;
   // Let libuv run the close callbacks of every handle, then free the loop.
   uv_run(&loop_, UV_RUN_NOWAIT);
   uv_walk(&loop_, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
@@ -56,6 +61,7 @@ Master::~Master() {
 }
 
 int Master::run() {
+  if (!loop_ok_) return 1;
   // The control socket first: a second master on the same socket must stop here,
   // before it starts any worker.
   auto options = control_options(config_);
@@ -82,12 +88,29 @@ int Master::run() {
   notify_ = std::move(*notify);
   supervisor_->set_notify_address(notify_->address());
 
-  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGCHLD})
-    signals_.push_back(std::make_unique<SignalWatch>(&loop_, sig, [this](int s) { on_signal(s); }));
-  sampler_ = std::make_unique<Timer>(&loop_, [this] { sample_usage(); });
+  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGCHLD}) {
+    auto watch = SignalWatch::open(&loop_, sig, [this](int s) { on_signal(s); });
+    if (!watch) {
+      spdlog::error("cannot watch {}: {}", signal_name(sig), watch.error());
+      return 1;
+    }
+    signals_.push_back(std::move(*watch));
+  }
+  auto sampler = Timer::open(&loop_, [this] { sample_usage(); });
+  if (!sampler) {
+    spdlog::error("usage sampler: {}", sampler.error());
+    return 1;
+  }
+  sampler_ = std::move(*sampler);
   sampler_->start(sample_interval, sample_interval);
 
-  supervisor_->start();
+  // Workers start with clone(CLONE_VM), safe only in a one-thread master (os/spawn.cpp).
+  if (Status one = os::check_single_threaded(); !one)
+    spdlog::warn("{}; starting workers with fork instead", one.error());
+  if (Status started = supervisor_->start(); !started) {
+    spdlog::error("cannot start the workers: {}", started.error());
+    return 1;
+  }
   uv_run(&loop_, UV_RUN_DEFAULT);
   spdlog::info("all workers stopped, exiting");
   return exit_code_;
@@ -112,10 +135,7 @@ void Master::on_signal(int signum) {
       return;
     case SIGHUP:
       spdlog::info("received SIGHUP, reloading {}", config_.path);
-      reload([](Status st, const std::string& message) {
-        if (st) spdlog::info("reload done: {}", message);
-        else spdlog::error("reload failed: {}", st.error());
-      });
+      reload(log_reload_result);
       return;
     case SIGTTIN:
     case SIGTTOU: {

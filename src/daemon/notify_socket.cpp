@@ -29,9 +29,11 @@ Result<std::unique_ptr<NotifySocket>> NotifySocket::open(uv_loop_t* loop, Handle
     return Error{"notify socket: bind '@" + name + "': " + std::strerror(errno)};
   self->address_ = "@" + name;
 
-  uv_poll_init(loop, self->poll_.get(), self->fd_.get());
+  if (int rc = uv_poll_init(loop, self->poll_.get(), self->fd_.get()); rc < 0)
+    return Error{std::string("notify socket: uv_poll_init: ") + uv_strerror(rc)};
   self->poll_.get()->data = self.get();
-  uv_poll_start(self->poll_.get(), UV_READABLE, &NotifySocket::readable);
+  if (int rc = uv_poll_start(self->poll_.get(), UV_READABLE, &NotifySocket::readable); rc < 0)
+    return Error{std::string("notify socket: uv_poll_start: ") + uv_strerror(rc)};
   return self;
 }
 

@@ -22,6 +22,14 @@ std::string join(const std::vector<std::string>& items, const char* sep) {
 
 }  // namespace
 
+void Master::log_reload_result(const Status& result, const std::string& message) {
+  if (result) {
+    spdlog::info("reload done: {}", message);
+  } else {
+    spdlog::error("reload failed: {}", result.error());
+  }
+}
+
 void Master::reload(Done done) {
   if (reloading_ || supervisor_->busy()) return done(Error{"busy: another reload, restart or stop is in progress"}, "");
   ConfigResult loaded = load_config(config_.path, os::read_usable_cpus());
@@ -40,13 +48,13 @@ void Master::apply_reload(Config next, Done done) {
   const Generation& running = supervisor_->generation();
 
   // New listeners are bound before anything else moves; a failure changes nothing.
-  std::shared_ptr<os::ListenerSet> listeners = running.listeners;
+  std::unique_ptr<os::ListenerSet> listeners;
   if (diff.listeners_changed) {
-    auto reopened = os::ListenerSet::reopen(next.listeners, *running.listeners);
+    auto reopened = supervisor_->reopen_listeners(next.listeners);
     if (!reopened) return done(Error{reopened.error()}, "");
-    listeners = std::make_shared<os::ListenerSet>(std::move(*reopened));
+    listeners = std::move(*reopened);
   }
-  auto gen = make_generation(next, running.number + 1, listeners);
+  auto gen = make_generation(next, running.number + 1);
   if (!gen) return done(Error{gen.error()}, "");
 
   // Settings that are not part of a generation apply at once.
@@ -78,10 +86,13 @@ void Master::apply_reload(Config next, Done done) {
     return finish(Ok{}, "no worker needed a restart");
   }
   spdlog::info("reload: replacing workers ({} changed)", join(diff.roll_reasons, ", "));
-  supervisor_->roll(std::move(*gen), {}, [finish](Status st, const std::string& message) mutable {
-    if (!st) return finish(Error{st.error() + "; rolled back, the previous workers keep serving"}, "");
-    finish(Ok{}, message);
-  });
+  supervisor_->roll(
+      std::move(*gen), {},
+      [finish](Status st, const std::string& message) mutable {
+        if (!st) return finish(Error{st.error() + "; rolled back, the previous workers keep serving"}, "");
+        finish(Ok{}, message);
+      },
+      std::move(listeners));
 }
 
 }  // namespace preforkd::daemon

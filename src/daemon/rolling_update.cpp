@@ -1,68 +1,35 @@
-// Rolling updates (reload and restart): slot by slot, a new run starts on the slot's
-// own sockets beside the old one; once it is ready the old one stops gracefully. At
-// most max_surge processes beyond the worker count run at any time (new ones starting,
-// old ones stopping). A new run that fails before it is ready
-// aborts the update: new runs stop, and slots already switched roll back.
+// Rolling updates (reload and restart): the plan is pure (core/rolling_plan); this file
+// turns what happens to candidates and replaced runs into its events and carries out
+// its actions.
 
 #include <preforkd/daemon/supervisor.hpp>
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-#include <deque>
-
 namespace preforkd::daemon {
 
-
-void Supervisor::roll(std::shared_ptr<const Generation> gen, std::vector<int> slots, Done done) {
+void Supervisor::roll(std::shared_ptr<const Generation> gen, std::vector<int> slots, Done done,
+                      std::unique_ptr<os::ListenerSet> listeners) {
   if (stopping_) return done(Error{"preforkd is stopping"}, "");
   if (rolling_) return done(Error{"busy: a rolling update is in progress"}, "");
-  Batch batch(*this);
   if (slots.empty())
     for (int i = 0; i < static_cast<int>(slots_.size()); ++i) slots.push_back(i);
   for (int s : slots)
     if (s < 0 || s >= static_cast<int>(slots_.size()) || slots_[static_cast<std::size_t>(s)].removing)
       return done(Error{"no worker slot " + std::to_string(s)}, "");
   rolling_ = std::make_unique<RollingUpdate>();
+  rolling_->plan = RollingPlan::of(slots, gen->worker.max_surge);
+  // Runs of an earlier update still stopping count against max_surge too.
+  for (std::size_t i = 0; i < slots_.size(); ++i)
+    for (std::size_t n = 0; n < slots_[i].retiring.size(); ++n) rolling_->plan.stopping.push_back(static_cast<int>(i));
   rolling_->target = std::move(gen);
   rolling_->previous = gen_;
-  rolling_->pending.assign(slots.begin(), slots.end());
+  rolling_->listeners = std::move(listeners);
   rolling_->done = std::move(done);
   spdlog::info("rolling update to generation {}: {} workers, {} at a time", rolling_->target->number, slots.size(),
                rolling_->target->worker.max_surge);
-}
-
-// Processes beyond the worker count: new runs still starting and replaced runs still
-// stopping. A rolling update keeps this at most max_surge.
-int Supervisor::extra_processes() const {
-  int n = 0;
-  for (const Slot& slot : slots_) {
-    if (slot.candidate && has_process(slot.candidate->life.state)) ++n;
-    for (const auto& r : slot.retiring) n += has_process(r->life.state) ? 1 : 0;
-  }
-  return n;
-}
-
-void Supervisor::pump_rolling() {
-  RollingUpdate& r = *rolling_;
-  while (std::max(r.in_flight, extra_processes()) < r.target->worker.max_surge && !r.pending.empty()) {
-    const int s = r.pending.front();
-    r.pending.pop_front();
-    Slot& slot = slots_[static_cast<std::size_t>(s)];
-    slot.candidate = make_run(s, r.target);
-    ++r.in_flight;
-    dispatch(*slot.candidate, Event::of(Event::Kind::start));
-    if (!rolling_) return;  // finished or aborted inside
-  }
-  if (r.in_flight > 0 || !r.pending.empty()) return;
-  // Done once the replaced workers have stopped too.
-  for (int s : r.switched)
-    if (!slots_[static_cast<std::size_t>(s)].retiring.empty()) return;
-  if (!r.failure.empty()) {
-    finish_rolling(Error{r.failure}, "");
-  } else {
-    finish_rolling(Ok{}, std::to_string(r.switched.size()) + " workers replaced");
-  }
+  roll_event(RollEvent{});
+  run_queue();
 }
 
 namespace {
@@ -75,7 +42,7 @@ std::string why_not_ready(const WorkerRun& run, const Event& cause) {
     case Event::Kind::timer:
       return who + " was not ready within " + format_duration(run.gen->worker.ready_timeout);
     case Event::Kind::spawn_failed:
-      return who + " could not be started";
+      return who + " could not be started: " + run.spawn_error;
     case Event::Kind::watchdog_expired:
       return who + " missed its watchdog before it was ready";
     case Event::Kind::start:
@@ -92,67 +59,108 @@ std::string why_not_ready(const WorkerRun& run, const Event& cause) {
 
 void Supervisor::after_candidate_change(WorkerRun& run, const Event& cause) {
   if (!rolling_) return;
-  RollingUpdate& r = *rolling_;
-  Slot& slot = slots_[static_cast<std::size_t>(run.slot)];
   const WorkerState state = run.life.state;
   if (state == WorkerState::starting) return;
-  --r.in_flight;
+  RollEvent e;
+  e.slot = run.slot;
   if (state == WorkerState::ready) {
-    // The switch: the new run takes the slot, the old one stops gracefully.
-    std::unique_ptr<WorkerRun> old = std::move(slot.current);
-    slot.current = std::move(slot.candidate);
-    r.switched.push_back(run.slot);
-    if (old && has_process(old->life.state)) {
-      dispatch(*old, Event::stop_for(StopIntent::remove));
-      slot.retiring.push_back(std::move(old));
-    } else {
-      retire(std::move(old));
-    }
-    return;
-  }
-  // It failed before it was ready: the update is over.
-  std::unique_ptr<WorkerRun> failed = std::move(slot.candidate);
-  if (has_process(failed->life.state)) {
-    dispatch(*failed, Event::stop_for(StopIntent::remove));
-    slot.retiring.push_back(std::move(failed));
+    e.kind = RollEvent::Kind::candidate_ready;
   } else {
-    retire(std::move(failed));
+    e.kind = RollEvent::Kind::candidate_failed;
+    e.reason = why_not_ready(run, cause);
   }
-  if (r.rolling_back) {
-    spdlog::error("rollback failed too: {}", why_not_ready(run, cause));
-    r.pending.clear();
-    return;
-  }
-  r.failure = why_not_ready(run, cause);
-  spdlog::error("rolling update to generation {} failed: {}; rolling back", r.target->number, r.failure);
-  for (auto& other : slots_) {
-    if (!other.candidate) continue;
-    --r.in_flight;
-    std::unique_ptr<WorkerRun> c = std::move(other.candidate);
-    if (has_process(c->life.state)) {
-      dispatch(*c, Event::stop_for(StopIntent::remove));
-      other.retiring.push_back(std::move(c));
-    } else {
-      retire(std::move(c));
-    }
-  }
-  r.pending.assign(r.switched.begin(), r.switched.end());
-  r.switched.clear();
-  r.rolling_back = true;
-  r.target = r.previous;
+  roll_event(std::move(e));
 }
 
-void Supervisor::finish_rolling(Status result, std::string message) {
-  std::unique_ptr<RollingUpdate> r = std::move(rolling_);
-  if (result) gen_ = r->target;
-  // A rolled-back update leaves gen_ as it was.
-  if (r->done) r->done(std::move(result), std::move(message));
+// The plan's own queue: an action that causes a plan event (a candidate that cannot
+// even be made) queues it rather than stepping the plan inside its own step.
+void Supervisor::roll_event(RollEvent event) {
+  roll_events_.push_back(std::move(event));
+  if (in_roll_) return;
+  in_roll_ = true;
+  while (!roll_events_.empty() && rolling_) {
+    const RollEvent e = std::move(roll_events_.front());
+    roll_events_.pop_front();
+    RollTransition t = roll_step(rolling_->plan, e);
+    rolling_->plan = std::move(t.next);
+    for (const RollAction& a : t.actions) {
+      if (!rolling_) break;
+      carry_out(a);
+    }
+  }
+  roll_events_.clear();
+  in_roll_ = false;
+}
+
+void Supervisor::carry_out(const RollAction& a) {
+  RollingUpdate& r = *rolling_;
+  switch (a.kind) {
+    case RollAction::Kind::start_candidate: {
+      auto run = make_run(a.slot, a.target == RollTarget::next ? r.target : r.previous);
+      if (!run) {
+        // As if it had failed at once: the plan rolls back.
+        RollEvent failed;
+        failed.kind = RollEvent::Kind::candidate_failed;
+        failed.slot = a.slot;
+        failed.reason = run.error();
+        roll_event(std::move(failed));
+        return;
+      }
+      Slot& slot = slots_[static_cast<std::size_t>(a.slot)];
+      slot.candidate = std::move(*run);
+      post(*slot.candidate, Event::start_trial());
+      return;
+    }
+    case RollAction::Kind::switch_slot: {
+      // The new run takes the slot, the old one stops gracefully.
+      Slot& slot = slots_[static_cast<std::size_t>(a.slot)];
+      std::unique_ptr<WorkerRun> old = std::move(slot.current);
+      slot.current = std::move(slot.candidate);
+      put_out(slot, std::move(old));
+      return;
+    }
+    case RollAction::Kind::drop_candidate: {
+      Slot& slot = slots_[static_cast<std::size_t>(a.slot)];
+      if (!slot.candidate) {
+        // It was never made: nothing to wait for.
+        RollEvent gone;
+        gone.kind = RollEvent::Kind::run_gone;
+        gone.slot = a.slot;
+        roll_event(std::move(gone));
+        return;
+      }
+      put_out(slot, std::move(slot.candidate));
+      return;
+    }
+    case RollAction::Kind::report_failure:
+      spdlog::error("rolling update to generation {} failed: {}; rolling back", r.target->number, a.message);
+      return;
+    case RollAction::Kind::report_rollback_failure:
+      spdlog::error("rollback failed too: {}", a.message);
+      return;
+    case RollAction::Kind::finish: {
+      std::unique_ptr<RollingUpdate> done = std::move(rolling_);
+      // A rolled-back update leaves the generation and the sockets as they were.
+      if (a.ok) {
+        gen_ = done->target;
+        if (done->listeners) listeners_ = std::move(done->listeners);
+      }
+      if (done->done) done->done(a.ok ? Status(Ok{}) : Status(Error{a.message}), a.ok ? a.message : std::string());
+      return;
+    }
+  }
+}
+
+Result<std::unique_ptr<os::ListenerSet>> Supervisor::reopen_listeners(const std::vector<ListenConfig>& configs) {
+  auto reopened = os::ListenerSet::reopen(configs, *listeners_);
+  if (!reopened) return Error{reopened.error()};
+  return std::make_unique<os::ListenerSet>(std::move(*reopened));
 }
 
 void Supervisor::adopt(std::shared_ptr<const Generation> gen) {
-  Batch batch(*this);
   gen_ = gen;
   for_each_run([&](WorkerRun& run) { run.gen = gen; });
+  run_queue();
 }
 
 }  // namespace preforkd::daemon

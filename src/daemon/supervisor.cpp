@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <unistd.h>
@@ -22,12 +23,18 @@ std::vector<std::string> copy_environment() {
   return env;
 }
 
+SpawnFailure cause_of(const os::SpawnError& e) {
+  return e.fd_shortage ? SpawnFailure::fd_shortage : SpawnFailure::error;
+}
+
 }  // namespace
 
-Supervisor::Supervisor(uv_loop_t* loop, std::shared_ptr<const Generation> gen)
-    : loop_(loop), gen_(std::move(gen)), master_env_(copy_environment()), rng_(std::random_device{}()) {
-  drain_timer_ = std::make_unique<Timer>(loop_, [this] { Batch batch(*this); });
-}
+Supervisor::Supervisor(uv_loop_t* loop, std::shared_ptr<const Generation> gen, os::ListenerSet listeners)
+    : loop_(loop),
+      gen_(std::move(gen)),
+      listeners_(std::make_unique<os::ListenerSet>(std::move(listeners))),
+      master_env_(copy_environment()),
+      rng_(std::random_device{}()) {}
 
 Supervisor::~Supervisor() = default;
 
@@ -43,108 +50,177 @@ int Supervisor::ready_count() const {
   return n;
 }
 
-std::unique_ptr<WorkerRun> Supervisor::make_run(int slot, std::shared_ptr<const Generation> gen) {
+Result<std::unique_ptr<WorkerRun>> Supervisor::make_run(int slot, std::shared_ptr<const Generation> gen) {
   auto run = std::make_unique<WorkerRun>();
   run->slot = slot;
   run->gen = std::move(gen);
   WorkerRun* raw = run.get();
-  run->timer = std::make_unique<Timer>(loop_, [this, raw] { dispatch(*raw, Event::of(Event::Kind::timer)); });
-  run->watchdog =
-      std::make_unique<Timer>(loop_, [this, raw] { dispatch(*raw, Event::of(Event::Kind::watchdog_expired)); });
+  auto timer = Timer::open(loop_, [this, raw] {
+    post(*raw, Event::of(Event::Kind::timer));
+    run_queue();
+  });
+  if (!timer) return Error{fmt::format("worker {}: timer: {}", slot, timer.error())};
+  auto watchdog = Timer::open(loop_, [this, raw] {
+    post(*raw, Event::of(Event::Kind::watchdog_expired));
+    run_queue();
+  });
+  if (!watchdog) return Error{fmt::format("worker {}: watchdog timer: {}", slot, watchdog.error())};
+  run->timer = std::move(*timer);
+  run->watchdog = std::move(*watchdog);
   return run;
 }
 
-void Supervisor::start() {
-  Batch batch(*this);
+Status Supervisor::start() {
+  auto drain = Timer::open(loop_, [this] { run_queue(); });
+  if (!drain) return Error{"drain timer: " + drain.error()};
+  drain_timer_ = std::move(*drain);
   target_count_ = gen_->worker.count;
   slots_.resize(static_cast<std::size_t>(target_count_));
-  for (int i = 0; i < target_count_; ++i) slots_[static_cast<std::size_t>(i)].current = make_run(i, gen_);
-  for (auto& slot : slots_) dispatch(*slot.current, Event::of(Event::Kind::start));
   spdlog::info("starting {} workers of '{}'", target_count_, gen_->worker.command.front());
-}
-
-void Supervisor::dispatch(WorkerRun& run, const Event& event) {
-  const WorkerState before = run.life.state;
-  Transition t = step(run.life, event, run.gen->policy);
-  run.life = t.next;
-  const WorkerState after = run.life.state;
-  if (after == WorkerState::ready && before != WorkerState::ready) {
-    run.reached_ready = true;
-    spdlog::debug("{} is ready", who(run));
+  for (int i = 0; i < target_count_; ++i) {
+    auto run = make_run(i, gen_);
+    if (!run) return Error{run.error()};
+    slots_[static_cast<std::size_t>(i)].current = std::move(*run);
   }
-  if (event.kind == Event::Kind::timer && before == WorkerState::stopping)
-    spdlog::warn("{} did not stop within {}; sending SIGKILL", who(run), format_duration(run.gen->worker.stop_timeout));
-  if (after == WorkerState::failed && before != WorkerState::failed)
-    spdlog::error("{} failed; not restarting it (preforkctl restart {} tries again)", who(run), run.slot);
-  Batch batch(*this);
-  for (const Action& a : t.actions) perform(run, a);
-  if (before != after && slots_[static_cast<std::size_t>(run.slot)].candidate.get() == &run)
-    after_candidate_change(run, event);
+  for (auto& slot : slots_) post(*slot.current, Event::of(Event::Kind::start));
+  run_queue();
+  return Ok{};
 }
 
-Supervisor::Batch::Batch(Supervisor& s) : s_(s), outer_(!s.in_batch_) { s_.in_batch_ = true; }
+void Supervisor::post(WorkerRun& run, Event event) { queue_.post(Queued{&run, std::move(event)}); }
 
-Supervisor::Batch::~Batch() {
-  if (!outer_) return;
-  s_.settle();
-  s_.in_batch_ = false;
-}
-
-// Housekeeping once per outside input, when no caller up the stack holds a run: what
-// it dispatches joins the same batch instead of settling again.
-void Supervisor::settle() {
+// The one loop that carries out transitions. Every input posts its events and calls
+// this; an event that an action causes joins the queue instead of being handled inside
+// that action. Once the queue is empty the supervisor settles (finished runs go, slots
+// drain, the rolling update moves on), which may queue more.
+void Supervisor::run_queue() {
+  if (queue_.draining()) return;
   graveyard_.clear();
-  collect_finished_runs();
-  remove_drained_slots();
-  if (rolling_) pump_rolling();
-  collect_finished_runs();
+  const bool ran = queue_.drain([this](const Queued& q) { apply(*q.run, q.event); }, [this] { settle(); });
+  if (!ran) return;
   update_steering();
   if (on_change) on_change();
   if (stopping_) check_finished();
 }
 
-void Supervisor::perform(WorkerRun& run, const Action& action) {
+void Supervisor::apply(WorkerRun& run, const Event& event) {
+  const WorkerState before = run.life.state;
+  Transition t = step(run.life, event, run.gen->policy);
+  run.life = t.next;
+  if (run.life.state == WorkerState::ready && before != WorkerState::ready) {
+    run.reached_ready = true;
+    spdlog::debug("{} is ready", who(run));
+  }
+  for (const Action& a : t.actions)
+    for (Event& caused : perform(run, a)) post(run, std::move(caused));
+  // A run that left its slot (removed with it) may still take its last events.
+  if (run.slot >= static_cast<int>(slots_.size())) return;
+  const Slot& slot = slots_[static_cast<std::size_t>(run.slot)];
+  if (before != run.life.state && slot.candidate.get() == &run) after_candidate_change(run, event);
+}
+
+void Supervisor::settle() {
+  collect_finished_runs();
+  remove_drained_slots();
+  collect_finished_runs();
+}
+
+void Supervisor::send_signal(const WorkerRun& run, pid_t target, int signum) const {
+  if (::kill(target, signum) == 0 || errno == ESRCH) return;
+  spdlog::warn("failed to send {} to {}{}: {}", signal_name(signum), who(run), target < 0 ? "'s process group" : "",
+               std::strerror(errno));
+}
+
+std::vector<Event> Supervisor::perform(WorkerRun& run, const Action& action) {
   switch (action.kind) {
     case Action::Kind::spawn:
-      spawn_process(run);
-      return;
+      return spawn_process(run);
     case Action::Kind::send_stop_signal:
-      if (run.pid > 0) ::kill(run.pid, run.gen->worker.stop_signal);
-      return;
+      if (run.pid > 0) send_signal(run, run.pid, run.gen->worker.stop_signal);
+      return {};
     case Action::Kind::send_kill:
       if (run.pid > 0) {
-        ::kill(-run.pid, SIGKILL);
-        ::kill(run.pid, SIGKILL);
+        send_signal(run, -run.pid, SIGKILL);
+        send_signal(run, run.pid, SIGKILL);
       }
-      return;
+      return {};
     case Action::Kind::arm_timer:
       run.timer->start(action.delay);
-      if (run.life.state == WorkerState::backoff)
-        spdlog::info("worker {}: restarting in {} (crash {} in a row)", run.slot, format_duration(action.delay),
-                     run.life.failures);
-      return;
+      return {};
     case Action::Kind::disarm_timer:
       run.timer->stop();
-      return;
+      return {};
+    case Action::Kind::report_ready_timeout:
+    case Action::Kind::report_watchdog:
+    case Action::Kind::report_stop_timeout:
+    case Action::Kind::report_failed:
+    case Action::Kind::report_backoff:
+    case Action::Kind::report_restart:
+    case Action::Kind::report_spawn_failed:
+    case Action::Kind::report_spawn_retry:
+      report(run, action);
+      return {};
+  }
+  return {};
+}
+
+// The log lines of the lifecycle, one per report action of step().
+void Supervisor::report(const WorkerRun& run, const Action& action) const {
+  const bool in_slot = run.slot < static_cast<int>(slots_.size());
+  const int restarts = in_slot ? slots_[static_cast<std::size_t>(run.slot)].restarts : 0;
+  switch (action.kind) {
     case Action::Kind::report_ready_timeout:
       spdlog::warn("{} was not ready within {}; stopping it", who(run), format_duration(run.gen->worker.ready_timeout));
       return;
     case Action::Kind::report_watchdog:
       spdlog::warn("{}: watchdog timeout; stopping it", who(run));
       return;
+    case Action::Kind::report_stop_timeout:
+      spdlog::warn("{} did not stop within {}; sending SIGKILL", who(run), format_duration(run.gen->worker.stop_timeout));
+      return;
+    case Action::Kind::report_failed:
+      spdlog::error("{} failed; not restarting it (preforkctl restart {} tries again)", who(run), run.slot);
+      return;
+    case Action::Kind::report_backoff:
+      spdlog::info("worker {}: restarting in {} (crash {} in a row)", run.slot, format_duration(action.delay),
+                   run.life.failures);
+      return;
+    case Action::Kind::report_restart:
+      spdlog::info("worker {}: starting again (restart {})", run.slot, restarts + 1);
+      return;
+    case Action::Kind::report_spawn_failed:
+      spdlog::error("worker {}: cannot start '{}': {}", run.slot, run.gen->executable, run.spawn_error);
+      return;
+    case Action::Kind::report_spawn_retry:
+      spdlog::error("worker {}: cannot start '{}': {}; retrying in {} (not counted as a crash)", run.slot,
+                    run.gen->executable, run.spawn_error, format_duration(action.delay));
+      return;
+    case Action::Kind::spawn:
+    case Action::Kind::send_stop_signal:
+    case Action::Kind::send_kill:
+    case Action::Kind::arm_timer:
+    case Action::Kind::disarm_timer:
+      return;
   }
 }
 
-void Supervisor::spawn_process(WorkerRun& run) {
+const os::ListenerSet& Supervisor::listeners_for(const WorkerRun& run) const {
+  // A rolling update's candidates of a generation with new sockets start on those.
+  if (rolling_ && rolling_->listeners && run.gen == rolling_->target) return *rolling_->listeners;
+  return *listeners_;
+}
+
+std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
   Slot& slot = slots_[static_cast<std::size_t>(run.slot)];
   const Generation& gen = *run.gen;
+  const os::ListenerSet& listeners = listeners_for(run);
   WorkerIdentity id;
   id.slot = run.slot;
   id.workers = target_count_;
   id.master_pid = ::getpid();
   id.generation = gen.number;
-  id.listen_fds = gen.listeners->configs().size();
-  id.fd_names = gen.listeners->fd_names();
+  id.listen_fds = listeners.configs().size();
+  id.fd_names = listeners.fd_names();
   const bool notify = gen.worker.ready.kind == ReadyKind::notify || gen.worker.watchdog > Duration::zero();
   if (notify) id.notify_socket = notify_address_;
   id.watchdog = gen.worker.watchdog;
@@ -153,7 +229,7 @@ void Supervisor::spawn_process(WorkerRun& run) {
   spec.executable = gen.executable;
   spec.argv = gen.worker.command;
   spec.env = build_worker_env(master_env_, gen.worker, id);
-  spec.listen_fds = gen.listeners->fds_for_slot(run.slot);
+  spec.listen_fds = listeners.fds_for_slot(run.slot);
   spec.directory = gen.worker.directory;
   spec.credentials = gen.credentials;
   spec.output = gen.output;
@@ -162,22 +238,17 @@ void Supervisor::spawn_process(WorkerRun& run) {
 
   auto spawned = os::spawn(spec);
   if (!spawned) {
-    spdlog::error("worker {}: cannot start '{}': {}", run.slot, gen.executable, spawned.error());
-    Event e = Event::of(Event::Kind::spawn_failed);
-    e.jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
-    dispatch(run, e);
-    return;
+    run.spawn_error = spawned.error();
+    return {Event::spawn_failed_with(cause_of(spawned.failure()), std::uniform_real_distribution<double>(0.0, 1.0)(rng_))};
   }
   if (slot.last_exit || slot.restarts > 0 || &run != slot.current.get()) ++slot.restarts;
   run.pid = spawned->pid;
   run.started = Clock::now();
   run.reached_ready = false;
+  run.spawn_error.clear();
   run.notify_status.clear();
   run.notified_stopping = false;
-  run.rss_bytes = 0;
-  run.cpu_ticks = 0;
-  run.cpu_sampled = {};
-  run.cpu_percent = 0;
+  run.usage = Usage{};
   run.exec_report = std::move(spawned->exec_report);
   by_pid_[run.pid] = &run;
   const int s = run.slot;
@@ -190,7 +261,7 @@ void Supervisor::spawn_process(WorkerRun& run) {
   if (spawned->stderr_pipe.valid()) run.err = std::make_unique<LineReader>(loop_, std::move(spawned->stderr_pipe), log_line);
   spdlog::debug("{} started (generation {})", who(run), gen.number);
   arm_watchdog(run);
-  dispatch(run, Event::of(Event::Kind::spawned));
+  return {Event::of(Event::Kind::spawned)};
 }
 
 void Supervisor::arm_watchdog(WorkerRun& run) {
@@ -202,8 +273,12 @@ WorkerRun* Supervisor::find_run(pid_t pid) {
   return it == by_pid_.end() ? nullptr : it->second;
 }
 
+void Supervisor::record_usage(int slot, const Usage& usage) {
+  if (slot < 0 || slot >= static_cast<int>(slots_.size())) return;
+  if (WorkerRun* run = slots_[static_cast<std::size_t>(slot)].current.get()) run->usage = usage;
+}
+
 void Supervisor::on_notify(pid_t sender, const NotifyMessage& message) {
-  Batch batch(*this);
   WorkerRun* run = find_run(sender);
   if (run == nullptr) {
     spdlog::debug("notify: dropped a message from pid {}, which is no worker", sender);
@@ -212,23 +287,36 @@ void Supervisor::on_notify(pid_t sender, const NotifyMessage& message) {
   if (message.status) run->notify_status = *message.status;
   if (message.stopping) run->notified_stopping = true;
   if (message.watchdog) arm_watchdog(*run);
-  if (message.ready) dispatch(*run, Event::of(Event::Kind::ready_notified));
+  if (message.ready) post(*run, Event::of(Event::Kind::ready_notified));
+  run_queue();
 }
 
 void Supervisor::reap_children() {
-  Batch batch(*this);
-  while (auto pid = os::peek_exited_child()) {
-    WorkerRun* run = find_run(*pid);
+  while (true) {
+    auto exited = os::peek_exited_child();
+    if (!exited) {
+      spdlog::error("cannot look for exited workers: {}", exited.error());
+      break;
+    }
+    if (!*exited) break;
+    const pid_t pid = **exited;
+    WorkerRun* run = find_run(pid);
     // The worker is a zombie, so its pid and process group are still reserved: whatever
     // it left behind in its group goes with it.
-    if (run != nullptr) ::kill(-*pid, SIGKILL);
-    const ExitStatus status = os::reap(*pid);
+    if (run != nullptr) send_signal(*run, -pid, SIGKILL);
+    auto status = os::reap(pid);
+    if (!status) {
+      // Never read as an exit: the process may still be there, and the next SIGCHLD retries.
+      spdlog::error("cannot reap process {}: {}", pid, status.error());
+      break;
+    }
     if (run == nullptr) {
-      spdlog::debug("reaped orphaned process {} ({})", *pid, describe(status));
+      spdlog::debug("reaped orphaned process {} ({})", pid, describe(*status));
       continue;
     }
-    on_worker_exit(*run, status);
+    on_worker_exit(*run, *status);
   }
+  run_queue();
 }
 
 void Supervisor::on_worker_exit(WorkerRun& run, const ExitStatus& status) {
@@ -255,7 +343,7 @@ void Supervisor::on_worker_exit(WorkerRun& run, const ExitStatus& status) {
   e.uptime = std::chrono::duration_cast<Duration>(Clock::now() - run.started);
   e.jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
   run.pid = -1;
-  dispatch(run, e);
+  post(run, e);
 }
 
 void Supervisor::update_steering() {
@@ -272,19 +360,38 @@ void Supervisor::update_steering() {
   // Prefer ready workers; while none is ready, the starting ones will accept soon.
   // With no worker at all, steering is removed and connections wait for the next one.
   const std::vector<int>& live = !ready.empty() ? ready : starting;
-  if (auto s = gen_->listeners->steer(live); !s) spdlog::warn("cannot steer connections: {}, ignoring", s.error());
+  if (auto s = listeners_->steer(live); !s) spdlog::warn("cannot steer connections: {}, ignoring", s.error());
+}
+
+void Supervisor::put_out(Slot& slot, std::unique_ptr<WorkerRun> run) {
+  if (!run) return;
+  // A stop is harmless for a run without a process: it just stays stopped.
+  post(*run, Event::stop_for(StopIntent::remove));
+  slot.retiring.push_back(std::move(run));
 }
 
 void Supervisor::collect_finished_runs() {
-  for (auto& slot : slots_) {
+  std::vector<int> gone;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    Slot& slot = slots_[i];
     for (auto it = slot.retiring.begin(); it != slot.retiring.end();) {
-      if (has_process((*it)->life.state)) {
+      // Not while an event for it is still queued (a stop put_out() posted).
+      const bool queued = queue_.any_of([&](const Queued& q) { return q.run == it->get(); });
+      if (queued || has_process((*it)->life.state)) {
         ++it;
         continue;
       }
       retire(std::move(*it));
       it = slot.retiring.erase(it);
+      gone.push_back(static_cast<int>(i));
     }
+  }
+  // After the walk: the plan's actions may change the slots.
+  for (int s : gone) {
+    RollEvent e;
+    e.kind = RollEvent::Kind::run_gone;
+    e.slot = s;
+    roll_event(std::move(e));
   }
 }
 
@@ -292,21 +399,24 @@ void Supervisor::retire(std::unique_ptr<WorkerRun> run) {
   if (!run) return;
   run->timer->stop();
   run->watchdog->stop();
-  // Freed at the next settle: this batch may have been started by one of its timers.
+  // Freed when the next input starts: this one may have come from one of its timers.
   graveyard_.push_back(std::move(run));
 }
 
 void Supervisor::stop(StopMode mode) {
   if (stopping_ && mode == StopMode::graceful) return;
-  Batch batch(*this);
   stopping_ = true;
-  drain_timer_->stop();
-  if (rolling_) finish_rolling(Error{"preforkd is stopping"}, "");
+  if (drain_timer_) drain_timer_->stop();
+  if (rolling_) {
+    RollEvent abort;
+    abort.kind = RollEvent::Kind::abort;
+    abort.reason = "preforkd is stopping";
+    roll_event(std::move(abort));
+  }
   spdlog::info("stopping {} workers ({})", slots_.size(), mode == StopMode::graceful ? "graceful" : "fast");
   const Event e = mode == StopMode::graceful ? Event::stop_for(StopIntent::remove) : Event::of(Event::Kind::kill);
-  std::vector<WorkerRun*> runs;
-  for_each_run([&](WorkerRun& r) { runs.push_back(&r); });
-  for (WorkerRun* r : runs) dispatch(*r, e);
+  for_each_run([&](WorkerRun& r) { post(r, e); });
+  run_queue();
 }
 
 void Supervisor::check_finished() {
@@ -317,7 +427,9 @@ void Supervisor::check_finished() {
   // Every worker is gone; descendants that escaped their worker's process group were
   // re-parented to the master (a subreaper) and go now too.
   const auto orphans = os::list_children();
-  for (pid_t pid : orphans) ::kill(pid, SIGKILL);
+  for (pid_t pid : orphans)
+    if (::kill(pid, SIGKILL) < 0 && errno != ESRCH)
+      spdlog::warn("failed to send SIGKILL to orphaned process {}: {}", pid, std::strerror(errno));
   if (!orphans.empty()) return;  // reap_children() calls again once they are reaped
   finished_ = true;
   if (on_finished) on_finished();

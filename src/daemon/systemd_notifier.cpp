@@ -16,7 +16,12 @@ SystemdNotifier::SystemdNotifier(uv_loop_t* loop) {
     // Pings at half the period, as sd_watchdog_enabled(3) advises.
     const auto half = std::chrono::duration_cast<Duration>(std::chrono::microseconds(usec / 2));
     const Duration period = std::max(half, Duration(1));
-    watchdog_ = std::make_unique<Timer>(loop, [this] { send("WATCHDOG=1"); });
+    auto timer = Timer::open(loop, [this] { send("WATCHDOG=1"); });
+    if (!timer) {
+      spdlog::error("systemd watchdog: {}; not pinging", timer.error());
+      return;
+    }
+    watchdog_ = std::move(*timer);
     watchdog_->start(period, period);
     spdlog::debug("systemd watchdog: pinging every {}", format_duration(period));
   }

@@ -1,6 +1,7 @@
 #include <preforkd/os/children.hpp>
 
 #include <cerrno>
+#include <cstring>
 #include <dirent.h>
 #include <fstream>
 #include <string>
@@ -11,19 +12,20 @@ namespace preforkd::os {
 
 bool become_subreaper() { return ::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0; }
 
-std::optional<pid_t> peek_exited_child() {
+Result<std::optional<pid_t>> peek_exited_child() {
   siginfo_t info{};
   while (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0) {
-    if (errno != EINTR) return std::nullopt;
+    if (errno == ECHILD) return std::optional<pid_t>{};  // no child at all: none has exited
+    if (errno != EINTR) return Error{std::string("waitid: ") + std::strerror(errno)};
   }
-  if (info.si_pid == 0) return std::nullopt;
-  return info.si_pid;
+  if (info.si_pid == 0) return std::optional<pid_t>{};
+  return std::optional<pid_t>{info.si_pid};
 }
 
-ExitStatus reap(pid_t pid) {
+Result<ExitStatus> reap(pid_t pid) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return ExitStatus::exited_with(0);
+    if (errno != EINTR) return Error{"waitpid for pid " + std::to_string(pid) + ": " + std::strerror(errno)};
   }
   return ExitStatus::from_wait_status(status);
 }

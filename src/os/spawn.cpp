@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
@@ -24,6 +25,10 @@ constexpr char watchdog_pid_prefix[] = "WATCHDOG_PID=";
 constexpr std::size_t pid_digits = 20;
 
 Error sys_error(const char* call, int err = errno) { return Error{std::string(call) + ": " + std::strerror(err)}; }
+
+// The errno of the last failed call in the parent's part of spawn(), to tell an fd
+// shortage from other failures.
+SpawnError spawn_error(const Error& e, int err) { return SpawnError{e.message, err == EMFILE || err == ENFILE}; }
 
 // Everything the child touches, laid out before fork so the child never allocates.
 struct ChildPlan {
@@ -126,13 +131,23 @@ constexpr bool share_memory_until_exec = true;
 
 int child_entry(void* plan) { run_child(*static_cast<ChildPlan*>(plan)); }
 
+// Set by check_single_threaded() when the invariant below does not hold.
+bool fork_only = false;
+
 // Starts the child, as posix_spawn does: clone(CLONE_VM | CLONE_VFORK) copies no page
 // tables (a plain fork of the master costs about a millisecond here), and the master
 // sleeps only until the child has called execve or _exit. The child touches nothing but
 // its own stack and the plan, and makes only async-signal-safe calls; without
 // CLONE_SIGHAND it has its own copy of the signal dispositions to reset.
+//
+// The invariant that makes the child's set*id calls safe here: the master has exactly
+// one thread. glibc's setuid/setgid/setgroups in a CLONE_VM child would otherwise run its
+// "set IDs in every thread" protocol (SIGSETXID) against the parent's threads, which
+// share its memory, and could deadlock or change the parent's credentials; a vfork'd
+// child of a one-thread process has no other thread to signal. check_single_threaded()
+// verifies this at start-up, and spawn falls back to fork when it does not hold.
 pid_t start_child(ChildPlan& plan) {
-  if (!share_memory_until_exec) {
+  if (!share_memory_until_exec || fork_only) {
     const pid_t pid = ::fork();
     if (pid == 0) run_child(plan);
     return pid;
@@ -148,18 +163,25 @@ pid_t start_child(ChildPlan& plan) {
   return pid;
 }
 
-Result<std::pair<Fd, Fd>> make_pipe(int read_flags) {
+Result<std::pair<Fd, Fd>> make_pipe(int read_flags, int& err) {
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) < 0) return sys_error("pipe2");
+  if (::pipe2(fds, O_CLOEXEC) < 0) {
+    err = errno;
+    return sys_error("pipe2", err);
+  }
   Fd r(fds[0]), w(fds[1]);
-  if (read_flags != 0 && ::fcntl(r.get(), F_SETFL, ::fcntl(r.get(), F_GETFL) | read_flags) < 0) return sys_error("fcntl");
+  if (read_flags != 0 && ::fcntl(r.get(), F_SETFL, ::fcntl(r.get(), F_GETFL) | read_flags) < 0) {
+    err = errno;
+    return sys_error("fcntl", err);
+  }
   return std::make_pair(std::move(r), std::move(w));
 }
 
 }  // namespace
 
-Result<SpawnedProcess> spawn(const SpawnSpec& spec) {
-  if (spec.listen_fds.size() > max_listen_fds) return Error{"too many listening sockets"};
+Result<SpawnedProcess, SpawnError> spawn(const SpawnSpec& spec) {
+  if (spec.listen_fds.size() > max_listen_fds) return SpawnError{"too many listening sockets", false};
+  int err = 0;
   ChildPlan plan;
   plan.spec = &spec;
   plan.listen_pid = std::string(listen_pid_prefix) + std::string(pid_digits, '0');
@@ -174,16 +196,19 @@ Result<SpawnedProcess> spawn(const SpawnSpec& spec) {
   plan.envp.push_back(nullptr);
 
   Fd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!devnull.valid()) return sys_error("open /dev/null");
+  if (!devnull.valid()) {
+    err = errno;
+    return spawn_error(sys_error("open /dev/null", err), err);
+  }
   plan.devnull = devnull.get();
 
   SpawnedProcess out;
   Fd out_w, err_w;
   if (spec.output == OutputMode::capture) {
-    auto o = make_pipe(O_NONBLOCK);
-    if (!o) return Error{o.error()};
-    auto e = make_pipe(O_NONBLOCK);
-    if (!e) return Error{e.error()};
+    auto o = make_pipe(O_NONBLOCK, err);
+    if (!o) return spawn_error(Error{o.error()}, err);
+    auto e = make_pipe(O_NONBLOCK, err);
+    if (!e) return spawn_error(Error{e.error()}, err);
     out.stdout_pipe = std::move(o->first);
     out_w = std::move(o->second);
     out.stderr_pipe = std::move(e->first);
@@ -191,8 +216,8 @@ Result<SpawnedProcess> spawn(const SpawnSpec& spec) {
     plan.out_w = out_w.get();
     plan.err_w = err_w.get();
   }
-  auto report = make_pipe(O_NONBLOCK);
-  if (!report) return Error{report.error()};
+  auto report = make_pipe(O_NONBLOCK, err);
+  if (!report) return spawn_error(Error{report.error()}, err);
   out.exec_report = std::move(report->first);
   Fd report_w = std::move(report->second);
   plan.report_w = report_w.get();
@@ -205,11 +230,29 @@ Result<SpawnedProcess> spawn(const SpawnSpec& spec) {
   const pid_t pid = start_child(plan);
   const int fork_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-  if (pid < 0) return sys_error(share_memory_until_exec ? "clone" : "fork", fork_errno);
+  if (pid < 0) return spawn_error(sys_error(share_memory_until_exec ? "clone" : "fork", fork_errno), fork_errno);
   // Also from this side, so the group exists before the master could signal it.
   ::setpgid(pid, pid);
   out.pid = pid;
   return out;
+}
+
+Status check_single_threaded() {
+  DIR* dir = ::opendir("/proc/self/task");
+  if (dir == nullptr) {
+    fork_only = true;
+    return Error{std::string("cannot count the master's threads: /proc/self/task: ") + std::strerror(errno)};
+  }
+  int threads = 0;
+  while (const dirent* e = ::readdir(dir))
+    if (e->d_name[0] != '.') ++threads;
+  ::closedir(dir);
+  if (threads != 1) {
+    fork_only = true;
+    return Error{"the master has " + std::to_string(threads) + " threads, not 1"};
+  }
+  fork_only = false;
+  return Ok{};
 }
 
 int read_exec_errno(const Fd& exec_report) {

@@ -188,3 +188,32 @@ TEST_CASE("scaling down under a fresh-connection load drops no connection", "[co
 
   stop_cleanly(d);
 }
+
+TEST_CASE("scale sets a target: 200 quick -1/+1 cycles end at the count asked for last", "[control]") {
+  const int port = free_port();
+  Daemon d(toml({.address = local_address(port), .count = 2}));
+  REQUIRE(settled_at(d, 2).size() == 2);
+
+  const std::string path = control_socket(d);
+  int refused = 0;
+  std::string first_refusal;
+  for (int cycle = 0; cycle < 200; ++cycle) {
+    for (const char* delta : {"-1", "1"}) {
+      const auto reply =
+          control_request(path, std::string(R"({"cmd":"scale","delta":)") + delta + "}");
+      REQUIRE(reply.has_value());
+      if (!reply->value("ok", false)) {
+        if (refused++ == 0) first_refusal = reply->dump();
+      }
+    }
+  }
+  INFO("first refusal: " << first_refusal);
+  CHECK(refused == 0);
+  // Exactly two workers serve, on slots 0 and 1, and no other process is left.
+  const auto pids = settled_at(d, 2);
+  INFO(d.log());
+  REQUIRE(pids.size() == 2);
+  CHECK(answering_slots(port, 2) == range(2));
+
+  stop_cleanly(d);
+}

@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -146,4 +147,33 @@ TEST_CASE("resolve_executable searches PATH for bare names only") {
   CHECK(os::resolve_executable("sh", "/nonexistent:/bin") == "/bin/sh");
   CHECK(os::resolve_executable("./app", "/bin") == "./app");
   CHECK(os::resolve_executable("no-such-program-xyz", "/bin") == "no-such-program-xyz");
+}
+
+TEST_CASE("a spawn that runs out of file descriptors says so, apart from other failures") {
+  // In a child of the test, which may use up its own fds.
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    struct rlimit lim {};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    lim.rlim_cur = 64;
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) _exit(3);
+    while (::open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0) {
+    }
+    auto spawned = os::spawn(shell("exit 0"));
+    if (spawned) _exit(4);
+    _exit(spawned.failure().fd_shortage ? 0 : 5);
+  }
+  CHECK(wait_exit(pid) == 0);
+  // Other failures are no shortage.
+  os::SpawnSpec bad = shell("exit 0");
+  bad.listen_fds.assign(2000, 0);
+  auto refused = os::spawn(bad);
+  REQUIRE_FALSE(refused);
+  CHECK_FALSE(refused.failure().fd_shortage);
+}
+
+TEST_CASE("the master's clone(CLONE_VM) start is checked to run in one thread") {
+  // The unit test runner has one thread here, as the master does.
+  CHECK(os::check_single_threaded());
 }

@@ -101,13 +101,15 @@ TEST_CASE("the first crash of a healthy worker restarts it at once; repeated cra
   auto t1 = step(in(S::ready, 5), exited(ExitStatus::killed_by(9), true, 10s), p);
   CHECK(t1.next.state == S::starting);
   CHECK(t1.next.failures == 1);
-  CHECK(kinds(t1) == std::vector{A::disarm_timer, A::disarm_timer, A::spawn});
+  CHECK(kinds(t1) == std::vector{A::disarm_timer, A::report_restart, A::disarm_timer, A::spawn});
 
   // It crashes again at once: backoff_initial.
   auto t2 = step(in(S::starting, 1), exited(ExitStatus::exited_with(1), false, 10ms), p);
   CHECK(t2.next.state == S::backoff);
   CHECK(t2.next.failures == 2);
   CHECK(t2.actions.back() == Action{A::arm_timer, 100ms});
+  CHECK(kinds(t2) == std::vector{A::disarm_timer, A::report_backoff, A::arm_timer});
+  CHECK(t2.actions[1].delay == 100ms);
 
   // And again: doubling.
   auto t3 = step(in(S::starting, 2), exited(ExitStatus::exited_with(1), false, 10ms), p);
@@ -117,7 +119,7 @@ TEST_CASE("the first crash of a healthy worker restarts it at once; repeated cra
   auto t4 = step(t3.next, Event::of(E::timer), p);
   CHECK(t4.next.state == S::starting);
   CHECK(t4.next.failures == 3);
-  CHECK(kinds(t4) == std::vector{A::disarm_timer, A::spawn});
+  CHECK(kinds(t4) == std::vector{A::report_restart, A::disarm_timer, A::spawn});
 }
 
 TEST_CASE("exit verdicts: fatal exit codes, restart = on-failure and never") {
@@ -147,7 +149,7 @@ TEST_CASE("graceful stop: stop_signal, SIGKILL after stop_timeout, then stopped 
 
   auto k = step(t.next, Event::of(E::timer), p);
   CHECK(k.next.state == S::stopping);
-  CHECK(kinds(k) == std::vector{A::send_kill});
+  CHECK(kinds(k) == std::vector{A::report_stop_timeout, A::send_kill});
 
   auto gone = step(k.next, exited(ExitStatus::killed_by(9), true, 20s), p);
   CHECK(gone.next.state == S::stopped);
@@ -203,6 +205,85 @@ TEST_CASE("spawn failure backs off like a crash") {
   auto t1 = step(in(S::starting, 1), Event::of(E::spawn_failed), p);
   CHECK(t1.next.state == S::backoff);
   CHECK(t1.next.failures == 2);
+  CHECK(kinds(t1) == std::vector{A::report_spawn_failed, A::report_backoff, A::arm_timer});
+  // The first one retries at once, and says so.
+  auto t0 = step(in(S::starting, 0), Event::of(E::spawn_failed), p);
+  CHECK(t0.next.state == S::starting);
+  CHECK(kinds(t0) == std::vector{A::report_spawn_failed, A::report_restart, A::disarm_timer, A::spawn});
+}
+
+TEST_CASE("a spawn that fails for want of file descriptors is no crash: a fixed delay, no count") {
+  const auto p = policy();
+  for (int failures : {0, 1, 5}) {
+    auto t = step(in(S::starting, failures), Event::spawn_failed_with(SpawnFailure::fd_shortage, 0.9), p);
+    CHECK(t.next.state == S::backoff);
+    CHECK(t.next.failures == failures);
+    // One report (not a crash report and a backoff report), then the retry after backoff_initial.
+    REQUIRE(kinds(t) == std::vector{A::report_spawn_retry, A::arm_timer});
+    CHECK(t.actions[0].delay == 100ms);
+    CHECK(t.actions[1].delay == 100ms);
+    // The timer tries again; the count is untouched.
+    auto again = step(t.next, Event::of(E::timer), p);
+    CHECK(again.next.state == S::starting);
+    CHECK(again.next.failures == failures);
+    CHECK(kinds(again) == std::vector{A::disarm_timer, A::spawn});
+    // Still short: retried again, quietly (no report per try).
+    auto quiet = step(again.next, Event::spawn_failed_with(SpawnFailure::fd_shortage, 0.5), p);
+    CHECK(quiet.next.state == S::backoff);
+    CHECK(kinds(quiet) == std::vector{A::arm_timer});
+    // Once a spawn works, a later shortage is reported again.
+    auto started = step(step(quiet.next, Event::of(E::timer), p).next, Event::of(E::spawned), p);
+    CHECK_FALSE(started.next.short_of_fds);
+  }
+}
+
+TEST_CASE("reports: stop timeout, failed, backoff and a replacement's start come from step()") {
+  auto p = policy();
+  p.restart.fatal_exit_codes = {42};
+  auto failed = step(in(S::ready), exited(ExitStatus::exited_with(42), true, 10s), p);
+  CHECK(failed.next.state == S::failed);
+  CHECK(kinds(failed) == std::vector{A::disarm_timer, A::report_failed});
+  // A clean exit that is not replaced is no failure.
+  p.restart.mode = RestartMode::on_failure;
+  CHECK(kinds(step(in(S::ready), exited(ExitStatus::exited_with(0), true, 10s), p)) == std::vector{A::disarm_timer});
+  // A requested replacement reports its start; a first start does not.
+  p = policy();
+  auto r = step(in(S::ready), Event::stop_for(StopIntent::replace), p);
+  auto again = step(r.next, exited(ExitStatus::exited_with(0), true, 20s), p);
+  CHECK(kinds(again) == std::vector{A::report_restart, A::disarm_timer, A::spawn});
+  CHECK(kinds(step(in(S::stopped), Event::of(E::start), p)) == std::vector{A::disarm_timer, A::spawn});
+}
+
+TEST_CASE("a trial run (a rolling update's candidate) is never restarted before it is ready") {
+  const auto p = policy(ReadyKind::notify);
+  auto started = step(in(S::stopped), Event::start_trial(), p);
+  CHECK(started.next.trial);
+  CHECK(started.next.state == S::starting);
+  SECTION("a crash before ready: failed, with no restart and no backoff report") {
+    auto t = step(started.next, exited(ExitStatus::exited_with(0), false, 10ms), p);
+    CHECK(t.next.state == S::failed);
+    CHECK(kinds(t) == std::vector{A::disarm_timer, A::disarm_timer});
+  }
+  SECTION("a spawn failure, even for want of file descriptors: failed") {
+    auto t = step(started.next, Event::spawn_failed_with(SpawnFailure::fd_shortage, 0.5), p);
+    CHECK(t.next.state == S::failed);
+    CHECK(kinds(t) == std::vector{A::report_spawn_failed, A::disarm_timer});
+  }
+  SECTION("a ready timeout stops it for good") {
+    auto t = step(started.next, Event::of(E::timer), p);
+    CHECK(t.next.state == S::stopping);
+    CHECK(t.next.stop_intent == StopIntent::remove);
+    auto gone = step(t.next, exited(ExitStatus::killed_by(15), false, 30s), p);
+    CHECK(gone.next.state == S::stopped);
+    CHECK(kinds(gone) == std::vector{A::disarm_timer});
+  }
+  SECTION("once ready it is an ordinary run, restarted after a crash") {
+    auto ready = step(started.next, Event::of(E::ready_notified), p);
+    CHECK(ready.next.state == S::ready);
+    CHECK_FALSE(ready.next.trial);
+    auto crash = step(ready.next, exited(ExitStatus::exited_with(1), true, 10s), p);
+    CHECK(crash.next.state == S::starting);
+  }
 }
 
 TEST_CASE("stale events change nothing") {

@@ -11,11 +11,12 @@ struct Error {
   std::string message;
 };
 
-template <class T>
+// E is Error, or an error type with more to say (it has a `message` too).
+template <class T, class E = Error>
 class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}
-  Result(Error error) : v_(std::move(error)) {}
+  Result(E error) : v_(std::move(error)) {}
 
   [[nodiscard]] bool ok() const { return std::holds_alternative<T>(v_); }
   explicit operator bool() const { return ok(); }
@@ -25,10 +26,11 @@ class [[nodiscard]] Result {
   const T& operator*() const { return value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
-  [[nodiscard]] const std::string& error() const { return std::get<Error>(v_).message; }
+  [[nodiscard]] const std::string& error() const { return std::get<E>(v_).message; }
+  [[nodiscard]] const E& failure() const { return std::get<E>(v_); }
 
  private:
-  std::variant<T, Error> v_;
+  std::variant<T, E> v_;
 };
 
 // For operations that return nothing but may fail.

@@ -46,12 +46,23 @@ struct Lifecycle {
   int failures = 0;                           // consecutive crashes, for the backoff
   StopIntent stop_intent = StopIntent::remove;  // meaningful while stopping
   bool stop_is_failure = false;               // stopping because of a ready or watchdog timeout
+  // A trial run (a rolling update's candidate) until it is ready: a failure before then
+  // is never restarted (the rolling plan decides what follows), and is not reported here.
+  bool trial = false;
+  // Retrying after a spawn failed for want of file descriptors: reported once, not per try.
+  bool short_of_fds = false;
   bool operator==(const Lifecycle&) const = default;
+};
+
+// Why a spawn failed before there was a process.
+enum class SpawnFailure {
+  error,        // anything else: counts as a crash of the worker
+  fd_shortage,  // EMFILE/ENFILE: the master's shortage, not the worker's; retried after backoff_initial
 };
 
 struct Event {
   enum class Kind {
-    start,             // begin (or retry now) a run: from stopped, failed or backoff
+    start,             // begin (or retry now) a run: from stopped, failed or backoff (`trial` for a candidate)
     spawned,           // the process exists
     spawn_failed,      // fork or set-up failed before there was a process
     timer,             // the run's timer fired
@@ -67,10 +78,23 @@ struct Event {
   bool was_ready = false;                  // for exited: the run had reached ready
   Duration uptime{};                       // for exited
   double jitter = 0.5;                     // for exited and spawn_failed: a draw in [0,1)
+  bool trial = false;                      // for start: a rolling update's candidate
+  SpawnFailure spawn_failure = SpawnFailure::error;  // for spawn_failed
 
   [[nodiscard]] static Event of(Kind k) {
     Event e;
     e.kind = k;
+    return e;
+  }
+  [[nodiscard]] static Event start_trial() {
+    Event e = of(Kind::start);
+    e.trial = true;
+    return e;
+  }
+  [[nodiscard]] static Event spawn_failed_with(SpawnFailure why, double jitter) {
+    Event e = of(Kind::spawn_failed);
+    e.spawn_failure = why;
+    e.jitter = jitter;
     return e;
   }
   [[nodiscard]] static Event stop_for(StopIntent why) {
@@ -87,8 +111,15 @@ struct Action {
     send_kill,         // SIGKILL
     arm_timer,         // (re)arm the run's timer with `delay`
     disarm_timer,
+    // Reports: every message about a transition comes from here, not from comparing states.
     report_ready_timeout,  // for the log and for a reload waiting on this run
     report_watchdog,       // for the log
+    report_stop_timeout,   // did not stop within stop_timeout: SIGKILL follows
+    report_failed,         // gave up: not restarted
+    report_backoff,        // a crash: the next try in `delay` (the run's failures count)
+    report_restart,        // a replacement process starts in the same run
+    report_spawn_failed,   // could not start, counted as a crash (what follows is reported too)
+    report_spawn_retry,    // could not start for want of file descriptors: retried in `delay`
   };
   Kind kind;
   Duration delay{};

@@ -10,8 +10,7 @@
 namespace preforkd::daemon {
 
 // Resolves the program (PATH), the user and group (NSS) and the output mode. Errors read
-// "worker.user: unknown user 'x'". The listener set is shared with the caller.
-[[nodiscard]] Result<std::shared_ptr<Generation>> make_generation(const Config& config, int number,
-                                                                  std::shared_ptr<os::ListenerSet> listeners);
+// "worker.user: unknown user 'x'".
+[[nodiscard]] Result<std::shared_ptr<Generation>> make_generation(const Config& config, int number);
 
 }  // namespace preforkd::daemon

@@ -17,7 +17,7 @@ namespace preforkd::daemon {
 
 class Master {
  public:
-  Master(Config config, std::shared_ptr<const Generation> gen);
+  Master(Config config, std::shared_ptr<const Generation> gen, os::ListenerSet listeners);
   ~Master();
   // Opens the control and notify sockets, starts the workers and runs until every worker
   // is gone; returns the process exit code.
@@ -31,6 +31,8 @@ class Master {
   void sample_usage();
   // Re-reads the config file and applies the difference (reload.cpp).
   void reload(Done done);
+  // How a reload ended, in the master's log: the same for SIGHUP and preforkctl.
+  static void log_reload_result(const Status& result, const std::string& message);
   void apply_reload(Config next, Done done);
   void restart(std::vector<int> slots, Done done);
   [[nodiscard]] std::string summary() const;
@@ -44,6 +46,7 @@ class Master {
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<Timer> sampler_;
   std::vector<std::unique_ptr<SignalWatch>> signals_;
+  bool loop_ok_ = false;  // uv_loop_init worked
   bool reloading_ = false;
   int exit_code_ = 0;
 };

@@ -1,11 +1,16 @@
 #pragma once
 // The supervisor: worker slots, their runs, and the listening sockets they share.
 // Every input arrives as a call on the loop (a child exit, a timer, a notify message,
-// a control request) and becomes an Event for the run it concerns; the actions that
-// step() returns are carried out here and nowhere else.
+// a control request) and becomes an Event for the run it concerns. The executor is not
+// reentrant: events go on a queue that one loop drains, as s6-supervise does; carrying
+// out an action returns the events it causes (a spawn: spawned or spawn_failed), which
+// join the queue. The actions of step() and roll_step() are carried out here and
+// nowhere else, and every message about a transition comes from one of those actions.
 
 #include <preforkd/core/config.hpp>
+#include <preforkd/core/drain_queue.hpp>
 #include <preforkd/core/notify_message.hpp>
+#include <preforkd/core/rolling_plan.hpp>
 #include <preforkd/core/worker_lifecycle.hpp>
 #include <preforkd/daemon/line_reader.hpp>
 #include <preforkd/daemon/timer.hpp>
@@ -28,7 +33,8 @@ namespace preforkd::daemon {
 using Clock = std::chrono::steady_clock;
 
 // What a generation of workers is started from. A reload that changes what workers
-// run makes a new one; runs keep theirs until they are replaced.
+// run makes a new one; runs keep theirs until they are replaced. The listening sockets
+// are not part of it: they belong to the supervisor.
 struct Generation {
   int number = 0;  // PREFORK_GENERATION: the reload count
   WorkerConfig worker;
@@ -36,12 +42,19 @@ struct Generation {
   std::optional<os::Credentials> credentials;
   os::OutputMode output = os::OutputMode::capture;
   LifecyclePolicy policy;
-  std::shared_ptr<os::ListenerSet> listeners;
 };
 
 struct LastExit {
   ExitStatus status;
   std::chrono::system_clock::time_point when;
+};
+
+// Usage figures for status, written only by the usage sampler (record_usage).
+struct Usage {
+  std::uint64_t rss_bytes = 0;
+  unsigned long long cpu_ticks = 0;
+  Clock::time_point cpu_sampled{};
+  double cpu_percent = 0;
 };
 
 // One worker lifecycle in a slot: a sequence of processes (a crash is followed by a
@@ -58,13 +71,10 @@ struct WorkerRun {
   std::unique_ptr<LineReader> out;
   std::unique_ptr<LineReader> err;
   os::Fd exec_report;
+  std::string spawn_error;    // why the last spawn failed, for its report
   std::string notify_status;  // last STATUS= from the worker
   bool notified_stopping = false;
-  // Usage for status, sampled every few seconds: RSS, CPU ticks and time of the last sample.
-  std::uint64_t rss_bytes = 0;
-  unsigned long long cpu_ticks = 0;
-  Clock::time_point cpu_sampled{};
-  double cpu_percent = 0;
+  Usage usage;  // sampled every few seconds
 };
 
 struct Slot {
@@ -84,10 +94,10 @@ using Done = std::function<void(Status result, std::string message)>;
 
 class Supervisor {
  public:
-  Supervisor(uv_loop_t* loop, std::shared_ptr<const Generation> gen);
+  Supervisor(uv_loop_t* loop, std::shared_ptr<const Generation> gen, os::ListenerSet listeners);
   ~Supervisor();
 
-  void start();
+  [[nodiscard]] Status start();
   void stop(StopMode mode);
   // Called on SIGCHLD: reaps every exited child and feeds worker exits to their runs.
   void reap_children();
@@ -96,15 +106,24 @@ class Supervisor {
   // NOTIFY_SOCKET for workers ("" for none).
   void set_notify_address(std::string address) { notify_address_ = std::move(address); }
 
-  // Changes the worker count: new slots start at once; removed slots (the highest)
-  // stop gracefully once no new connection can reach them.
+  // Sets the worker count; the slots converge to the latest count asked for. New slots
+  // start at once; removed slots (the highest) stop gracefully once no new connection
+  // can reach them; a slot still being removed is kept again when the count grows back.
   [[nodiscard]] Status scale(int count);
   // Replaces the runs of `slots` (all when empty) one by one with fresh processes of
   // `gen`, each new one ready before the old one stops; rolls back if one never is.
-  void roll(std::shared_ptr<const Generation> gen, std::vector<int> slots, Done done);
+  // `listeners`, when given, are the sockets of `gen`: they replace the current ones if
+  // the update succeeds.
+  void roll(std::shared_ptr<const Generation> gen, std::vector<int> slots, Done done,
+            std::unique_ptr<os::ListenerSet> listeners = nullptr);
+  // The sockets for a reloaded config's listeners, sharing the kernel sockets of the
+  // current ones where the address is the same (os::ListenerSet::reopen); for roll().
+  [[nodiscard]] Result<std::unique_ptr<os::ListenerSet>> reopen_listeners(const std::vector<ListenConfig>& configs);
   // Takes a new generation whose policy applies to every run, without new processes.
   void adopt(std::shared_ptr<const Generation> gen);
   [[nodiscard]] bool busy() const { return rolling_ != nullptr || stopping_; }
+  // The usage sampler's figures for the current run of `slot` (the only writer of them).
+  void record_usage(int slot, const Usage& usage);
 
   // Runs once no worker (and no orphaned descendant) is left after stop().
   std::function<void()> on_finished;
@@ -112,56 +131,55 @@ class Supervisor {
   std::function<void()> on_change;
 
   [[nodiscard]] const std::vector<Slot>& slots() const { return slots_; }
-  [[nodiscard]] std::vector<Slot>& slots() { return slots_; }
   [[nodiscard]] const Generation& generation() const { return *gen_; }
   [[nodiscard]] std::shared_ptr<const Generation> generation_ptr() const { return gen_; }
+  [[nodiscard]] const os::ListenerSet& listeners() const { return *listeners_; }
   [[nodiscard]] bool stopping() const { return stopping_; }
   [[nodiscard]] int target_count() const { return target_count_; }
   [[nodiscard]] int ready_count() const;
 
  private:
-  // A rolling update in progress (see rolling_update.cpp).
+  // A rolling update in progress: the pure plan (core/rolling_plan) and what it needs
+  // to carry out its actions (rolling_update.cpp).
   struct RollingUpdate {
+    RollingPlan plan;
     std::shared_ptr<const Generation> target;
     std::shared_ptr<const Generation> previous;  // what switched slots roll back to
-    std::deque<int> pending;
-    std::vector<int> switched;
-    int in_flight = 0;
-    bool rolling_back = false;
-    std::string failure;  // why it rolled back
+    std::unique_ptr<os::ListenerSet> listeners;  // the target's own sockets, if it has new ones
     Done done;
   };
-  // Inputs from outside (a child exit, a timer, a request) are handled as one batch:
-  // runs are only destroyed, and steering only recomputed, when the batch settles.
-  class Batch {
-   public:
-    explicit Batch(Supervisor& s);
-    ~Batch();
-    Batch(const Batch&) = delete;
-    Batch& operator=(const Batch&) = delete;
-
-   private:
-    Supervisor& s_;
-    bool outer_;
+  struct Queued {
+    WorkerRun* run;
+    Event event;
   };
 
+  // The executor: post() queues an event; run_queue() drains the queue, then settles.
+  void post(WorkerRun& run, Event event);
+  void run_queue();
+  void apply(WorkerRun& run, const Event& event);
+  // Carries out one action; returns the events it causes.
+  [[nodiscard]] std::vector<Event> perform(WorkerRun& run, const Action& action);
+  void report(const WorkerRun& run, const Action& action) const;
+  [[nodiscard]] std::vector<Event> spawn_process(WorkerRun& run);
   void settle();
-  void dispatch(WorkerRun& run, const Event& event);
-  void perform(WorkerRun& run, const Action& action);
-  void spawn_process(WorkerRun& run);
   void on_worker_exit(WorkerRun& run, const ExitStatus& status);
-  std::unique_ptr<WorkerRun> make_run(int slot, std::shared_ptr<const Generation> gen);
+  void send_signal(const WorkerRun& run, pid_t target, int signum) const;
+  [[nodiscard]] Result<std::unique_ptr<WorkerRun>> make_run(int slot, std::shared_ptr<const Generation> gen);
   WorkerRun* find_run(pid_t pid);
   void arm_watchdog(WorkerRun& run);
   void update_steering();
   void collect_finished_runs();
+  // Stops a run that leaves its slot (replaced, dropped, removed): it stays in the
+  // slot's retiring list until it has no process, then goes.
+  void put_out(Slot& slot, std::unique_ptr<WorkerRun> run);
   void retire(std::unique_ptr<WorkerRun> run);
   void remove_drained_slots();
   void check_finished();
+  [[nodiscard]] const os::ListenerSet& listeners_for(const WorkerRun& run) const;
+  // Rolling updates (rolling_update.cpp).
   void after_candidate_change(WorkerRun& run, const Event& cause);
-  void pump_rolling();
-  [[nodiscard]] int extra_processes() const;
-  void finish_rolling(Status result, std::string message);
+  void roll_event(RollEvent event);
+  void carry_out(const RollAction& action);
   [[nodiscard]] std::string who(const WorkerRun& run) const;
   template <class F>
   void for_each_run(F&& f) {
@@ -174,6 +192,7 @@ class Supervisor {
 
   uv_loop_t* loop_;
   std::shared_ptr<const Generation> gen_;
+  std::unique_ptr<os::ListenerSet> listeners_;
   std::vector<Slot> slots_;
   int target_count_ = 0;
   std::unordered_map<pid_t, WorkerRun*> by_pid_;
@@ -181,11 +200,15 @@ class Supervisor {
   std::string notify_address_;
   std::mt19937_64 rng_;
   std::unique_ptr<RollingUpdate> rolling_;
+  std::deque<RollEvent> roll_events_;
+  bool in_roll_ = false;
+  DrainQueue<Queued> queue_;
+  // Runs that left: freed when the next input starts, since the current one may have
+  // come from one of their own timers.
   std::vector<std::unique_ptr<WorkerRun>> graveyard_;
   std::unique_ptr<Timer> drain_timer_;  // watches removed slots' accept queues
   bool stopping_ = false;
   bool finished_ = false;
-  bool in_batch_ = false;
 };
 
 }  // namespace preforkd::daemon

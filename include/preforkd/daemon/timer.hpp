@@ -1,21 +1,27 @@
 #pragma once
 // A one-shot or repeating libuv timer that calls a function.
 
+#include <preforkd/core/result.hpp>
 #include <preforkd/core/units.hpp>
 #include <preforkd/daemon/uv_handle.hpp>
 
 #include <functional>
+#include <memory>
 
 namespace preforkd::daemon {
 
 class Timer {
  public:
+  // The error names the failing libuv call.
+  [[nodiscard]] static Result<std::unique_ptr<Timer>> open(uv_loop_t* loop, std::function<void()> on_fire);
+  // Unchecked, for the control server's connections until they move to open().
   Timer(uv_loop_t* loop, std::function<void()> on_fire);
   void start(Duration after, Duration repeat = Duration::zero());
   void stop();
   [[nodiscard]] bool active();
 
  private:
+  explicit Timer(std::function<void()> on_fire) : on_fire_(std::move(on_fire)) {}
   static void fired(uv_timer_t* t);
   UvHandle<uv_timer_t> handle_;
   std::function<void()> on_fire_;

@@ -3,6 +3,7 @@
 // grandchildren of workers become its children too).
 
 #include <preforkd/core/exit_status.hpp>
+#include <preforkd/core/result.hpp>
 
 #include <optional>
 #include <sys/types.h>
@@ -19,11 +20,13 @@ struct ExitedChild {
 [[nodiscard]] bool become_subreaper();
 
 // The next child that has exited, without reaping it (so its pid, and its process group,
-// stay reserved until reap()); nullopt when none has.
-[[nodiscard]] std::optional<pid_t> peek_exited_child();
+// stay reserved until reap()); nullopt when none has (or there is no child at all).
+// A failed waitid is an error, never "no child exited".
+[[nodiscard]] Result<std::optional<pid_t>> peek_exited_child();
 
-// Reaps a child that peek_exited_child() reported.
-[[nodiscard]] ExitStatus reap(pid_t pid);
+// Reaps a child that peek_exited_child() reported. A failed waitpid is an error: it never
+// reads as an exit status.
+[[nodiscard]] Result<ExitStatus> reap(pid_t pid);
 
 // Every live child of this process, from /proc/self/task/*/children.
 [[nodiscard]] std::vector<pid_t> list_children();

@@ -43,8 +43,18 @@ struct SpawnedProcess {
   Fd exec_report;  // read end: empty at EOF when exec succeeded, else the exec errno
 };
 
+struct SpawnError {
+  std::string message;       // names the failing call: "pipe2: Too many open files"
+  bool fd_shortage = false;  // EMFILE or ENFILE: the master is short of fds, not the worker at fault
+};
+
 // Starts the child. The error names the failing call ("fork: resource temporarily unavailable").
-[[nodiscard]] Result<SpawnedProcess> spawn(const SpawnSpec& spec);
+[[nodiscard]] Result<SpawnedProcess, SpawnError> spawn(const SpawnSpec& spec);
+
+// spawn() starts children with clone(CLONE_VM), which is safe only while this process has
+// exactly one thread (see spawn.cpp). Checks that; when it does not hold, or cannot be
+// checked, spawn() uses fork from now on and the error says why.
+[[nodiscard]] Status check_single_threaded();
 
 // After the child has exited: the errno of its failed exec, or 0 if exec succeeded.
 [[nodiscard]] int read_exec_errno(const Fd& exec_report);
