@@ -104,6 +104,9 @@ class ControlServer {
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
   std::size_t active_ = 0;
   std::size_t unsent_ = 0;
+  // Reply bytes written since the allocator was last trimmed (see forget()).
+  static constexpr std::size_t trim_after_bytes = 1024 * 1024;
+  std::size_t written_since_trim_ = 0;
 };
 
 }  // namespace preforkd::daemon
