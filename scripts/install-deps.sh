@@ -11,6 +11,8 @@ packages=(
   nlohmann-json3-dev catch2 libsystemd-dev
   # tests: a real socket-activated server, an HTTP client, systemd-analyze
   lighttpd curl systemd
+  # fuzzing (fuzz/run.sh): libFuzzer comes with Debian's clang
+  clang
 )
 [ "${1:-}" = "--bench" ] && packages+=(wrk)
 

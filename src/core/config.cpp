@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 #include <preforkd/core/config.hpp>
+#include <preforkd/core/limits.hpp>
 #include <system_error>
 
 #include "config_reader.hpp"
@@ -14,8 +15,7 @@ using namespace config_detail;
 
 namespace {
 
-// A config file is a page of text; anything far bigger is the wrong file.
-constexpr std::size_t max_config_bytes = 1024 * 1024;
+constexpr std::size_t max_config_bytes = limits::config_bytes;
 
 constexpr std::array<std::string_view, 3> root_keys{"preforkd", "worker", "listen"};
 constexpr std::array<std::string_view, 6> daemon_keys{"control_socket", "control_mode", "control_group",
@@ -106,7 +106,11 @@ void read_daemon(const Section& s, DaemonConfig& out) {
   s.reject_unknown(daemon_keys);
   read_control_socket(s, out);
   read_control_mode(s, out);
-  if (auto v = read_string(s.diag(), s.field("control_group"))) out.control_group = *v;
+  const Field group = s.field("control_group");
+  if (auto v = read_string(s.diag(), group)) {
+    out.control_group = *v;
+    check_group(s.diag(), group, *v);
+  }
   if (auto v = read_choice(s.diag(), s.field("log_level"), log_levels)) out.log_level = *v;
   if (auto v = read_choice(s.diag(), s.field("log_format"), log_formats)) out.log_format = *v;
   if (auto v = read_choice(s.diag(), s.field("worker_output"), worker_outputs)) out.worker_output = *v;
@@ -114,16 +118,52 @@ void read_daemon(const Section& s, DaemonConfig& out) {
 
 }  // namespace config_detail
 
-std::string ConfigError::to_string() const {
-  std::string out = file;
-  if (line > 0) out += fmt::format(":{}:{}", line, column);
-  out += ": ";
-  if (!key.empty()) out += key + ": ";
-  return out + message;
+namespace {
+
+// The last guard of "one error, one line": any control character left in a message (from
+// toml++'s own descriptions, a file name, ...) is printed as an escape.
+std::string one_line(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (u < 0x20 || u == 0x7f) {
+      out += fmt::format("\\x{:02x}", u);
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
-ConfigResult parse_config(std::string_view text, const std::string& file, int usable_cpus) {
-  Diagnostics diag(file);
+}  // namespace
+
+std::string ConfigError::to_string() const {
+  std::string out = one_line(file);
+  if (line > 0) out += fmt::format(":{}:{}", line, column);
+  out += ": ";
+  if (!key.empty()) out += one_line(key) + ": ";
+  return out + one_line(message);
+}
+
+ConfigResult parse_config(std::string_view text, const std::string& file, int usable_cpus,
+                          const SystemLookup* lookup) {
+  Diagnostics diag(file, lookup);
+  // Bounded before toml++ sees the text: its parser recurses once per level of nesting.
+  if (text.size() > max_config_bytes) {
+    diag.add({}, "", fmt::format("larger than {} bytes; is this the right file?", max_config_bytes));
+    return {std::nullopt, std::move(diag).in_file_order()};
+  }
+  if (auto shape = check_shape(text, limits::config_depth)) {
+    diag.add(shape->where, "", std::move(shape->message));
+    return {std::nullopt, std::move(diag).in_file_order()};
+  }
   toml::table root;
   try {
     root = toml::parse(text, std::string_view(file));
@@ -139,7 +179,7 @@ ConfigResult parse_config(std::string_view text, const std::string& file, int us
   return {std::move(config), {}};
 }
 
-ConfigResult load_config(const std::string& file, int usable_cpus) {
+ConfigResult load_config(const std::string& file, int usable_cpus, const SystemLookup* lookup) {
   const auto cannot_read = [&](std::string why) {
     return ConfigResult{std::nullopt, {ConfigError{file, 0, 0, "", "cannot read: " + why}}};
   };
@@ -157,7 +197,7 @@ ConfigResult load_config(const std::string& file, int usable_cpus) {
   }
   // fopen() succeeds on a directory; the read then fails with EISDIR.
   if (std::ferror(f.get())) return cannot_read(std::generic_category().message(errno));
-  return parse_config(text, file, usable_cpus);
+  return parse_config(text, file, usable_cpus, lookup);
 }
 
 const char* to_string(LogLevel v) {

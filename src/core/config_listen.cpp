@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
+#include <preforkd/core/limits.hpp>
+#include <string>
 #include <tuple>
 
 #include "config_reader.hpp"
@@ -24,9 +27,9 @@ bool valid_name(std::string_view name) {
   });
 }
 
-// Two addresses that bind the same socket ("*:80" and "0.0.0.0:80" included).
-bool same_socket(const Address& a, const Address& b) {
-  return std::tie(a.family, a.host, a.port, a.path) == std::tie(b.family, b.host, b.port, b.path);
+// What identifies the socket an address binds: equal for "*:80" and "0.0.0.0:80".
+auto socket_key(const Address& a) {
+  return std::make_tuple(a.family, a.host, a.port, a.path);
 }
 
 // One listener read from the file, with the places its later checks report at.
@@ -114,17 +117,22 @@ std::optional<Entry> read_entry(Diagnostics& diag, const toml::node& node, std::
   return e;
 }
 
-// Names and sockets must be unique across listeners; the later one is reported.
+// Names and sockets must be unique across listeners; the later one is reported, naming the
+// first that has it. One lookup per entry: 2,000 copies of one address are 1,999 errors.
 void check_unique(Diagnostics& diag, const std::vector<Entry>& entries) {
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    for (std::size_t j = 0; j < i; ++j) {
-      const Entry& a = entries[j];
-      const Entry& b = entries[i];
-      if (a.name_ok && b.name_ok && a.listen.name == b.listen.name) {
-        report(diag, b.name_field, fmt::format("duplicate name {}; {} has it too", quoted(b.listen.name), a.prefix));
+  std::map<std::string_view, const Entry*> names;
+  std::map<decltype(socket_key(Address{})), const Entry*> sockets;
+  for (const Entry& b : entries) {
+    if (b.name_ok) {
+      if (const auto [it, fresh] = names.try_emplace(b.listen.name, &b); !fresh) {
+        report(diag, b.name_field,
+               fmt::format("duplicate name {}; {} has it too", quoted(b.listen.name), it->second->prefix));
       }
-      if (a.address_ok && b.address_ok && same_socket(a.listen.address, b.listen.address)) {
-        report(diag, b.address_field, fmt::format("{} is already used by {}", quoted(b.listen.address.text), a.prefix));
+    }
+    if (b.address_ok) {
+      if (const auto [it, fresh] = sockets.try_emplace(socket_key(b.listen.address), &b); !fresh) {
+        report(diag, b.address_field,
+               fmt::format("{} is already used by {}", quoted(b.listen.address.text), it->second->prefix));
       }
     }
   }
@@ -137,6 +145,12 @@ void read_listeners(Diagnostics& diag, const Field& field, std::vector<ListenCon
   const auto* array = field.node->as_array();
   if (array == nullptr) {
     report(diag, field, fmt::format("expected an array of tables ([[listen]]), got {}", type_name(*field.node)));
+    return;
+  }
+  if (array->size() > limits::listen_entries) {
+    report(diag, field,
+           fmt::format("has {} entries; at most {} [[listen]] entries are allowed", array->size(),
+                       limits::listen_entries));
     return;
   }
   std::vector<Entry> entries;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <preforkd/core/limits.hpp>
 
 namespace preforkd::config_detail {
 
@@ -17,7 +18,17 @@ Place place_of(const toml::key& key) {
   return {static_cast<int>(begin.line), static_cast<int>(begin.column)};
 }
 
+namespace {
+// Errors kept to sort into file order: more than are printed, so that the ones printed are
+// the first in the file in all but pathological files, and few enough to stay small.
+constexpr std::size_t kept_errors = 20 * limits::config_errors;
+}  // namespace
+
 void Diagnostics::add(Place where, std::string key, std::string message) {
+  if (errors_.size() >= kept_errors) {
+    ++dropped_;
+    return;
+  }
   errors_.push_back({file_, where.line, where.column, std::move(key), std::move(message)});
 }
 
@@ -25,6 +36,11 @@ std::vector<ConfigError> Diagnostics::in_file_order() && {
   std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& a, const ConfigError& b) {
     return a.line != b.line ? a.line < b.line : a.column < b.column;
   });
+  const std::size_t total = errors_.size() + dropped_;
+  if (total > limits::config_errors) {
+    errors_.resize(limits::config_errors);
+    errors_.push_back({file_, 0, 0, "", fmt::format("... and {} more errors", total - limits::config_errors)});
+  }
   return std::move(errors_);
 }
 
@@ -69,12 +85,21 @@ std::string value_text(const toml::node& node) {
 }
 
 std::string quoted(std::string_view text) {
+  // A long value (a 1 MB string) would make a 1 MB error line: show its start and its size.
+  const bool cut = text.size() > limits::echoed_bytes;
+  const std::string_view shown = cut ? text.substr(0, limits::echoed_bytes) : text;
   std::string out = "\"";
-  for (const char c : text) {
+  for (const char c : shown) {
     const auto u = static_cast<unsigned char>(c);
     if (c == '"' || c == '\\') {
       out += '\\';
       out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\r') {
+      out += "\\r";
     } else if (u < 0x20 || u == 0x7f) {
       // Control characters would garble the one-line message; print them as TOML escapes.
       out += fmt::format("\\u{:04X}", u);
@@ -82,11 +107,13 @@ std::string quoted(std::string_view text) {
       out += c;
     }
   }
-  return out + '"';
+  out += '"';
+  if (cut) out += fmt::format("... ({} bytes)", text.size());
+  return out;
 }
 
 std::string key_path(std::string_view prefix, std::string_view key) {
-  const bool bare = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+  const bool bare = !key.empty() && key.size() <= limits::echoed_bytes && std::all_of(key.begin(), key.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-';
   });
   const std::string part = bare ? std::string(key) : quoted(key);
@@ -129,6 +156,8 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 }  // namespace
 
 std::optional<std::string_view> closest(std::string_view word, std::span<const std::string_view> known) {
+  // The edit distance is quadratic in the length: a typo is short, a megabyte is not one.
+  if (word.size() > limits::suggestion_chars) return std::nullopt;
   // About one typo per three characters, and at least one; a truncated or extended key
   // ("stop_sig", "warning") also counts as close.
   const std::size_t limit = std::max<std::size_t>(1, word.size() / 3);
@@ -192,6 +221,11 @@ std::optional<std::string> read_string(Diagnostics& diag, const Field& field) {
     report(diag, field, fmt::format("expected a string, got {}", type_name(*field.node)));
     return std::nullopt;
   }
+  if (s->get().size() > limits::string_bytes) {
+    report(diag, field,
+           fmt::format("is {} bytes long; a string can have at most {}", s->get().size(), limits::string_bytes));
+    return std::nullopt;
+  }
   // Every string ends up in a C API (execve, getpwnam, chdir) that would stop at a NUL.
   if (s->get().find('\0') != std::string::npos) {
     report(diag, field, "must not contain a NUL character (\\u0000)");
@@ -234,6 +268,24 @@ std::optional<Duration> read_positive_duration(Diagnostics& diag, const Field& f
     return std::nullopt;
   }
   return d;
+}
+
+namespace {
+bool numeric_id(const std::string& name) {
+  return !name.empty() && name.size() <= 10 && name.find_first_not_of("0123456789") == std::string::npos;
+}
+}  // namespace
+
+void check_user(Diagnostics& diag, const Field& field, const std::string& name) {
+  const SystemLookup* lookup = diag.lookup();
+  if (lookup == nullptr || !lookup->user_exists || name.empty() || numeric_id(name)) return;
+  if (!lookup->user_exists(name)) report(diag, field, fmt::format("unknown user {}", quoted(name)));
+}
+
+void check_group(Diagnostics& diag, const Field& field, const std::string& name) {
+  const SystemLookup* lookup = diag.lookup();
+  if (lookup == nullptr || !lookup->group_exists || name.empty() || numeric_id(name)) return;
+  if (!lookup->group_exists(name)) report(diag, field, fmt::format("unknown group {}", quoted(name)));
 }
 
 void report_bad_choice(Diagnostics& diag, const Field& field, std::span<const std::string_view> names) {

@@ -26,17 +26,30 @@ struct Place {
 // The errors found in one file.
 class Diagnostics {
  public:
-  explicit Diagnostics(std::string file) : file_(std::move(file)) {}
+  explicit Diagnostics(std::string file, const SystemLookup* lookup = nullptr)
+      : file_(std::move(file)), lookup_(lookup) {}
+  // What the checks may look up on the system; nullptr: nothing.
+  [[nodiscard]] const SystemLookup* lookup() const { return lookup_; }
   void add(Place where, std::string key, std::string message);
-  [[nodiscard]] bool empty() const { return errors_.empty(); }
+  [[nodiscard]] bool empty() const { return errors_.empty() && dropped_ == 0; }
   // Sections are read in a fixed order and toml++ tables are sorted by name, so errors are
-  // sorted by place at the end to come out in file order.
+  // sorted by place at the end to come out in file order. At most limits::config_errors
+  // are returned, then one line that counts the rest.
   [[nodiscard]] std::vector<ConfigError> in_file_order() &&;
 
  private:
   std::string file_;
-  std::vector<ConfigError> errors_;
+  const SystemLookup* lookup_;
+  std::vector<ConfigError> errors_;  // bounded: the first kept_errors found
+  std::size_t dropped_ = 0;          // found beyond those
 };
+
+// Nesting too deep for toml++ (see config_shape.cpp), found without parsing.
+struct ShapeError {
+  Place where;
+  std::string message;
+};
+[[nodiscard]] std::optional<ShapeError> check_shape(std::string_view text, int max_depth);
 
 // A value in the file (nullptr when the key is absent) and its name in messages.
 struct Field {
@@ -108,6 +121,10 @@ template <typename Enum, std::size_t N>
   report_bad_choice(diag, field, names);
   return std::nullopt;
 }
+
+// With a lookup: reports a user or group that does not exist.
+void check_user(Diagnostics& diag, const Field& field, const std::string& name);
+void check_group(Diagnostics& diag, const Field& field, const std::string& name);
 
 // The sections, each in its own file.
 void read_daemon(const Section& section, DaemonConfig& out);

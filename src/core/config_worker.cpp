@@ -18,6 +18,12 @@ constexpr std::array<std::string_view, 18> worker_keys{
     "ready_timeout", "stop_signal", "stop_timeout", "restart", "backoff_initial", "backoff_max", "fatal_exit_codes",
     "watchdog",      "max_memory",  "max_lifetime", "max_surge"};
 
+// An array longer than `max` is reported once, as a whole, instead of element by element.
+bool within(const Section& s, const Field& f, std::size_t size, std::size_t max, std::string_view what) {
+  if (size <= max) return true;
+  report(s.diag(), f, fmt::format("has {} {}; at most {} are allowed", size, what, max));
+  return false;
+}
 constexpr std::string_view command_example = R"(["/usr/bin/app", "--flag"])";
 
 constexpr std::array<Choice<RestartMode>, 3> restart_modes{
@@ -53,6 +59,7 @@ void read_command(const Section& s, WorkerConfig& out) {
     report(s.diag(), f, fmt::format("must name the program and its arguments such as {}, got []", command_example));
     return;
   }
+  if (!within(s, f, array->size(), limits::command_args, "arguments")) return;
   std::vector<std::string> command;
   for (std::size_t i = 0; i < array->size(); ++i) {
     const toml::node& item = *array->get(i);
@@ -108,6 +115,7 @@ void read_env(const Section& s, WorkerConfig& out) {
            fmt::format("expected a table such as {{ APP_ENV = \"production\" }}, got {}", type_name(*f.node)));
     return;
   }
+  if (!within(s, f, table->size(), limits::env_entries, "variables")) return;
   std::vector<std::pair<const toml::key*, std::string>> vars;
   for (const auto& [key, node] : *table) {
     const Field var{&node, key_path(f.key, key.str()), place_of(node)};
@@ -238,6 +246,7 @@ void read_fatal_exit_codes(const Section& s, WorkerConfig& out) {
     report(s.diag(), f, fmt::format("expected an array of exit codes such as [3, 4], got {}", type_name(*f.node)));
     return;
   }
+  if (!within(s, f, array->size(), limits::fatal_exit_codes, "exit codes")) return;
   std::vector<int> codes;
   for (std::size_t i = 0; i < array->size(); ++i) {
     const toml::node& item = *array->get(i);
@@ -245,6 +254,24 @@ void read_fatal_exit_codes(const Section& s, WorkerConfig& out) {
     if (auto code = read_integer(s.diag(), element, 0, 255)) codes.push_back(static_cast<int>(*code));
   }
   if (codes.size() == array->size()) out.fatal_exit_codes = std::move(codes);
+}
+
+// With a lookup: the program must exist and be executable, found as at start. A relative
+// path without a directory depends on the directory preforkd is started from, which a
+// check run elsewhere cannot know: it is left to start-up.
+void check_program(const Section& s, const WorkerConfig& out) {
+  const SystemLookup* lookup = s.diag().lookup();
+  if (lookup == nullptr || !lookup->program_problem || out.command.empty()) return;
+  const std::string& program = out.command.front();
+  const bool relative_path = program.find('/') != std::string::npos && program.front() != '/';
+  if (relative_path && out.directory.empty()) return;
+  const auto problem = lookup->program_problem(program, out.directory);
+  if (!problem) return;
+  const Field f = s.field("command");
+  const auto* array = f.node != nullptr ? f.node->as_array() : nullptr;
+  const toml::node* first = array != nullptr && !array->empty() ? array->get(0) : f.node;
+  report(s.diag(), {first, f.key + "[0]", first != nullptr ? place_of(*first) : f.place},
+         fmt::format("cannot run {}: {}", quoted(program), *problem));
 }
 
 // Keys of features that do not work yet: accepting them would promise what is not done.
@@ -262,8 +289,16 @@ void read_worker(const Section& s, int usable_cpus, WorkerConfig& out) {
   read_command(s, out);
   read_count(s, usable_cpus, out);
   if (auto v = read_string(s.diag(), s.field("directory"))) out.directory = *v;
-  if (auto v = read_string(s.diag(), s.field("user"))) out.user = *v;
-  if (auto v = read_string(s.diag(), s.field("group"))) out.group = *v;
+  const Field user = s.field("user");
+  if (auto v = read_string(s.diag(), user)) {
+    out.user = *v;
+    check_user(s.diag(), user, *v);
+  }
+  const Field group = s.field("group");
+  if (auto v = read_string(s.diag(), group)) {
+    out.group = *v;
+    check_group(s.diag(), group, *v);
+  }
   read_env(s, out);
   // ready is checked against ready_timeout, so that comes first; when ready_timeout is
   // itself wrong, the comparison is skipped rather than made against the default.
@@ -281,6 +316,7 @@ void read_worker(const Section& s, int usable_cpus, WorkerConfig& out) {
   read_max_surge(s, out);
   reject_planned(s, "max_memory");
   reject_planned(s, "max_lifetime");
+  check_program(s, out);
 }
 
 }  // namespace preforkd::config_detail

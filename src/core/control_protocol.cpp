@@ -15,12 +15,34 @@ using nlohmann::json;
 // Built by appending: GCC 12 at -O3 reports a false -Werror=restrict for "'" + std::string&&.
 std::string echoed(std::string_view text) {
   constexpr std::size_t max_echo = 64;
+  std::size_t cut = text.size();
+  if (cut > max_echo) {
+    cut = max_echo;
+    // Cut on a character boundary, so the message stays valid UTF-8 for the JSON reply.
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  }
+  // Control characters are escaped: preforkctl prints the message to a terminal, on one line.
   std::string out(1, '\'');
-  if (text.size() <= max_echo) return out.append(text).append(1, '\'');
-  std::size_t cut = max_echo;
-  // Cut on a character boundary, so the message stays valid UTF-8 for the JSON reply.
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return out.append(text.substr(0, cut)).append("...'");
+  for (const char c : text.substr(0, cut)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out.append("\\n");
+    } else if (c == '\t') {
+      out.append("\\t");
+    } else if (c == '\r') {
+      out.append("\\r");
+    } else if (u < 0x20 || u == 0x7f) {
+      static constexpr char hex[] = "0123456789abcdef";
+      out.append("\\x");
+      out.push_back(hex[u >> 4]);
+      out.push_back(hex[u & 15]);
+    } else {
+      out.push_back(c);
+    }
+  }
+  if (cut < text.size()) out.append("...");
+  out.push_back('\'');
+  return out;
 }
 
 // nlohmann's messages start with "[json.exception.parse_error.101] "; the tag helps no one.

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <preforkd/core/limits.hpp>
 #include <preforkd/core/units.hpp>
 
 namespace preforkd {
@@ -26,6 +27,31 @@ bool is_letter(char c) {
 
 void set_why(std::string* why, std::string text) {
   if (why != nullptr) *why = std::move(text);
+}
+
+// The text as written, for a message: quoted, control characters escaped so the message
+// stays on one line, and cut when long.
+std::string shown(std::string_view text) {
+  const bool cut = text.size() > limits::echoed_bytes;
+  std::string out = "\"";
+  for (const char c : cut ? text.substr(0, limits::echoed_bytes) : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      out += fmt::format("\\u{:04X}", u);
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+  if (cut) out += fmt::format("... ({} bytes)", text.size());
+  return out;
 }
 
 // One "<number><unit>" term, as read from the front of a string.
@@ -106,14 +132,15 @@ std::string unit_list(const auto& units) {
 // Shared by durations and sizes: a sum of terms, each with a unit from `units`.
 // `what`/`example` fill the messages: "a duration"/"30s", "a size"/"512MiB".
 std::optional<std::int64_t> parse_sum(std::string_view text, const auto& units, std::string_view what,
-                                      std::string_view example, std::string* why) {
-  const std::string expected = fmt::format("expected {} such as \"{}\", got \"{}\"", what, example, text);
+                                      std::string_view example, std::int64_t max, std::string_view max_text,
+                                      std::string* why) {
+  const std::string expected = fmt::format("expected {} such as \"{}\", got {}", what, example, shown(text));
   if (text.empty()) {
     set_why(why, expected);
     return std::nullopt;
   }
   if (text.front() == '-') {
-    set_why(why, fmt::format("{} cannot be negative, got \"{}\"", what, text));
+    set_why(why, fmt::format("{} cannot be negative, got {}", what, shown(text)));
     return std::nullopt;
   }
   std::int64_t total = 0;
@@ -127,23 +154,23 @@ std::optional<std::int64_t> parse_sum(std::string_view text, const auto& units, 
     if (term->unit.empty()) {
       // A missing unit is the most common mistake ("30" for "30s"): say how to fix it.
       const bool at_end = rest.empty();
-      set_why(why, at_end ? fmt::format("missing unit in \"{}\"; add {}, e.g. \"{}\"", text, unit_list(units), example)
+      set_why(why, at_end ? fmt::format("missing unit in {}; add {}, e.g. \"{}\"", shown(text), unit_list(units), example)
                           : expected);
       return std::nullopt;
     }
     const Unit* unit = find_unit(term->unit, units);
     if (unit == nullptr) {
-      set_why(why, fmt::format("unknown unit \"{}\" in \"{}\"; use {}", term->unit, text, unit_list(units)));
+      set_why(why, fmt::format("unknown unit {} in {}; use {}", shown(term->unit), shown(text), unit_list(units)));
       return std::nullopt;
     }
     std::int64_t value = 0;
     const TermError err = term_value(*term, unit->factor, value);
     if (err == TermError::not_whole) {
-      set_why(why, fmt::format("\"{}\" is not a whole number of {}", text, units.front().name));
+      set_why(why, fmt::format("{} is not a whole number of {}", shown(text), units.front().name));
       return std::nullopt;
     }
-    if (err == TermError::overflow || __builtin_add_overflow(total, value, &total)) {
-      set_why(why, fmt::format("\"{}\" is too large", text));
+    if (err == TermError::overflow || __builtin_add_overflow(total, value, &total) || total > max) {
+      set_why(why, fmt::format("{} is too large; {} can be at most {}", shown(text), what, max_text));
       return std::nullopt;
     }
   }
@@ -153,13 +180,15 @@ std::optional<std::int64_t> parse_sum(std::string_view text, const auto& units, 
 }  // namespace
 
 std::optional<Duration> parse_duration(std::string_view text, std::string* why) {
-  const auto ms = parse_sum(text, duration_units, "a duration", "30s", why);
+  static const std::string max_text = format_duration(limits::max_duration) + " (30 days)";
+  const auto ms = parse_sum(text, duration_units, "a duration", "30s", limits::max_duration.count(), max_text, why);
   if (!ms) return std::nullopt;
   return Duration(*ms);
 }
 
 std::optional<std::uint64_t> parse_size(std::string_view text, std::string* why) {
-  const auto bytes = parse_sum(text, size_units, "a size", "512MiB", why);
+  const auto bytes = parse_sum(text, size_units, "a size", "512MiB", static_cast<std::int64_t>(limits::max_size_bytes),
+                               "1024GiB (1 TiB)", why);
   if (!bytes) return std::nullopt;
   return static_cast<std::uint64_t>(*bytes);
 }

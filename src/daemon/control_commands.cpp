@@ -2,6 +2,7 @@
 
 #include <preforkd/daemon/master.hpp>
 
+#include <preforkd/os/fd_limit.hpp>
 #include <preforkd/os/proc_stats.hpp>
 #include <preforkd/version.hpp>
 
@@ -39,6 +40,10 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
       auto target = request.scale.resolve(supervisor_->target_count());
       if (!target) return respond(control::make_error(target.error()));
       const int from = supervisor_->target_count();
+      if (auto limit = os::current_fd_limit(); limit && *target > from) {
+        if (Status fits = os::check_fd_limit(config_, *target, *limit); !fits)
+          return respond(control::make_error("cannot scale to " + std::to_string(*target) + ": " + fits.error()));
+      }
       if (Status st = supervisor_->scale(*target); !st) return respond(control::make_error(st.error()));
       respond(control::make_ok({{"message", fmt::format("scaled from {} to {} workers", from, *target)},
                                 {"workers", *target}}));

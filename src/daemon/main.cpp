@@ -7,6 +7,8 @@
 #include <preforkd/daemon/master.hpp>
 #include <preforkd/os/children.hpp>
 #include <preforkd/os/cpu.hpp>
+#include <preforkd/os/fd_limit.hpp>
+#include <preforkd/os/system_lookup.hpp>
 #include <preforkd/version.hpp>
 
 #include <CLI/CLI.hpp>
@@ -50,8 +52,11 @@ int main(int argc, char** argv) {
     return exit_usage;
   }
 
-  // Read and validate the whole config before touching anything.
-  ConfigResult loaded = load_config(opt.config, os::read_usable_cpus());
+  // Read and validate the whole config before touching anything. --check also looks up the
+  // users, groups and program, so what would fail at start is reported with its place.
+  const char* path_env = std::getenv("PATH");
+  const SystemLookup lookup = os::system_lookup(path_env != nullptr ? path_env : "/usr/bin:/bin");
+  ConfigResult loaded = load_config(opt.config, os::read_usable_cpus(), opt.check ? &lookup : nullptr);
   if (!loaded.errors.empty()) {
     for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
     return exit_config;
@@ -68,6 +73,15 @@ int main(int argc, char** argv) {
   daemon::setup_logging(config.daemon.log_level, config.daemon.log_format);
   // A broken pipe is an error return for the master, not a death; workers get SIG_DFL back.
   std::signal(SIGPIPE, SIG_IGN);
+
+  // As many descriptors as allowed, and refuse a config that cannot fit rather than run
+  // with every spawn failing on EMFILE.
+  if (auto fd_limit = os::raise_fd_limit(); !fd_limit) {
+    spdlog::warn("{}, ignoring", fd_limit.error());
+  } else if (Status fits = os::check_fd_limit(config, config.worker.count, *fd_limit); !fits) {
+    spdlog::error("{}", fits.error());
+    return exit_failed;
+  }
 
   // The master binds every socket itself; a failure here stops start-up.
   auto listeners = os::ListenerSet::open(config.listeners, config.worker.count);

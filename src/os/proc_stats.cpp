@@ -126,7 +126,20 @@ Result<PeerCredentials> read_peer_credentials(int socket_fd) {
   if (::getsockopt(socket_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
     return Error{std::string("getsockopt(SO_PEERCRED): ") + std::strerror(errno)};
   }
-  return PeerCredentials{cred.pid, cred.uid, cred.gid};
+  PeerCredentials peer{cred.pid, cred.uid, cred.gid, {}};
+  // SO_PEERGROUPS (Linux 4.13) says how much room it needs with ERANGE; the groups are
+  // the peer's as of connect(), so a retry sees the same count.
+  peer.groups.resize(16);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    socklen_t bytes = static_cast<socklen_t>(peer.groups.size() * sizeof(gid_t));
+    if (::getsockopt(socket_fd, SOL_SOCKET, SO_PEERGROUPS, peer.groups.data(), &bytes) == 0) {
+      peer.groups.resize(bytes / sizeof(gid_t));
+      return peer;
+    }
+    if (errno != ERANGE) return Error{std::string("getsockopt(SO_PEERGROUPS): ") + std::strerror(errno)};
+    peer.groups.resize(bytes / sizeof(gid_t) + 1);
+  }
+  return Error{"getsockopt(SO_PEERGROUPS): the group list keeps changing size"};
 }
 
 Result<std::vector<gid_t>> read_supplementary_groups(pid_t pid) {

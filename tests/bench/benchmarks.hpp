@@ -10,5 +10,15 @@ void throughput();  // bench_throughput.cpp
 void churn();       // bench_churn.cpp
 void status();      // bench_status.cpp
 void reload();      // bench_reload.cpp
+void soak();        // bench_soak.cpp
+
+// The sizes of the soak, set from main's --restarts= --scale-cycles= --reloads= --requests=.
+struct SoakSizes {
+  int restarts = 10000;
+  int scale_cycles = 2000;
+  int reloads = 500;
+  int requests = 100000;
+};
+extern SoakSizes soak_sizes;
 
 }  // namespace bench

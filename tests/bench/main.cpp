@@ -8,6 +8,7 @@
 #include <sys/prctl.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -34,6 +35,8 @@ const std::vector<Entry>& entries() {
       {"churn", "fresh-connection client while workers are SIGKILLed: preforkd vs. the Fiber way", bench::churn},
       {"status", "control socket status request time with 256 workers", bench::status},
       {"reload", "rolling reload of 8 demo workers: time, and failed requests during 20 reloads", bench::reload},
+      {"soak", "restarts, scale cycles, good/bad reloads, requests: master fds, RssAnon, processes (not in the default run)",
+       bench::soak},
   };
   return all;
 }
@@ -48,7 +51,9 @@ std::string load_average() {
 }
 
 void usage(std::FILE* to) {
-  std::fprintf(to, "usage: preforkd_bench [--list] [NAME...]\n\nRuns the named benchmarks (all when none is named):\n");
+  std::fprintf(to,
+               "usage: preforkd_bench [--list] [--restarts=N --scale-cycles=N --reloads=N --requests=N] [NAME...]\n\n"
+               "Runs the named benchmarks (all but soak when none is named); the --flags size the soak:\n");
   for (const auto& e : entries()) std::fprintf(to, "  %-11s %s\n", e.name, e.what);
 }
 
@@ -62,6 +67,22 @@ int main(int argc, char** argv) {
       usage(stdout);
       return 0;
     }
+    if (arg.starts_with("--") && arg.find('=') != std::string::npos) {
+      const std::string key = arg.substr(2, arg.find('=') - 2);
+      const int value = std::atoi(arg.c_str() + arg.find('=') + 1);
+      int* field = key == "restarts"       ? &bench::soak_sizes.restarts
+                   : key == "scale-cycles" ? &bench::soak_sizes.scale_cycles
+                   : key == "reloads"      ? &bench::soak_sizes.reloads
+                   : key == "requests"     ? &bench::soak_sizes.requests
+                                           : nullptr;
+      if (field == nullptr || value < 0) {
+        std::fprintf(stderr, "preforkd_bench: unknown flag '%s'\n\n", arg.c_str());
+        usage(stderr);
+        return 2;
+      }
+      *field = value;
+      continue;
+    }
     const Entry* found = nullptr;
     for (const auto& e : entries())
       if (arg == e.name) found = &e;
@@ -73,7 +94,8 @@ int main(int argc, char** argv) {
     chosen.push_back(found);
   }
   if (chosen.empty())
-    for (const auto& e : entries()) chosen.push_back(&e);
+    for (const auto& e : entries())
+      if (std::strcmp(e.name, "soak") != 0) chosen.push_back(&e);
 
   // Orphans (workers of a preforkd that was killed) come back to us, to be reaped.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);

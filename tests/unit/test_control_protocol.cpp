@@ -242,3 +242,14 @@ TEST_CASE("the status document reads back what was written", "[control_protocol]
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.error() == "shutting down");
 }
+
+TEST_CASE("control characters a client sent are escaped in the error, which stays one line", "[control_protocol]") {
+  // The JSON reply carries them escaped, but preforkctl prints the message to a terminal.
+  auto r = parse_request(R"({"cmd":"st\u001b[31matus\nx\ty"})");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error() == R"(unknown command 'st\x1b[31matus\nx\ty')");
+  r = parse_request(R"({"cmd":"scale","count":1,"a\u0007b":1})");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().find("\\x07") != std::string::npos);
+  CHECK(r.error().find('\x07') == std::string::npos);
+}

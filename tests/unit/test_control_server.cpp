@@ -110,6 +110,17 @@ class Client {
       off += static_cast<std::size_t>(n);
     }
   }
+  // Sends what the socket takes now, without blocking; the number of bytes sent.
+  std::size_t send_some(const std::string& data) {
+    const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
+  // Something to read (or EOF) within `ms`.
+  bool readable(int ms) {
+    if (!buffer_.empty()) return true;
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, ms) > 0;
+  }
   void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
   void close() {
     if (fd_ >= 0) ::close(std::exchange(fd_, -1));
@@ -459,4 +470,90 @@ TEST_CASE("peers that are not root, the owner or in the group are refused", "[co
   const std::string served = as_nobody(nobody);
   REQUIRE_FALSE(served.empty());
   CHECK(is_ok(json::parse(served), "status"));
+}
+
+TEST_CASE("a request that trickles in times out from its first byte, not its last", "[control_server]") {
+  // Issue 13: one byte every 4 s kept a connection forever (the timeout restarted on each).
+  Fixture f;
+  auto o = f.options();
+  o.idle_timeout = 300ms;
+  f.start(o);
+  Client c(f.path());
+  const auto start = std::chrono::steady_clock::now();
+  const std::string request = "{\"cmd\":\"status\"" + std::string(200, ' ');
+  std::size_t sent = 0;
+  // One byte each 50 ms (pacing the trickle, not waiting for anything), until the server
+  // answers or 10 s pass.
+  while (!c.readable(50) && std::chrono::steady_clock::now() - start < 10s) {
+    c.send(std::string(1, request[sent % request.size()]));
+    ++sent;
+  }
+  const auto waited = std::chrono::steady_clock::now() - start;
+  CHECK(error_of(c.reply()) == "request timed out: no end of line after 300ms");
+  CHECK(c.closed_by_server());
+  CHECK(waited < 5s);
+}
+
+TEST_CASE("when full, the connection waiting longest for a complete request makes room", "[control_server]") {
+  // Issue 13: connections trickling bytes locked `preforkctl status` out ("too many clients").
+  Fixture f;
+  auto o = f.options();
+  o.max_clients = 2;
+  f.start(o);
+  Client oldest(f.path());
+  oldest.send("{");
+  REQUIRE(f.wait_for([&] { return f.loop.call([&] { return f.server->clients(); }) == 1; }));
+  Client newer(f.path());
+  newer.send("{\"cmd\"");
+  REQUIRE(f.wait_for([&] { return f.loop.call([&] { return f.server->clients(); }) == 2; }));
+
+  Client status(f.path());
+  status.send("{\"cmd\":\"status\"}\n");
+  CHECK(is_ok(status.reply(), "status"));
+  CHECK(oldest.closed_by_server());
+  // The other one keeps its place and finishes its request.
+  newer.send(":\"status\"}\n");
+  CHECK(is_ok(newer.reply(), "status"));
+}
+
+TEST_CASE("a client that does not read its replies is not read either", "[control_server]") {
+  // Issue 13: pipelining without reading grew the master to 1 GB of replies.
+  Fixture f;
+  auto o = f.options();
+  o.max_unsent_bytes = 64 * 1024;
+  f.start(o);
+  Client c(f.path());
+  const std::string request = "{\"cmd\":\"status\"}\n";
+  const std::string batch = [&] {
+    std::string b;
+    for (int i = 0; i < 256; ++i) b += request;
+    return b;
+  }();
+  // Send whole requests as long as the server takes them; stop when it has taken none for
+  // 500 ms (it stopped reading) or after 10 MB.
+  std::size_t sent = 0;
+  std::string pending;
+  auto last_progress = std::chrono::steady_clock::now();
+  while (sent < 10 * 1024 * 1024 && std::chrono::steady_clock::now() - last_progress < 500ms) {
+    if (pending.empty()) pending = batch;
+    const std::size_t n = c.send_some(pending);
+    if (n > 0) {
+      pending.erase(0, n);
+      sent += n;
+      last_progress = std::chrono::steady_clock::now();
+    } else {
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+  // The last request may be cut: only the whole ones are answered.
+  const std::size_t requests = sent / request.size();
+  const std::size_t unsent = f.loop.call([&] { return f.server->unsent_bytes(); });
+  INFO("sent " << sent << " bytes, unsent replies " << unsent);
+  CHECK(sent < 10 * 1024 * 1024);
+  CHECK(unsent <= o.max_unsent_bytes + 1024);
+
+  // Reading the replies lets it go on: every request is answered, in order.
+  std::size_t answered = 0;
+  while (answered < requests && is_ok(c.reply(), "status")) ++answered;
+  CHECK(answered == requests);
 }

@@ -48,8 +48,16 @@ TEST_CASE("parse_duration says why a text is not a duration", "[units]") {
       {"-1s", R"(a duration cannot be negative, got "-1s")"},
       {"0.5ms", R"("0.5ms" is not a whole number of ms)"},
       {"1.0001s", R"("1.0001s" is not a whole number of ms)"},
-      {"99999999999999999999h", R"("99999999999999999999h" is too large)"},
-      {"9999999999999999h", R"("9999999999999999h" is too large)"},
+      {"99999999999999999999h", R"("99999999999999999999h" is too large; a duration can be at most 720h (30 days))"},
+      {"9999999999999999h", R"("9999999999999999h" is too large; a duration can be at most 720h (30 days))"},
+      // Issue 13: this passed --check and overflowed WATCHDOG_USEC at spawn.
+      {"9223372036854775807ms",
+       R"("9223372036854775807ms" is too large; a duration can be at most 720h (30 days))"},
+      {"720h1ms", R"("720h1ms" is too large; a duration can be at most 720h (30 days))"},
+      {"721h", R"("721h" is too large; a duration can be at most 720h (30 days))"},
+      // Control characters are escaped, so the message stays on one line.
+      {"1\x1bs", R"(expected a duration such as "30s", got "1\u001Bs")"},
+      {"1\ns", R"(expected a duration such as "30s", got "1\ns")"},
   };
   for (const auto& [text, expected] : bad) {
     INFO(text);
@@ -57,6 +65,17 @@ TEST_CASE("parse_duration says why a text is not a duration", "[units]") {
     CHECK_FALSE(parse_duration(text, &why).has_value());
     CHECK(why == expected);
   }
+}
+
+TEST_CASE("parse_duration accepts up to the documented maximum", "[units]") {
+  CHECK(parse_duration("720h") == Duration(720h));
+  CHECK(parse_duration("719h59m59s999ms") == Duration(720h) - Duration(1ms));
+  CHECK(parse_size("1024GiB") == (1ull << 40));
+  // A long text is echoed cut, with its size.
+  std::string why;
+  CHECK_FALSE(parse_duration(std::string(100000, 'x'), &why).has_value());
+  CHECK(why.size() < 400);
+  CHECK(why.find("... (100000 bytes)") != std::string::npos);
 }
 
 TEST_CASE("parse_duration works without a why", "[units]") {
@@ -109,7 +128,8 @@ TEST_CASE("parse_size says why a text is not a size", "[units]") {
       {"MiB", R"(expected a size such as "512MiB", got "MiB")"},
       {"-1MiB", R"(a size cannot be negative, got "-1MiB")"},
       {"0.3B", R"("0.3B" is not a whole number of B)"},
-      {"99999999999GiB", R"("99999999999GiB" is too large)"},
+      {"99999999999GiB", R"("99999999999GiB" is too large; a size can be at most 1024GiB (1 TiB))"},
+      {"1025GiB", R"("1025GiB" is too large; a size can be at most 1024GiB (1 TiB))"},
   };
   for (const auto& [text, expected] : bad) {
     INFO(text);

@@ -4,6 +4,7 @@
 #include <preforkd/core/address.hpp>
 #include <preforkd/core/units.hpp>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -85,11 +86,26 @@ struct ConfigResult {
   std::vector<ConfigError> errors;  // every problem found, in file order
 };
 
+// What `preforkd --check` looks up on the system, so that what would fail at start is
+// reported with its file:line:col. Injectable: unit tests and the fuzzer pass fakes, and
+// os::system_lookup() is the real one. An empty function is not consulted.
+struct SystemLookup {
+  // False for a user or group that does not exist (names; numeric ids are always accepted).
+  std::function<bool(const std::string& name)> user_exists;
+  std::function<bool(const std::string& name)> group_exists;
+  // Why the program cannot be started, resolved as at start (PATH for a bare name, the
+  // worker's directory for a relative path), e.g. "not found in PATH"; nullopt when it can.
+  std::function<std::optional<std::string>(const std::string& program, const std::string& directory)>
+      program_problem;
+};
+
 // Parses TOML text. `file` is used in messages only; `usable_cpus` resolves count = "auto".
-[[nodiscard]] ConfigResult parse_config(std::string_view text, const std::string& file, int usable_cpus);
+// With a `lookup`, users, groups and the program are checked too.
+[[nodiscard]] ConfigResult parse_config(std::string_view text, const std::string& file, int usable_cpus,
+                                        const SystemLookup* lookup = nullptr);
 
 // Reads and parses a file.
-[[nodiscard]] ConfigResult load_config(const std::string& file, int usable_cpus);
+[[nodiscard]] ConfigResult load_config(const std::string& file, int usable_cpus, const SystemLookup* lookup = nullptr);
 
 [[nodiscard]] const char* to_string(LogLevel v);
 [[nodiscard]] const char* to_string(RestartMode v);

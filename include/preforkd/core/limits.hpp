@@ -2,7 +2,9 @@
 // Hard limits shared by the config, the control protocol, the supervisor and spawn: one
 // home for each, so they cannot drift apart.
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 
 namespace preforkd {
 
@@ -14,3 +16,58 @@ inline constexpr int max_workers = 1024;
 inline constexpr std::size_t max_listen_fds = 1024;
 
 }  // namespace preforkd
+
+// Every bound on what a config file or a control client can make the master hold or do,
+// in one place. The README's "Limits" table lists the same values; change both together.
+
+namespace preforkd::limits {
+
+// ---- the config file ----
+
+// A config file is a page of text; anything far bigger is the wrong file.
+inline constexpr std::size_t config_bytes = 1024 * 1024;
+// Tables, arrays and dotted-key segments nested inside each other: in [a.b] c.d = [[1]]
+// the inner array is at level 5 (a, b, c, d: the outer array is d's value, then the inner).
+// Checked before toml++ sees the text: its parser and its tables recurse once per level.
+inline constexpr int config_depth = 16;
+// One string value (a command argument, an env value, a path, ...).
+inline constexpr std::size_t string_bytes = 64 * 1024;
+// Array lengths.
+inline constexpr std::size_t listen_entries = 64;
+inline constexpr std::size_t command_args = 4096;
+inline constexpr std::size_t env_entries = 4096;
+inline constexpr std::size_t fatal_exit_codes = 256;
+// Errors printed for one file; the rest are counted ("... and N more errors").
+inline constexpr std::size_t config_errors = 50;
+// The did-you-mean suggestion is computed only for words this short (it is quadratic).
+inline constexpr std::size_t suggestion_chars = 64;
+// A value echoed in an error message is cut after this many bytes.
+inline constexpr std::size_t echoed_bytes = 200;
+
+// Durations: 0 to 30 days. A longer timeout is a mistake, and milliseconds, microseconds
+// (WATCHDOG_USEC) and libuv's timers all hold it without overflow.
+inline constexpr std::chrono::milliseconds max_duration = std::chrono::hours(24 * 30);
+// Sizes: 0 to 1 TiB.
+inline constexpr std::uint64_t max_size_bytes = std::uint64_t{1} << 40;
+
+// ---- the control socket ----
+
+// One request line (the same value as control::max_request_bytes).
+inline constexpr std::size_t control_request_bytes = 64 * 1024;
+// A whole request, from its first byte to its newline, and a reply being written, must
+// finish within this (not reset per byte); an idle connection is closed after it too.
+inline constexpr std::chrono::milliseconds control_request_deadline = std::chrono::seconds(10);
+// Reply bytes written but not yet read by one client; above it the master stops reading
+// that client's requests until it reads its replies.
+inline constexpr std::size_t control_unsent_bytes = 1024 * 1024;
+// Connections served at once; when full, the connection that has waited longest without
+// a complete request is closed to make room.
+inline constexpr std::size_t control_clients = 256;
+
+// ---- file descriptors ----
+
+// Descriptors the master keeps beside listeners and worker pipes (log, control socket and
+// its clients, notify socket, signal pipes, /proc reads), checked against RLIMIT_NOFILE.
+inline constexpr std::size_t fd_margin = 32;
+
+}  // namespace preforkd::limits

@@ -2,16 +2,23 @@
 // The master's control socket: a Unix stream server on the loop that reads one JSON
 // request per line, hands it to the supervisor, and writes one JSON reply per line.
 //
-// Hard limits, since any allowed local user can connect: a request line is at most
-// control::max_request_bytes; at most max_clients connections are served at once (the
-// next is told so and closed); a connection that sits idle, with or without half a line,
-// for idle_timeout is closed. None of these ever stops the server for anyone else.
+// Hard limits, since any allowed local user can connect (values in core/limits.hpp):
+// - a request line is at most control::max_request_bytes;
+// - a request must be complete within idle_timeout of the connection or of the previous
+//   reply, however slowly its bytes trickle in; a connection idle that long is closed;
+// - at most max_unsent_bytes of replies wait for one client to read them; past that its
+//   requests are not read until it reads;
+// - at most max_clients connections are served at once. When full, the connection that has
+//   waited longest for a complete request (silent or trickling) is closed to make room;
+//   when none is waiting, the newcomer is told so and closed.
+// None of these ever stops the server for anyone else.
 //
-// Peers are checked with SO_PEERCRED when they connect: root, the master's effective uid
-// and members of the control group (primary or supplementary) are served; anyone else gets
-// an error reply, a warning in the log, and a closed connection.
+// Peers are checked with SO_PEERCRED and SO_PEERGROUPS when they connect: root, the
+// master's effective uid and members of the control group (primary or supplementary) are
+// served; anyone else gets an error reply, a warning in the log, and a closed connection.
 
 #include <preforkd/core/control_protocol.hpp>
+#include <preforkd/core/limits.hpp>
 #include <preforkd/core/result.hpp>
 #include <preforkd/core/units.hpp>
 #include <preforkd/daemon/uv_handle.hpp>
@@ -34,16 +41,19 @@ namespace preforkd::daemon {
 struct ControlServerOptions {
   // Connections served at once. A status request takes well under a millisecond, so this
   // only matters against a client that opens connections and holds them.
-  static constexpr std::size_t default_max_clients = 256;
-  // How long a connection may sit without a complete request (or with a reply it does not
-  // read) before it is closed. preforkctl sends its request as soon as it connects.
-  static constexpr Duration default_idle_timeout = std::chrono::seconds(10);
+  static constexpr std::size_t default_max_clients = limits::control_clients;
+  // How long a connection may take to complete a request (or to read a reply) before it is
+  // closed. preforkctl sends its request as soon as it connects.
+  static constexpr Duration default_idle_timeout = limits::control_request_deadline;
+  // Reply bytes one client may leave unread before its requests stop being read.
+  static constexpr std::size_t default_max_unsent_bytes = limits::control_unsent_bytes;
 
   std::string path;
   mode_t mode = 0600;
   std::optional<gid_t> group;  // control_group: may connect; owns the socket file
   std::size_t max_clients = default_max_clients;
   Duration idle_timeout = default_idle_timeout;
+  std::size_t max_unsent_bytes = default_max_unsent_bytes;
 };
 
 class ControlServer {
@@ -71,6 +81,8 @@ class ControlServer {
   [[nodiscard]] const std::string& path() const { return options_.path; }
   // Connections being served (not counting refused ones that are being closed).
   [[nodiscard]] std::size_t clients() const { return active_; }
+  // Reply bytes written but not yet taken by the clients, over all connections.
+  [[nodiscard]] std::size_t unsent_bytes() const { return unsent_; }
 
  private:
   class Connection;
@@ -79,6 +91,7 @@ class ControlServer {
   static void on_connection(uv_stream_t* listener, int status);
   void accept_one();
   [[nodiscard]] bool allowed(const os::PeerCredentials& peer) const;
+  [[nodiscard]] bool make_room();
   void forget(Connection* connection);
 
   uv_loop_t* loop_;
@@ -90,6 +103,10 @@ class ControlServer {
   ino_t socket_ino_ = 0;
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
   std::size_t active_ = 0;
+  std::size_t unsent_ = 0;
+  // Reply bytes written since the allocator was last trimmed (see forget()).
+  static constexpr std::size_t trim_after_bytes = 1024 * 1024;
+  std::size_t written_since_trim_ = 0;
 };
 
 }  // namespace preforkd::daemon

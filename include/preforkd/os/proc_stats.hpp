@@ -39,8 +39,11 @@ struct PeerCredentials {
   pid_t pid = 0;
   uid_t uid = 0;
   gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups (SO_PEERGROUPS)
 };
 
+// From the socket itself (SO_PEERCRED and SO_PEERGROUPS), as the kernel recorded them at
+// connect(): never from /proc/<pid>, whose pid may already belong to another process.
 [[nodiscard]] Result<PeerCredentials> read_peer_credentials(int socket_fd);
 
 // A process's supplementary groups, from /proc/<pid>/status.
