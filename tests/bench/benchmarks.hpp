@@ -10,5 +10,6 @@ void throughput();  // bench_throughput.cpp
 void churn();       // bench_churn.cpp
 void status();      // bench_status.cpp
 void reload();      // bench_reload.cpp
+void balance();     // bench_balance.cpp
 
 }  // namespace bench

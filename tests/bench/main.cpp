@@ -34,6 +34,7 @@ const std::vector<Entry>& entries() {
       {"churn", "fresh-connection client while workers are SIGKILLed: preforkd vs. the Fiber way", bench::churn},
       {"status", "control socket status request time with 256 workers", bench::status},
       {"reload", "rolling reload of 8 demo workers: time, and failed requests during 20 reloads", bench::reload},
+      {"balance", "hash, shared and load-balanced listeners: sync and event-loop workers under wrk", bench::balance},
   };
   return all;
 }

@@ -110,6 +110,9 @@ class Supervisor {
   std::function<void()> on_finished;
   // Runs after any change of a worker's state (for sd_notify STATUS= and READY=1).
   std::function<void()> on_change;
+  // When set, steers new connections within `live` (the slots that may take them)
+  // instead of to all of them (the balancer, for balance = "load").
+  std::function<void(const std::vector<int>& live)> on_steer;
 
   [[nodiscard]] const std::vector<Slot>& slots() const { return slots_; }
   [[nodiscard]] std::vector<Slot>& slots() { return slots_; }
