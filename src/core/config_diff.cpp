@@ -5,7 +5,8 @@ namespace preforkd {
 namespace {
 
 bool same_listener(const ListenConfig& a, const ListenConfig& b) {
-  return a.name == b.name && a.address.text == b.address.text && a.mode == b.mode && a.backlog == b.backlog;
+  return a.name == b.name && a.address.text == b.address.text && a.mode == b.mode && a.balance == b.balance &&
+         a.backlog == b.backlog;
 }
 
 bool same_listeners(const std::vector<ListenConfig>& a, const std::vector<ListenConfig>& b) {

@@ -13,9 +13,11 @@
 namespace preforkd::config_detail {
 namespace {
 
-constexpr std::array<std::string_view, 4> listen_keys{"name", "address", "mode", "backlog"};
+constexpr std::array<std::string_view, 5> listen_keys{"name", "address", "mode", "balance", "backlog"};
 constexpr std::array<Choice<ListenMode>, 2> listen_modes{
     {{"reuseport", ListenMode::reuseport}, {"shared", ListenMode::shared}}};
+constexpr std::array<Choice<ListenBalance>, 2> listen_balances{
+    {{"load", ListenBalance::load}, {"hash", ListenBalance::hash}}};
 constexpr std::size_t max_name = 255;
 constexpr std::int64_t max_backlog = 65535;
 
@@ -99,6 +101,19 @@ void read_mode(const Section& s, Entry& e) {
   e.listen.mode = mode.value_or(is_unix ? ListenMode::shared : ListenMode::reuseport);
 }
 
+// Only per-slot sockets can be steered: on a shared socket the key would be ignored.
+void read_balance(const Section& s, Entry& e) {
+  const Field f = s.field("balance");
+  const auto balance = read_choice(s.diag(), f, listen_balances);
+  if (!balance) return;
+  if (e.listen.mode != ListenMode::reuseport) {
+    report(s.diag(), f, fmt::format(R"(applies only to mode = "reuseport" (one socket per slot), got "{}" with mode = "{}")",
+                                    to_string(*balance), to_string(e.listen.mode)));
+    return;
+  }
+  e.listen.balance = *balance;
+}
+
 std::optional<Entry> read_entry(Diagnostics& diag, const toml::node& node, std::size_t index) {
   Entry e;
   e.prefix = fmt::format("listen[{}]", index);
@@ -112,6 +127,7 @@ std::optional<Entry> read_entry(Diagnostics& diag, const toml::node& node, std::
   read_name(s, index, e);
   read_address(s, e);
   read_mode(s, e);
+  read_balance(s, e);
   if (auto backlog = read_integer(diag, s.field("backlog"), 1, max_backlog))
     e.listen.backlog = static_cast<int>(*backlog);
   return e;
@@ -163,3 +179,17 @@ void read_listeners(Diagnostics& diag, const Field& field, std::vector<ListenCon
 }
 
 }  // namespace preforkd::config_detail
+
+namespace preforkd {
+
+const char* to_string(ListenBalance v) {
+  switch (v) {
+    case ListenBalance::load:
+      return "load";
+    case ListenBalance::hash:
+      return "hash";
+  }
+  return "?";
+}
+
+}  // namespace preforkd

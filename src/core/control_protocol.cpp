@@ -346,11 +346,14 @@ void to_json(json& j, const WorkerStatus& v) {
            {"rss_bytes", v.rss_bytes},
            {"cpu_percent", v.cpu_percent},
            {"last_exit", v.last_exit ? json(*v.last_exit) : json(nullptr)},
-           {"notify_status", v.notify_status}};
+           {"notify_status", v.notify_status},
+           {"activity", v.activity},
+           {"queued", v.queued}};
 }
 
 void to_json(json& j, const ListenerStatus& v) {
-  j = json{{"name", v.name}, {"address", v.address}, {"mode", v.mode}, {"queue_depth", v.queue_depth}};
+  j = json{{"name", v.name}, {"address", v.address}, {"mode", v.mode}, {"balance", v.balance},
+           {"queue_depth", v.queue_depth}};
 }
 
 void to_json(json& j, const StatusSnapshot& v) {
@@ -394,12 +397,15 @@ void from_json(const json& j, WorkerStatus& v) {
   }
   v.generation = j.value("generation", 0);
   v.notify_status = j.value("notify_status", std::string());
+  v.activity = j.value("activity", std::string("unknown"));
+  v.queued = j.value("queued", 0);
 }
 
 void from_json(const json& j, ListenerStatus& v) {
   j.at("name").get_to(v.name);
   j.at("address").get_to(v.address);
   j.at("mode").get_to(v.mode);
+  v.balance = j.value("balance", std::string());
   v.queue_depth = j.value("queue_depth", std::vector<int>());
 }
 

@@ -115,7 +115,7 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
   const char* heading = colour == Colour::on ? bold : nullptr;
   std::vector<Row> workers;
   Row header;
-  for (const char* title : {"SLOT", "PID", "STATE", "RESTARTS", "UPTIME", "RSS", "CPU%", "LAST EXIT"}) {
+  for (const char* title : {"SLOT", "PID", "STATE", "RESTARTS", "UPTIME", "RSS", "CPU%", "LOAD", "QUEUED", "LAST EXIT"}) {
     header.push_back({title, heading});
   }
   if (any_notes) header.push_back({"STATUS", heading});
@@ -129,6 +129,8 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
             {dash_if(gone, format_uptime(w.uptime_s))},
             {dash_if(gone || w.rss_bytes == 0, format_bytes(w.rss_bytes))},
             {dash_if(gone, fmt::format("{:.1f}", w.cpu_percent))},
+            {dash_if(gone || w.activity == "unknown", w.activity)},  // waiting|busy: balanced accept
+            {dash_if(gone, std::to_string(w.queued))},
             {last_exit_text(w.last_exit)}};
     if (any_notes) row.push_back({w.notify_status});
     workers.push_back(std::move(row));
@@ -139,7 +141,8 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
   if (!status.listeners.empty()) {
     std::vector<Row> listeners;
     listeners.push_back({{"LISTENER", heading}, {"ADDRESS", heading}, {"MODE", heading}, {"ACCEPT QUEUE", heading}});
-    for (const auto& l : status.listeners) listeners.push_back({{l.name}, {l.address}, {l.mode}, {queue_text(l)}});
+    for (const auto& l : status.listeners) listeners.push_back(
+        {{l.name}, {l.address}, {l.balance.empty() ? l.mode : l.mode + " (" + l.balance + ")"}, {queue_text(l)}});
     out += '\n';
     out += render_table(listeners, colour);
   }

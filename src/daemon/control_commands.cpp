@@ -117,6 +117,9 @@ control::StatusSnapshot Master::status() {
           if (auto rss = os::read_rss_bytes(run->pid)) w.rss_bytes = *rss;
         }
         w.cpu_percent = run->usage.cpu_percent;
+        const SlotSample seen = balancer_->last_seen(w.slot);
+        w.activity = to_string(seen.activity);
+        w.queued = seen.queued;
       }
     }
     if (slot.last_exit) {
@@ -138,6 +141,7 @@ control::StatusSnapshot Master::status() {
     ls.address = address_text(c.address);
     ls.mode = to_string(c.mode);
     const bool per_slot = c.mode == ListenMode::reuseport && c.address.family != AddressFamily::unix_path;
+    if (per_slot) ls.balance = to_string(c.balance);
     const int sockets = per_slot ? listeners.slot_count() : 1;
     for (int slot = 0; slot < sockets; ++slot) ls.queue_depth.push_back(listeners.accept_queue_depth(l, slot));
     s.listeners.push_back(std::move(ls));

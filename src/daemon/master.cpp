@@ -42,6 +42,9 @@ Master::Master(Config config, std::shared_ptr<const Generation> gen, os::Listene
   supervisor_ = std::make_unique<Supervisor>(&loop_, std::move(gen), std::move(listeners));
   supervisor_->on_finished = [this] { uv_stop(&loop_); };
   supervisor_->on_change = [this] { on_change(); };
+  // Balanced accept: steers within the supervisor's live set to the waiting workers.
+  balancer_ = std::make_unique<Balancer>(&loop_, *supervisor_);
+  supervisor_->on_steer = [this](const std::vector<int>& live) { balancer_->on_live_change(live); };
   if (loop_ok_) systemd_ = std::make_unique<SystemdNotifier>(&loop_);
 }
 
@@ -50,6 +53,8 @@ Master::~Master() {
   control_.reset();
   notify_.reset();
   sampler_.reset();
+  supervisor_->on_steer = nullptr;
+  balancer_.reset();
   systemd_.reset();
   supervisor_.reset();
   if (!loop_ok_) return;

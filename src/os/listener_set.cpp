@@ -314,7 +314,6 @@ Status ListenerSet::grow(int slots) {
     for (Fd& fd : added[i]) listeners_[i].fds.push_back(std::move(fd));
   }
   slots_ = slots;
-  steered_slots_ = -1;  // the groups changed: the next steer() must apply its program
   return Ok{};
 }
 
@@ -325,7 +324,6 @@ void ListenerSet::shrink(int slots) {
     if (l.per_slot) close_from_back(l.fds, static_cast<std::size_t>(slots));
   }
   slots_ = slots;
-  steered_slots_ = -1;
 }
 
 std::vector<int> ListenerSet::fds_for_slot(int slot) const {
@@ -347,26 +345,49 @@ std::string ListenerSet::fd_names() const {
   return names;
 }
 
-Status ListenerSet::steer(const std::vector<int>& live_slots) {
-  std::vector<int> live = live_slots;
-  std::sort(live.begin(), live.end());
-  live.erase(std::unique(live.begin(), live.end()), live.end());
-  for (int slot : live) {
-    if (slot < 0 || slot >= slots_) {
-      return Error{"steering: slot " + std::to_string(slot) + " does not exist (" + std::to_string(slots_) +
+namespace {
+
+Result<std::vector<int>> normalised(const std::vector<int>& slots, int slot_count) {
+  std::vector<int> out = slots;
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  for (int slot : out) {
+    if (slot < 0 || slot >= slot_count) {
+      return Error{"steering: slot " + std::to_string(slot) + " does not exist (" + std::to_string(slot_count) +
                    " slots)"};
     }
   }
-  if (steered_slots_ == slots_ && live == steered_) return Ok{};
+  return out;
+}
+
+}  // namespace
+
+Status ListenerSet::steer(const std::vector<int>& live_slots, const std::vector<int>& balanced_slots) {
+  auto live = normalised(live_slots, slots_);
+  if (!live) return Error{live.error()};
+  auto balanced = normalised(balanced_slots, slots_);
+  if (!balanced) return Error{balanced.error()};
+  Status result = Ok{};
+  for (Listener& l : listeners_) {
+    if (!l.per_slot || l.fds.empty()) continue;
+    const auto& slots = l.config.balance == ListenBalance::load ? *balanced : *live;
+    if (Status st = steer_listener(l, slots); !st && result) result = st;
+  }
+  return result;
+}
+
+Status ListenerSet::steer_listener(Listener& l, const std::vector<int>& slots) {
+  // The group grew or shrank since (l.fds.size() is the slot count): apply it again.
+  if (l.steered_slots == slots_ && slots == l.steered) return Ok{};
 
   // No live slot, or every slot live: remove the program rather than attach one. The
   // kernel then hashes over the whole group as if steering never existed, with no
   // program to run for each SYN (a program returning an out-of-range index would do the
   // same, at that cost). After unique() and the range check, size == slots_ means 0..n-1.
-  const bool detach = live.empty() || live.size() == static_cast<std::size_t>(slots_);
-  const std::vector<BpfInsn> program = detach ? std::vector<BpfInsn>{} : reuseport_steering_program(live);
+  const bool detach = slots.empty() || slots.size() == static_cast<std::size_t>(slots_);
+  const std::vector<BpfInsn> program = detach ? std::vector<BpfInsn>{} : reuseport_steering_program(slots);
   if (program.size() > BPF_MAXINSNS) {
-    return Error{"steering: " + std::to_string(live.size()) + " live slots need more than " +
+    return Error{"steering: " + std::to_string(slots.size()) + " live slots need more than " +
                  std::to_string(BPF_MAXINSNS) + " BPF instructions"};
   }
   std::vector<sock_filter> filter;
@@ -374,26 +395,44 @@ Status ListenerSet::steer(const std::vector<int>& live_slots) {
   for (const BpfInsn& in : program) filter.push_back(sock_filter{in.code, in.jt, in.jf, in.k});
   sock_fprog fprog{static_cast<unsigned short>(filter.size()), filter.data()};
 
-  steered_slots_ = -1;
-  Status result = Ok{};
-  for (const Listener& l : listeners_) {
-    if (!l.per_slot || l.fds.empty()) continue;
-    // The program belongs to the group: setting it on any member replaces it for all.
-    const int fd = l.fds.front().get();
-    if (detach) {
-      const int unused = 0;
-      if (::setsockopt(fd, SOL_SOCKET, kDetachReuseportBpf, &unused, sizeof unused) != 0 && errno != ENOENT &&
-          result) {
-        result = errno_failure(l.config, "failed to remove connection steering from", errno);
-      }
-    } else if (::setsockopt(fd, SOL_SOCKET, kAttachReuseportCbpf, &fprog, sizeof fprog) != 0 && result) {
-      result = errno_failure(l.config, "failed to steer connections of", errno);
-    }
+  l.steered_slots = -1;
+  // The program belongs to the group: setting it on any member replaces it for all.
+  const int fd = l.fds.front().get();
+  if (detach) {
+    const int unused = 0;
+    if (::setsockopt(fd, SOL_SOCKET, kDetachReuseportBpf, &unused, sizeof unused) != 0 && errno != ENOENT)
+      return errno_failure(l.config, "failed to remove connection steering from", errno);
+  } else if (::setsockopt(fd, SOL_SOCKET, kAttachReuseportCbpf, &fprog, sizeof fprog) != 0) {
+    return errno_failure(l.config, "failed to steer connections of", errno);
   }
-  if (!result) return result;
-  steered_ = std::move(live);
-  steered_slots_ = slots_;
+  l.steered = slots;
+  l.steered_slots = slots_;
   return Ok{};
+}
+
+bool ListenerSet::balances_on_load() const {
+  return std::ranges::any_of(listeners_, [](const Listener& l) {
+    return l.per_slot && l.config.balance == ListenBalance::load;
+  });
+}
+
+std::vector<ino_t> ListenerSet::socket_inodes_for_slot(int slot) const {
+  std::vector<ino_t> out;
+  for (int fd : fds_for_slot(slot)) {
+    struct stat st {};
+    if (::fstat(fd, &st) == 0) out.push_back(st.st_ino);
+  }
+  return out;
+}
+
+int ListenerSet::balanced_queue_depth(int slot) const {
+  int total = 0;
+  for (std::size_t i = 0; i < listeners_.size(); ++i) {
+    const Listener& l = listeners_[i];
+    if (!l.per_slot || l.config.balance != ListenBalance::load) continue;
+    total += std::max(accept_queue_depth(i, slot), 0);
+  }
+  return total;
 }
 
 int ListenerSet::accept_queue_depth(std::size_t listener, int slot) const {

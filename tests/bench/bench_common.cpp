@@ -305,6 +305,7 @@ std::string to_toml(const Setup& s) {
   }
   out += s.worker_extra;
   out += "\n[[listen]]\nname = \"http\"\naddress = " + toml_string(s.listen) + "\n";
+  out += s.listen_extra;
   return out;
 }
 

@@ -122,6 +122,7 @@ struct Setup {
   std::string listen;          // "127.0.0.1:PORT"; empty: a free port is picked
   std::string control_socket;  // empty: <dir>/ctl.sock
   std::string worker_extra;    // raw [worker] lines
+  std::string listen_extra;    // raw [[listen]] lines (mode, balance)
 };
 std::string to_toml(const Setup& setup);
 

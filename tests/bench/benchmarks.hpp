@@ -11,6 +11,7 @@ void churn();       // bench_churn.cpp
 void status();      // bench_status.cpp
 void reload();      // bench_reload.cpp
 void soak();        // bench_soak.cpp
+void balance();     // bench_balance.cpp
 
 // The sizes of the soak, set from main's --restarts= --scale-cycles= --reloads= --requests=.
 struct SoakSizes {

@@ -37,6 +37,7 @@ const std::vector<Entry>& entries() {
       {"reload", "rolling reload of 8 demo workers: time, and failed requests during 20 reloads", bench::reload},
       {"soak", "restarts, scale cycles, good/bad reloads, requests: master fds, RssAnon, processes (not in the default run)",
        bench::soak},
+      {"balance", "hash, shared and load-balanced listeners: sync and event-loop workers under wrk", bench::balance},
   };
   return all;
 }

@@ -534,3 +534,61 @@ TEST_CASE("reuseport_steering_program shapes") {
     CHECK(kernel_accepts(p));
   }
 }
+
+TEST_CASE("balance = load listeners follow the balanced set, hash listeners the live set") {
+  ListenConfig hashed = tcp4("hashed", free_port());
+  hashed.balance = preforkd::ListenBalance::hash;
+  auto set = ListenerSet::open({tcp4("loaded", free_port()), hashed}, 3);
+  REQUIRE(set.ok());
+  CHECK(set->balances_on_load());
+  // Live {0, 2}; of those only slot 2 waits.
+  REQUIRE(set->steer({0, 2}, {2}).ok());
+  std::vector<int> loaded, hashed_fds;
+  for (int slot = 0; slot < 3; ++slot) {
+    loaded.push_back(set->fds_for_slot(slot).at(0));
+    hashed_fds.push_back(set->fds_for_slot(slot).at(1));
+  }
+  {
+    auto clients = connect_many(local_port(loaded[0]), kConnections);
+    CHECK(accept_all(loaded, kConnections) == std::vector<int>{0, 0, kConnections});
+  }
+  {
+    auto clients = connect_many(local_port(hashed_fds[0]), kConnections);
+    const auto counts = accept_all(hashed_fds, kConnections);
+    CHECK(counts[1] == 0);
+    CHECK(counts[0] > 0);  // misses with probability 2^-20
+    CHECK(counts[2] > 0);
+  }
+  // A new balanced set re-steers only the load listener.
+  REQUIRE(set->steer({0, 2}, {0}).ok());
+  {
+    auto clients = connect_many(local_port(loaded[0]), kConnections);
+    CHECK(accept_all(loaded, kConnections) == std::vector<int>{kConnections, 0, 0});
+  }
+  CHECK_FALSE(set->steer({0}, {3}).ok());
+}
+
+TEST_CASE("socket inodes and the balanced queue depth of a slot") {
+  ListenConfig hashed = tcp4("hashed", free_port());
+  hashed.balance = preforkd::ListenBalance::hash;
+  auto set = ListenerSet::open({tcp4("loaded", free_port()), hashed}, 2);
+  REQUIRE(set.ok());
+  const auto inodes = set->socket_inodes_for_slot(1);
+  REQUIRE(inodes.size() == 2);
+  struct stat st {};
+  REQUIRE(::fstat(set->fds_for_slot(1).at(0), &st) == 0);
+  CHECK(inodes[0] == st.st_ino);
+  CHECK(set->socket_inodes_for_slot(2).empty());
+  REQUIRE(set->steer({1}, {1}).ok());
+  auto hashed_clients = connect_many(local_port(set->fds_for_slot(1).at(1)), 2);  // not counted: hash listener
+  auto clients = connect_many(local_port(set->fds_for_slot(1).at(0)), 3);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (set->balanced_queue_depth(1) < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(set->balanced_queue_depth(1) == 3);
+  CHECK(set->balanced_queue_depth(0) == 0);
+
+  auto none = ListenerSet::open({hashed}, 1);
+  REQUIRE(none.ok());
+  CHECK_FALSE(none->balances_on_load());
+}

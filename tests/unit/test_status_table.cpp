@@ -23,6 +23,10 @@ StatusSnapshot sample() {
   };
   s.listeners = {{"http", "127.0.0.1:8080", "reuseport", {0, 17, -1}},
                  {"admin", "unix:/run/app.sock", "shared", {3}}};
+  s.workers[0].activity = "waiting";
+  s.workers[1].activity = "busy";
+  s.workers[1].queued = 2;
+  s.listeners[0].balance = "load";
   return s;
 }
 
@@ -54,14 +58,14 @@ TEST_CASE("render_status without colour: master line, workers, listeners", "[sta
   const std::string expected =
       "preforkd 0.1.0 (pid 4121)  config /etc/preforkd/app.toml  generation 2  up 3h12m  workers 2/3 ready\n"
       "\n"
-      "SLOT  PID   STATE     RESTARTS  UPTIME  RSS       CPU%  LAST EXIT\n"
-      "0     4122  ready     0         3m12s   12.3 MiB  0.5   -\n"
-      "1     4130  starting  1         3s      2.0 MiB   12.3  exited with status 1, 1m15s ago\n"
-      "2     -     backoff   5         -       -         -     exited on signal 9, 2s ago\n"
+      "SLOT  PID   STATE     RESTARTS  UPTIME  RSS       CPU%  LOAD     QUEUED  LAST EXIT\n"
+      "0     4122  ready     0         3m12s   12.3 MiB  0.5   waiting  0       -\n"
+      "1     4130  starting  1         3s      2.0 MiB   12.3  busy     2       exited with status 1, 1m15s ago\n"
+      "2     -     backoff   5         -       -         -     -        -       exited on signal 9, 2s ago\n"
       "\n"
-      "LISTENER  ADDRESS             MODE       ACCEPT QUEUE\n"
-      "http      127.0.0.1:8080      reuseport  0:0 1:17 2:-\n"
-      "admin     unix:/run/app.sock  shared     3\n";
+      "LISTENER  ADDRESS             MODE              ACCEPT QUEUE\n"
+      "http      127.0.0.1:8080      reuseport (load)  0:0 1:17 2:-\n"
+      "admin     unix:/run/app.sock  shared            3\n";
   CHECK(ctl::render_status(sample(), ctl::Colour::off) == expected);
 }
 

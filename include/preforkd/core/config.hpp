@@ -18,6 +18,8 @@ enum class LogFormat { text, json };
 enum class WorkerOutput { log, inherit };
 enum class RestartMode { always, on_failure, never };
 enum class ListenMode { reuseport, shared };
+// How a reuseport listener spreads connections over its slots' sockets.
+enum class ListenBalance { load, hash };
 enum class ReadyKind { immediate, notify, alive };
 
 struct ReadyPolicy {
@@ -61,6 +63,7 @@ struct ListenConfig {
   std::string name;
   Address address;
   ListenMode mode = ListenMode::reuseport;
+  ListenBalance balance = ListenBalance::load;  // reuseport only
   int backlog = 4096;
 };
 
@@ -110,5 +113,6 @@ struct SystemLookup {
 [[nodiscard]] const char* to_string(LogLevel v);
 [[nodiscard]] const char* to_string(RestartMode v);
 [[nodiscard]] const char* to_string(ListenMode v);
+[[nodiscard]] const char* to_string(ListenBalance v);
 
 }  // namespace preforkd

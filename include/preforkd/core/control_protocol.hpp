@@ -121,6 +121,8 @@ struct WorkerStatus {
   double cpu_percent = 0;      // over the last sampling interval; 100 = one CPU
   std::optional<LastExitInfo> last_exit;
   std::string notify_status;   // the worker's last STATUS= line
+  std::string activity = "unknown";  // waiting|busy|unknown: last seen waiting for a connection or not
+  int queued = 0;                    // connections in its slot's accept queues (balanced listeners)
   bool operator==(const WorkerStatus&) const = default;
 };
 
@@ -129,6 +131,7 @@ struct ListenerStatus {
   std::string address;
   std::string mode;             // reuseport|shared
   std::vector<int> queue_depth;  // accept queue: one per slot (reuseport) or one (shared); -1 unknown
+  std::string balance{};         // load|hash for reuseport; "" for shared
   bool operator==(const ListenerStatus&) const = default;
 };
 

@@ -4,6 +4,7 @@
 
 #include <preforkd/core/config.hpp>
 #include <preforkd/core/control_protocol.hpp>
+#include <preforkd/daemon/balancer.hpp>
 #include <preforkd/daemon/control_server.hpp>
 #include <preforkd/daemon/notify_socket.hpp>
 #include <preforkd/daemon/signal_watch.hpp>
@@ -45,6 +46,7 @@ class Master {
   std::unique_ptr<NotifySocket> notify_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<Timer> sampler_;
+  std::unique_ptr<Balancer> balancer_;
   std::vector<std::unique_ptr<SignalWatch>> signals_;
   bool loop_ok_ = false;  // uv_loop_init worked
   bool reloading_ = false;

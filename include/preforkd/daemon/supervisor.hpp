@@ -129,11 +129,19 @@ class Supervisor {
   std::function<void()> on_finished;
   // Runs after any change of a worker's state (for sd_notify STATUS= and READY=1).
   std::function<void()> on_change;
+  // When set, steers new connections within `live` (the slots that may take them)
+  // instead of to all of them (the balancer, for balance = "load").
+  std::function<void(const std::vector<int>& live)> on_steer;
 
   [[nodiscard]] const std::vector<Slot>& slots() const { return slots_; }
   [[nodiscard]] const Generation& generation() const { return *gen_; }
   [[nodiscard]] std::shared_ptr<const Generation> generation_ptr() const { return gen_; }
   [[nodiscard]] const os::ListenerSet& listeners() const { return *listeners_; }
+  // Steers new connections to `live` slots (hash listeners) and to `balanced`, a subset of
+  // them, for balance = "load" listeners (see ListenerSet::steer): the balancer's way in.
+  [[nodiscard]] Status steer(const std::vector<int>& live, const std::vector<int>& balanced) {
+    return listeners_->steer(live, balanced);
+  }
   [[nodiscard]] bool stopping() const { return stopping_; }
   [[nodiscard]] int target_count() const { return target_count_; }
   [[nodiscard]] int ready_count() const;

@@ -49,7 +49,18 @@ class ListenerSet {
   // Steers new connections of every reuseport listener to the given slots only, with a
   // classic-BPF reuseport program. An empty list removes steering (the kernel hashes
   // over every socket). Idempotent; cheap to call whenever the live set changes.
-  [[nodiscard]] Status steer(const std::vector<int>& live_slots);
+  [[nodiscard]] Status steer(const std::vector<int>& live_slots) { return steer(live_slots, live_slots); }
+  // The same, with `balanced_slots` (a subset of the live slots: those whose workers
+  // wait for a connection) for listeners with balance = "load", and `live_slots` for
+  // those with balance = "hash". A listener's program is re-attached only when its set
+  // changes.
+  [[nodiscard]] Status steer(const std::vector<int>& live_slots, const std::vector<int>& balanced_slots);
+  // Whether any listener has per-slot sockets with balance = "load" (worth sampling for).
+  [[nodiscard]] bool balances_on_load() const;
+  // The inodes of the sockets a worker in `slot` gets (to recognise them in /proc).
+  [[nodiscard]] std::vector<ino_t> socket_inodes_for_slot(int slot) const;
+  // Connections waiting in the accept queues of `slot`'s load-balanced sockets, summed.
+  [[nodiscard]] int balanced_queue_depth(int slot) const;
 
   // Connections waiting in the accept queue of a listener's socket for `slot`
   // (TCP_INFO on the listening socket; -1 for unix sockets or on error).
@@ -76,14 +87,15 @@ class ListenerSet {
     bool per_slot = false;  // reuseport and not unix
     std::vector<Fd> fds;    // per slot, or a single shared one
     SocketFile socket_file;
+    std::vector<int> steered;  // last slot set applied to its group
+    int steered_slots = -1;    // slot count when `steered` was applied; -1: nothing valid
   };
   Status bind_listener(Listener& l, int slots);
+  Status steer_listener(Listener& l, const std::vector<int>& slots);
 
   std::vector<ListenConfig> configs_;
   std::vector<Listener> listeners_;
   int slots_ = 0;
-  std::vector<int> steered_;  // last live set applied
-  int steered_slots_ = -1;    // slot count when steered_ was applied; -1: nothing valid
 };
 
 // Builds the classic-BPF program that maps a random draw onto `live_slots`

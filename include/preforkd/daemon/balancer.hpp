@@ -1,0 +1,47 @@
+#pragma once
+// Balanced accept (balance = "load"): a timer samples every slot's worker (waiting for a
+// connection or busy, from /proc) and accept-queue depth, asks plan_balance() which live
+// slots should get new connections, and re-steers the listeners' reuseport groups when
+// that set changes. Sampling is fast while any worker is busy or a queue is non-empty,
+// slow while all wait on empty queues. The supervisor decides which slots are live; the
+// balancer only narrows that set, so dead, backing-off and removed slots stay excluded.
+
+#include <preforkd/core/balance_plan.hpp>
+#include <preforkd/daemon/supervisor.hpp>
+#include <preforkd/daemon/timer.hpp>
+#include <preforkd/os/worker_activity.hpp>
+
+#include <vector>
+
+namespace preforkd::daemon {
+
+class Balancer {
+ public:
+  Balancer(uv_loop_t* loop, Supervisor& supervisor, BalanceTuning tuning = {});
+  Balancer(const Balancer&) = delete;
+  Balancer& operator=(const Balancer&) = delete;
+
+  // The supervisor's live set changed (or may have): sample and steer at once.
+  void on_live_change(const std::vector<int>& live);
+  // What the last sample saw of `slot` (for status); samples first if that is old.
+  [[nodiscard]] SlotSample last_seen(int slot);
+
+ private:
+  void on_timer();
+  void sample();
+  void apply();
+
+  Supervisor& supervisor_;
+  BalanceTuning tuning_;
+  Timer timer_;
+  os::ActivityProbe probe_;
+  std::vector<int> live_;
+  std::vector<int> steered_;  // what the last plan chose
+  std::vector<SlotSample> samples_;  // one per slot, by index
+  std::vector<std::vector<ino_t>> inodes_;  // each slot's socket inodes, cached
+  const os::ListenerSet* inodes_of_ = nullptr;
+  Clock::time_point sampled_{};
+  Clock::time_point trees_listed_{};
+};
+
+}  // namespace preforkd::daemon

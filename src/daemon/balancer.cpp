@@ -1,0 +1,102 @@
+// Balanced accept: samples workers and accept queues, steers to the waiting workers.
+
+#include <preforkd/daemon/balancer.hpp>
+
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+namespace preforkd::daemon {
+namespace {
+
+// How often the process trees (children, threads) are listed again: a worker may fork
+// or start threads after it started.
+constexpr auto relist_every = std::chrono::seconds(2);
+// Status reads a sample at most this old; older, it samples first.
+constexpr auto status_fresh = std::chrono::milliseconds(100);
+
+// Waiting when any process of the slot (the current run, or its replacement during a
+// rolling update) waits; busy when one was seen and none waits.
+Activity combine(Activity a, Activity b) {
+  if (a == Activity::waiting || b == Activity::waiting) return Activity::waiting;
+  if (a == Activity::busy || b == Activity::busy) return Activity::busy;
+  return Activity::unknown;
+}
+
+}  // namespace
+
+Balancer::Balancer(uv_loop_t* loop, Supervisor& supervisor, BalanceTuning tuning)
+    : supervisor_(supervisor), tuning_(tuning), timer_(loop, [this] { on_timer(); }) {}
+
+void Balancer::on_live_change(const std::vector<int>& live) {
+  live_ = live;
+  sample();
+  apply();
+}
+
+void Balancer::on_timer() {
+  sample();
+  apply();
+}
+
+void Balancer::sample() {
+  const auto now = Clock::now();
+  if (now - trees_listed_ >= relist_every) {
+    probe_.refresh();
+    trees_listed_ = now;
+    inodes_.clear();
+  }
+  const auto& slots = supervisor_.slots();
+  const os::ListenerSet& listeners = supervisor_.listeners();
+  samples_.assign(slots.size(), SlotSample{});
+  std::vector<pid_t> workers;
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    const int slot = static_cast<int>(i);
+    SlotSample& s = samples_[i];
+    s.slot = slot;
+    s.queued = listeners.balanced_queue_depth(slot);
+    if (i >= inodes_.size() || inodes_of_ != &listeners) {
+      // The sockets of a slot change only with the listener set or the slot count.
+      inodes_of_ = &listeners;
+      inodes_.clear();
+      for (std::size_t j = 0; j < slots.size(); ++j) inodes_.push_back(listeners.socket_inodes_for_slot(static_cast<int>(j)));
+    }
+    const auto& inodes = inodes_[i];
+    for (const WorkerRun* run : {slots[i].current.get(), slots[i].candidate.get()}) {
+      if (run == nullptr || run->pid <= 0) continue;
+      workers.push_back(run->pid);
+      s.activity = combine(s.activity, probe_.sample(run->pid, inodes));
+    }
+  }
+  probe_.forget_others(workers);
+  sampled_ = now;
+}
+
+void Balancer::apply() {
+  if (!supervisor_.listeners().balances_on_load()) {
+    // Only hash listeners: the live set, and nothing to sample for.
+    timer_.stop();
+    if (auto s = supervisor_.steer(live_, live_); !s) spdlog::warn("cannot steer connections: {}, ignoring", s.error());
+    return;
+  }
+  BalancePlan plan = plan_balance(live_, samples_, steered_, tuning_);
+  if (auto s = supervisor_.steer(live_, plan.steer_to); !s)
+    spdlog::warn("cannot steer connections: {}, ignoring", s.error());
+  if (plan.steer_to != steered_ && spdlog::should_log(spdlog::level::trace)) {
+    std::string seen;
+    for (const SlotSample& x : samples_) seen += fmt::format(" {}:{}/{}", x.slot, to_string(x.activity), x.queued);
+    spdlog::trace("balance: steering to [{}];{}", fmt::join(plan.steer_to, ","), seen);
+  }
+  steered_ = std::move(plan.steer_to);
+  timer_.start(plan.next_sample);
+}
+
+SlotSample Balancer::last_seen(int slot) {
+  if (Clock::now() - sampled_ > status_fresh) {
+    sample();
+    apply();  // act on what was seen: status never shows more than steering knows
+  }
+  if (slot < 0 || static_cast<std::size_t>(slot) >= samples_.size()) return SlotSample{slot, Activity::unknown, 0};
+  return samples_[static_cast<std::size_t>(slot)];
+}
+
+}  // namespace preforkd::daemon
