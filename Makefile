@@ -39,15 +39,11 @@ install: build
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
 
-# Man pages (scdoc) and the Debian package (CPack): build/man/*.gz, build-deb/preforkd_<version>_amd64.deb.
-DEB_BUILD ?= build-deb
+# Man pages (scdoc) and the Debian package (CPack): $(BUILD)/man/*.gz, $(BUILD)/preforkd_<version>_amd64.deb.
 .PHONY: man deb
 man: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPREFORKD_WERROR=ON
 	cmake --build $(BUILD) --target man
 
-deb: deps
-	cmake -S . -B $(DEB_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPREFORKD_TESTS=OFF \
-	  -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_SYSCONFDIR=/etc
-	cmake --build $(DEB_BUILD) -j$(JOBS)
-	cd $(DEB_BUILD) && cpack -G DEB
+deb: build
+	cd $(BUILD) && cpack -G DEB

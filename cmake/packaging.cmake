@@ -33,25 +33,32 @@ install(FILES contrib/completion/preforkctl.bash
 install(FILES contrib/completion/_preforkctl DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
 install(DIRECTORY examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 install(FILES contrib/debian/copyright DESTINATION ${CMAKE_INSTALL_DOCDIR})
+if(GZIP_PROGRAM)
+  # Debian wants the changelog gzipped; the version in it must be the project's.
+  add_custom_command(
+    OUTPUT ${CMAKE_BINARY_DIR}/debian/changelog.gz
+    COMMAND ${GZIP_PROGRAM} -9nc ${CMAKE_SOURCE_DIR}/contrib/debian/changelog > ${CMAKE_BINARY_DIR}/debian/changelog.gz
+    DEPENDS ${CMAKE_SOURCE_DIR}/contrib/debian/changelog
+    VERBATIM)
+  add_custom_target(debian_changelog ALL DEPENDS ${CMAKE_BINARY_DIR}/debian/changelog.gz)
+  install(FILES ${CMAKE_BINARY_DIR}/debian/changelog.gz DESTINATION ${CMAKE_INSTALL_DOCDIR})
+endif()
 
-# The Debian package: build with -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_SYSCONFDIR=/etc
-# (the Makefile's `deb` target does), then `cpack -G DEB`.
+# The Debian package: `cpack -G DEB` in the build directory (the Makefile's `deb` target),
+# installing with prefix /usr; the example config moves to /etc (cmake/deb_staging.cmake).
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME preforkd)
 set(CPACK_PACKAGE_VENDOR "the preforkd authors")
-set(CPACK_PACKAGE_CONTACT "preforkd maintainers <preforkd@localhost>")
+set(CPACK_PACKAGE_CONTACT "preforkd maintainers <preforkd@example.org>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "prefork process supervisor for any server binary")
-set(CPACK_PACKAGE_DESCRIPTION
-    "preforkd opens the listening sockets, starts N copies of a server program, hands\n"
-    "each its sockets through the systemd socket-activation protocol, restarts workers\n"
-    "that die and reloads without dropping connections. preforkctl controls it.")
-set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
-    "prefork process supervisor for any server binary\n"
-    " preforkd opens the listening sockets, starts N copies of a server program, hands\n"
-    " each its sockets through the systemd socket-activation protocol (SO_REUSEPORT, one\n"
-    " accept queue per worker), restarts workers that die and reloads without dropping\n"
-    " connections. preforkctl shows status, reloads, scales and stops it.")
+# One string (CPack adds the summary as the first line and indents the rest).
+set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "preforkd opens the listening sockets, starts N copies of a server program,
+hands each its sockets through the systemd socket-activation protocol
+(SO_REUSEPORT, one accept queue per worker), restarts workers that die and
+reloads without dropping connections. preforkctl shows status, reloads,
+scales and stops it.")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_INSTALL_PREFIX /usr)  # with CPACK_SET_DESTDIR, the prefix the install rules see
 # DESTDIR staging, so the units configured at install time name /usr/bin, and /etc stays /etc.
 set(CPACK_SET_DESTDIR ON)
 set(CPACK_STRIP_FILES ON)
@@ -67,4 +74,5 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${CMAKE_SOURCE_DIR}/contrib/debian/postinst
     ${CMAKE_SOURCE_DIR}/contrib/debian/postrm)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+set(CPACK_PRE_BUILD_SCRIPTS ${CMAKE_SOURCE_DIR}/cmake/deb_staging.cmake)
 include(CPack)

@@ -4,13 +4,13 @@
 # the package again, checking nothing of it is left. Needs root (CI runs as root).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-deb=$(ls "${DEB_BUILD:-build-deb}"/preforkd_*_amd64.deb | head -1)
-[ -f "$deb" ] || { echo "check-deb: no preforkd_*_amd64.deb in ${DEB_BUILD:-build-deb}: run make deb" >&2; exit 1; }
+deb=$(ls "${BUILD:-build}"/preforkd_*_amd64.deb | head -1)
+[ -f "$deb" ] || { echo "check-deb: no preforkd_*_amd64.deb in ${BUILD:-build}: run make deb" >&2; exit 1; }
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 
 echo "check-deb: lintian $deb"
-lintian_out=$(lintian --no-tag-display-limit "$deb" 2>&1 || true)
+lintian_out=$(lintian --tag-display-limit 0 "$deb" 2>&1 || true)
 echo "$lintian_out"
 if grep -q '^E: ' <<<"$lintian_out"; then echo "check-deb: lintian reports errors" >&2; exit 1; fi
 
@@ -27,7 +27,11 @@ grep -q '^ExecStart=/usr/bin/preforkd ' /usr/lib/systemd/system/preforkd@.servic
 dpkg-query -W -f='${Conffiles}\n' preforkd | grep -q '/etc/preforkd/example.toml' || fail "example.toml is not a conffile"
 /usr/bin/preforkd --config /etc/preforkd/example.toml --check
 dpkg-query -W -f='${Depends}\n' preforkd | grep -q 'libuv1' || fail "Depends lacks libuv1 (dpkg-shlibdeps)"
-pgrep -x preforkd >/dev/null && fail "a preforkd runs after installation (postinst must start nothing)"
+for exe in /proc/[0-9]*/exe; do
+  if [ "$(readlink "$exe" 2>/dev/null)" = /usr/bin/preforkd ]; then
+    fail "a preforkd runs after installation (postinst must start nothing)"
+  fi
+done
 
 echo "check-deb: apt-get remove preforkd"
 DEBIAN_FRONTEND=noninteractive $sudo apt-get remove -y -qq preforkd
