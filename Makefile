@@ -59,3 +59,12 @@ install: build
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(CLANG_BUILD)
+
+# Man pages (scdoc) and the Debian package (CPack): $(BUILD)/man/*.gz, $(BUILD)/preforkd_<version>_amd64.deb.
+.PHONY: man deb
+man: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BUILD) --target man
+
+deb: build
+	cd $(BUILD) && cpack -G DEB

@@ -14,6 +14,12 @@ packages=(
   # fuzzing (fuzz/run.sh): libFuzzer comes with Debian's clang
   clang
 )
+# examples/ tests (tests/examples): the real servers each example runs; man pages and
+# the Debian package (`make man`, `make deb`): scdoc, dpkg-dev (dpkg-shlibdeps), lintian.
+packages+=(
+  gunicorn uwsgi-core uwsgi-plugin-python3 haproxy nginx-light nodejs golang-go python3
+  scdoc gzip dpkg-dev lintian man-db bash-completion
+)
 [ "${1:-}" = "--bench" ] && packages+=(wrk)
 
 missing=()

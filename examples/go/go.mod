@@ -1,0 +1,3 @@
+module example.com/preforkd-hello
+
+go 1.19
