@@ -33,7 +33,7 @@ std::string repeat(const std::string& part, std::size_t n, const std::string& se
 std::vector<std::pair<std::string, std::string>> crashing_inputs() {
   return {
       {"dotted key", repeat("a", 100000, ".") + " = 1\n"},
-      {"table header", "[" + repeat("b", 60000, ".") + "]\n"},
+      {"table header", std::string("[").append(repeat("b", 60000, ".")).append("]\n")},
       {"inline arrays", "deep = " + repeat("[", 100000) + repeat("]", 100000) + "\n"},
       {"inline tables", "deep = " + repeat("{ a = ", 60000) + "1" + repeat("}", 60000) + "\n"},
   };
