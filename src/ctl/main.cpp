@@ -22,7 +22,6 @@
 namespace {
 
 namespace ctl = preforkd::ctl;
-namespace control = preforkd::control;
 
 constexpr int exit_ok = preforkd::exit_code::ok;
 constexpr int exit_failed = preforkd::exit_code::failed;

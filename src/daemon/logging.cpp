@@ -33,7 +33,7 @@ std::string_view level_name(spdlog::level::level_enum level) {
     case spdlog::level::debug: return "debug";
     case spdlog::level::info: return "info";
     case spdlog::level::warn: return "warn";
-    case spdlog::level::err: return "error";
+    case spdlog::level::err:
     case spdlog::level::critical: return "error";
     case spdlog::level::off: return "off";
     case spdlog::level::n_levels: break;
