@@ -5,6 +5,7 @@
 #include <memory>
 #include <preforkd/core/config.hpp>
 #include <preforkd/core/limits.hpp>
+#include <preforkd/core/message_text.hpp>
 #include <system_error>
 
 #include "config_reader.hpp"
@@ -120,27 +121,6 @@ void read_daemon(const Section& s, DaemonConfig& out) {
 
 namespace {
 
-// The last guard of "one error, one line": any control character left in a message (from
-// toml++'s own descriptions, a file name, ...) is printed as an escape.
-std::string one_line(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (u < 0x20 || u == 0x7f) {
-      out += fmt::format("\\x{:02x}", u);
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
 
 }  // namespace
 

@@ -84,33 +84,6 @@ std::string value_text(const toml::node& node) {
   return type_name(node);
 }
 
-std::string quoted(std::string_view text) {
-  // A long value (a 1 MB string) would make a 1 MB error line: show its start and its size.
-  const bool cut = text.size() > limits::echoed_bytes;
-  const std::string_view shown = cut ? text.substr(0, limits::echoed_bytes) : text;
-  std::string out = "\"";
-  for (const char c : shown) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (u < 0x20 || u == 0x7f) {
-      // Control characters would garble the one-line message; print them as TOML escapes.
-      out += fmt::format("\\u{:04X}", u);
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  if (cut) out += fmt::format("... ({} bytes)", text.size());
-  return out;
-}
 
 std::string key_path(std::string_view prefix, std::string_view key) {
   const bool bare = !key.empty() && key.size() <= limits::echoed_bytes && std::all_of(key.begin(), key.end(), [](char c) {

@@ -2,12 +2,14 @@
 // Private to the config parser: reading toml++ nodes into typed values while collecting
 // every error with its place, so one run of `preforkd --check` shows all the problems.
 
+#include <preforkd/core/message_text.hpp>
 #include <toml++/toml.h>
 
 #include <array>
 #include <cstdint>
 #include <optional>
 #include <preforkd/core/config.hpp>
+#include <preforkd/core/message_text.hpp>
 #include <span>
 #include <string>
 #include <string_view>
@@ -83,7 +85,6 @@ class Section {
 void report(Diagnostics& diag, const Field& field, std::string message);
 [[nodiscard]] std::string type_name(const toml::node& node);   // "an integer"
 [[nodiscard]] std::string value_text(const toml::node& node);  // 30, "text", true; type otherwise
-[[nodiscard]] std::string quoted(std::string_view text);       // as a TOML basic string
 [[nodiscard]] std::string key_path(std::string_view prefix, std::string_view key);
 [[nodiscard]] std::string one_of(std::span<const std::string_view> names);  // "a", "b" or "c"
 // The known name closest to `word` by edit distance, when it is close enough to be a typo.

@@ -1,4 +1,5 @@
 #include <preforkd/core/control_protocol.hpp>
+#include <preforkd/core/message_text.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -23,23 +24,7 @@ std::string echoed(std::string_view text) {
   }
   // Control characters are escaped: preforkctl prints the message to a terminal, on one line.
   std::string out(1, '\'');
-  for (const char c : text.substr(0, cut)) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '\n') {
-      out.append("\\n");
-    } else if (c == '\t') {
-      out.append("\\t");
-    } else if (c == '\r') {
-      out.append("\\r");
-    } else if (u < 0x20 || u == 0x7f) {
-      static constexpr char hex[] = "0123456789abcdef";
-      out.append("\\x");
-      out.push_back(hex[u >> 4]);
-      out.push_back(hex[u & 15]);
-    } else {
-      out.push_back(c);
-    }
-  }
+  out.append(one_line(text.substr(0, cut)));
   if (cut < text.size()) out.append("...");
   out.push_back('\'');
   return out;

@@ -3,6 +3,7 @@
 #include <array>
 #include <cstdint>
 #include <preforkd/core/limits.hpp>
+#include <preforkd/core/message_text.hpp>
 #include <preforkd/core/units.hpp>
 
 namespace preforkd {
@@ -27,31 +28,6 @@ bool is_letter(char c) {
 
 void set_why(std::string* why, std::string text) {
   if (why != nullptr) *why = std::move(text);
-}
-
-// The text as written, for a message: quoted, control characters escaped so the message
-// stays on one line, and cut when long.
-std::string shown(std::string_view text) {
-  const bool cut = text.size() > limits::echoed_bytes;
-  std::string out = "\"";
-  for (const char c : cut ? text.substr(0, limits::echoed_bytes) : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (u < 0x20 || u == 0x7f) {
-      out += fmt::format("\\u{:04X}", u);
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  if (cut) out += fmt::format("... ({} bytes)", text.size());
-  return out;
 }
 
 // One "<number><unit>" term, as read from the front of a string.
@@ -134,13 +110,13 @@ std::string unit_list(const auto& units) {
 std::optional<std::int64_t> parse_sum(std::string_view text, const auto& units, std::string_view what,
                                       std::string_view example, std::int64_t max, std::string_view max_text,
                                       std::string* why) {
-  const std::string expected = fmt::format("expected {} such as \"{}\", got {}", what, example, shown(text));
+  const std::string expected = fmt::format("expected {} such as \"{}\", got {}", what, example, quoted(text));
   if (text.empty()) {
     set_why(why, expected);
     return std::nullopt;
   }
   if (text.front() == '-') {
-    set_why(why, fmt::format("{} cannot be negative, got {}", what, shown(text)));
+    set_why(why, fmt::format("{} cannot be negative, got {}", what, quoted(text)));
     return std::nullopt;
   }
   std::int64_t total = 0;
@@ -154,23 +130,23 @@ std::optional<std::int64_t> parse_sum(std::string_view text, const auto& units, 
     if (term->unit.empty()) {
       // A missing unit is the most common mistake ("30" for "30s"): say how to fix it.
       const bool at_end = rest.empty();
-      set_why(why, at_end ? fmt::format("missing unit in {}; add {}, e.g. \"{}\"", shown(text), unit_list(units), example)
+      set_why(why, at_end ? fmt::format("missing unit in {}; add {}, e.g. \"{}\"", quoted(text), unit_list(units), example)
                           : expected);
       return std::nullopt;
     }
     const Unit* unit = find_unit(term->unit, units);
     if (unit == nullptr) {
-      set_why(why, fmt::format("unknown unit {} in {}; use {}", shown(term->unit), shown(text), unit_list(units)));
+      set_why(why, fmt::format("unknown unit {} in {}; use {}", quoted(term->unit), quoted(text), unit_list(units)));
       return std::nullopt;
     }
     std::int64_t value = 0;
     const TermError err = term_value(*term, unit->factor, value);
     if (err == TermError::not_whole) {
-      set_why(why, fmt::format("{} is not a whole number of {}", shown(text), units.front().name));
+      set_why(why, fmt::format("{} is not a whole number of {}", quoted(text), units.front().name));
       return std::nullopt;
     }
     if (err == TermError::overflow || __builtin_add_overflow(total, value, &total) || total > max) {
-      set_why(why, fmt::format("{} is too large; {} can be at most {}", shown(text), what, max_text));
+      set_why(why, fmt::format("{} is too large; {} can be at most {}", quoted(text), what, max_text));
       return std::nullopt;
     }
   }
