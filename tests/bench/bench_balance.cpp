@@ -131,7 +131,10 @@ Run run_wrk(const std::string& wrk_bin, const std::string& script, const Workloa
     argv.insert(argv.end(), {"-t1", "-c3"});
   }
   argv.push_back("http://127.0.0.1:" + std::to_string(daemon.port()) + "/");
-  const auto [status, out] = run_capture(argv, Ms(seconds * 1000 + 30'000));
+  // Not a structured binding: clang 14 cannot capture one in the lambda below.
+  const std::pair<int, std::string> captured = run_capture(argv, Ms(seconds * 1000 + 30'000));
+  const int status = captured.first;
+  const std::string& out = captured.second;
   const double elapsed = static_cast<double>(mono_ns() - start) / 1e9;
   const long long after = cpu_ticks(daemon.pid());
   const auto at = out.find("Requests/sec:");
