@@ -53,13 +53,16 @@ TEST_CASE("no fresh connection waits behind a busy synchronous worker while anot
   Daemon d(sync_config(port, 2));
   const auto ready = wait_workers_ready(d, 2);
   REQUIRE(ready);
+  const auto pids = pids_in(*ready);
+  // Both in accept first: a worker that is still starting shows busy too, and would be
+  // taken below for the one that holds the long request.
+  REQUIRE(wait_until([&] { return activity_of(d, pids.at(0)) == "waiting" && activity_of(d, pids.at(1)) == "waiting"; }, 10s));
 
   // Hold one worker busy for 3 s and wait until status sees it busy (and the other waiting).
   PendingGet long_request(port, "/?ms=3000");
   REQUIRE(long_request.sent());
   pid_t busy = -1;
   REQUIRE(wait_until([&] { return (busy = busy_worker(d)) > 0; }, 10s));
-  const auto pids = pids_in(*ready);
   const pid_t other = pids.at(0) == busy ? pids.at(1) : pids.at(0);
   REQUIRE(wait_until([&] { return activity_of(d, other) == "waiting"; }, 10s));
 
@@ -80,6 +83,7 @@ TEST_CASE("no fresh connection waits behind a busy synchronous worker while anot
   CHECK(slow == 0);
   const auto answer = long_request.response(10s);
   REQUIRE(answer);
+  INFO(d.log());
   CHECK(pid_in_body(answer->body) == busy);
   stop_cleanly(d);
 }
