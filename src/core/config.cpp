@@ -19,8 +19,9 @@ namespace {
 constexpr std::size_t max_config_bytes = limits::config_bytes;
 
 constexpr std::array<std::string_view, 3> root_keys{"preforkd", "worker", "listen"};
-constexpr std::array<std::string_view, 6> daemon_keys{"control_socket", "control_mode", "control_group",
-                                                      "log_level",      "log_format",   "worker_output"};
+constexpr std::array<std::string_view, 7> daemon_keys{"control_socket", "control_mode",  "control_group",
+                                                      "log_level",      "log_format",    "worker_output",
+                                                      "worker_cgroups"};
 
 constexpr std::array<Choice<LogLevel>, 5> log_levels{{{"trace", LogLevel::trace},
                                                       {"debug", LogLevel::debug},
@@ -30,6 +31,8 @@ constexpr std::array<Choice<LogLevel>, 5> log_levels{{{"trace", LogLevel::trace}
 constexpr std::array<Choice<LogFormat>, 2> log_formats{{{"text", LogFormat::text}, {"json", LogFormat::json}}};
 constexpr std::array<Choice<WorkerOutput>, 2> worker_outputs{
     {{"log", WorkerOutput::log}, {"inherit", WorkerOutput::inherit}}};
+constexpr std::array<Choice<WorkerCgroups>, 3> worker_cgroup_choices{
+    {{"auto", WorkerCgroups::automatic}, {"off", WorkerCgroups::off}, {"on", WorkerCgroups::on}}};
 
 // sizeof(sockaddr_un::sun_path) minus the terminating NUL.
 constexpr std::size_t max_socket_path = 107;
@@ -115,6 +118,7 @@ void read_daemon(const Section& s, DaemonConfig& out) {
   if (auto v = read_choice(s.diag(), s.field("log_level"), log_levels)) out.log_level = *v;
   if (auto v = read_choice(s.diag(), s.field("log_format"), log_formats)) out.log_format = *v;
   if (auto v = read_choice(s.diag(), s.field("worker_output"), worker_outputs)) out.worker_output = *v;
+  if (auto v = read_choice(s.diag(), s.field("worker_cgroups"), worker_cgroup_choices)) out.worker_cgroups = *v;
 }
 
 }  // namespace config_detail

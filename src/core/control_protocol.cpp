@@ -333,7 +333,11 @@ void to_json(json& j, const WorkerStatus& v) {
            {"last_exit", v.last_exit ? json(*v.last_exit) : json(nullptr)},
            {"notify_status", v.notify_status},
            {"activity", v.activity},
-           {"queued", v.queued}};
+           {"queued", v.queued},
+           {"pss_bytes", v.pss_bytes},
+           {"uss_bytes", v.uss_bytes},
+           {"processes", v.processes},
+           {"cgroup", v.cgroup}};
 }
 
 void to_json(json& j, const ListenerStatus& v) {
@@ -341,8 +345,32 @@ void to_json(json& j, const ListenerStatus& v) {
            {"queue_depth", v.queue_depth}};
 }
 
+MemorySummary summarize_memory(const std::vector<WorkerStatus>& workers) {
+  MemorySummary m;
+  for (const WorkerStatus& w : workers) {
+    if (w.pid <= 0) continue;
+    ++m.workers;
+    m.rss_bytes += w.rss_bytes;
+    m.pss_bytes += w.pss_bytes;
+    m.uss_bytes += w.uss_bytes;
+  }
+  m.shared_bytes = m.pss_bytes > m.uss_bytes ? m.pss_bytes - m.uss_bytes : 0;
+  return m;
+}
+
+void to_json(json& j, const MemorySummary& v) {
+  j = json{{"workers", v.workers},
+           {"rss_bytes", v.rss_bytes},
+           {"pss_bytes", v.pss_bytes},
+           {"uss_bytes", v.uss_bytes},
+           {"shared_bytes", v.shared_bytes},
+           {"master_rss_bytes", v.master_rss_bytes},
+           {"master_pss_bytes", v.master_pss_bytes},
+           {"master_uss_bytes", v.master_uss_bytes}};
+}
+
 void to_json(json& j, const StatusSnapshot& v) {
-  j = json{{"master", v.master}, {"workers", v.workers}, {"listeners", v.listeners}};
+  j = json{{"master", v.master}, {"workers", v.workers}, {"listeners", v.listeners}, {"memory", v.memory}};
 }
 
 // The fields the contract names are required; the others default, so an older or newer
@@ -384,6 +412,10 @@ void from_json(const json& j, WorkerStatus& v) {
   v.notify_status = j.value("notify_status", std::string());
   v.activity = j.value("activity", std::string("unknown"));
   v.queued = j.value("queued", 0);
+  v.pss_bytes = j.value("pss_bytes", std::uint64_t{0});
+  v.uss_bytes = j.value("uss_bytes", std::uint64_t{0});
+  v.processes = j.value("processes", 0);
+  v.cgroup = j.value("cgroup", std::string());
 }
 
 void from_json(const json& j, ListenerStatus& v) {
@@ -394,10 +426,27 @@ void from_json(const json& j, ListenerStatus& v) {
   v.queue_depth = j.value("queue_depth", std::vector<int>());
 }
 
+void from_json(const json& j, MemorySummary& v) {
+  v.workers = j.value("workers", 0);
+  v.rss_bytes = j.value("rss_bytes", std::uint64_t{0});
+  v.pss_bytes = j.value("pss_bytes", std::uint64_t{0});
+  v.uss_bytes = j.value("uss_bytes", std::uint64_t{0});
+  v.shared_bytes = j.value("shared_bytes", std::uint64_t{0});
+  v.master_rss_bytes = j.value("master_rss_bytes", std::uint64_t{0});
+  v.master_pss_bytes = j.value("master_pss_bytes", std::uint64_t{0});
+  v.master_uss_bytes = j.value("master_uss_bytes", std::uint64_t{0});
+}
+
 void from_json(const json& j, StatusSnapshot& v) {
   j.at("master").get_to(v.master);
   j.at("workers").get_to(v.workers);
   j.at("listeners").get_to(v.listeners);
+  // Optional: an older master sends none.
+  if (const auto m = j.find("memory"); m != j.end() && m->is_object()) {
+    v.memory = m->get<MemorySummary>();
+  } else {
+    v.memory = summarize_memory(v.workers);
+  }
 }
 
 json make_status_reply(const StatusSnapshot& snapshot) { return make_ok(json(snapshot)); }

@@ -103,6 +103,14 @@ std::string format_bytes(std::uint64_t bytes) {
   return fmt::format("{:.1f} {}", value, units[unit]);
 }
 
+std::string memory_summary(const control::MemorySummary& m) {
+  if (m.workers == 0 || m.pss_bytes == 0) return "";
+  std::string text = fmt::format("{} worker{}: {} private + {} shared (PSS {})", m.workers, m.workers == 1 ? "" : "s",
+                                 format_bytes(m.uss_bytes), format_bytes(m.shared_bytes), format_bytes(m.pss_bytes));
+  if (m.master_uss_bytes > 0) text += fmt::format("; master {} private", format_bytes(m.master_uss_bytes));
+  return text;
+}
+
 std::string render_status(const control::StatusSnapshot& status, Colour colour) {
   const auto& m = status.master;
   std::string out = fmt::format("preforkd {} (pid {})  config {}  generation {}  up {}  workers {}/{} ready\n",
@@ -115,7 +123,8 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
   const char* heading = colour == Colour::on ? bold : nullptr;
   std::vector<Row> workers;
   Row header;
-  for (const char* title : {"SLOT", "PID", "STATE", "RESTARTS", "UPTIME", "RSS", "CPU%", "LOAD", "QUEUED", "LAST EXIT"}) {
+  for (const char* title :
+       {"SLOT", "PID", "STATE", "RESTARTS", "UPTIME", "RSS", "PSS", "USS", "PROCS", "CPU%", "LOAD", "QUEUED", "LAST EXIT"}) {
     header.push_back({title, heading});
   }
   if (any_notes) header.push_back({"STATUS", heading});
@@ -128,6 +137,9 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
             {std::to_string(w.restarts)},
             {dash_if(gone, format_uptime(w.uptime_s))},
             {dash_if(gone || w.rss_bytes == 0, format_bytes(w.rss_bytes))},
+            {dash_if(gone || w.pss_bytes == 0, format_bytes(w.pss_bytes))},
+            {dash_if(gone || w.uss_bytes == 0, format_bytes(w.uss_bytes))},
+            {dash_if(gone || w.processes == 0, std::to_string(w.processes))},
             {dash_if(gone, fmt::format("{:.1f}", w.cpu_percent))},
             {dash_if(gone || w.activity == "unknown", w.activity)},  // waiting|busy: balanced accept
             {dash_if(gone, std::to_string(w.queued))},
@@ -137,6 +149,7 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
   }
   out += '\n';
   out += render_table(workers, colour);
+  if (const std::string memory = memory_summary(status.memory); !memory.empty()) out += memory + '\n';
 
   if (!status.listeners.empty()) {
     std::vector<Row> listeners;

@@ -76,12 +76,17 @@ void Master::sample_usage() {
     const WorkerRun* run = slots[i].current.get();
     if (run == nullptr || run->pid <= 0) continue;
     Usage u = run->usage;
-    if (auto rss = os::read_rss_bytes(run->pid)) u.rss_bytes = *rss;
-    if (auto ticks = os::read_cpu_ticks(run->pid)) {
-      if (u.cpu_sampled != Clock::time_point{}) u.cpu_percent = os::cpu_percent(u.cpu_ticks, *ticks, hz, now - u.cpu_sampled);
-      u.cpu_ticks = *ticks;
-      u.cpu_sampled = now;
-    }
+    // The whole tree: its cgroup, or the worker and its descendants from /proc.
+    const os::TreeUsage tree = supervisor_->sample_tree(static_cast<int>(i));
+    if (tree.processes == 0) continue;  // gone meanwhile
+    u.rss_bytes = tree.rss;
+    u.pss_bytes = tree.pss;
+    u.uss_bytes = tree.uss;
+    u.processes = tree.processes;
+    u.memory_sampled = now;
+    if (u.cpu_sampled != Clock::time_point{}) u.cpu_percent = os::cpu_percent(u.cpu_ticks, tree.cpu_ticks, hz, now - u.cpu_sampled);
+    u.cpu_ticks = tree.cpu_ticks;
+    u.cpu_sampled = now;
     supervisor_->record_usage(static_cast<int>(i), u);
   }
 }
@@ -111,11 +116,21 @@ control::StatusSnapshot Master::status() {
       w.notify_status = run->notify_status;
       if (run->pid > 0) {
         w.uptime_s = seconds_since(run->started);
-        // Sampled with the CPU time (sample_usage); a worker not sampled yet is read now.
-        w.rss_bytes = run->usage.rss_bytes;
-        if (w.rss_bytes == 0) {
-          if (auto rss = os::read_rss_bytes(run->pid)) w.rss_bytes = *rss;
+        // Sampled with the CPU time (sample_usage): smaps_rollup is read once per sample,
+        // never per status request; a worker not sampled yet is read now.
+        Usage u = run->usage;
+        if (u.memory_sampled == Clock::time_point{}) {
+          const os::TreeUsage tree = supervisor_->sample_tree(w.slot);
+          u.rss_bytes = tree.rss;
+          u.pss_bytes = tree.pss;
+          u.uss_bytes = tree.uss;
+          u.processes = tree.processes;
         }
+        w.rss_bytes = u.rss_bytes;
+        w.pss_bytes = u.pss_bytes;
+        w.uss_bytes = u.uss_bytes;
+        w.processes = u.processes;
+        if (run->cgroup) w.cgroup = run->cgroup->path();
         w.cpu_percent = run->usage.cpu_percent;
         const SlotSample seen = balancer_->last_seen(w.slot);
         w.activity = to_string(seen.activity);
@@ -132,6 +147,12 @@ control::StatusSnapshot Master::status() {
       w.last_exit = e;
     }
     s.workers.push_back(std::move(w));
+  }
+  s.memory = control::summarize_memory(s.workers);
+  if (auto own = os::read_smaps_rollup(::getpid())) {
+    s.memory.master_rss_bytes = own->rss;
+    s.memory.master_pss_bytes = own->pss;
+    s.memory.master_uss_bytes = own->uss;
   }
   const os::ListenerSet& listeners = supervisor_->listeners();
   for (std::size_t l = 0; l < listeners.configs().size(); ++l) {

@@ -83,6 +83,14 @@ int main(int argc, char** argv) {
     return exit_failed;
   }
 
+  // Each worker in a cgroup of its own where one can be made; before the sockets, so the
+  // leftovers of a master killed with -9 are gone before they could share its port.
+  auto cgroups = daemon::open_worker_cgroups(config.daemon.worker_cgroups);
+  if (!cgroups) {
+    spdlog::error("{}", cgroups.error());
+    return exit_failed;
+  }
+
   // The master binds every socket itself; a failure here stops start-up.
   auto listeners = os::ListenerSet::open(config.listeners, config.worker.count);
   if (!listeners) {
@@ -101,5 +109,6 @@ int main(int argc, char** argv) {
 
   spdlog::info("preforkd {} (pid {}) starting with {}", version, ::getpid(), opt.config);
   daemon::Master master(std::move(config), std::move(*gen), std::move(*listeners));
+  master.use_worker_cgroups(std::move(*cgroups));
   return master.run();
 }

@@ -136,12 +136,16 @@ std::vector<Event> Supervisor::perform(WorkerRun& run, const Action& action) {
     case Action::Kind::spawn:
       return spawn_process(run);
     case Action::Kind::send_stop_signal:
-      if (run.pid > 0) send_signal(run, run.pid, run.gen->worker.stop_signal);
+      if (run.pid > 0) {
+        remember_tree(run);
+        send_signal(run, run.pid, run.gen->worker.stop_signal);
+      }
       return {};
     case Action::Kind::send_kill:
       if (run.pid > 0) {
         send_signal(run, -run.pid, SIGKILL);
         send_signal(run, run.pid, SIGKILL);
+        kill_tree(run);
       }
       return {};
     case Action::Kind::arm_timer:
@@ -235,9 +239,13 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
   spec.output = gen.output;
   spec.master_pid = id.master_pid;
   spec.with_watchdog_pid = gen.worker.watchdog > Duration::zero();
+  prepare_cgroup(run, spec);
 
   auto spawned = os::spawn(spec);
+  if (run.cgroup) run.cgroup->close_procs_fd();
   if (!spawned) {
+    if (run.cgroup) run.cgroup->remove();
+    run.cgroup.reset();
     run.spawn_error = spawned.error();
     return {Event::spawn_failed_with(cause_of(spawned.failure()), std::uniform_real_distribution<double>(0.0, 1.0)(rng_))};
   }
@@ -249,6 +257,7 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
   run.notify_status.clear();
   run.notified_stopping = false;
   run.usage = Usage{};
+  run.known_tree.clear();
   run.exec_report = std::move(spawned->exec_report);
   by_pid_[run.pid] = &run;
   const int s = run.slot;
@@ -303,7 +312,11 @@ void Supervisor::reap_children() {
     WorkerRun* run = find_run(pid);
     // The worker is a zombie, so its pid and process group are still reserved: whatever
     // it left behind in its group goes with it.
-    if (run != nullptr) send_signal(*run, -pid, SIGKILL);
+    if (run != nullptr) {
+      send_signal(*run, -pid, SIGKILL);
+      // And the rest of its tree: its cgroup, or the descendants last seen.
+      kill_tree(*run);
+    }
     auto status = os::reap(pid);
     if (!status) {
       // Never read as an exit: the process may still be there, and the next SIGCHLD retries.
@@ -316,6 +329,7 @@ void Supervisor::reap_children() {
     }
     on_worker_exit(*run, *status);
   }
+  remove_dead_cgroups();
   run_queue();
 }
 

@@ -63,6 +63,46 @@ std::optional<std::uint64_t> parse_stat_cpu_ticks(std::string_view stat) {
   return *utime + *stime;
 }
 
+std::optional<std::uint64_t> parse_stat_start_time(std::string_view stat) {
+  const auto close = stat.rfind(')');
+  if (close == std::string_view::npos) return std::nullopt;
+  std::string_view rest = stat.substr(close + 1);
+  // state is field 3; starttime is field 22.
+  for (int field = 3; field <= 21; ++field) skip_field(rest);
+  return next_number(rest);
+}
+
+std::optional<SmapsRollup> parse_smaps_rollup(std::string_view text) {
+  // "Rss:   1234 kB" lines after a header line with the address range.
+  SmapsRollup out;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    const std::string_view key = line.substr(0, colon);
+    std::uint64_t* into = nullptr;
+    bool add = false;
+    if (key == "Rss") {
+      into = &out.rss;
+    } else if (key == "Pss") {
+      into = &out.pss;
+    } else if (key == "Private_Clean" || key == "Private_Dirty") {
+      into = &out.uss;
+      add = true;
+    } else {
+      continue;
+    }
+    std::string_view rest = line.substr(colon + 1);
+    const auto kib = next_number(rest);
+    if (!kib) return std::nullopt;
+    *into = (add ? *into : 0) + *kib * 1024;
+  }
+  // A process without memory (a zombie) has an empty file: zeroes, not an error.
+  return out;
+}
+
 std::optional<std::uint64_t> parse_statm_resident_pages(std::string_view statm) {
   // "size resident shared text lib data dt", in pages.
   if (!next_number(statm)) return std::nullopt;
@@ -94,6 +134,22 @@ Result<std::uint64_t> read_rss_bytes(pid_t pid) {
   if (!pages) return Error{"/proc/" + std::to_string(pid) + "/statm: unexpected format"};
   const long page = ::sysconf(_SC_PAGESIZE);
   return *pages * static_cast<std::uint64_t>(page > 0 ? page : 4096);
+}
+
+Result<SmapsRollup> read_smaps_rollup(pid_t pid) {
+  auto text = read_proc_file(pid, "smaps_rollup");
+  if (!text) return Error{text.error()};
+  const auto rollup = parse_smaps_rollup(*text);
+  if (!rollup) return Error{"/proc/" + std::to_string(pid) + "/smaps_rollup: unexpected format"};
+  return *rollup;
+}
+
+Result<std::uint64_t> read_start_time(pid_t pid) {
+  auto text = read_proc_file(pid, "stat");
+  if (!text) return Error{text.error()};
+  const auto t = parse_stat_start_time(*text);
+  if (!t) return Error{"/proc/" + std::to_string(pid) + "/stat: unexpected format"};
+  return *t;
 }
 
 Result<std::uint64_t> read_cpu_ticks(pid_t pid) {

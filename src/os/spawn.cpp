@@ -88,6 +88,9 @@ void write_decimal(char* buf, long value) {
   const int high = 3 + n;
   int report = ::fcntl(plan.report_w, F_DUPFD_CLOEXEC, high);
   if (report < 0) _exit(126);
+  // Into the worker's own cgroup first, so that everything it forks is counted and killed
+  // with it; before the privilege drop, since moving needs write access to cgroup.procs.
+  if (spec.cgroup_procs_fd >= 0 && ::write(spec.cgroup_procs_fd, "0", 1) < 0) child_fail(report, errno);
   int sources[3 + max_listen_fds];
   sources[0] = ::fcntl(plan.devnull, F_DUPFD_CLOEXEC, high);
   sources[1] = plan.out_w >= 0 ? ::fcntl(plan.out_w, F_DUPFD_CLOEXEC, high) : -1;

@@ -15,6 +15,9 @@ for unit in preforkd.service preforkd@demo.service; do
   # verify also prints warnings with exit code 0; a unit of ours must have none.
   if [ -n "$out" ]; then echo "$unit: $out"; exit 1; fi
   grep -q "^ExecStart=$stage/bin/preforkd " "$units/$unit" || { echo "$unit: ExecStart does not name the staged preforkd"; exit 1; }
+  # Worker cgroups need the service's cgroup delegated, and writable.
+  grep -q "^Delegate=yes$" "$units/$unit" || { echo "$unit: no Delegate=yes"; exit 1; }
+  if grep -q "^ProtectControlGroups=yes" "$units/$unit"; then echo "$unit: ProtectControlGroups=yes hides the delegated cgroup"; exit 1; fi
   echo "$unit: ok"
 done
 # The check itself must be able to fail: a unit whose program is missing is refused.

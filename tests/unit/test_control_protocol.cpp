@@ -201,14 +201,17 @@ TEST_CASE("replies: make_ok, make_error and parse_reply", "[control_protocol]") 
 
 TEST_CASE("the status reply has the contract's field names", "[control_protocol]") {
   const json reply = make_status_reply(sample_status());
-  CHECK(keys(reply) == std::set<std::string>{"ok", "master", "workers", "listeners"});
+  CHECK(keys(reply) == std::set<std::string>{"ok", "master", "workers", "listeners", "memory"});
+  CHECK(keys(reply["memory"]) == std::set<std::string>{"workers", "rss_bytes", "pss_bytes", "uss_bytes", "shared_bytes",
+                                                        "master_rss_bytes", "master_pss_bytes", "master_uss_bytes"});
   CHECK(reply["ok"] == true);
   CHECK(keys(reply["master"]) == std::set<std::string>{"pid", "version", "config", "generation", "uptime_s",
                                                         "workers_ready", "workers_total", "notify_status"});
   REQUIRE(reply["workers"].size() == 2);
   CHECK(keys(reply["workers"][0]) ==
         std::set<std::string>{"slot", "pid", "state", "generation", "restarts", "uptime_s", "rss_bytes",
-                              "cpu_percent", "last_exit", "notify_status", "activity", "queued"});
+                              "cpu_percent", "last_exit", "notify_status", "activity", "queued", "pss_bytes",
+                              "uss_bytes", "processes", "cgroup"});
   CHECK(reply["workers"][0]["last_exit"].is_null());
   CHECK(keys(reply["workers"][1]["last_exit"]) ==
         std::set<std::string>{"text", "code", "signal", "unix_time", "ago_s"});
@@ -234,6 +237,8 @@ TEST_CASE("the status document reads back what was written", "[control_protocol]
       "cpu_percent":0,"last_exit":null}],"listeners":[{"name":"l","address":"a","mode":"shared"}]})"));
   REQUIRE(minimal.ok());
   CHECK(minimal->workers.front().state == "ready");
+  // Without "memory" (an older master), the summary is added up from the workers.
+  CHECK(minimal->memory.workers == 1);
 
   auto missing = parse_status(json::parse(R"({"ok":true,"master":{"pid":1},"workers":[],"listeners":[]})"));
   REQUIRE_FALSE(missing.ok());

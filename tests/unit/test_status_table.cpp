@@ -26,7 +26,12 @@ StatusSnapshot sample() {
   s.workers[0].activity = "waiting";
   s.workers[1].activity = "busy";
   s.workers[1].queued = 2;
+  s.workers[0].pss_bytes = 9'437'184;
+  s.workers[0].uss_bytes = 8'388'608;
+  s.workers[0].processes = 2;
   s.listeners[0].balance = "load";
+  s.memory = summarize_memory(s.workers);
+  s.memory.master_uss_bytes = 419'430;
   return s;
 }
 
@@ -58,10 +63,11 @@ TEST_CASE("render_status without colour: master line, workers, listeners", "[sta
   const std::string expected =
       "preforkd 0.1.0 (pid 4121)  config /etc/preforkd/app.toml  generation 2  up 3h12m  workers 2/3 ready\n"
       "\n"
-      "SLOT  PID   STATE     RESTARTS  UPTIME  RSS       CPU%  LOAD     QUEUED  LAST EXIT\n"
-      "0     4122  ready     0         3m12s   12.3 MiB  0.5   waiting  0       -\n"
-      "1     4130  starting  1         3s      2.0 MiB   12.3  busy     2       exited with status 1, 1m15s ago\n"
-      "2     -     backoff   5         -       -         -     -        -       exited on signal 9, 2s ago\n"
+      "SLOT  PID   STATE     RESTARTS  UPTIME  RSS       PSS      USS      PROCS  CPU%  LOAD     QUEUED  LAST EXIT\n"
+      "0     4122  ready     0         3m12s   12.3 MiB  9.0 MiB  8.0 MiB  2      0.5   waiting  0       -\n"
+      "1     4130  starting  1         3s      2.0 MiB   -        -        -      12.3  busy     2       exited with status 1, 1m15s ago\n"
+      "2     -     backoff   5         -       -         -        -        -      -     -        -       exited on signal 9, 2s ago\n"
+      "2 workers: 8.0 MiB private + 1.0 MiB shared (PSS 9.0 MiB); master 409.6 KiB private\n"
       "\n"
       "LISTENER  ADDRESS             MODE              ACCEPT QUEUE\n"
       "http      127.0.0.1:8080      reuseport (load)  0:0 1:17 2:-\n"
@@ -93,4 +99,19 @@ TEST_CASE("render_status with colour paints states and keeps columns aligned", "
 TEST_CASE("colour_for honours NO_COLOR and terminals", "[status_table]") {
   CHECK(ctl::colour_for(-1, nullptr) == ctl::Colour::off);  // not a terminal
   CHECK(ctl::colour_for(0, "1") == ctl::Colour::off);
+}
+
+TEST_CASE("memory_summary: private + shared (PSS) of the workers, and the master", "[status_table]") {
+  MemorySummary m;
+  CHECK(ctl::memory_summary(m).empty());  // nothing sampled yet
+  m.workers = 8;
+  m.uss_bytes = 412ull * 1024 * 1024;
+  m.pss_bytes = 508ull * 1024 * 1024;
+  m.shared_bytes = m.pss_bytes - m.uss_bytes;
+  CHECK(ctl::memory_summary(m) == "8 workers: 412.0 MiB private + 96.0 MiB shared (PSS 508.0 MiB)");
+  m.master_uss_bytes = 400 * 1024;
+  CHECK(ctl::memory_summary(m) ==
+        "8 workers: 412.0 MiB private + 96.0 MiB shared (PSS 508.0 MiB); master 400.0 KiB private");
+  m.workers = 1;
+  CHECK(ctl::memory_summary(m).starts_with("1 worker: "));
 }

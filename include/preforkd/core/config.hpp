@@ -16,6 +16,9 @@ namespace preforkd {
 enum class LogLevel { trace, debug, info, warn, error };
 enum class LogFormat { text, json };
 enum class WorkerOutput { log, inherit };
+// Whether each worker runs in a cgroup of its own (os/cgroup.hpp): where one can be made,
+// never, or always (start fails without one).
+enum class WorkerCgroups { automatic, off, on };
 enum class RestartMode { always, on_failure, never };
 enum class ListenMode { reuseport, shared };
 // How a reuseport listener spreads connections over its slots' sockets.
@@ -35,6 +38,7 @@ struct DaemonConfig {
   LogLevel log_level = LogLevel::info;
   LogFormat log_format = LogFormat::text;
   WorkerOutput worker_output = WorkerOutput::log;
+  WorkerCgroups worker_cgroups = WorkerCgroups::automatic;
   bool operator==(const DaemonConfig&) const = default;
 };
 

@@ -123,6 +123,11 @@ struct WorkerStatus {
   std::string notify_status;   // the worker's last STATUS= line
   std::string activity = "unknown";  // waiting|busy|unknown: last seen waiting for a connection or not
   int queued = 0;                    // connections in its slot's accept queues (balanced listeners)
+  // The whole tree (the worker and what it forked), from smaps_rollup; rss_bytes too.
+  std::uint64_t pss_bytes = 0;  // shared pages divided among their users: sums to the real total
+  std::uint64_t uss_bytes = 0;  // private pages (Private_Clean + Private_Dirty): what a recycle frees
+  int processes = 0;            // in the tree; 0 when unknown
+  std::string cgroup{};         // the worker's own cgroup, "" without one
   bool operator==(const WorkerStatus&) const = default;
 };
 
@@ -135,10 +140,28 @@ struct ListenerStatus {
   bool operator==(const ListenerStatus&) const = default;
 };
 
+// Memory of all the workers' trees together, and of the master; "memory" in the JSON.
+// shared = PSS total - USS total: the workers' share of pages they map together.
+struct MemorySummary {
+  int workers = 0;               // workers with a process, counted below
+  std::uint64_t rss_bytes = 0;   // double-counts shared pages
+  std::uint64_t pss_bytes = 0;
+  std::uint64_t uss_bytes = 0;   // private
+  std::uint64_t shared_bytes = 0;
+  std::uint64_t master_rss_bytes = 0;
+  std::uint64_t master_pss_bytes = 0;
+  std::uint64_t master_uss_bytes = 0;
+  bool operator==(const MemorySummary&) const = default;
+};
+
+// Adds up the workers' figures (pss, uss, rss of every worker with a pid).
+[[nodiscard]] MemorySummary summarize_memory(const std::vector<WorkerStatus>& workers);
+
 struct StatusSnapshot {
   MasterStatus master;
   std::vector<WorkerStatus> workers;
   std::vector<ListenerStatus> listeners;
+  MemorySummary memory{};
   bool operator==(const StatusSnapshot&) const = default;
 };
 
@@ -146,12 +169,14 @@ void to_json(nlohmann::json& j, const MasterStatus& v);
 void to_json(nlohmann::json& j, const LastExitInfo& v);
 void to_json(nlohmann::json& j, const WorkerStatus& v);
 void to_json(nlohmann::json& j, const ListenerStatus& v);
+void to_json(nlohmann::json& j, const MemorySummary& v);
 void to_json(nlohmann::json& j, const StatusSnapshot& v);
 // These throw nlohmann::json::exception on a missing or mistyped field; use parse_status.
 void from_json(const nlohmann::json& j, MasterStatus& v);
 void from_json(const nlohmann::json& j, LastExitInfo& v);
 void from_json(const nlohmann::json& j, WorkerStatus& v);
 void from_json(const nlohmann::json& j, ListenerStatus& v);
+void from_json(const nlohmann::json& j, MemorySummary& v);
 void from_json(const nlohmann::json& j, StatusSnapshot& v);
 
 // {"ok":true,"master":…,"workers":…,"listeners":…}

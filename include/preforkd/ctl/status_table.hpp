@@ -20,6 +20,9 @@ enum class Colour { off, on };
 [[nodiscard]] std::string format_bytes(std::uint64_t bytes);
 
 // The whole table, ending in a newline. Deterministic for a given snapshot.
+// "8 workers: 412.0 MiB private + 96.0 MiB shared (PSS 508.0 MiB); master 0.4 MiB private",
+// or "" when there is nothing to add up.
+[[nodiscard]] std::string memory_summary(const control::MemorySummary& memory);
 [[nodiscard]] std::string render_status(const control::StatusSnapshot& status, Colour colour);
 
 }  // namespace preforkd::ctl

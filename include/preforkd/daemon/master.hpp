@@ -20,6 +20,8 @@ class Master {
  public:
   Master(Config config, std::shared_ptr<const Generation> gen, os::ListenerSet listeners);
   ~Master();
+  // Runs every worker in a cgroup of its own under `tree` (none: process groups).
+  void use_worker_cgroups(std::unique_ptr<os::CgroupTree> tree) { supervisor_->use_cgroups(std::move(tree)); }
   // Opens the control and notify sockets, starts the workers and runs until every worker
   // is gone; returns the process exit code.
   int run();

@@ -14,7 +14,9 @@
 #include <preforkd/core/worker_lifecycle.hpp>
 #include <preforkd/daemon/line_reader.hpp>
 #include <preforkd/daemon/timer.hpp>
+#include <preforkd/os/cgroup.hpp>
 #include <preforkd/os/listener_set.hpp>
+#include <preforkd/os/process_tree.hpp>
 #include <preforkd/os/spawn.hpp>
 
 #include <chrono>
@@ -49,12 +51,17 @@ struct LastExit {
   std::chrono::system_clock::time_point when;
 };
 
-// Usage figures for status, written only by the usage sampler (record_usage).
+// Usage figures for status, written only by the usage sampler (record_usage). They cover
+// the worker's whole tree (its cgroup, or its descendants from /proc).
 struct Usage {
   std::uint64_t rss_bytes = 0;
   unsigned long long cpu_ticks = 0;
   Clock::time_point cpu_sampled{};
   double cpu_percent = 0;
+  std::uint64_t pss_bytes = 0;
+  std::uint64_t uss_bytes = 0;
+  int processes = 0;
+  Clock::time_point memory_sampled{};  // when rss/pss/uss were read (smaps_rollup)
 };
 
 // One worker lifecycle in a slot: a sequence of processes (a crash is followed by a
@@ -75,6 +82,11 @@ struct WorkerRun {
   std::string notify_status;  // last STATUS= from the worker
   bool notified_stopping = false;
   Usage usage;  // sampled every few seconds
+  // The cgroup of the current process and its descendants (none without worker cgroups).
+  std::unique_ptr<os::WorkerCgroup> cgroup;
+  // Without a cgroup: the process's descendants as last seen, killed when it exits (a
+  // setsid() escapes its process group, and by then they have been re-parented).
+  std::vector<os::ProcessId> known_tree;
 };
 
 struct Slot {
@@ -124,6 +136,12 @@ class Supervisor {
   [[nodiscard]] bool busy() const { return rolling_ != nullptr || stopping_; }
   // The usage sampler's figures for the current run of `slot` (the only writer of them).
   void record_usage(int slot, const Usage& usage);
+  // Every worker from now on runs in a cgroup of its own under `tree` (supervisor_tree.cpp).
+  void use_cgroups(std::unique_ptr<os::CgroupTree> tree) { cgroups_ = std::move(tree); }
+  [[nodiscard]] bool uses_cgroups() const { return cgroups_ != nullptr; }
+  // The sampler's look at the tree of the current run of `slot`: without a cgroup, the
+  // descendants seen now are remembered, to be killed with it.
+  [[nodiscard]] os::TreeUsage sample_tree(int slot);
 
   // Runs once no worker (and no orphaned descendant) is left after stop().
   std::function<void()> on_finished;
@@ -172,6 +190,12 @@ class Supervisor {
   void settle();
   void on_worker_exit(WorkerRun& run, const ExitStatus& status);
   void send_signal(const WorkerRun& run, pid_t target, int signum) const;
+  // Worker trees (supervisor_tree.cpp): the cgroup a new process goes into, the
+  // descendants remembered before a stop, and what is left once the top process exits.
+  void prepare_cgroup(WorkerRun& run, os::SpawnSpec& spec);
+  void remember_tree(WorkerRun& run);
+  void kill_tree(WorkerRun& run);
+  void remove_dead_cgroups();
   [[nodiscard]] Result<std::unique_ptr<WorkerRun>> make_run(int slot, std::shared_ptr<const Generation> gen);
   WorkerRun* find_run(pid_t pid);
   void arm_watchdog(WorkerRun& run);
@@ -217,6 +241,14 @@ class Supervisor {
   std::unique_ptr<Timer> drain_timer_;  // watches removed slots' accept queues
   bool stopping_ = false;
   bool finished_ = false;
+  std::unique_ptr<os::CgroupTree> cgroups_;
+  // Cgroups of exited workers whose processes are still dying: removed once empty.
+  std::vector<std::unique_ptr<os::WorkerCgroup>> dead_cgroups_;
 };
+
+// Worker cgroups as `mode` asks (supervisor_tree.cpp): the master's cgroup tree, or none
+// (auto without a usable cgroup2 hierarchy, or off); an error only for "on" without one.
+// Cgroups left by a master that is gone are killed first, and logged.
+[[nodiscard]] Result<std::unique_ptr<os::CgroupTree>> open_worker_cgroups(WorkerCgroups mode);
 
 }  // namespace preforkd::daemon

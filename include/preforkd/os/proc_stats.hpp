@@ -13,8 +13,25 @@
 
 namespace preforkd::os {
 
+// The memory figures of /proc/<pid>/smaps_rollup, in bytes: Rss, Pss, and the private
+// (unique) part, Private_Clean + Private_Dirty.
+struct SmapsRollup {
+  std::uint64_t rss = 0;
+  std::uint64_t pss = 0;
+  std::uint64_t uss = 0;
+  bool operator==(const SmapsRollup&) const = default;
+};
+[[nodiscard]] std::optional<SmapsRollup> parse_smaps_rollup(std::string_view text);
+
 // Resident set size in bytes: resident pages from /proc/<pid>/statm times the page size.
 [[nodiscard]] Result<std::uint64_t> read_rss_bytes(pid_t pid);
+
+// /proc/<pid>/smaps_rollup (Linux 4.14). A process that has no memory map (a zombie, a
+// kernel thread) reads as zeroes.
+[[nodiscard]] Result<SmapsRollup> read_smaps_rollup(pid_t pid);
+
+// The start time of a process (parse_stat_start_time).
+[[nodiscard]] Result<std::uint64_t> read_start_time(pid_t pid);
 
 // CPU time used so far (user + system), in clock ticks, from /proc/<pid>/stat.
 [[nodiscard]] Result<std::uint64_t> read_cpu_ticks(pid_t pid);
@@ -31,6 +48,9 @@ namespace preforkd::os {
 // and ')'; the fields after the last ')' are read.
 [[nodiscard]] std::optional<std::uint64_t> parse_stat_cpu_ticks(std::string_view stat);
 [[nodiscard]] std::optional<std::uint64_t> parse_statm_resident_pages(std::string_view statm);
+// Start time of a process in clock ticks after boot (field 22 of /proc/<pid>/stat): with
+// the pid, it names one process, never a later one that reused the pid.
+[[nodiscard]] std::optional<std::uint64_t> parse_stat_start_time(std::string_view stat);
 // The "Groups:" line of /proc/<pid>/status.
 [[nodiscard]] std::optional<std::vector<gid_t>> parse_status_groups(std::string_view status);
 
