@@ -6,10 +6,11 @@
 
 namespace bt {
 
-std::optional<TreeHello> tree_hello(int port, Ms timeout) {
-  auto r = http_get(port, "/", timeout);
-  if (!r || r->status != 200) return std::nullopt;
-  std::istringstream in(r->body);
+namespace {
+
+std::optional<TreeHello> parse_tree_hello(const HttpResponse& r) {
+  if (r.status != 200) return std::nullopt;
+  std::istringstream in(r.body);
   std::string word;
   TreeHello h;
   char paren = 0;
@@ -18,6 +19,19 @@ std::optional<TreeHello> tree_hello(int port, Ms timeout) {
   if (!(in >> paren >> word) || word != "children") return std::nullopt;
   pid_t child = 0;
   while (in >> child) h.children.push_back(child);
+  return h;
+}
+
+}  // namespace
+
+std::optional<TreeHello> tree_hello(int port, Ms timeout) {
+  // Until the master has bound the port, a connection is refused: ask again.
+  std::optional<TreeHello> h;
+  wait_until([&] {
+    auto r = http_get(port, "/", timeout);
+    if (r) h = parse_tree_hello(*r);
+    return h.has_value();
+  });
   return h;
 }
 

@@ -17,6 +17,7 @@ struct TreeHello {
   pid_t pid = -1;
   std::vector<pid_t> children;
 };
+// Asks GET / until a tree_worker answers (or the default deadline).
 std::optional<TreeHello> tree_hello(int port, Ms timeout = 10s);
 
 // Why worker cgroups cannot be tested here ("" when they can): not root, or no writable
