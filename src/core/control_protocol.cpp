@@ -333,7 +333,10 @@ void to_json(json& j, const WorkerStatus& v) {
            {"last_exit", v.last_exit ? json(*v.last_exit) : json(nullptr)},
            {"notify_status", v.notify_status},
            {"activity", v.activity},
-           {"queued", v.queued}};
+           {"queued", v.queued},
+           {"crashes", v.crashes},
+           {"replacements", v.replacements},
+           {"replaced_for", v.replaced_for}};
 }
 
 void to_json(json& j, const ListenerStatus& v) {
@@ -384,6 +387,9 @@ void from_json(const json& j, WorkerStatus& v) {
   v.notify_status = j.value("notify_status", std::string());
   v.activity = j.value("activity", std::string("unknown"));
   v.queued = j.value("queued", 0);
+  v.crashes = j.value("crashes", 0);
+  v.replacements = j.value("replacements", 0);
+  v.replaced_for = j.value("replaced_for", std::map<std::string, int>());
 }
 
 void from_json(const json& j, ListenerStatus& v) {

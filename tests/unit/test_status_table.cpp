@@ -26,6 +26,9 @@ StatusSnapshot sample() {
   s.workers[0].activity = "waiting";
   s.workers[1].activity = "busy";
   s.workers[1].queued = 2;
+  s.workers[1].crashes = 1;
+  s.workers[2].crashes = 4;
+  s.workers[2].replacements = 1;
   s.listeners[0].balance = "load";
   return s;
 }
@@ -58,10 +61,10 @@ TEST_CASE("render_status without colour: master line, workers, listeners", "[sta
   const std::string expected =
       "preforkd 0.1.0 (pid 4121)  config /etc/preforkd/app.toml  generation 2  up 3h12m  workers 2/3 ready\n"
       "\n"
-      "SLOT  PID   STATE     RESTARTS  UPTIME  RSS       CPU%  LOAD     QUEUED  LAST EXIT\n"
-      "0     4122  ready     0         3m12s   12.3 MiB  0.5   waiting  0       -\n"
-      "1     4130  starting  1         3s      2.0 MiB   12.3  busy     2       exited with status 1, 1m15s ago\n"
-      "2     -     backoff   5         -       -         -     -        -       exited on signal 9, 2s ago\n"
+      "SLOT  PID   STATE     RESTARTS  CRASHES  REPLACED  UPTIME  RSS       CPU%  LOAD     QUEUED  LAST EXIT\n"
+      "0     4122  ready     0         0        0         3m12s   12.3 MiB  0.5   waiting  0       -\n"
+      "1     4130  starting  1         1        0         3s      2.0 MiB   12.3  busy     2       exited with status 1, 1m15s ago\n"
+      "2     -     backoff   5         4        1         -       -         -     -        -       exited on signal 9, 2s ago\n"
       "\n"
       "LISTENER  ADDRESS             MODE              ACCEPT QUEUE\n"
       "http      127.0.0.1:8080      reuseport (load)  0:0 1:17 2:-\n"

@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -123,6 +124,9 @@ struct WorkerStatus {
   std::string notify_status;   // the worker's last STATUS= line
   std::string activity = "unknown";  // waiting|busy|unknown: last seen waiting for a connection or not
   int queued = 0;                    // connections in its slot's accept queues (balanced listeners)
+  int crashes = 0;                   // unplanned exits in the slot (last_exit is the latest)
+  int replacements = 0;              // planned replacements: reload, restart, scale, ...
+  std::map<std::string, int> replaced_for{};  // replacements by reason ("reload": 2)
   bool operator==(const WorkerStatus&) const = default;
 };
 
