@@ -20,16 +20,33 @@ packages+=(
   gunicorn uwsgi-core uwsgi-plugin-python3 haproxy nginx-light nodejs golang-go python3
   scdoc gzip dpkg-dev lintian man-db bash-completion
 )
-[ "${1:-}" = "--bench" ] && packages+=(wrk)
+bench=false
+[ "${1:-}" = "--bench" ] && bench=true
+# the churn benchmark runs pm2 beside preforkd: npm's pm2 (Debian has no package of it)
+$bench && packages+=(wrk)
+
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+
+install_pm2() {
+  $bench || return 0
+  command -v pm2 >/dev/null && return 0
+  # Debian's npm only when there is none: a nodejs from elsewhere brings its own.
+  if ! command -v npm >/dev/null; then
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends npm
+  fi
+  echo "installing: pm2 (npm)"
+  $sudo npm install -g --no-fund --no-audit pm2
+}
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-sudo=""
-[ "$(id -u)" -ne 0 ] && sudo="sudo"
-echo "installing: ${missing[*]}"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+install_pm2

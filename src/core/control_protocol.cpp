@@ -337,7 +337,10 @@ void to_json(json& j, const WorkerStatus& v) {
            {"pss_bytes", v.pss_bytes},
            {"uss_bytes", v.uss_bytes},
            {"processes", v.processes},
-           {"cgroup", v.cgroup}};
+           {"cgroup", v.cgroup},
+           {"crashes", v.crashes},
+           {"replacements", v.replacements},
+           {"replaced_for", v.replaced_for}};
 }
 
 void to_json(json& j, const ListenerStatus& v) {
@@ -416,6 +419,9 @@ void from_json(const json& j, WorkerStatus& v) {
   v.uss_bytes = j.value("uss_bytes", std::uint64_t{0});
   v.processes = j.value("processes", 0);
   v.cgroup = j.value("cgroup", std::string());
+  v.crashes = j.value("crashes", 0);
+  v.replacements = j.value("replacements", 0);
+  v.replaced_for = j.value("replaced_for", std::map<std::string, int>());
 }
 
 void from_json(const json& j, ListenerStatus& v) {

@@ -11,7 +11,6 @@ RestartPolicy RestartPolicy::from(const WorkerConfig& worker) {
   p.backoff_initial = worker.backoff_initial;
   p.backoff_max = worker.backoff_max;
   p.fatal_exit_codes = worker.fatal_exit_codes;
-  if (worker.ready.kind == ReadyKind::alive) p.healthy_after = std::max(p.healthy_after, worker.ready.alive_for);
   return p;
 }
 
@@ -30,9 +29,13 @@ ExitVerdict judge_exit(const RestartPolicy& policy, const ExitStatus& status) {
   return ExitVerdict::respawn;
 }
 
-int next_failure_count(const RestartPolicy& policy, int failures, bool was_ready, Duration uptime) {
-  if (was_ready && uptime >= policy.healthy_after) return 1;
-  return failures + 1;
+RestartDecision after_crash(const RestartPolicy& policy, int failures, bool was_ready, Duration uptime, double jitter) {
+  // Served, and outside the throttle window: capacity first, replace it now.
+  if (was_ready && uptime >= policy.backoff_initial) return {1, Duration::zero()};
+  // Never ready, or died inside the window: one more in a row. From the second on the
+  // delay is at least backoff_initial, so it also covers the rest of the window.
+  const int count = failures + 1;
+  return {count, backoff_delay(policy, count, jitter)};
 }
 
 Duration backoff_delay(const RestartPolicy& policy, int failures, double jitter) {

@@ -10,6 +10,12 @@ using S = WorkerState;
 
 Action act(A kind, Duration delay = {}) { return Action{kind, delay}; }
 
+Action replaced(ReplaceReason why) {
+  Action a = act(A::report_replaced);
+  a.reason = why;
+  return a;
+}
+
 Transition stay(const Lifecycle& l) { return {l, {}}; }
 
 // How a run gets (back) to starting: its first process, or a replacement for one that is gone.
@@ -24,23 +30,29 @@ Transition enter_starting(Lifecycle l, Start how) {
 
 // What happens after a failed run: start again at once, back off, or give up. A trial
 // run is never restarted: it failed, and the rolling plan takes it from there.
-Transition after_failure(Lifecycle l, const Event& e, const LifecyclePolicy& p, int failures) {
+Transition after_failure(Lifecycle l, const RestartDecision& next) {
   if (l.trial) {
     l.state = S::failed;
     return {l, {act(A::disarm_timer)}};
   }
-  l.failures = failures;
-  const Duration delay = backoff_delay(p.restart, l.failures, e.jitter);
-  if (delay == Duration::zero()) return enter_starting(l, Start::replacement);
+  l.failures = next.failures;
+  if (next.delay == Duration::zero()) return enter_starting(l, Start::replacement);
   l.state = S::backoff;
-  return {l, {act(A::report_backoff, delay), act(A::arm_timer, delay)}};
+  return {l, {act(A::report_backoff, next.delay), act(A::arm_timer, next.delay)}};
+}
+
+// `first` goes before the transition's own actions.
+Transition prefixed(std::vector<Action> first, Transition t) {
+  t.actions.insert(t.actions.begin(), first.begin(), first.end());
+  return t;
 }
 
 Transition enter_stopping(Lifecycle l, const LifecyclePolicy& p, StopIntent intent, bool failure,
-                          std::vector<Action> first = {}) {
+                          std::vector<Action> first = {}, ReplaceReason reason = ReplaceReason::restart) {
   l.state = S::stopping;
   // A trial run that fails is stopped for good; it is never replaced.
   l.stop_intent = l.trial ? StopIntent::remove : intent;
+  l.replace_reason = reason;
   l.stop_is_failure = failure;
   first.push_back(act(A::send_stop_signal));
   first.push_back(act(A::arm_timer, p.stop_timeout));
@@ -68,9 +80,9 @@ Transition on_spawn_failed(const Lifecycle& l, const Event& e, const LifecyclePo
   }
   Lifecycle n = l;
   n.short_of_fds = false;
-  auto t = after_failure(n, e, p, l.failures + 1);
-  t.actions.insert(t.actions.begin(), act(A::report_spawn_failed));
-  return t;
+  // No process ran: as one that was never ready.
+  return prefixed({act(A::report_spawn_failed)},
+                  after_failure(n, after_crash(p.restart, l.failures, false, Duration::zero(), e.jitter)));
 }
 
 Transition on_spawned(const Lifecycle& current, const LifecyclePolicy& p) {
@@ -113,30 +125,34 @@ Transition on_exited(const Lifecycle& l, const Event& e, const LifecyclePolicy& 
     case S::starting:
     case S::ready: {
       // A trial run that exits before it is ready has failed, whatever its exit status.
+      // Nobody asked it to exit: a crash, whatever follows.
       const ExitVerdict verdict = l.trial ? ExitVerdict::respawn : judge_exit(p.restart, e.status);
       switch (verdict) {
         case ExitVerdict::fail:
           n.state = S::failed;
-          return {n, {act(A::disarm_timer), act(A::report_failed)}};
+          return {n, {act(A::report_crash), act(A::disarm_timer), act(A::report_failed)}};
         case ExitVerdict::stop:
           n.state = S::stopped;
-          return {n, {act(A::disarm_timer)}};
+          return {n, {act(A::report_crash), act(A::disarm_timer)}};
         case ExitVerdict::respawn:
           break;
       }
-      auto t = after_failure(n, e, p, next_failure_count(p.restart, l.failures, e.was_ready, e.uptime));
-      t.actions.insert(t.actions.begin(), act(A::disarm_timer));
-      return t;
+      return prefixed({act(A::report_crash), act(A::disarm_timer)},
+                      after_failure(n, after_crash(p.restart, l.failures, e.was_ready, e.uptime, e.jitter)));
     }
     case S::stopping: {
+      // Stopped for a ready or watchdog timeout: a crash too, never planned.
+      std::vector<Action> first;
+      if (l.stop_is_failure) first.push_back(act(A::report_crash));
       if (l.stop_intent == StopIntent::remove) {
         n.state = S::stopped;
-        return {n, {act(A::disarm_timer)}};
+        first.push_back(act(A::disarm_timer));
+        return {n, std::move(first)};
       }
-      if (!l.stop_is_failure) return enter_starting(n, Start::replacement);
-      auto t = after_failure(n, e, p, l.failures + 1);
-      t.actions.insert(t.actions.begin(), act(A::disarm_timer));
-      return t;
+      if (!l.stop_is_failure) return prefixed({replaced(l.replace_reason)}, enter_starting(n, Start::replacement));
+      // It had stopped serving: counted as a crash that was never ready.
+      first.push_back(act(A::disarm_timer));
+      return prefixed(std::move(first), after_failure(n, after_crash(p.restart, l.failures, false, e.uptime, e.jitter)));
     }
     case S::stopped:
     case S::backoff:
@@ -150,11 +166,12 @@ Transition on_stop(const Lifecycle& l, const Event& e, const LifecyclePolicy& p)
   switch (l.state) {
     case S::starting:
     case S::ready:
-      return enter_stopping(l, p, e.intent, false);
+      return enter_stopping(l, p, e.intent, false, {}, e.reason);
     case S::stopping: {
       // A second request may change what happens after the exit; the timer keeps running.
       Lifecycle n = l;
       n.stop_intent = e.intent;
+      n.replace_reason = e.reason;
       return {n, {}};
     }
     case S::backoff:
@@ -190,6 +207,15 @@ const char* to_string(WorkerState s) {
     case S::stopping: return "stopping";
     case S::backoff: return "backoff";
     case S::failed: return "failed";
+  }
+  return "unknown";
+}
+
+const char* to_string(ReplaceReason r) {
+  switch (r) {
+    case ReplaceReason::reload: return "reload";
+    case ReplaceReason::restart: return "restart";
+    case ReplaceReason::scale: return "scale";
   }
   return "unknown";
 }

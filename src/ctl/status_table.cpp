@@ -123,8 +123,8 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
   const char* heading = colour == Colour::on ? bold : nullptr;
   std::vector<Row> workers;
   Row header;
-  for (const char* title :
-       {"SLOT", "PID", "STATE", "RESTARTS", "UPTIME", "RSS", "PSS", "USS", "PROCS", "CPU%", "LOAD", "QUEUED", "LAST EXIT"}) {
+  for (const char* title : {"SLOT", "PID", "STATE", "RESTARTS", "CRASHES", "REPLACED", "UPTIME", "RSS", "PSS", "USS", "PROCS",
+                            "CPU%", "LOAD", "QUEUED", "LAST EXIT"}) {
     header.push_back({title, heading});
   }
   if (any_notes) header.push_back({"STATUS", heading});
@@ -135,6 +135,8 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
             {dash_if(gone, std::to_string(w.pid))},
             {w.state, state_colour(w.state)},
             {std::to_string(w.restarts)},
+            {std::to_string(w.crashes)},       // unplanned exits
+            {std::to_string(w.replacements)},  // planned: reload, restart, scale
             {dash_if(gone, format_uptime(w.uptime_s))},
             {dash_if(gone || w.rss_bytes == 0, format_bytes(w.rss_bytes))},
             {dash_if(gone || w.pss_bytes == 0, format_bytes(w.pss_bytes))},

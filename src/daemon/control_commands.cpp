@@ -109,6 +109,9 @@ control::StatusSnapshot Master::status() {
     control::WorkerStatus w;
     w.slot = static_cast<int>(i);
     w.restarts = slot.restarts;
+    w.crashes = slot.crashes;
+    w.replacements = slot.replacements;
+    for (const auto& [why, n] : slot.replaced_for) w.replaced_for[to_string(why)] = n;
     if (run != nullptr) {
       w.pid = run->pid;
       w.state = slot.removing && run->life.state == WorkerState::ready ? "stopping" : to_string(run->life.state);

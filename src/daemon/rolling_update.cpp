@@ -24,6 +24,8 @@ void Supervisor::roll(std::shared_ptr<const Generation> gen, std::vector<int> sl
     for (std::size_t n = 0; n < slots_[i].retiring.size(); ++n) rolling_->plan.stopping.push_back(static_cast<int>(i));
   rolling_->target = std::move(gen);
   rolling_->previous = gen_;
+  // The same generation again is a restart; a reload always brings a new one.
+  rolling_->reason = rolling_->target == rolling_->previous ? ReplaceReason::restart : ReplaceReason::reload;
   rolling_->listeners = std::move(listeners);
   rolling_->done = std::move(done);
   spdlog::info("rolling update to generation {}: {} workers, {} at a time", rolling_->target->number, slots.size(),
@@ -116,6 +118,7 @@ void Supervisor::carry_out(const RollAction& a) {
       Slot& slot = slots_[static_cast<std::size_t>(a.slot)];
       std::unique_ptr<WorkerRun> old = std::move(slot.current);
       slot.current = std::move(slot.candidate);
+      slot.count_replacement(r.reason);
       put_out(slot, std::move(old));
       return;
     }

@@ -164,6 +164,17 @@ std::vector<Event> Supervisor::perform(WorkerRun& run, const Action& action) {
     case Action::Kind::report_spawn_retry:
       report(run, action);
       return {};
+    case Action::Kind::report_crash:
+      if (run.slot < static_cast<int>(slots_.size())) {
+        Slot& slot = slots_[static_cast<std::size_t>(run.slot)];
+        ++slot.crashes;
+        if (run.exit) slot.last_exit = run.exit;
+      }
+      return {};
+    case Action::Kind::report_replaced:
+      if (run.slot < static_cast<int>(slots_.size())) slots_[static_cast<std::size_t>(run.slot)].count_replacement(action.reason);
+      spdlog::debug("{}: replaced ({})", who(run), to_string(action.reason));
+      return {};
   }
   return {};
 }
@@ -204,6 +215,8 @@ void Supervisor::report(const WorkerRun& run, const Action& action) const {
     case Action::Kind::send_kill:
     case Action::Kind::arm_timer:
     case Action::Kind::disarm_timer:
+    case Action::Kind::report_crash:
+    case Action::Kind::report_replaced:
       return;
   }
 }
@@ -249,7 +262,8 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
     run.spawn_error = spawned.error();
     return {Event::spawn_failed_with(cause_of(spawned.failure()), std::uniform_real_distribution<double>(0.0, 1.0)(rng_))};
   }
-  if (slot.last_exit || slot.restarts > 0 || &run != slot.current.get()) ++slot.restarts;
+  if (slot.had_process) ++slot.restarts;
+  slot.had_process = true;
   run.pid = spawned->pid;
   run.started = Clock::now();
   run.reached_ready = false;
@@ -348,8 +362,8 @@ void Supervisor::on_worker_exit(WorkerRun& run, const ExitStatus& status) {
     const auto level = (expected || status.success()) ? spdlog::level::info : spdlog::level::warn;
     spdlog::log(level, "{} {}", who(run), describe(status));
   }
-  Slot& slot = slots_[static_cast<std::size_t>(run.slot)];
-  slot.last_exit = LastExit{status, std::chrono::system_clock::now()};
+  // The slot's last exit only if step() finds it unplanned (report_crash).
+  run.exit = LastExit{status, std::chrono::system_clock::now()};
   Event e = Event::of(Event::Kind::exited);
   e.status = status;
   // An exec that failed never started the program: never count it as healthy.

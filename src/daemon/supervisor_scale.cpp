@@ -54,8 +54,10 @@ Status Supervisor::scale(int count) {
       slot.drain_until = {};
       WorkerRun& run = *slot.current;
       if (run.life.state == WorkerState::stopping) {
-        post(run, Event::stop_for(StopIntent::replace));
+        post(run, Event::replace_for(ReplaceReason::scale));
       } else if (!has_process(run.life.state)) {
+        // Its process was stopped by the scale down; a new one replaces it.
+        if (run.life.state == WorkerState::stopped) slot.count_replacement(ReplaceReason::scale);
         post(run, Event::of(Event::Kind::start));
       }
     }

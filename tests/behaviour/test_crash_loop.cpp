@@ -5,7 +5,7 @@
 #include <csignal>
 #include <set>
 
-#include "harness.hpp"
+#include "control_helpers.hpp"
 
 using namespace bt;
 
@@ -57,6 +57,17 @@ TEST_CASE("a crash-looping worker backs off while the others answer every fresh 
   CHECK(d.count_log("worker 1: restarting in") >= 2);
   CHECK(worker_pid(d.pid(), 0) == slot0);
   CHECK(worker_pid(d.pid(), 2) == slot2);
+
+  // Status counts every crash of slot 1 as a crash (not a replacement), and its last exit.
+  const auto status = status_of(d);
+  REQUIRE(status);
+  INFO(status->dump());
+  const auto& slot1 = (*status)["workers"][1];
+  CHECK(slot1.value("crashes", -1) >= crashes);
+  CHECK(slot1.value("replacements", -1) == 0);
+  CHECK(slot1["last_exit"].value("signal", 0) == SIGSEGV);
+  CHECK((*status)["workers"][0].value("crashes", -1) == 0);
+  CHECK((*status)["workers"][2].value("crashes", -1) == 0);
 
   d.signal(SIGTERM);
   CHECK(d.wait_exit() == 0);

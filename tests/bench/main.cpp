@@ -32,7 +32,7 @@ const std::vector<Entry>& entries() {
       {"startup", "time to start 256 workers", bench::startup},
       {"rss", "master RSS with 8 and with 256 workers", bench::rss},
       {"throughput", "demo requests/s through preforkd vs. the same 2 workers alone (wrk)", bench::throughput},
-      {"churn", "fresh-connection client while workers are SIGKILLed: preforkd vs. the Fiber way", bench::churn},
+      {"churn", "fresh-connection client while workers are SIGKILLed: preforkd, pm2 (when installed) and the Fiber way", bench::churn},
       {"status", "control socket status request time with 256 workers", bench::status},
       {"reload", "rolling reload of 8 demo workers: time, and failed requests during 20 reloads", bench::reload},
       {"soak", "restarts, scale cycles, good/bad reloads, requests: master fds, RssAnon, processes (not in the default run)",

@@ -48,6 +48,9 @@ StatusSnapshot sample_status() {
   s.master = {4121, "0.1.0", "/etc/preforkd/app.toml", 2, 11520.5, 1, 2, "serving"};
   WorkerStatus ready{0, 4122, "ready", 2, 0, 11520.0, 12'900'000, 0.5, std::nullopt, "accepting"};
   WorkerStatus backoff{1, -1, "backoff", 2, 5, 0, 0, 0, LastExitInfo{"exited on signal 9", -1, 9, 1.7e9, 2.5}, ""};
+  backoff.crashes = 4;
+  backoff.replacements = 1;
+  backoff.replaced_for = {{"reload", 1}};
   s.workers = {ready, backoff};
   s.listeners = {{"http", "127.0.0.1:8080", "reuseport", {0, -1}}, {"admin", "unix:/run/a.sock", "shared", {3}}};
   return s;
@@ -211,7 +214,7 @@ TEST_CASE("the status reply has the contract's field names", "[control_protocol]
   CHECK(keys(reply["workers"][0]) ==
         std::set<std::string>{"slot", "pid", "state", "generation", "restarts", "uptime_s", "rss_bytes",
                               "cpu_percent", "last_exit", "notify_status", "activity", "queued", "pss_bytes",
-                              "uss_bytes", "processes", "cgroup"});
+                              "uss_bytes", "processes", "cgroup", "crashes", "replacements", "replaced_for"});
   CHECK(reply["workers"][0]["last_exit"].is_null());
   CHECK(keys(reply["workers"][1]["last_exit"]) ==
         std::set<std::string>{"text", "code", "signal", "unix_time", "ago_s"});
@@ -220,6 +223,11 @@ TEST_CASE("the status reply has the contract's field names", "[control_protocol]
   CHECK(reply["listeners"][0]["queue_depth"] == json::array({0, -1}));
   CHECK(reply["master"]["uptime_s"].is_number());
   CHECK(reply["workers"][0]["rss_bytes"] == 12'900'000);
+  // Crashes (unplanned) and planned replacements are counted apart; restarts counts both.
+  CHECK(reply["workers"][1]["crashes"] == 4);
+  CHECK(reply["workers"][1]["replacements"] == 1);
+  CHECK(reply["workers"][1]["replaced_for"] == json{{"reload", 1}});
+  CHECK(reply["workers"][0]["replaced_for"] == json::object());
 }
 
 TEST_CASE("the status document reads back what was written", "[control_protocol]") {

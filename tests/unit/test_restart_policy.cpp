@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <vector>
+
 using namespace preforkd;
 using namespace std::chrono_literals;
 
@@ -32,20 +35,72 @@ TEST_CASE("jitter spreads the delay by +-20% within the bounds") {
   CHECK(backoff_delay(p, 30, 0.0) == 8s);
 }
 
-TEST_CASE("the crash count restarts after a healthy run") {
+TEST_CASE("after a crash: a worker that served is replaced at once, one that cannot stay up backs off") {
   RestartPolicy p;
-  p.healthy_after = 1s;
-  CHECK(next_failure_count(p, 7, true, 2s) == 1);
-  CHECK(next_failure_count(p, 7, true, 500ms) == 8);   // ready but not for long
-  CHECK(next_failure_count(p, 7, false, 60s) == 8);    // never ready
+  p.backoff_initial = 100ms;  // also the throttle window
+  p.backoff_max = 1s;
+  struct Case {
+    const char* what;
+    int failures;
+    bool was_ready;
+    Duration uptime;
+    RestartDecision expected;
+  };
+  const std::vector<Case> cases{
+      {"ready, died outside the window: at once", 0, true, 600ms, {1, 0ms}},
+      {"ready, outside the window, after a run of crashes: the count starts afresh", 7, true, 600ms, {1, 0ms}},
+      {"ready, exactly one window up: at once", 7, true, 100ms, {1, 0ms}},
+      {"ready, died inside the window, after a restart: backs off", 1, true, 50ms, {2, 100ms}},
+      {"ready, inside the window again: doubling", 3, true, 50ms, {4, 400ms}},
+      {"ready, inside the window, first crash of the run: at once", 0, true, 50ms, {1, 0ms}},
+      {"never ready, first crash of the run: at once", 0, false, 10ms, {1, 0ms}},
+      {"never ready, again: backoff_initial", 1, false, 10ms, {2, 100ms}},
+      {"never ready, however long it ran: doubling", 2, false, 60s, {3, 200ms}},
+      {"never ready: capped at backoff_max", 5, false, 10ms, {6, 1s}},
+      {"never ready, a long loop: still backoff_max", 40, false, 10ms, {41, 1s}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    const RestartDecision d = after_crash(p, c.failures, c.was_ready, c.uptime, 0.5);
+    CHECK(d.failures == c.expected.failures);
+    CHECK(d.delay == c.expected.delay);
+  }
 }
 
-TEST_CASE("healthy_after follows a ready duration longer than a second") {
+TEST_CASE("the throttle: a slot restarts at most once per backoff_initial, after its first restart") {
+  RestartPolicy p;
+  p.backoff_initial = 100ms;
+  p.backoff_max = 2s;
+  // A worker that is ready at once and dies `uptime` after each start, with the jitter
+  // at both ends: the time from one restart to the next is uptime + delay.
+  for (Duration uptime : {Duration(1ms), Duration(50ms), Duration(99ms), Duration(100ms), Duration(300ms)}) {
+    for (double jitter : {0.0, 0.999}) {
+      int failures = 0;
+      Duration longest{};
+      for (int restart = 0; restart < 30; ++restart) {
+        const RestartDecision d = after_crash(p, failures, true, uptime, jitter);
+        if (restart > 0) CHECK(uptime + d.delay >= p.backoff_initial);
+        failures = d.failures;
+        longest = std::max(longest, d.delay);
+      }
+      INFO("uptime " << uptime.count() << " ms, jitter " << jitter);
+      // Up for a window or more: never waits. Less: backs off all the way (to the
+      // bottom of backoff_max's jitter range).
+      if (uptime >= p.backoff_initial) CHECK(longest == 0ms);
+      else CHECK(longest >= p.backoff_max * 4 / 5);
+    }
+  }
+}
+
+TEST_CASE("the policy comes from the worker config") {
   WorkerConfig w;
-  w.ready = ReadyPolicy{ReadyKind::alive, 5s};
-  CHECK(RestartPolicy::from(w).healthy_after == 5s);
-  w.ready = ReadyPolicy{ReadyKind::immediate, 0s};
-  CHECK(RestartPolicy::from(w).healthy_after == 1s);
+  w.backoff_initial = 250ms;
+  w.backoff_max = 4s;
+  w.fatal_exit_codes = {3};
+  const RestartPolicy p = RestartPolicy::from(w);
+  CHECK(p.backoff_initial == 250ms);
+  CHECK(p.backoff_max == 4s);
+  CHECK(p.fatal_exit_codes == std::vector<int>{3});
 }
 
 TEST_CASE("exit verdicts") {

@@ -29,6 +29,9 @@ StatusSnapshot sample() {
   s.workers[0].pss_bytes = 9'437'184;
   s.workers[0].uss_bytes = 8'388'608;
   s.workers[0].processes = 2;
+  s.workers[1].crashes = 1;
+  s.workers[2].crashes = 4;
+  s.workers[2].replacements = 1;
   s.listeners[0].balance = "load";
   s.memory = summarize_memory(s.workers);
   s.memory.master_uss_bytes = 419'430;
@@ -63,10 +66,10 @@ TEST_CASE("render_status without colour: master line, workers, listeners", "[sta
   const std::string expected =
       "preforkd 0.1.0 (pid 4121)  config /etc/preforkd/app.toml  generation 2  up 3h12m  workers 2/3 ready\n"
       "\n"
-      "SLOT  PID   STATE     RESTARTS  UPTIME  RSS       PSS      USS      PROCS  CPU%  LOAD     QUEUED  LAST EXIT\n"
-      "0     4122  ready     0         3m12s   12.3 MiB  9.0 MiB  8.0 MiB  2      0.5   waiting  0       -\n"
-      "1     4130  starting  1         3s      2.0 MiB   -        -        -      12.3  busy     2       exited with status 1, 1m15s ago\n"
-      "2     -     backoff   5         -       -         -        -        -      -     -        -       exited on signal 9, 2s ago\n"
+      "SLOT  PID   STATE     RESTARTS  CRASHES  REPLACED  UPTIME  RSS       PSS      USS      PROCS  CPU%  LOAD     QUEUED  LAST EXIT\n"
+      "0     4122  ready     0         0        0         3m12s   12.3 MiB  9.0 MiB  8.0 MiB  2      0.5   waiting  0       -\n"
+      "1     4130  starting  1         1        0         3s      2.0 MiB   -        -        -      12.3  busy     2       exited with status 1, 1m15s ago\n"
+      "2     -     backoff   5         4        1         -       -         -        -        -      -     -        -       exited on signal 9, 2s ago\n"
       "2 workers: 8.0 MiB private + 1.0 MiB shared (PSS 9.0 MiB); master 409.6 KiB private\n"
       "\n"
       "LISTENER  ADDRESS             MODE              ACCEPT QUEUE\n"

@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <string>
+
 using namespace preforkd;
 using namespace std::chrono_literals;
 using A = Action::Kind;
@@ -19,7 +22,6 @@ LifecyclePolicy policy(ReadyKind ready = ReadyKind::alive) {
   p.stop_timeout = 10s;
   p.restart.backoff_initial = 100ms;
   p.restart.backoff_max = 30s;
-  p.restart.healthy_after = 1s;
   return p;
 }
 
@@ -97,19 +99,19 @@ TEST_CASE("readiness: immediate, a duration alive, notify") {
 
 TEST_CASE("the first crash of a healthy worker restarts it at once; repeated crashes back off") {
   const auto p = policy();
-  // Healthy: was ready and up longer than healthy_after.
+  // Healthy: was ready and up longer than the throttle window (backoff_initial).
   auto t1 = step(in(S::ready, 5), exited(ExitStatus::killed_by(9), true, 10s), p);
   CHECK(t1.next.state == S::starting);
   CHECK(t1.next.failures == 1);
-  CHECK(kinds(t1) == std::vector{A::disarm_timer, A::report_restart, A::disarm_timer, A::spawn});
+  CHECK(kinds(t1) == std::vector{A::report_crash, A::disarm_timer, A::report_restart, A::disarm_timer, A::spawn});
 
   // It crashes again at once: backoff_initial.
   auto t2 = step(in(S::starting, 1), exited(ExitStatus::exited_with(1), false, 10ms), p);
   CHECK(t2.next.state == S::backoff);
   CHECK(t2.next.failures == 2);
   CHECK(t2.actions.back() == Action{A::arm_timer, 100ms});
-  CHECK(kinds(t2) == std::vector{A::disarm_timer, A::report_backoff, A::arm_timer});
-  CHECK(t2.actions[1].delay == 100ms);
+  CHECK(kinds(t2) == std::vector{A::report_crash, A::disarm_timer, A::report_backoff, A::arm_timer});
+  CHECK(t2.actions[2].delay == 100ms);
 
   // And again: doubling.
   auto t3 = step(in(S::starting, 2), exited(ExitStatus::exited_with(1), false, 10ms), p);
@@ -153,13 +155,14 @@ TEST_CASE("graceful stop: stop_signal, SIGKILL after stop_timeout, then stopped 
 
   auto gone = step(k.next, exited(ExitStatus::killed_by(9), true, 20s), p);
   CHECK(gone.next.state == S::stopped);
-  CHECK(kinds(gone) == std::vector{A::disarm_timer});
+  CHECK(kinds(gone) == std::vector{A::disarm_timer});  // asked for: no crash
 
   // A requested replacement starts again at once and does not count as a crash.
   auto r = step(in(S::ready, 0), Event::stop_for(StopIntent::replace), p);
   auto again = step(r.next, exited(ExitStatus::exited_with(0), true, 20s), p);
   CHECK(again.next.state == S::starting);
   CHECK(again.next.failures == 0);
+  CHECK(kinds(again) == std::vector{A::report_replaced, A::report_restart, A::disarm_timer, A::spawn});
 }
 
 TEST_CASE("stop while backing off or failed needs no signal") {
@@ -242,15 +245,16 @@ TEST_CASE("reports: stop timeout, failed, backoff and a replacement's start come
   p.restart.fatal_exit_codes = {42};
   auto failed = step(in(S::ready), exited(ExitStatus::exited_with(42), true, 10s), p);
   CHECK(failed.next.state == S::failed);
-  CHECK(kinds(failed) == std::vector{A::disarm_timer, A::report_failed});
-  // A clean exit that is not replaced is no failure.
+  CHECK(kinds(failed) == std::vector{A::report_crash, A::disarm_timer, A::report_failed});
+  // A clean exit that is not replaced is no failure, but nobody asked for it: a crash.
   p.restart.mode = RestartMode::on_failure;
-  CHECK(kinds(step(in(S::ready), exited(ExitStatus::exited_with(0), true, 10s), p)) == std::vector{A::disarm_timer});
+  CHECK(kinds(step(in(S::ready), exited(ExitStatus::exited_with(0), true, 10s), p)) ==
+        std::vector{A::report_crash, A::disarm_timer});
   // A requested replacement reports its start; a first start does not.
   p = policy();
   auto r = step(in(S::ready), Event::stop_for(StopIntent::replace), p);
   auto again = step(r.next, exited(ExitStatus::exited_with(0), true, 20s), p);
-  CHECK(kinds(again) == std::vector{A::report_restart, A::disarm_timer, A::spawn});
+  CHECK(kinds(again) == std::vector{A::report_replaced, A::report_restart, A::disarm_timer, A::spawn});
   CHECK(kinds(step(in(S::stopped), Event::of(E::start), p)) == std::vector{A::disarm_timer, A::spawn});
 }
 
@@ -262,7 +266,7 @@ TEST_CASE("a trial run (a rolling update's candidate) is never restarted before 
   SECTION("a crash before ready: failed, with no restart and no backoff report") {
     auto t = step(started.next, exited(ExitStatus::exited_with(0), false, 10ms), p);
     CHECK(t.next.state == S::failed);
-    CHECK(kinds(t) == std::vector{A::disarm_timer, A::disarm_timer});
+    CHECK(kinds(t) == std::vector{A::report_crash, A::disarm_timer, A::disarm_timer});
   }
   SECTION("a spawn failure, even for want of file descriptors: failed") {
     auto t = step(started.next, Event::spawn_failed_with(SpawnFailure::fd_shortage, 0.5), p);
@@ -275,7 +279,7 @@ TEST_CASE("a trial run (a rolling update's candidate) is never restarted before 
     CHECK(t.next.stop_intent == StopIntent::remove);
     auto gone = step(t.next, exited(ExitStatus::killed_by(15), false, 30s), p);
     CHECK(gone.next.state == S::stopped);
-    CHECK(kinds(gone) == std::vector{A::disarm_timer});
+    CHECK(kinds(gone) == std::vector{A::report_crash, A::disarm_timer});
   }
   SECTION("once ready it is an ordinary run, restarted after a crash") {
     auto ready = step(started.next, Event::of(E::ready_notified), p);
@@ -284,6 +288,78 @@ TEST_CASE("a trial run (a rolling update's candidate) is never restarted before 
     auto crash = step(ready.next, exited(ExitStatus::exited_with(1), true, 10s), p);
     CHECK(crash.next.state == S::starting);
   }
+}
+
+TEST_CASE("crash churn: a worker that served is replaced at once each time; one that cannot stay up backs off") {
+  const auto p = policy(ReadyKind::immediate);
+  // Killed 600 ms after each start, long after it was ready: never a backoff.
+  Lifecycle l = step(step(in(S::stopped), Event::of(E::start), p).next, Event::of(E::spawned), p).next;
+  for (int kill = 0; kill < 20; ++kill) {
+    REQUIRE(l.state == S::ready);
+    auto t = step(l, exited(ExitStatus::killed_by(9), true, 600ms), p);
+    CHECK(t.next.state == S::starting);
+    CHECK(t.next.failures == 1);
+    const auto actions = kinds(t);
+    CHECK(std::count(actions.begin(), actions.end(), A::report_backoff) == 0);
+    l = step(t.next, Event::of(E::spawned), p).next;
+  }
+  // Ready but dead inside the throttle window (50 ms < backoff_initial), again and
+  // again: the backoff grows to backoff_max.
+  Duration delay{};
+  for (int crash = 0; crash < 20; ++crash) {
+    REQUIRE(l.state == S::ready);
+    auto t = step(l, exited(ExitStatus::killed_by(9), true, 50ms), p);
+    if (t.next.state == S::backoff) {
+      delay = t.actions.back().delay;
+      t = step(t.next, Event::of(E::timer), p);
+    }
+    l = step(t.next, Event::of(E::spawned), p).next;
+  }
+  CHECK(delay == 30s);
+}
+
+TEST_CASE("counters: an exit nobody asked for is a crash; a stop asked for is not") {
+  const auto p = policy(ReadyKind::notify);
+  auto count = [](const Transition& t, A kind) {
+    const auto actions = kinds(t);
+    return std::count(actions.begin(), actions.end(), kind);
+  };
+  struct Case {
+    const char* what;
+    Lifecycle from;
+    Event event;
+    long crashes;
+    long replaced;
+  };
+  Lifecycle stopping_remove = step(in(S::ready), Event::stop_for(StopIntent::remove), p).next;
+  Lifecycle stopping_replace = step(in(S::ready), Event::replace_for(ReplaceReason::scale), p).next;
+  Lifecycle watchdog = step(in(S::ready), Event::of(E::watchdog_expired), p).next;
+  Lifecycle ready_timeout = step(in(S::starting), Event::of(E::timer), p).next;
+  Lifecycle killed = step(in(S::ready), Event::of(E::kill), p).next;
+  const auto sigkill = exited(ExitStatus::killed_by(9), true, 10s);
+  const std::vector<Case> cases{
+      {"ready, killed from outside", in(S::ready), sigkill, 1, 0},
+      {"starting, crashed", in(S::starting), exited(ExitStatus::exited_with(1), false, 10ms), 1, 0},
+      {"ready, exited 0 on its own", in(S::ready), exited(ExitStatus::exited_with(0), true, 10s), 1, 0},
+      {"stopped for good (stop, scale down)", stopping_remove, sigkill, 0, 0},
+      {"stopped to be replaced (scale kept it)", stopping_replace, sigkill, 0, 1},
+      {"fast stop", killed, sigkill, 0, 0},
+      {"watchdog timeout", watchdog, sigkill, 1, 0},
+      {"ready timeout", ready_timeout, sigkill, 1, 0},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    const Transition t = step(c.from, c.event, p);
+    CHECK(count(t, A::report_crash) == c.crashes);
+    CHECK(count(t, A::report_replaced) == c.replaced);
+  }
+  // The replacement says why.
+  const Transition t = step(stopping_replace, sigkill, p);
+  REQUIRE(!t.actions.empty());
+  CHECK(t.actions.front() == Action{A::report_replaced, {}, ReplaceReason::scale});
+  CHECK(std::string(to_string(ReplaceReason::reload)) == "reload");
+  CHECK(std::string(to_string(ReplaceReason::restart)) == "restart");
+  CHECK(std::string(to_string(ReplaceReason::scale)) == "scale");
 }
 
 TEST_CASE("stale events change nothing") {

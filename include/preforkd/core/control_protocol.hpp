@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -128,6 +129,9 @@ struct WorkerStatus {
   std::uint64_t uss_bytes = 0;  // private pages (Private_Clean + Private_Dirty): what a recycle frees
   int processes = 0;            // in the tree; 0 when unknown
   std::string cgroup{};         // the worker's own cgroup, "" without one
+  int crashes = 0;                   // unplanned exits in the slot (last_exit is the latest)
+  int replacements = 0;              // planned replacements: reload, restart, scale, ...
+  std::map<std::string, int> replaced_for{};  // replacements by reason ("reload": 2)
   bool operator==(const WorkerStatus&) const = default;
 };
 

@@ -14,9 +14,6 @@ struct RestartPolicy {
   Duration backoff_initial = std::chrono::milliseconds(100);
   Duration backoff_max = std::chrono::seconds(30);
   std::vector<int> fatal_exit_codes;
-  // A worker that was ready and stayed up this long was healthy: its exit starts
-  // the crash count afresh, so its replacement starts at once.
-  Duration healthy_after = std::chrono::seconds(1);
 
   [[nodiscard]] static RestartPolicy from(const WorkerConfig& worker);
 };
@@ -29,8 +26,25 @@ enum class ExitVerdict {
 
 [[nodiscard]] ExitVerdict judge_exit(const RestartPolicy& policy, const ExitStatus& status);
 
-// The crash count after an unrequested exit: 1 when the worker had been healthy, else one more.
-[[nodiscard]] int next_failure_count(const RestartPolicy& policy, int failures, bool was_ready, Duration uptime);
+// What follows an unplanned exit (or a failed start) that is restarted: the crash count
+// ("crashes in a row") and the delay before the replacement starts.
+struct RestartDecision {
+  int failures = 0;
+  Duration delay{};
+  bool operator==(const RestartDecision&) const = default;
+};
+
+// The restart rule, which keeps capacity through crash churn without a tight loop:
+//  - a worker that was ready and ran at least backoff_initial (the throttle window)
+//    is replaced at once, and the crash count starts afresh at 1;
+//  - a worker that died before it was ready, or inside the throttle window, adds one
+//    to the count, and waits backoff_delay(count): nothing for the first crash of a
+//    run, then backoff_initial doubling up to backoff_max.
+// So a slot restarts at most once per backoff_initial (after the first restart of a
+// run, which is immediate), and only workers that cannot stay up back off.
+// `uptime`: since this process started; `jitter`: a draw in [0,1).
+[[nodiscard]] RestartDecision after_crash(const RestartPolicy& policy, int failures, bool was_ready, Duration uptime,
+                                          double jitter);
 
 // Delay before starting the replacement after `failures` consecutive crashes:
 // 0 for the first, then backoff_initial doubling up to backoff_max, with jitter

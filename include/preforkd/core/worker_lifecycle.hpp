@@ -32,6 +32,15 @@ enum class StopIntent {
   replace,  // start a new process once it has exited (restart, watchdog)
 };
 
+// Why a worker was replaced on purpose: a planned replacement, counted apart from
+// crashes (unplanned exits). Recycling (memory, lifetime, stalled) adds its own.
+enum class ReplaceReason {
+  reload,   // a reload rolled a new generation onto the slot (or rolled it back)
+  restart,  // preforkctl restart
+  scale,    // a slot being scaled away was kept again, with a new process
+};
+[[nodiscard]] const char* to_string(ReplaceReason r);
+
 struct LifecyclePolicy {
   ReadyPolicy ready;
   Duration ready_timeout = std::chrono::seconds(30);
@@ -45,6 +54,7 @@ struct Lifecycle {
   WorkerState state = WorkerState::stopped;
   int failures = 0;                           // consecutive crashes, for the backoff
   StopIntent stop_intent = StopIntent::remove;  // meaningful while stopping
+  ReplaceReason replace_reason = ReplaceReason::restart;  // while stopping to be replaced: why
   bool stop_is_failure = false;               // stopping because of a ready or watchdog timeout
   // A trial run (a rolling update's candidate) until it is ready: a failure before then
   // is never restarted (the rolling plan decides what follows), and is not reported here.
@@ -74,6 +84,7 @@ struct Event {
   };
   Kind kind = Kind::start;
   StopIntent intent = StopIntent::remove;  // for stop
+  ReplaceReason reason = ReplaceReason::restart;  // for stop with intent replace
   ExitStatus status;                       // for exited
   bool was_ready = false;                  // for exited: the run had reached ready
   Duration uptime{};                       // for exited
@@ -102,6 +113,12 @@ struct Event {
     e.intent = why;
     return e;
   }
+  // A planned replacement: stop gracefully, then start a new process.
+  [[nodiscard]] static Event replace_for(ReplaceReason reason) {
+    Event e = stop_for(StopIntent::replace);
+    e.reason = reason;
+    return e;
+  }
 };
 
 struct Action {
@@ -120,9 +137,14 @@ struct Action {
     report_restart,        // a replacement process starts in the same run
     report_spawn_failed,   // could not start, counted as a crash (what follows is reported too)
     report_spawn_retry,    // could not start for want of file descriptors: retried in `delay`
+    // Counters: every exit is either a crash or planned, and this decides which.
+    report_crash,     // an unplanned exit (a crash, a clean exit not asked for, a watchdog or
+                      // ready timeout): counts as a crash and is the slot's last exit
+    report_replaced,  // a process stopped on purpose is being replaced (`reason`)
   };
   Kind kind;
   Duration delay{};
+  ReplaceReason reason = ReplaceReason::restart;  // for report_replaced
   bool operator==(const Action&) const = default;
 };
 

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -78,6 +79,7 @@ struct WorkerRun {
   std::unique_ptr<LineReader> out;
   std::unique_ptr<LineReader> err;
   os::Fd exec_report;
+  std::optional<LastExit> exit;  // how its last process ended, for a report_crash
   std::string spawn_error;    // why the last spawn failed, for its report
   std::string notify_status;  // last STATUS= from the worker
   bool notified_stopping = false;
@@ -95,8 +97,17 @@ struct Slot {
   std::vector<std::unique_ptr<WorkerRun>> retiring;  // replaced runs, stopping
   bool removing = false;                             // scaled away: goes once its runs are gone
   Clock::time_point drain_until{};                   // while removing: serve the queue until then
-  int restarts = 0;                                  // processes started after the first
-  std::optional<LastExit> last_exit;
+  int restarts = 0;                                  // processes started after the first, for any reason
+  std::optional<LastExit> last_exit;                 // the last unplanned exit (crash)
+  int crashes = 0;                                   // unplanned exits
+  int replacements = 0;                              // planned replacements, of every reason
+  std::map<ReplaceReason, int> replaced_for;         // the same, by reason
+  bool had_process = false;                          // a process has been started in it
+
+  void count_replacement(ReplaceReason why) {
+    ++replacements;
+    ++replaced_for[why];
+  }
 };
 
 enum class StopMode { graceful, fast };
@@ -172,6 +183,7 @@ class Supervisor {
     std::shared_ptr<const Generation> target;
     std::shared_ptr<const Generation> previous;  // what switched slots roll back to
     std::unique_ptr<os::ListenerSet> listeners;  // the target's own sockets, if it has new ones
+    ReplaceReason reason = ReplaceReason::reload;  // restart when the generation stays
     Done done;
   };
   struct Queued {
