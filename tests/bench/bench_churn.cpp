@@ -228,9 +228,9 @@ ChurnResult via_pm2(const std::string& bin) {
   std::string restarts;
   try {
     const auto list = nlohmann::json::parse(pm2(bin, home, {"jlist"}));
-    for (const auto& p : list) restarts += " " + std::to_string(p.at("pm2_env").value("restart_time", -1));
+    for (const auto& p : list) restarts.append(" ").append(std::to_string(p.at("pm2_env").value("restart_time", -1)));
   } catch (const std::exception& e) {
-    restarts = std::string(" unknown: ") + e.what();
+    restarts = std::string(" unknown: ").append(e.what());
   }
   print_result(r, "fork mode, own reuseport sockets");
   std::printf("    pm2 restart_time per instance:%s\n", restarts.c_str());
