@@ -333,12 +333,13 @@ void to_json(json& j, const WorkerStatus& v) {
            {"last_exit", v.last_exit ? json(*v.last_exit) : json(nullptr)},
            {"notify_status", v.notify_status},
            {"activity", v.activity},
-           {"queued", v.queued}};
+           {"queued", v.queued},
+           {"cpus", v.cpus}};
 }
 
 void to_json(json& j, const ListenerStatus& v) {
   j = json{{"name", v.name}, {"address", v.address}, {"mode", v.mode}, {"balance", v.balance},
-           {"queue_depth", v.queue_depth}};
+           {"queue_depth", v.queue_depth}, {"defer_accept_s", v.defer_accept_s}, {"fastopen", v.fastopen}};
 }
 
 void to_json(json& j, const StatusSnapshot& v) {
@@ -384,6 +385,7 @@ void from_json(const json& j, WorkerStatus& v) {
   v.notify_status = j.value("notify_status", std::string());
   v.activity = j.value("activity", std::string("unknown"));
   v.queued = j.value("queued", 0);
+  v.cpus = j.value("cpus", std::string());
 }
 
 void from_json(const json& j, ListenerStatus& v) {
@@ -392,6 +394,8 @@ void from_json(const json& j, ListenerStatus& v) {
   j.at("mode").get_to(v.mode);
   v.balance = j.value("balance", std::string());
   v.queue_depth = j.value("queue_depth", std::vector<int>());
+  v.defer_accept_s = j.value("defer_accept_s", 0);
+  v.fastopen = j.value("fastopen", 0);
 }
 
 void from_json(const json& j, StatusSnapshot& v) {

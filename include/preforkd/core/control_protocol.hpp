@@ -123,6 +123,7 @@ struct WorkerStatus {
   std::string notify_status;   // the worker's last STATUS= line
   std::string activity = "unknown";  // waiting|busy|unknown: last seen waiting for a connection or not
   int queued = 0;                    // connections in its slot's accept queues (balanced listeners)
+  std::string cpus{};                // the CPUs it is pinned to ("1"), "" when not pinned
   bool operator==(const WorkerStatus&) const = default;
 };
 
@@ -132,6 +133,8 @@ struct ListenerStatus {
   std::string mode;             // reuseport|shared
   std::vector<int> queue_depth;  // accept queue: one per slot (reuseport) or one (shared); -1 unknown
   std::string balance{};         // load|hash for reuseport; "" for shared
+  int defer_accept_s = 0;        // TCP_DEFER_ACCEPT in seconds; 0: off
+  int fastopen = 0;              // TCP_FASTOPEN queue length; 0: off
   bool operator==(const ListenerStatus&) const = default;
 };
 

@@ -75,6 +75,7 @@ struct WorkerRun {
   std::string notify_status;  // last STATUS= from the worker
   bool notified_stopping = false;
   Usage usage;  // sampled every few seconds
+  int cpu = -1;  // the CPU the process is pinned to (worker.cpu_affinity), -1: not pinned
 };
 
 struct Slot {

@@ -34,6 +34,7 @@ struct SpawnSpec {
   OutputMode output = OutputMode::capture;
   pid_t master_pid = 0;            // the child exits if its parent is no longer this pid
   bool with_watchdog_pid = false;  // also set WATCHDOG_PID to the child's pid
+  int cpu = -1;                    // pin the child to this CPU (worker.cpu_affinity); -1: inherit the mask
 };
 
 struct SpawnedProcess {
