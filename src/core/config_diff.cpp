@@ -6,7 +6,7 @@ namespace {
 
 bool same_listener(const ListenConfig& a, const ListenConfig& b) {
   return a.name == b.name && a.address.text == b.address.text && a.mode == b.mode && a.balance == b.balance &&
-         a.backlog == b.backlog;
+         a.backlog == b.backlog && a.defer_accept == b.defer_accept && a.fastopen == b.fastopen;
 }
 
 bool same_listeners(const std::vector<ListenConfig>& a, const std::vector<ListenConfig>& b) {
@@ -32,6 +32,8 @@ ConfigDiff diff_configs(const Config& running, const Config& next) {
   roll_if(a.user != b.user, "worker.user");
   roll_if(a.group != b.group, "worker.group");
   roll_if(a.directory != b.directory, "worker.directory");
+  // Applied when a worker starts.
+  roll_if(a.cpu_affinity != b.cpu_affinity, "worker.cpu_affinity");
   // WATCHDOG_USEC and NOTIFY_SOCKET are part of the worker's environment.
   roll_if(a.watchdog != b.watchdog, "worker.watchdog");
   roll_if((a.ready.kind == ReadyKind::notify) != (b.ready.kind == ReadyKind::notify), "worker.ready");

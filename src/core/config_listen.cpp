@@ -13,13 +13,18 @@
 namespace preforkd::config_detail {
 namespace {
 
-constexpr std::array<std::string_view, 5> listen_keys{"name", "address", "mode", "balance", "backlog"};
+constexpr std::array<std::string_view, 7> listen_keys{"name",    "address",      "mode",    "balance",
+                                                     "backlog", "defer_accept", "fastopen"};
 constexpr std::array<Choice<ListenMode>, 2> listen_modes{
     {{"reuseport", ListenMode::reuseport}, {"shared", ListenMode::shared}}};
 constexpr std::array<Choice<ListenBalance>, 2> listen_balances{
     {{"load", ListenBalance::load}, {"hash", ListenBalance::hash}}};
 constexpr std::size_t max_name = 255;
 constexpr std::int64_t max_backlog = 65535;
+// TCP_DEFER_ACCEPT counts SYN-ACK retransmissions; the kernel caps it near 2 hours.
+constexpr Duration max_defer_accept = std::chrono::hours(1);
+// The kernel caps a TFO queue at net.core.somaxconn; 65535 is that sysctl's own limit.
+constexpr std::int64_t max_fastopen = 65535;
 
 // Names travel in LISTEN_FDNAMES, which is ':'-separated: keep them to a safe alphabet.
 bool valid_name(std::string_view name) {
@@ -114,6 +119,35 @@ void read_balance(const Section& s, Entry& e) {
   e.listen.balance = *balance;
 }
 
+// TCP options: a unix socket has no SYN to defer and no Fast Open.
+bool tcp_only(const Section& s, const Field& f, const Entry& e) {
+  if (!e.address_ok || e.listen.address.family != AddressFamily::unix_path) return true;
+  report(s.diag(), f, fmt::format("applies only to TCP listeners, got the unix socket {}", quoted(e.listen.address.text)));
+  return false;
+}
+
+// TCP_DEFER_ACCEPT: a connection is handed to accept() only once data arrived (or after
+// this long). The kernel works in seconds, so it is rounded up.
+void read_defer_accept(const Section& s, Entry& e) {
+  const Field f = s.field("defer_accept");
+  const auto value = read_duration(s.diag(), f);
+  if (!value) return;
+  if (*value > max_defer_accept) {
+    report(s.diag(), f, fmt::format("must be from 0s to {}, got {}", format_duration(max_defer_accept),
+                                    format_duration(*value)));
+    return;
+  }
+  if (tcp_only(s, f, e)) e.listen.defer_accept = *value;
+}
+
+// TCP_FASTOPEN: the length of the queue of Fast Open requests not yet accepted; 0 = off.
+void read_fastopen(const Section& s, Entry& e) {
+  const Field f = s.field("fastopen");
+  const auto value = read_integer(s.diag(), f, 0, max_fastopen);
+  if (!value) return;
+  if (tcp_only(s, f, e)) e.listen.fastopen = static_cast<int>(*value);
+}
+
 std::optional<Entry> read_entry(Diagnostics& diag, const toml::node& node, std::size_t index) {
   Entry e;
   e.prefix = fmt::format("listen[{}]", index);
@@ -130,6 +164,8 @@ std::optional<Entry> read_entry(Diagnostics& diag, const toml::node& node, std::
   read_balance(s, e);
   if (auto backlog = read_integer(diag, s.field("backlog"), 1, max_backlog))
     e.listen.backlog = static_cast<int>(*backlog);
+  read_defer_accept(s, e);
+  read_fastopen(s, e);
   return e;
 }
 
@@ -181,6 +217,11 @@ void read_listeners(Diagnostics& diag, const Field& field, std::vector<ListenCon
 }  // namespace preforkd::config_detail
 
 namespace preforkd {
+
+int defer_accept_seconds(const ListenConfig& l) {
+  const auto ms = l.defer_accept.count();
+  return ms <= 0 ? 0 : static_cast<int>((ms + 999) / 1000);
+}
 
 const char* to_string(ListenBalance v) {
   switch (v) {

@@ -1,5 +1,6 @@
 // [worker]: what to run, how many, and the policy for readiness, stopping and restarting.
 
+#include <preforkd/core/cpu_affinity.hpp>
 #include <preforkd/core/limits.hpp>
 
 #include <fmt/format.h>
@@ -13,10 +14,10 @@
 namespace preforkd::config_detail {
 namespace {
 
-constexpr std::array<std::string_view, 18> worker_keys{
-    "command",       "count",       "directory",    "user",    "group",           "env",         "ready",
-    "ready_timeout", "stop_signal", "stop_timeout", "restart", "backoff_initial", "backoff_max", "fatal_exit_codes",
-    "watchdog",      "max_memory",  "max_lifetime", "max_surge"};
+constexpr std::array<std::string_view, 19> worker_keys{
+    "command",       "count",       "directory",    "user",      "group",           "env",         "ready",
+    "ready_timeout", "stop_signal", "stop_timeout", "restart",   "backoff_initial", "backoff_max", "fatal_exit_codes",
+    "watchdog",      "max_memory",  "max_lifetime", "max_surge", "cpu_affinity"};
 
 // An array longer than `max` is reported once, as a whole, instead of element by element.
 bool within(const Section& s, const Field& f, std::size_t size, std::size_t max, std::string_view what) {
@@ -256,6 +257,54 @@ void read_fatal_exit_codes(const Section& s, WorkerConfig& out) {
   if (codes.size() == array->size()) out.fatal_exit_codes = std::move(codes);
 }
 
+constexpr std::string_view cpu_affinity_expected = R"(must be "auto" or a list of CPU numbers such as [0, 2])";
+
+// "auto" or [0, 2]: CPU numbers from 0 to max_cpu_number, each once. With a lookup, each
+// must be in the master's usable set (its affinity mask), reported at the element.
+void read_cpu_affinity(const Section& s, WorkerConfig& out) {
+  const Field f = s.field("cpu_affinity");
+  if (f.node == nullptr) return;
+  if (const auto* text = f.node->as_string(); text != nullptr && text->get() == "auto") {
+    out.cpu_affinity = CpuAffinity{CpuAffinity::Kind::automatic, {}};
+    return;
+  }
+  const auto* array = f.node->as_array();
+  if (array == nullptr || array->empty()) {
+    report(s.diag(), f, fmt::format("{}, got {}", cpu_affinity_expected,
+                                    array != nullptr ? "[]" : f.node->is_string() ? value_text(*f.node)
+                                                                                  : type_name(*f.node)));
+    return;
+  }
+  if (!within(s, f, array->size(), static_cast<std::size_t>(max_cpu_number) + 1, "CPUs")) return;
+  const SystemLookup* lookup = s.diag().lookup();
+  const std::vector<int> usable =
+      lookup != nullptr && lookup->usable_cpu_list ? lookup->usable_cpu_list() : std::vector<int>{};
+  std::vector<int> cpus;
+  bool ok = true;
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    const toml::node& item = *array->get(i);
+    const Field element{&item, fmt::format("{}[{}]", f.key, i), place_of(item)};
+    const auto cpu = read_integer(s.diag(), element, 0, max_cpu_number);
+    if (!cpu) {
+      ok = false;
+      continue;
+    }
+    const int n = static_cast<int>(*cpu);
+    if (std::find(cpus.begin(), cpus.end(), n) != cpus.end()) {
+      report(s.diag(), element, fmt::format("CPU {} is listed twice", n));
+      ok = false;
+      continue;
+    }
+    cpus.push_back(n);
+    if (lookup == nullptr || !lookup->usable_cpu_list) continue;
+    if (auto problem = affinity_problem(CpuAffinity{CpuAffinity::Kind::list, {n}}, usable)) {
+      report(s.diag(), element, *problem);
+      ok = false;
+    }
+  }
+  if (ok) out.cpu_affinity = CpuAffinity{CpuAffinity::Kind::list, std::move(cpus)};
+}
+
 // With a lookup: the program must exist and be executable, found as at start. A relative
 // path without a directory depends on the directory preforkd is started from, which a
 // check run elsewhere cannot know: it is left to start-up.
@@ -314,6 +363,7 @@ void read_worker(const Section& s, int usable_cpus, WorkerConfig& out) {
   read_fatal_exit_codes(s, out);
   if (auto v = read_duration(s.diag(), s.field("watchdog"))) out.watchdog = *v;
   read_max_surge(s, out);
+  read_cpu_affinity(s, out);
   reject_planned(s, "max_memory");
   reject_planned(s, "max_lifetime");
   check_program(s, out);

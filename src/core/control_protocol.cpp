@@ -340,12 +340,13 @@ void to_json(json& j, const WorkerStatus& v) {
            {"cgroup", v.cgroup},
            {"crashes", v.crashes},
            {"replacements", v.replacements},
-           {"replaced_for", v.replaced_for}};
+           {"replaced_for", v.replaced_for},
+           {"cpus", v.cpus}};
 }
 
 void to_json(json& j, const ListenerStatus& v) {
   j = json{{"name", v.name}, {"address", v.address}, {"mode", v.mode}, {"balance", v.balance},
-           {"queue_depth", v.queue_depth}};
+           {"queue_depth", v.queue_depth}, {"defer_accept_s", v.defer_accept_s}, {"fastopen", v.fastopen}};
 }
 
 MemorySummary summarize_memory(const std::vector<WorkerStatus>& workers) {
@@ -422,6 +423,7 @@ void from_json(const json& j, WorkerStatus& v) {
   v.crashes = j.value("crashes", 0);
   v.replacements = j.value("replacements", 0);
   v.replaced_for = j.value("replaced_for", std::map<std::string, int>());
+  v.cpus = j.value("cpus", std::string());
 }
 
 void from_json(const json& j, ListenerStatus& v) {
@@ -430,6 +432,8 @@ void from_json(const json& j, ListenerStatus& v) {
   j.at("mode").get_to(v.mode);
   v.balance = j.value("balance", std::string());
   v.queue_depth = j.value("queue_depth", std::vector<int>());
+  v.defer_accept_s = j.value("defer_accept_s", 0);
+  v.fastopen = j.value("fastopen", 0);
 }
 
 void from_json(const json& j, MemorySummary& v) {

@@ -127,6 +127,10 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
                             "CPU%", "LOAD", "QUEUED", "LAST EXIT"}) {
     header.push_back({title, heading});
   }
+  // Only when worker.cpu_affinity pins them.
+  const bool any_pinned = std::any_of(status.workers.begin(), status.workers.end(),
+                                      [](const control::WorkerStatus& w) { return !w.cpus.empty(); });
+  if (any_pinned) header.push_back({"CPUS", heading});
   if (any_notes) header.push_back({"STATUS", heading});
   workers.push_back(std::move(header));
   for (const auto& w : status.workers) {
@@ -146,6 +150,7 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
             {dash_if(gone || w.activity == "unknown", w.activity)},  // waiting|busy: balanced accept
             {dash_if(gone, std::to_string(w.queued))},
             {last_exit_text(w.last_exit)}};
+    if (any_pinned) row.push_back({dash_if(gone || w.cpus.empty(), w.cpus)});
     if (any_notes) row.push_back({w.notify_status});
     workers.push_back(std::move(row));
   }
@@ -156,8 +161,12 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
   if (!status.listeners.empty()) {
     std::vector<Row> listeners;
     listeners.push_back({{"LISTENER", heading}, {"ADDRESS", heading}, {"MODE", heading}, {"ACCEPT QUEUE", heading}});
-    for (const auto& l : status.listeners) listeners.push_back(
-        {{l.name}, {l.address}, {l.balance.empty() ? l.mode : l.mode + " (" + l.balance + ")"}, {queue_text(l)}});
+    for (const auto& l : status.listeners) {
+      std::string mode = l.balance.empty() ? l.mode : l.mode + " (" + l.balance + ")";
+      if (l.defer_accept_s > 0) mode += fmt::format(", defer_accept {}s", l.defer_accept_s);
+      if (l.fastopen > 0) mode += fmt::format(", fastopen {}", l.fastopen);
+      listeners.push_back({{l.name}, {l.address}, {mode}, {queue_text(l)}});
+    }
     out += '\n';
     out += render_table(listeners, colour);
   }

@@ -138,6 +138,7 @@ control::StatusSnapshot Master::status() {
         const SlotSample seen = balancer_->last_seen(w.slot);
         w.activity = to_string(seen.activity);
         w.queued = seen.queued;
+        if (run->cpu >= 0) w.cpus = std::to_string(run->cpu);
       }
     }
     if (slot.last_exit) {
@@ -164,6 +165,8 @@ control::StatusSnapshot Master::status() {
     ls.name = c.name;
     ls.address = address_text(c.address);
     ls.mode = to_string(c.mode);
+    ls.defer_accept_s = defer_accept_seconds(c);
+    ls.fastopen = c.fastopen;
     const bool per_slot = c.mode == ListenMode::reuseport && c.address.family != AddressFamily::unix_path;
     if (per_slot) ls.balance = to_string(c.balance);
     const int sockets = per_slot ? listeners.slot_count() : 1;

@@ -5,6 +5,7 @@
 #include <preforkd/daemon/generation.hpp>
 #include <preforkd/daemon/logging.hpp>
 #include <preforkd/daemon/master.hpp>
+#include <preforkd/os/affinity.hpp>
 #include <preforkd/os/children.hpp>
 #include <preforkd/os/cpu.hpp>
 #include <preforkd/os/fd_limit.hpp>
@@ -55,8 +56,12 @@ int main(int argc, char** argv) {
   // Read and validate the whole config before touching anything. --check also looks up the
   // users, groups and program, so what would fail at start is reported with its place.
   const char* path_env = std::getenv("PATH");
-  const SystemLookup lookup = os::system_lookup(path_env != nullptr ? path_env : "/usr/bin:/bin");
-  ConfigResult loaded = load_config(opt.config, os::read_usable_cpus(), opt.check ? &lookup : nullptr);
+  SystemLookup lookup = os::system_lookup(path_env != nullptr ? path_env : "/usr/bin:/bin");
+  lookup.usable_cpu_list = os::read_usable_cpu_list;
+  // At start, only worker.cpu_affinity is checked against the system (the CPU mask).
+  SystemLookup cpus_only;
+  cpus_only.usable_cpu_list = os::read_usable_cpu_list;
+  ConfigResult loaded = load_config(opt.config, os::read_usable_cpus(), opt.check ? &lookup : &cpus_only);
   if (!loaded.errors.empty()) {
     for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
     return exit_config;

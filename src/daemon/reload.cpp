@@ -6,6 +6,7 @@
 #include <preforkd/core/config_diff.hpp>
 #include <preforkd/daemon/generation.hpp>
 #include <preforkd/daemon/logging.hpp>
+#include <preforkd/os/affinity.hpp>
 #include <preforkd/os/cpu.hpp>
 
 #include <spdlog/spdlog.h>
@@ -32,7 +33,9 @@ void Master::log_reload_result(const Status& result, const std::string& message)
 
 void Master::reload(Done done) {
   if (reloading_ || supervisor_->busy()) return done(Error{"busy: another reload, restart or stop is in progress"}, "");
-  ConfigResult loaded = load_config(config_.path, os::read_usable_cpus());
+  SystemLookup cpus_only;  // worker.cpu_affinity is checked against the CPU mask
+  cpus_only.usable_cpu_list = os::read_usable_cpu_list;
+  ConfigResult loaded = load_config(config_.path, os::read_usable_cpus(), &cpus_only);
   if (!loaded.errors.empty()) {
     std::vector<std::string> lines;
     for (const auto& e : loaded.errors) lines.push_back(e.to_string());

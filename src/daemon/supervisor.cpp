@@ -1,6 +1,8 @@
 #include <preforkd/daemon/supervisor.hpp>
 
+#include <preforkd/core/cpu_affinity.hpp>
 #include <preforkd/core/worker_env.hpp>
+#include <preforkd/os/affinity.hpp>
 #include <preforkd/os/children.hpp>
 
 #include <spdlog/spdlog.h>
@@ -16,6 +18,22 @@ extern char** environ;
 namespace preforkd::daemon {
 
 namespace {
+
+// worker.cpu_affinity: the CPU for `slot`, from the master's mask as it is now (read only
+// when pinning is on). Slots sharing CPUs is said once per master.
+int pinned_cpu(const CpuAffinity& affinity, int slot, int count) {
+  if (affinity.kind == CpuAffinity::Kind::none) return -1;
+  const std::vector<int> usable =
+      affinity.kind == CpuAffinity::Kind::automatic ? os::read_usable_cpu_list() : std::vector<int>{};
+  static bool wrap_logged = false;
+  if (!wrap_logged) {
+    if (auto note = affinity_wrap_note(affinity, usable, count)) {
+      spdlog::info("worker.cpu_affinity: {}", *note);
+      wrap_logged = true;
+    }
+  }
+  return cpu_for_slot(affinity, usable, slot).value_or(-1);
+}
 
 std::vector<std::string> copy_environment() {
   std::vector<std::string> env;
@@ -253,6 +271,7 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
   spec.master_pid = id.master_pid;
   spec.with_watchdog_pid = gen.worker.watchdog > Duration::zero();
   prepare_cgroup(run, spec);
+  spec.cpu = pinned_cpu(gen.worker.cpu_affinity, run.slot, std::max(target_count_, run.slot + 1));
 
   auto spawned = os::spawn(spec);
   if (run.cgroup) run.cgroup->close_procs_fd();
@@ -265,6 +284,7 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
   if (slot.had_process) ++slot.restarts;
   slot.had_process = true;
   run.pid = spawned->pid;
+  run.cpu = spec.cpu;
   run.started = Clock::now();
   run.reached_ready = false;
   run.spawn_error.clear();

@@ -4,6 +4,7 @@
 
 #include <preforkd/os/listener_set.hpp>
 
+#include <preforkd/os/port_holder.hpp>
 #include <preforkd/os/sys_error.hpp>
 #include <preforkd/os/unix_socket.hpp>
 
@@ -104,6 +105,55 @@ Result<SockAddr> resolve(const ListenConfig& l) {
 
 enum class Sharing { per_slot, shared };
 
+// "address already in use by pid 1234 (nginx)", with as much as /proc shows.
+std::string in_use_text(const std::vector<std::uint64_t>& inodes) {
+  const std::string base = "address already in use";
+  if (inodes.empty()) return base;
+  const auto holders = socket_holders(inodes);
+  if (holders.empty()) return base + " by a process this user cannot see in /proc";
+  return base + " by " + describe_holders(holders);
+}
+
+// Refuses an address that another socket already listens on. Without this, a reuseport
+// listener would silently join the group of whoever bound the port with SO_REUSEPORT
+// first (another preforkd, any process of the same user) and take a share of its
+// traffic. A probe bind without SO_REUSEPORT asks the kernel; /proc names the holder.
+// `own` are the inodes of this master's sockets, which are not "another socket" (a
+// reload that adds 0.0.0.0:80 while holding 127.0.0.1:80).
+Status check_port_free(const ListenConfig& l, const SockAddr& sa, const std::vector<std::uint64_t>& own) {
+  if (l.address.port == 0) return Ok{};  // the kernel picks a free port
+  int err = 0;
+  switch (probe_bind(sa.get(), sa.len, &err)) {
+    case ProbeResult::free:
+      return Ok{};
+    case ProbeResult::failed:
+      return errno_failure(l, "failed to bind", err);
+    case ProbeResult::in_use:
+      break;
+  }
+  const auto endpoint = endpoint_of(sa.get());
+  std::vector<std::uint64_t> others = endpoint ? listening_inodes(*endpoint) : std::vector<std::uint64_t>{};
+  const std::size_t seen = others.size();
+  std::erase_if(others, [&](std::uint64_t inode) { return std::ranges::find(own, inode) != own.end(); });
+  if (seen > 0 && others.empty()) return Ok{};  // only our own sockets overlap it
+  return failure(l, "failed to bind", in_use_text(others));
+}
+
+// The [[listen]] TCP options, set before listen() (and again on a kept socket when a
+// reload changes them: both take effect on a listening socket).
+Status set_tcp_options(const ListenConfig& l, int fd) {
+  const int defer = defer_accept_seconds(l);
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof defer) != 0)
+    return errno_failure(l, "failed to set TCP_DEFER_ACCEPT (defer_accept) on", errno);
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &l.fastopen, sizeof l.fastopen) != 0)
+    return errno_failure(l, "failed to set TCP_FASTOPEN (fastopen) on", errno);
+  return Ok{};
+}
+
+bool same_tcp_options(const ListenConfig& a, const ListenConfig& b) {
+  return defer_accept_seconds(a) == defer_accept_seconds(b) && a.fastopen == b.fastopen;
+}
+
 Result<Fd> open_ip_socket(const ListenConfig& l, const SockAddr& sa, Sharing sharing) {
   Fd fd(::socket(sa.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return errno_failure(l, "failed to create a socket for", errno);
@@ -119,7 +169,13 @@ Result<Fd> open_ip_socket(const ListenConfig& l, const SockAddr& sa, Sharing sha
   if (sa.family() == AF_INET6 && ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
     return errno_failure(l, "failed to set IPV6_V6ONLY on", errno);
   }
-  if (::bind(fd.get(), sa.get(), sa.len) != 0) return errno_failure(l, "failed to bind", errno);
+  if (::bind(fd.get(), sa.get(), sa.len) != 0) {
+    const int err = errno;
+    const auto endpoint = endpoint_of(sa.get());
+    if (err == EADDRINUSE && endpoint) return failure(l, "failed to bind", in_use_text(listening_inodes(*endpoint)));
+    return errno_failure(l, "failed to bind", err);
+  }
+  if (Status st = set_tcp_options(l, fd.get()); !st) return Error{st.error()};
   // A TCP socket joins its SO_REUSEPORT group here, so listen order is group order.
   if (::listen(fd.get(), l.backlog) != 0) return errno_failure(l, "failed to listen on", errno);
   return fd;
@@ -197,10 +253,13 @@ void ListenerSet::SocketFile::remove() {
 
 ListenerSet::~ListenerSet() = default;  // the members close the fds and unlink the files
 
-Status ListenerSet::bind_listener(Listener& l, int slots) {
+Status ListenerSet::bind_listener(Listener& l, int slots, const std::vector<std::uint64_t>& own_inodes) {
   const ListenConfig& config = l.config;
   auto sa = resolve(config);
   if (!sa) return Error{sa.error()};
+  if (config.address.family != AddressFamily::unix_path) {
+    if (Status free = check_port_free(config, *sa, own_inodes); !free) return free;
+  }
   if (l.per_slot) return open_group_members(config, *sa, slots, l.fds);
   if (config.address.family == AddressFamily::unix_path) {
     struct stat owned {};
@@ -233,7 +292,7 @@ Result<ListenerSet> ListenerSet::open(const std::vector<ListenConfig>& listeners
     Listener& l = set.listeners_.emplace_back();
     l.config = config;
     l.per_slot = config.mode == ListenMode::reuseport && config.address.family != AddressFamily::unix_path;
-    if (Status st = set.bind_listener(l, slots); !st) return Error{st.error()};
+    if (Status st = set.bind_listener(l, slots, {}); !st) return Error{st.error()};
   }
   set.slots_ = slots;
   return set;
@@ -260,7 +319,7 @@ Result<ListenerSet> ListenerSet::reopen(const std::vector<ListenConfig>& listene
     l.per_slot = config.mode == ListenMode::reuseport && config.address.family != AddressFamily::unix_path;
     auto old = std::ranges::find_if(previous.listeners_, [&](const Listener& p) { return same_socket(p.config, config); });
     if (old == previous.listeners_.end()) {
-      if (Status st = set.bind_listener(l, previous.slots_); !st) return Error{st.error()};
+      if (Status st = set.bind_listener(l, previous.slots_, previous.socket_inodes()); !st) return Error{st.error()};
       continue;
     }
     if (old->per_slot != l.per_slot)
@@ -271,6 +330,9 @@ Result<ListenerSet> ListenerSet::reopen(const std::vector<ListenConfig>& listene
       if (!dup.valid()) return errno_failure(config, "failed to duplicate the socket of", errno);
       if (config.backlog != old->config.backlog && ::listen(dup.get(), config.backlog) != 0)
         return errno_failure(config, "failed to change the backlog of", errno);
+      if (!same_tcp_options(config, old->config)) {
+        if (Status st = set_tcp_options(config, dup.get()); !st) return Error{st.error()};
+      }
       l.fds.push_back(std::move(dup));
     }
     kept_from[i] = &*old;
@@ -414,6 +476,17 @@ bool ListenerSet::balances_on_load() const {
   return std::ranges::any_of(listeners_, [](const Listener& l) {
     return l.per_slot && l.config.balance == ListenBalance::load;
   });
+}
+
+std::vector<std::uint64_t> ListenerSet::socket_inodes() const {
+  std::vector<std::uint64_t> out;
+  for (const Listener& l : listeners_) {
+    for (const Fd& fd : l.fds) {
+      struct stat st {};
+      if (::fstat(fd.get(), &st) == 0) out.push_back(st.st_ino);
+    }
+  }
+  return out;
 }
 
 std::vector<ino_t> ListenerSet::socket_inodes_for_slot(int slot) const {

@@ -41,6 +41,8 @@ struct ChildPlan {
   int out_w = -1;
   int err_w = -1;
   int report_w = -1;
+  bool pin = false;    // apply cpu_mask
+  cpu_set_t cpu_mask;  // built before fork: CPU_SET is not something to do in the child
 };
 
 // async-signal-safe: writes the decimal pid into buf (NUL-terminated).
@@ -105,6 +107,10 @@ void write_decimal(char* buf, long value) {
   }
   // Nothing else leaks into the worker, even fds the master inherited without CLOEXEC.
   ::syscall(SYS_close_range, static_cast<unsigned>(high), ~0U, CLOSE_RANGE_CLOEXEC);
+
+  // The raw call: glibc's wrapper is not on the async-signal-safe list.
+  if (plan.pin && ::syscall(SYS_sched_setaffinity, 0, sizeof plan.cpu_mask, &plan.cpu_mask) < 0)
+    child_fail(report, errno);
 
   if (spec.credentials) {
     const Credentials& c = *spec.credentials;
@@ -197,6 +203,12 @@ Result<SpawnedProcess, SpawnError> spawn(const SpawnSpec& spec) {
     plan.envp.push_back(plan.watchdog_pid.data());
   }
   plan.envp.push_back(nullptr);
+  CPU_ZERO(&plan.cpu_mask);
+  if (spec.cpu >= 0) {
+    if (spec.cpu >= CPU_SETSIZE) return SpawnError{"cpu_affinity: CPU " + std::to_string(spec.cpu) + " is out of range", false};
+    CPU_SET(spec.cpu, &plan.cpu_mask);
+    plan.pin = true;
+  }
 
   Fd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!devnull.valid()) {

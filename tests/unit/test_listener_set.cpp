@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -371,8 +372,9 @@ TEST_CASE("a port held by another socket fails with the listener and the address
 
   auto set = ListenerSet::open({tcp4("http", port)}, 3);
   REQUIRE_FALSE(set.ok());
-  CHECK(set.error() ==
-        "listener 'http': failed to bind '127.0.0.1:" + std::to_string(port) + "': address already in use");
+  // The holder is named: this very process.
+  CHECK(set.error() == "listener 'http': failed to bind '127.0.0.1:" + std::to_string(port) +
+                           "': address already in use by pid " + std::to_string(::getpid()) + " (unit_tests)");
   CHECK(open_fd_count() == fds_before);
 
   SECTION("a later listener failing closes the earlier ones") {
@@ -588,7 +590,64 @@ TEST_CASE("socket inodes and the balanced queue depth of a slot") {
   CHECK(set->balanced_queue_depth(1) == 3);
   CHECK(set->balanced_queue_depth(0) == 0);
 
-  auto none = ListenerSet::open({hashed}, 1);
+  // On a port of its own: `hashed`'s port is held by `set`, and a second set is refused it.
+  ListenConfig hashed_only = tcp4("hashed", free_port());
+  hashed_only.balance = preforkd::ListenBalance::hash;
+  auto none = ListenerSet::open({hashed_only}, 1);
   REQUIRE(none.ok());
   CHECK_FALSE(none->balances_on_load());
+}
+
+TEST_CASE("a port held by another socket with SO_REUSEPORT is refused in every mode, naming the holder") {
+  for (const ListenMode mode : {ListenMode::reuseport, ListenMode::shared}) {
+    Fd holder(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int one = 1;
+    REQUIRE(::setsockopt(holder.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0);
+    REQUIRE(::setsockopt(holder.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(holder.get(), reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0);
+    REQUIRE(::listen(holder.get(), 16) == 0);
+    const auto port = local_port(holder.get());
+    auto set = ListenerSet::open({tcp4("http", port, mode)}, 2);
+    REQUIRE_FALSE(set.ok());
+    CHECK(set.error() == "listener 'http': failed to bind '127.0.0.1:" + std::to_string(port) +
+                             "': address already in use by pid " + std::to_string(::getpid()) + " (unit_tests)");
+  }
+}
+
+TEST_CASE("a reopen may add an address that overlaps the set's own sockets") {
+  ListenerSet set = open_tcp(2);
+  const auto port = local_port(set.fds_for_slot(0).at(0));
+  ListenConfig wildcard = tcp4("any", port);
+  wildcard.address.host = "0.0.0.0";
+  wildcard.address.text = "0.0.0.0:" + std::to_string(port);
+  auto next = ListenerSet::reopen({set.configs().at(0), wildcard}, set);
+  INFO((next ? "" : next.error()));
+  REQUIRE(next.ok());
+  CHECK(next->fds_for_slot(1).size() == 2);
+}
+
+TEST_CASE("defer_accept and fastopen are set on every slot's socket, and changed in place by a reopen") {
+  auto read_options = [](int fd) {
+    int defer = -1;
+    int fastopen = -1;
+    socklen_t len = sizeof defer;
+    REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, &len) == 0);
+    len = sizeof fastopen;
+    REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &fastopen, &len) == 0);
+    return std::make_pair(defer, fastopen);
+  };
+  ListenConfig c = tcp4("http", free_port());
+  c.defer_accept = std::chrono::seconds(1);
+  c.fastopen = 16;
+  auto set = ListenerSet::open({c}, 2);
+  REQUIRE(set.ok());
+  for (int slot = 0; slot < 2; ++slot) CHECK(read_options(set->fds_for_slot(slot).at(0)) == std::make_pair(1, 16));
+  c.defer_accept = std::chrono::milliseconds(0);
+  c.fastopen = 32;
+  auto next = ListenerSet::reopen({c}, *set);
+  REQUIRE(next.ok());
+  for (int slot = 0; slot < 2; ++slot) CHECK(read_options(next->fds_for_slot(slot).at(0)) == std::make_pair(0, 32));
 }

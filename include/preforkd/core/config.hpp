@@ -42,6 +42,15 @@ struct DaemonConfig {
   bool operator==(const DaemonConfig&) const = default;
 };
 
+// [worker] cpu_affinity: no pinning (the default), "auto" (slot i on the i-th usable
+// CPU), or a list of CPUs (slot i on list[i % size]). See core/cpu_affinity.hpp.
+struct CpuAffinity {
+  enum class Kind { none, automatic, list };
+  Kind kind = Kind::none;
+  std::vector<int> cpus;  // for Kind::list, in file order
+  bool operator==(const CpuAffinity&) const = default;
+};
+
 struct WorkerConfig {
   std::vector<std::string> command;
   int count = 1;            // resolved: "auto" becomes the usable CPU count
@@ -60,6 +69,7 @@ struct WorkerConfig {
   std::vector<int> fatal_exit_codes;
   Duration watchdog = Duration::zero();
   int max_surge = 1;  // extra workers a rolling reload or restart may run at once
+  CpuAffinity cpu_affinity;
   bool operator==(const WorkerConfig&) const = default;
 };
 
@@ -69,7 +79,12 @@ struct ListenConfig {
   ListenMode mode = ListenMode::reuseport;
   ListenBalance balance = ListenBalance::load;  // reuseport only
   int backlog = 4096;
+  Duration defer_accept = Duration::zero();  // TCP_DEFER_ACCEPT, rounded up to seconds; 0: off
+  int fastopen = 0;                          // TCP_FASTOPEN queue length; 0: off
 };
+
+// TCP_DEFER_ACCEPT's value: seconds, rounded up.
+[[nodiscard]] int defer_accept_seconds(const ListenConfig& l);
 
 struct Config {
   std::string path;  // the file it was read from
@@ -104,6 +119,8 @@ struct SystemLookup {
   // worker's directory for a relative path), e.g. "not found in PATH"; nullopt when it can.
   std::function<std::optional<std::string>(const std::string& program, const std::string& directory)>
       program_problem;
+  // The CPUs this process may run on (its affinity mask), to check worker.cpu_affinity.
+  std::function<std::vector<int>()> usable_cpu_list;
 };
 
 // Parses TOML text. `file` is used in messages only; `usable_cpus` resolves count = "auto".

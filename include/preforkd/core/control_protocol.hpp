@@ -132,6 +132,7 @@ struct WorkerStatus {
   int crashes = 0;                   // unplanned exits in the slot (last_exit is the latest)
   int replacements = 0;              // planned replacements: reload, restart, scale, ...
   std::map<std::string, int> replaced_for{};  // replacements by reason ("reload": 2)
+  std::string cpus{};                // the CPUs it is pinned to ("1"), "" when not pinned
   bool operator==(const WorkerStatus&) const = default;
 };
 
@@ -141,6 +142,8 @@ struct ListenerStatus {
   std::string mode;             // reuseport|shared
   std::vector<int> queue_depth;  // accept queue: one per slot (reuseport) or one (shared); -1 unknown
   std::string balance{};         // load|hash for reuseport; "" for shared
+  int defer_accept_s = 0;        // TCP_DEFER_ACCEPT in seconds; 0: off
+  int fastopen = 0;              // TCP_FASTOPEN queue length; 0: off
   bool operator==(const ListenerStatus&) const = default;
 };
 

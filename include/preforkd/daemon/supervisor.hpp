@@ -89,6 +89,7 @@ struct WorkerRun {
   // Without a cgroup: the process's descendants as last seen, killed when it exits (a
   // setsid() escapes its process group, and by then they have been re-parented).
   std::vector<os::ProcessId> known_tree;
+  int cpu = -1;  // the CPU the process is pinned to (worker.cpu_affinity), -1: not pinned
 };
 
 struct Slot {

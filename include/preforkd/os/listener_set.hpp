@@ -27,6 +27,9 @@ class ListenerSet {
 
   // Binds every listener for `slots` slots. Errors read
   // "failed to bind '127.0.0.1:80': permission denied" (listener name in the message too).
+  // An address some other socket listens on is refused, also when that socket has
+  // SO_REUSEPORT ("address already in use by pid 1234 (nginx)"): a reuseport listener
+  // never joins someone else's group.
   [[nodiscard]] static Result<ListenerSet> open(const std::vector<ListenConfig>& listeners, int slots);
 
   // The set for a reloaded config with the slot count of `previous`: a listener whose
@@ -57,6 +60,8 @@ class ListenerSet {
   [[nodiscard]] Status steer(const std::vector<int>& live_slots, const std::vector<int>& balanced_slots);
   // Whether any listener has per-slot sockets with balance = "load" (worth sampling for).
   [[nodiscard]] bool balances_on_load() const;
+  // The inodes of every socket of the set.
+  [[nodiscard]] std::vector<std::uint64_t> socket_inodes() const;
   // The inodes of the sockets a worker in `slot` gets (to recognise them in /proc).
   [[nodiscard]] std::vector<ino_t> socket_inodes_for_slot(int slot) const;
   // Connections waiting in the accept queues of `slot`'s load-balanced sockets, summed.
@@ -90,7 +95,9 @@ class ListenerSet {
     std::vector<int> steered;  // last slot set applied to its group
     int steered_slots = -1;    // slot count when `steered` was applied; -1: nothing valid
   };
-  Status bind_listener(Listener& l, int slots);
+  // Binds a listener that is new to this master. `own_inodes`: the master's sockets so
+  // far, which do not count as the address being taken.
+  Status bind_listener(Listener& l, int slots, const std::vector<std::uint64_t>& own_inodes);
   Status steer_listener(Listener& l, const std::vector<int>& slots);
 
   std::vector<ListenConfig> configs_;

@@ -35,6 +35,7 @@ struct SpawnSpec {
   pid_t master_pid = 0;            // the child exits if its parent is no longer this pid
   bool with_watchdog_pid = false;  // also set WATCHDOG_PID to the child's pid
   int cgroup_procs_fd = -1;        // an open cgroup.procs: the child joins that cgroup before exec
+  int cpu = -1;                    // pin the child to this CPU (worker.cpu_affinity); -1: inherit the mask
 };
 
 struct SpawnedProcess {
