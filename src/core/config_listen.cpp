@@ -13,7 +13,8 @@
 namespace preforkd::config_detail {
 namespace {
 
-constexpr std::array<std::string_view, 5> listen_keys{"name", "address", "mode", "balance", "backlog"};
+constexpr std::array<std::string_view, 6> listen_keys{"name", "address", "mode", "balance", "backlog",
+                                                     "fail_fast_after"};
 constexpr std::array<Choice<ListenMode>, 2> listen_modes{
     {{"reuseport", ListenMode::reuseport}, {"shared", ListenMode::shared}}};
 constexpr std::array<Choice<ListenBalance>, 2> listen_balances{
@@ -130,6 +131,7 @@ std::optional<Entry> read_entry(Diagnostics& diag, const toml::node& node, std::
   read_balance(s, e);
   if (auto backlog = read_integer(diag, s.field("backlog"), 1, max_backlog))
     e.listen.backlog = static_cast<int>(*backlog);
+  if (auto after = read_duration(diag, s.field("fail_fast_after"))) e.listen.fail_fast_after = *after;
   return e;
 }
 

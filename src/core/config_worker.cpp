@@ -1,6 +1,7 @@
 // [worker]: what to run, how many, and the policy for readiness, stopping and restarting.
 
 #include <preforkd/core/limits.hpp>
+#include <preforkd/core/stall_plan.hpp>
 
 #include <fmt/format.h>
 
@@ -13,10 +14,10 @@
 namespace preforkd::config_detail {
 namespace {
 
-constexpr std::array<std::string_view, 18> worker_keys{
+constexpr std::array<std::string_view, 19> worker_keys{
     "command",       "count",       "directory",    "user",    "group",           "env",         "ready",
     "ready_timeout", "stop_signal", "stop_timeout", "restart", "backoff_initial", "backoff_max", "fatal_exit_codes",
-    "watchdog",      "max_memory",  "max_lifetime", "max_surge"};
+    "watchdog",      "max_memory",  "max_lifetime", "max_surge", "stall_timeout"};
 
 // An array longer than `max` is reported once, as a whole, instead of element by element.
 bool within(const Section& s, const Field& f, std::size_t size, std::size_t max, std::string_view what) {
@@ -274,6 +275,21 @@ void check_program(const Section& s, const WorkerConfig& out) {
          fmt::format("cannot run {}: {}", quoted(program), *problem));
 }
 
+// "0s" (off), or long enough for sampling to tell a worker that takes connections from one
+// that does not.
+void read_stall_timeout(const Section& s, WorkerConfig& out) {
+  const Field f = s.field("stall_timeout");
+  const auto timeout = read_duration(s.diag(), f);
+  if (!timeout) return;
+  if (*timeout > Duration::zero() && *timeout < min_stall_timeout) {
+    report(s.diag(), f,
+           fmt::format(R"(must be "0s" (off) or at least {}, got {})", format_duration(min_stall_timeout),
+                       value_text(*f.node)));
+    return;
+  }
+  out.stall_timeout = *timeout;
+}
+
 // Keys of features that do not work yet: accepting them would promise what is not done.
 void reject_planned(const Section& s, std::string_view key) {
   const Field f = s.field(key);
@@ -314,6 +330,7 @@ void read_worker(const Section& s, int usable_cpus, WorkerConfig& out) {
   read_fatal_exit_codes(s, out);
   if (auto v = read_duration(s.diag(), s.field("watchdog"))) out.watchdog = *v;
   read_max_surge(s, out);
+  read_stall_timeout(s, out);
   reject_planned(s, "max_memory");
   reject_planned(s, "max_lifetime");
   check_program(s, out);

@@ -144,6 +144,12 @@ std::vector<Event> Supervisor::perform(WorkerRun& run, const Action& action) {
         send_signal(run, run.pid, SIGKILL);
       }
       return {};
+    case Action::Kind::send_continue:
+      if (run.pid > 0) {
+        send_signal(run, -run.pid, SIGCONT);
+        send_signal(run, run.pid, SIGCONT);
+      }
+      return {};
     case Action::Kind::arm_timer:
       run.timer->start(action.delay);
       return {};
@@ -158,6 +164,7 @@ std::vector<Event> Supervisor::perform(WorkerRun& run, const Action& action) {
     case Action::Kind::report_restart:
     case Action::Kind::report_spawn_failed:
     case Action::Kind::report_spawn_retry:
+    case Action::Kind::report_stalled:
       report(run, action);
       return {};
   }
@@ -175,8 +182,14 @@ void Supervisor::report(const WorkerRun& run, const Action& action) const {
     case Action::Kind::report_watchdog:
       spdlog::warn("{}: watchdog timeout; stopping it", who(run));
       return;
-    case Action::Kind::report_stop_timeout:
-      spdlog::warn("{} did not stop within {}; sending SIGKILL", who(run), format_duration(run.gen->worker.stop_timeout));
+    case Action::Kind::report_stop_timeout: {
+      const Duration waited = run.stall_note.empty() ? run.gen->worker.stop_timeout : run.gen->policy.stall_kill_after;
+      spdlog::warn("{} did not stop within {}; sending SIGKILL", who(run), format_duration(waited));
+      return;
+    }
+    case Action::Kind::report_stalled:
+      spdlog::warn("{}: stalled: {}; stopping it ({}, then SIGKILL after {})", who(run), run.stall_note,
+                   signal_name(run.gen->worker.stop_signal), format_duration(run.gen->policy.stall_kill_after));
       return;
     case Action::Kind::report_failed:
       spdlog::error("{} failed; not restarting it (preforkctl restart {} tries again)", who(run), run.slot);
@@ -198,6 +211,7 @@ void Supervisor::report(const WorkerRun& run, const Action& action) const {
     case Action::Kind::spawn:
     case Action::Kind::send_stop_signal:
     case Action::Kind::send_kill:
+    case Action::Kind::send_continue:
     case Action::Kind::arm_timer:
     case Action::Kind::disarm_timer:
       return;
@@ -248,6 +262,7 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
   run.spawn_error.clear();
   run.notify_status.clear();
   run.notified_stopping = false;
+  run.stall_note.clear();
   run.usage = Usage{};
   run.exec_report = std::move(spawned->exec_report);
   by_pid_[run.pid] = &run;
@@ -276,6 +291,15 @@ WorkerRun* Supervisor::find_run(pid_t pid) {
 void Supervisor::record_usage(int slot, const Usage& usage) {
   if (slot < 0 || slot >= static_cast<int>(slots_.size())) return;
   if (WorkerRun* run = slots_[static_cast<std::size_t>(slot)].current.get()) run->usage = usage;
+}
+
+void Supervisor::stalled(int slot, pid_t pid, std::string note) {
+  if (slot < 0 || slot >= static_cast<int>(slots_.size())) return;
+  WorkerRun* run = slots_[static_cast<std::size_t>(slot)].current.get();
+  if (run == nullptr || run->pid != pid || run->life.state != WorkerState::ready) return;
+  run->stall_note = std::move(note);
+  post(*run, Event::of(Event::Kind::stalled));
+  run_queue();
 }
 
 void Supervisor::on_notify(pid_t sender, const NotifyMessage& message) {
@@ -335,7 +359,7 @@ void Supervisor::on_worker_exit(WorkerRun& run, const ExitStatus& status) {
     spdlog::log(level, "{} {}", who(run), describe(status));
   }
   Slot& slot = slots_[static_cast<std::size_t>(run.slot)];
-  slot.last_exit = LastExit{status, std::chrono::system_clock::now()};
+  slot.last_exit = LastExit{status, std::chrono::system_clock::now(), run.stall_note.empty() ? "" : "stalled"};
   Event e = Event::of(Event::Kind::exited);
   e.status = status;
   // An exec that failed never started the program: never count it as healthy.

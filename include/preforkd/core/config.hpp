@@ -56,6 +56,9 @@ struct WorkerConfig {
   std::vector<int> fatal_exit_codes;
   Duration watchdog = Duration::zero();
   int max_surge = 1;  // extra workers a rolling reload or restart may run at once
+  // A worker whose accept queue holds connections and takes none for this long is
+  // replaced (core/stall_plan); zero turns it off.
+  Duration stall_timeout = std::chrono::seconds(30);
   bool operator==(const WorkerConfig&) const = default;
 };
 
@@ -65,6 +68,9 @@ struct ListenConfig {
   ListenMode mode = ListenMode::reuseport;
   ListenBalance balance = ListenBalance::load;  // reuseport only
   int backlog = 4096;
+  // While no slot has had a ready worker for this long, new connections are reset at
+  // once instead of waiting (core/fail_fast_plan); zero turns it off.
+  Duration fail_fast_after = std::chrono::seconds(5);
 };
 
 struct Config {

@@ -107,6 +107,7 @@ struct LastExitInfo {
   int signal = 0;            // signal number, 0 when it exited
   double unix_time = 0;      // when, in seconds since the epoch
   double ago_s = 0;          // how long before the snapshot was taken
+  std::string cause{};       // "stalled" when the master stopped it as hung; "" for an exit of its own
   bool operator==(const LastExitInfo&) const = default;
 };
 
@@ -132,6 +133,8 @@ struct ListenerStatus {
   std::string mode;             // reuseport|shared
   std::vector<int> queue_depth;  // accept queue: one per slot (reuseport) or one (shared); -1 unknown
   std::string balance{};         // load|hash for reuseport; "" for shared
+  bool refusing = false;              // resetting new connections: no worker ready for fail_fast_after
+  std::uint64_t refused_total = 0;    // connections reset that way since the master started
   bool operator==(const ListenerStatus&) const = default;
 };
 
