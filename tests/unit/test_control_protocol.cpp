@@ -211,9 +211,10 @@ TEST_CASE("the status reply has the contract's field names", "[control_protocol]
                               "cpu_percent", "last_exit", "notify_status", "activity", "queued"});
   CHECK(reply["workers"][0]["last_exit"].is_null());
   CHECK(keys(reply["workers"][1]["last_exit"]) ==
-        std::set<std::string>{"text", "code", "signal", "unix_time", "ago_s"});
+        std::set<std::string>{"text", "code", "signal", "unix_time", "ago_s", "cause"});
   CHECK(reply["workers"][1]["pid"] == -1);
-  CHECK(keys(reply["listeners"][0]) == std::set<std::string>{"name", "address", "mode", "balance", "queue_depth"});
+  CHECK(keys(reply["listeners"][0]) == std::set<std::string>{"name", "address", "mode", "balance", "queue_depth",
+                                                             "refusing", "refused_total"});
   CHECK(reply["listeners"][0]["queue_depth"] == json::array({0, -1}));
   CHECK(reply["master"]["uptime_s"].is_number());
   CHECK(reply["workers"][0]["rss_bytes"] == 12'900'000);
