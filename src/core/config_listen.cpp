@@ -13,8 +13,8 @@
 namespace preforkd::config_detail {
 namespace {
 
-constexpr std::array<std::string_view, 7> listen_keys{"name",    "address",      "mode",    "balance",
-                                                     "backlog", "defer_accept", "fastopen"};
+constexpr std::array<std::string_view, 8> listen_keys{"name",         "address",  "mode",           "balance",
+                                                     "backlog",      "defer_accept", "fastopen", "fail_fast_after"};
 constexpr std::array<Choice<ListenMode>, 2> listen_modes{
     {{"reuseport", ListenMode::reuseport}, {"shared", ListenMode::shared}}};
 constexpr std::array<Choice<ListenBalance>, 2> listen_balances{
@@ -166,6 +166,7 @@ std::optional<Entry> read_entry(Diagnostics& diag, const toml::node& node, std::
     e.listen.backlog = static_cast<int>(*backlog);
   read_defer_accept(s, e);
   read_fastopen(s, e);
+  if (auto after = read_duration(diag, s.field("fail_fast_after"))) e.listen.fail_fast_after = *after;
   return e;
 }
 

@@ -2,6 +2,7 @@
 
 #include <preforkd/core/cpu_affinity.hpp>
 #include <preforkd/core/limits.hpp>
+#include <preforkd/core/stall_plan.hpp>
 
 #include <fmt/format.h>
 
@@ -14,10 +15,10 @@
 namespace preforkd::config_detail {
 namespace {
 
-constexpr std::array<std::string_view, 19> worker_keys{
-    "command",       "count",       "directory",    "user",      "group",           "env",         "ready",
-    "ready_timeout", "stop_signal", "stop_timeout", "restart",   "backoff_initial", "backoff_max", "fatal_exit_codes",
-    "watchdog",      "max_memory",  "max_lifetime", "max_surge", "cpu_affinity"};
+constexpr std::array<std::string_view, 20> worker_keys{
+    "command",       "count",       "directory",    "user",      "group",           "env",          "ready",
+    "ready_timeout", "stop_signal", "stop_timeout", "restart",   "backoff_initial", "backoff_max",  "fatal_exit_codes",
+    "watchdog",      "max_memory",  "max_lifetime", "max_surge", "cpu_affinity",    "stall_timeout"};
 
 // An array longer than `max` is reported once, as a whole, instead of element by element.
 bool within(const Section& s, const Field& f, std::size_t size, std::size_t max, std::string_view what) {
@@ -323,6 +324,21 @@ void check_program(const Section& s, const WorkerConfig& out) {
          fmt::format("cannot run {}: {}", quoted(program), *problem));
 }
 
+// "0s" (off), or long enough for sampling to tell a worker that takes connections from one
+// that does not.
+void read_stall_timeout(const Section& s, WorkerConfig& out) {
+  const Field f = s.field("stall_timeout");
+  const auto timeout = read_duration(s.diag(), f);
+  if (!timeout) return;
+  if (*timeout > Duration::zero() && *timeout < min_stall_timeout) {
+    report(s.diag(), f,
+           fmt::format(R"(must be "0s" (off) or at least {}, got {})", format_duration(min_stall_timeout),
+                       value_text(*f.node)));
+    return;
+  }
+  out.stall_timeout = *timeout;
+}
+
 // Keys of features that do not work yet: accepting them would promise what is not done.
 void reject_planned(const Section& s, std::string_view key) {
   const Field f = s.field(key);
@@ -364,6 +380,7 @@ void read_worker(const Section& s, int usable_cpus, WorkerConfig& out) {
   if (auto v = read_duration(s.diag(), s.field("watchdog"))) out.watchdog = *v;
   read_max_surge(s, out);
   read_cpu_affinity(s, out);
+  read_stall_timeout(s, out);
   reject_planned(s, "max_memory");
   reject_planned(s, "max_lifetime");
   check_program(s, out);

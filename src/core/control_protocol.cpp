@@ -318,7 +318,8 @@ void to_json(json& j, const MasterStatus& v) {
 }
 
 void to_json(json& j, const LastExitInfo& v) {
-  j = json{{"text", v.text}, {"code", v.code}, {"signal", v.signal}, {"unix_time", v.unix_time}, {"ago_s", v.ago_s}};
+  j = json{{"text", v.text},           {"code", v.code},   {"signal", v.signal},
+           {"unix_time", v.unix_time}, {"ago_s", v.ago_s}, {"cause", v.cause}};
 }
 
 void to_json(json& j, const WorkerStatus& v) {
@@ -346,7 +347,8 @@ void to_json(json& j, const WorkerStatus& v) {
 
 void to_json(json& j, const ListenerStatus& v) {
   j = json{{"name", v.name}, {"address", v.address}, {"mode", v.mode}, {"balance", v.balance},
-           {"queue_depth", v.queue_depth}, {"defer_accept_s", v.defer_accept_s}, {"fastopen", v.fastopen}};
+           {"queue_depth", v.queue_depth}, {"defer_accept_s", v.defer_accept_s}, {"fastopen", v.fastopen},
+           {"refusing", v.refusing},       {"refused_total", v.refused_total}};
 }
 
 MemorySummary summarize_memory(const std::vector<WorkerStatus>& workers) {
@@ -396,6 +398,7 @@ void from_json(const json& j, LastExitInfo& v) {
   v.signal = j.value("signal", 0);
   v.unix_time = j.value("unix_time", 0.0);
   v.ago_s = j.value("ago_s", 0.0);
+  v.cause = j.value("cause", std::string());
 }
 
 void from_json(const json& j, WorkerStatus& v) {
@@ -434,6 +437,8 @@ void from_json(const json& j, ListenerStatus& v) {
   v.queue_depth = j.value("queue_depth", std::vector<int>());
   v.defer_accept_s = j.value("defer_accept_s", 0);
   v.fastopen = j.value("fastopen", 0);
+  v.refusing = j.value("refusing", false);
+  v.refused_total = j.value("refused_total", std::uint64_t{0});
 }
 
 void from_json(const json& j, MemorySummary& v) {

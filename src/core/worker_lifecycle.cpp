@@ -1,5 +1,7 @@
 #include <preforkd/core/worker_lifecycle.hpp>
 
+#include <algorithm>
+
 namespace preforkd {
 
 namespace {
@@ -186,6 +188,20 @@ Transition on_stop(const Lifecycle& l, const Event& e, const LifecyclePolicy& p)
   return stay(l);
 }
 
+// Stopped as after a watchdog timeout (a crash-like replacement), but SIGCONT follows the
+// stop signal, since a stopped process gets no signal but SIGKILL until it continues, and
+// SIGKILL follows after stall_kill_after rather than stop_timeout.
+Transition on_stalled(const Lifecycle& l, const LifecyclePolicy& p) {
+  if (l.state != S::ready) return stay(l);
+  Lifecycle n = l;
+  n.state = S::stopping;
+  n.stop_intent = StopIntent::replace;  // a ready run is never a trial
+  n.stop_is_failure = true;
+  return {n,
+          {act(A::report_stalled), act(A::send_stop_signal), act(A::send_continue),
+           act(A::arm_timer, p.stall_kill_after)}};
+}
+
 Transition on_kill(const Lifecycle& l) {
   Lifecycle n = l;
   n.stop_intent = StopIntent::remove;
@@ -235,7 +251,8 @@ bool has_process(WorkerState s) {
 }
 
 LifecyclePolicy LifecyclePolicy::from(const WorkerConfig& worker) {
-  return LifecyclePolicy{worker.ready, worker.ready_timeout, worker.stop_timeout, RestartPolicy::from(worker)};
+  return LifecyclePolicy{worker.ready, worker.ready_timeout, worker.stop_timeout, RestartPolicy::from(worker),
+                         std::min(worker.stop_timeout, stalled_kill_after_max)};
 }
 
 Transition step(const Lifecycle& l, const Event& e, const LifecyclePolicy& p) {
@@ -265,6 +282,8 @@ Transition step(const Lifecycle& l, const Event& e, const LifecyclePolicy& p) {
       return on_kill(l);
     case E::exited:
       return on_exited(l, e, p);
+    case E::stalled:
+      return on_stalled(l, p);
   }
   return stay(l);
 }

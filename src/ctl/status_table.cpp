@@ -160,12 +160,23 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
 
   if (!status.listeners.empty()) {
     std::vector<Row> listeners;
-    listeners.push_back({{"LISTENER", heading}, {"ADDRESS", heading}, {"MODE", heading}, {"ACCEPT QUEUE", heading}});
+    listeners.push_back({{"LISTENER", heading},
+                         {"ADDRESS", heading},
+                         {"MODE", heading},
+                         {"ACCEPT QUEUE", heading},
+                         {"REFUSED", heading}});
     for (const auto& l : status.listeners) {
       std::string mode = l.balance.empty() ? l.mode : l.mode + " (" + l.balance + ")";
       if (l.defer_accept_s > 0) mode += fmt::format(", defer_accept {}s", l.defer_accept_s);
       if (l.fastopen > 0) mode += fmt::format(", fastopen {}", l.fastopen);
-      listeners.push_back({{l.name}, {l.address}, {mode}, {queue_text(l)}});
+      listeners.push_back(
+          {{l.name},
+           {l.address},
+           {mode},
+           {queue_text(l)},
+           // fail_fast_after: resets since start, and whether it is refusing now
+           {l.refusing ? fmt::format("{}, refusing: no worker ready", l.refused_total) : std::to_string(l.refused_total),
+            l.refusing ? red : nullptr}});
     }
     out += '\n';
     out += render_table(listeners, colour);

@@ -38,13 +38,28 @@ void Balancer::on_timer() {
   apply();
 }
 
+void Balancer::relist_if_old(Clock::time_point now) {
+  if (now - trees_listed_ < relist_every) return;
+  probe_.refresh();
+  trees_listed_ = now;
+  inodes_.clear();
+}
+
+const std::vector<ino_t>& Balancer::inodes_for(int slot) {
+  const os::ListenerSet& listeners = supervisor_.listeners();
+  const std::size_t slots = supervisor_.slots().size();
+  if (static_cast<std::size_t>(slot) >= inodes_.size() || inodes_of_ != &listeners || inodes_.size() != slots) {
+    // The sockets of a slot change only with the listener set or the slot count.
+    inodes_of_ = &listeners;
+    inodes_.clear();
+    for (std::size_t j = 0; j < slots; ++j) inodes_.push_back(listeners.socket_inodes_for_slot(static_cast<int>(j)));
+  }
+  return inodes_[static_cast<std::size_t>(slot)];
+}
+
 void Balancer::sample() {
   const auto now = Clock::now();
-  if (now - trees_listed_ >= relist_every) {
-    probe_.refresh();
-    trees_listed_ = now;
-    inodes_.clear();
-  }
+  relist_if_old(now);
   const auto& slots = supervisor_.slots();
   const os::ListenerSet& listeners = supervisor_.listeners();
   samples_.assign(slots.size(), SlotSample{});
@@ -54,13 +69,7 @@ void Balancer::sample() {
     SlotSample& s = samples_[i];
     s.slot = slot;
     s.queued = listeners.balanced_queue_depth(slot);
-    if (i >= inodes_.size() || inodes_of_ != &listeners) {
-      // The sockets of a slot change only with the listener set or the slot count.
-      inodes_of_ = &listeners;
-      inodes_.clear();
-      for (std::size_t j = 0; j < slots.size(); ++j) inodes_.push_back(listeners.socket_inodes_for_slot(static_cast<int>(j)));
-    }
-    const auto& inodes = inodes_[i];
+    const auto& inodes = inodes_for(slot);
     for (const WorkerRun* run : {slots[i].current.get(), slots[i].candidate.get()}) {
       if (run == nullptr || run->pid <= 0) continue;
       workers.push_back(run->pid);
@@ -69,6 +78,19 @@ void Balancer::sample() {
   }
   probe_.forget_others(workers);
   sampled_ = now;
+}
+
+Activity Balancer::activity_of(int slot) {
+  const auto& slots = supervisor_.slots();
+  if (slot < 0 || static_cast<std::size_t>(slot) >= slots.size()) return Activity::unknown;
+  relist_if_old(Clock::now());
+  const auto& inodes = inodes_for(slot);
+  Activity seen = Activity::unknown;
+  for (const WorkerRun* run : {slots[static_cast<std::size_t>(slot)].current.get(),
+                               slots[static_cast<std::size_t>(slot)].candidate.get()}) {
+    if (run != nullptr && run->pid > 0) seen = combine(seen, probe_.sample(run->pid, inodes));
+  }
+  return seen;
 }
 
 void Balancer::apply() {

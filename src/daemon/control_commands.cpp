@@ -148,6 +148,8 @@ control::StatusSnapshot Master::status() {
       e.signal = slot.last_exit->status.signal;
       e.unix_time = std::chrono::duration<double>(slot.last_exit->when.time_since_epoch()).count();
       e.ago_s = std::chrono::duration<double>(wall_now - slot.last_exit->when).count();
+      e.cause = slot.last_exit->cause;
+      if (!e.cause.empty()) e.text += " (" + e.cause + ")";
       w.last_exit = e;
     }
     s.workers.push_back(std::move(w));
@@ -171,6 +173,11 @@ control::StatusSnapshot Master::status() {
     if (per_slot) ls.balance = to_string(c.balance);
     const int sockets = per_slot ? listeners.slot_count() : 1;
     for (int slot = 0; slot < sockets; ++slot) ls.queue_depth.push_back(listeners.accept_queue_depth(l, slot));
+    if (fail_fast_) {
+      const FailFast::Facts facts = fail_fast_->facts(c.name);
+      ls.refusing = facts.refusing;
+      ls.refused_total = facts.refused_total;
+    }
     s.listeners.push_back(std::move(ls));
   }
   return s;

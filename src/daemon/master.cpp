@@ -53,6 +53,8 @@ Master::~Master() {
   control_.reset();
   notify_.reset();
   sampler_.reset();
+  fail_fast_.reset();
+  stall_watch_.reset();
   supervisor_->on_steer = nullptr;
   balancer_.reset();
   systemd_.reset();
@@ -109,6 +111,21 @@ int Master::run() {
   sampler_ = std::move(*sampler);
   sampler_->start(sample_interval, sample_interval);
 
+  // Hung workers (worker.stall_timeout) and fail-fast while none is ready (fail_fast_after).
+  auto stall_watch = StallWatch::open(&loop_, *supervisor_, *balancer_);
+  if (!stall_watch) {
+    spdlog::error("{}", stall_watch.error());
+    return 1;
+  }
+  stall_watch_ = std::move(*stall_watch);
+  stall_watch_->start();
+  auto fail_fast = FailFast::open(&loop_, *supervisor_, config_);
+  if (!fail_fast) {
+    spdlog::error("{}", fail_fast.error());
+    return 1;
+  }
+  fail_fast_ = std::move(*fail_fast);
+
   // Workers start with clone(CLONE_VM), safe only in a one-thread master (os/spawn.cpp).
   if (Status one = os::check_single_threaded(); !one)
     spdlog::warn("{}; starting workers with fork instead", one.error());
@@ -159,6 +176,7 @@ std::string Master::summary() const {
 }
 
 void Master::on_change() {
+  if (fail_fast_) fail_fast_->update();
   if (supervisor_->stopping()) return;
   systemd_->status(summary());
   if (systemd_->ready_sent() || reloading_) return;

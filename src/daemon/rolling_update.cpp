@@ -52,6 +52,7 @@ std::string why_not_ready(const WorkerRun& run, const Event& cause) {
     case Event::Kind::ready_notified:
     case Event::Kind::stop:
     case Event::Kind::kill:
+    case Event::Kind::stalled:  // only a ready run can stall
       break;
   }
   return who + " did not become ready";

@@ -166,6 +166,12 @@ std::vector<Event> Supervisor::perform(WorkerRun& run, const Action& action) {
         kill_tree(run);
       }
       return {};
+    case Action::Kind::send_continue:
+      if (run.pid > 0) {
+        send_signal(run, -run.pid, SIGCONT);
+        send_signal(run, run.pid, SIGCONT);
+      }
+      return {};
     case Action::Kind::arm_timer:
       run.timer->start(action.delay);
       return {};
@@ -180,6 +186,7 @@ std::vector<Event> Supervisor::perform(WorkerRun& run, const Action& action) {
     case Action::Kind::report_restart:
     case Action::Kind::report_spawn_failed:
     case Action::Kind::report_spawn_retry:
+    case Action::Kind::report_stalled:
       report(run, action);
       return {};
     case Action::Kind::report_crash:
@@ -208,8 +215,14 @@ void Supervisor::report(const WorkerRun& run, const Action& action) const {
     case Action::Kind::report_watchdog:
       spdlog::warn("{}: watchdog timeout; stopping it", who(run));
       return;
-    case Action::Kind::report_stop_timeout:
-      spdlog::warn("{} did not stop within {}; sending SIGKILL", who(run), format_duration(run.gen->worker.stop_timeout));
+    case Action::Kind::report_stop_timeout: {
+      const Duration waited = run.stall_note.empty() ? run.gen->worker.stop_timeout : run.gen->policy.stall_kill_after;
+      spdlog::warn("{} did not stop within {}; sending SIGKILL", who(run), format_duration(waited));
+      return;
+    }
+    case Action::Kind::report_stalled:
+      spdlog::warn("{}: stalled: {}; stopping it ({}, then SIGKILL after {})", who(run), run.stall_note,
+                   signal_name(run.gen->worker.stop_signal), format_duration(run.gen->policy.stall_kill_after));
       return;
     case Action::Kind::report_failed:
       spdlog::error("{} failed; not restarting it (preforkctl restart {} tries again)", who(run), run.slot);
@@ -231,6 +244,7 @@ void Supervisor::report(const WorkerRun& run, const Action& action) const {
     case Action::Kind::spawn:
     case Action::Kind::send_stop_signal:
     case Action::Kind::send_kill:
+    case Action::Kind::send_continue:
     case Action::Kind::arm_timer:
     case Action::Kind::disarm_timer:
     case Action::Kind::report_crash:
@@ -290,6 +304,7 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
   run.spawn_error.clear();
   run.notify_status.clear();
   run.notified_stopping = false;
+  run.stall_note.clear();
   run.usage = Usage{};
   run.known_tree.clear();
   run.exec_report = std::move(spawned->exec_report);
@@ -319,6 +334,15 @@ WorkerRun* Supervisor::find_run(pid_t pid) {
 void Supervisor::record_usage(int slot, const Usage& usage) {
   if (slot < 0 || slot >= static_cast<int>(slots_.size())) return;
   if (WorkerRun* run = slots_[static_cast<std::size_t>(slot)].current.get()) run->usage = usage;
+}
+
+void Supervisor::stalled(int slot, pid_t pid, std::string note) {
+  if (slot < 0 || slot >= static_cast<int>(slots_.size())) return;
+  WorkerRun* run = slots_[static_cast<std::size_t>(slot)].current.get();
+  if (run == nullptr || run->pid != pid || run->life.state != WorkerState::ready) return;
+  run->stall_note = std::move(note);
+  post(*run, Event::of(Event::Kind::stalled));
+  run_queue();
 }
 
 void Supervisor::on_notify(pid_t sender, const NotifyMessage& message) {
@@ -383,7 +407,7 @@ void Supervisor::on_worker_exit(WorkerRun& run, const ExitStatus& status) {
     spdlog::log(level, "{} {}", who(run), describe(status));
   }
   // The slot's last exit only if step() finds it unplanned (report_crash).
-  run.exit = LastExit{status, std::chrono::system_clock::now()};
+  run.exit = LastExit{status, std::chrono::system_clock::now(), run.stall_note.empty() ? "" : "stalled"};
   Event e = Event::of(Event::Kind::exited);
   e.status = status;
   // An exec that failed never started the program: never count it as healthy.

@@ -218,10 +218,11 @@ TEST_CASE("the status reply has the contract's field names", "[control_protocol]
                               "cpus"});
   CHECK(reply["workers"][0]["last_exit"].is_null());
   CHECK(keys(reply["workers"][1]["last_exit"]) ==
-        std::set<std::string>{"text", "code", "signal", "unix_time", "ago_s"});
+        std::set<std::string>{"text", "code", "signal", "unix_time", "ago_s", "cause"});
   CHECK(reply["workers"][1]["pid"] == -1);
   CHECK(keys(reply["listeners"][0]) == std::set<std::string>{"name", "address", "mode", "balance", "queue_depth",
-                                                             "defer_accept_s", "fastopen"});
+                                                             "defer_accept_s", "fastopen", "refusing",
+                                                             "refused_total"});
   CHECK(reply["listeners"][0]["queue_depth"] == json::array({0, -1}));
   CHECK(reply["master"]["uptime_s"].is_number());
   CHECK(reply["workers"][0]["rss_bytes"] == 12'900'000);

@@ -72,10 +72,20 @@ TEST_CASE("render_status without colour: master line, workers, listeners", "[sta
       "2     -     backoff   5         4        1         -       -         -        -        -      -     -        -       exited on signal 9, 2s ago\n"
       "2 workers: 8.0 MiB private + 1.0 MiB shared (PSS 9.0 MiB); master 409.6 KiB private\n"
       "\n"
-      "LISTENER  ADDRESS             MODE              ACCEPT QUEUE\n"
-      "http      127.0.0.1:8080      reuseport (load)  0:0 1:17 2:-\n"
-      "admin     unix:/run/app.sock  shared            3\n";
+      "LISTENER  ADDRESS             MODE              ACCEPT QUEUE  REFUSED\n"
+      "http      127.0.0.1:8080      reuseport (load)  0:0 1:17 2:-  0\n"
+      "admin     unix:/run/app.sock  shared            3             0\n";
   CHECK(ctl::render_status(sample(), ctl::Colour::off) == expected);
+}
+
+TEST_CASE("render_status says when a listener refuses connections (fail_fast_after)", "[status_table]") {
+  StatusSnapshot s = sample();
+  s.listeners[0].refusing = true;
+  s.listeners[0].refused_total = 12;
+  s.listeners[1].refused_total = 3;
+  const std::string table = ctl::render_status(s, ctl::Colour::off);
+  CHECK(table.find("0:0 1:17 2:-  12, refusing: no worker ready\n") != std::string::npos);
+  CHECK(table.find("3             3\n") != std::string::npos);
 }
 
 TEST_CASE("render_status shows the workers' STATUS= text when there is some", "[status_table]") {

@@ -70,6 +70,9 @@ struct WorkerConfig {
   Duration watchdog = Duration::zero();
   int max_surge = 1;  // extra workers a rolling reload or restart may run at once
   CpuAffinity cpu_affinity;
+  // A worker whose accept queue holds connections and takes none for this long is
+  // replaced (core/stall_plan); zero turns it off.
+  Duration stall_timeout = std::chrono::seconds(30);
   bool operator==(const WorkerConfig&) const = default;
 };
 
@@ -81,6 +84,9 @@ struct ListenConfig {
   int backlog = 4096;
   Duration defer_accept = Duration::zero();  // TCP_DEFER_ACCEPT, rounded up to seconds; 0: off
   int fastopen = 0;                          // TCP_FASTOPEN queue length; 0: off
+  // While no slot has had a ready worker for this long, new connections are reset at
+  // once instead of waiting (core/fail_fast_plan); zero turns it off.
+  Duration fail_fast_after = std::chrono::seconds(5);
 };
 
 // TCP_DEFER_ACCEPT's value: seconds, rounded up.

@@ -108,6 +108,7 @@ struct LastExitInfo {
   int signal = 0;            // signal number, 0 when it exited
   double unix_time = 0;      // when, in seconds since the epoch
   double ago_s = 0;          // how long before the snapshot was taken
+  std::string cause{};       // "stalled" when the master stopped it as hung; "" for an exit of its own
   bool operator==(const LastExitInfo&) const = default;
 };
 
@@ -144,6 +145,8 @@ struct ListenerStatus {
   std::string balance{};         // load|hash for reuseport; "" for shared
   int defer_accept_s = 0;        // TCP_DEFER_ACCEPT in seconds; 0: off
   int fastopen = 0;              // TCP_FASTOPEN queue length; 0: off
+  bool refusing = false;              // resetting new connections: no worker ready for fail_fast_after
+  std::uint64_t refused_total = 0;    // connections reset that way since the master started
   bool operator==(const ListenerStatus&) const = default;
 };
 

@@ -46,9 +46,16 @@ struct LifecyclePolicy {
   Duration ready_timeout = std::chrono::seconds(30);
   Duration stop_timeout = std::chrono::seconds(30);
   RestartPolicy restart;
+  // A stalled worker gets SIGKILL this long after its stop signal (stop_timeout, at most
+  // stalled_kill_after_max): it has shown it makes no progress, and clients wait on it.
+  Duration stall_kill_after = std::chrono::seconds(1);
 
   [[nodiscard]] static LifecyclePolicy from(const WorkerConfig& worker);
 };
+
+// The longest a stalled worker gets between its stop signal and SIGKILL: long enough for
+// a handler to log where it hung, short for the connections queued behind it.
+inline constexpr Duration stalled_kill_after_max = std::chrono::seconds(1);
 
 struct Lifecycle {
   WorkerState state = WorkerState::stopped;
@@ -81,6 +88,7 @@ struct Event {
     stop,              // graceful stop (stop_signal, then SIGKILL after stop_timeout)
     kill,              // SIGKILL now, stay stopped
     exited,            // waitpid reported the process's end
+    stalled,           // its accept queue holds connections it has not taken for stall_timeout
   };
   Kind kind = Kind::start;
   StopIntent intent = StopIntent::remove;  // for stop
@@ -141,6 +149,8 @@ struct Action {
     report_crash,     // an unplanned exit (a crash, a clean exit not asked for, a watchdog or
                       // ready timeout): counts as a crash and is the slot's last exit
     report_replaced,  // a process stopped on purpose is being replaced (`reason`)
+    report_stalled,        // for the log: stalled, stopping it
+    send_continue,         // SIGCONT, so that a stopped (SIGSTOP) worker gets its stop signal
   };
   Kind kind;
   Duration delay{};

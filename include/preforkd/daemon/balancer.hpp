@@ -25,11 +25,18 @@ class Balancer {
   void on_live_change(const std::vector<int>& live);
   // What the last sample saw of `slot` (for status); samples first if that is old.
   [[nodiscard]] SlotSample last_seen(int slot);
+  // Whether `slot`'s worker (or its replacement during a rolling update) waits for a
+  // connection now, read with the balancer's probe (for the stall watch).
+  [[nodiscard]] Activity activity_of(int slot);
 
  private:
   void on_timer();
   void sample();
   void apply();
+  // Lists the process trees again when that is older than relist_every.
+  void relist_if_old(Clock::time_point now);
+  // The socket inodes of `slot`, cached until the listener set or the slot count changes.
+  const std::vector<ino_t>& inodes_for(int slot);
 
   Supervisor& supervisor_;
   BalanceTuning tuning_;

@@ -6,8 +6,10 @@
 #include <preforkd/core/control_protocol.hpp>
 #include <preforkd/daemon/balancer.hpp>
 #include <preforkd/daemon/control_server.hpp>
+#include <preforkd/daemon/fail_fast.hpp>
 #include <preforkd/daemon/notify_socket.hpp>
 #include <preforkd/daemon/signal_watch.hpp>
+#include <preforkd/daemon/stall_watch.hpp>
 #include <preforkd/daemon/supervisor.hpp>
 #include <preforkd/daemon/systemd_notifier.hpp>
 
@@ -49,6 +51,8 @@ class Master {
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<Timer> sampler_;
   std::unique_ptr<Balancer> balancer_;
+  std::unique_ptr<StallWatch> stall_watch_;
+  std::unique_ptr<FailFast> fail_fast_;
   std::vector<std::unique_ptr<SignalWatch>> signals_;
   bool loop_ok_ = false;  // uv_loop_init worked
   bool reloading_ = false;

@@ -50,6 +50,7 @@ struct Generation {
 struct LastExit {
   ExitStatus status;
   std::chrono::system_clock::time_point when;
+  std::string cause;  // why the master stopped it, when it did so as a fault ("stalled"); else ""
 };
 
 // Usage figures for status, written only by the usage sampler (record_usage). They cover
@@ -83,6 +84,7 @@ struct WorkerRun {
   std::string spawn_error;    // why the last spawn failed, for its report
   std::string notify_status;  // last STATUS= from the worker
   bool notified_stopping = false;
+  std::string stall_note;  // set when it was found stalled: "3 connections queued, none taken for 1.2s"
   Usage usage;  // sampled every few seconds
   // The cgroup of the current process and its descendants (none without worker cgroups).
   std::unique_ptr<os::WorkerCgroup> cgroup;
@@ -146,6 +148,10 @@ class Supervisor {
   // Takes a new generation whose policy applies to every run, without new processes.
   void adopt(std::shared_ptr<const Generation> gen);
   [[nodiscard]] bool busy() const { return rolling_ != nullptr || stopping_; }
+  // The stall watch found the ready worker `pid` of `slot` stalled (`note` says how): it
+  // is stopped and replaced as after a crash. Ignored when that worker is no longer the
+  // slot's ready one.
+  void stalled(int slot, pid_t pid, std::string note);
   // The usage sampler's figures for the current run of `slot` (the only writer of them).
   void record_usage(int slot, const Usage& usage);
   // Every worker from now on runs in a cgroup of its own under `tree` (supervisor_tree.cpp).
