@@ -84,7 +84,7 @@ TEST_CASE("an explicit cpu_affinity list is used in slot order and wraps around,
     WARN("skipped: this process may run on " << cpus.size() << " CPU(s), the test needs 2");
     return;
   }
-  const std::string list = "[" + std::to_string(cpus[1]) + ", " + std::to_string(cpus[0]) + "]";
+  const std::string list = std::string("[").append(std::to_string(cpus[1])).append(", ").append(std::to_string(cpus[0])).append("]");
   Daemon d(pinned(3, list));
   INFO(d.log());
   check_pinning(d, {cpus[1], cpus[0], cpus[1]});
@@ -107,7 +107,7 @@ TEST_CASE("a cpu_affinity CPU outside the master's mask is a config error naming
   int absent = 0;
   while (std::find(cpus.begin(), cpus.end(), absent) != cpus.end()) ++absent;
   for (const bool check : {true, false}) {
-    Daemon d(pinned(2, "[" + std::to_string(absent) + "]"), check ? std::vector<std::string>{"--check"}
+    Daemon d(pinned(2, std::string("[").append(std::to_string(absent)).append("]")), check ? std::vector<std::string>{"--check"}
                                                                   : std::vector<std::string>{});
     INFO(d.log());
     CHECK(d.wait_exit() == 78);

@@ -51,7 +51,7 @@ TEST_CASE("a port another process holds with SO_REUSEPORT is refused, naming tha
       INFO("mode " << mode << ", holder SO_REUSEADDR " << reuseaddr << "\n" << d.log());
       CHECK(d.wait_exit() == 1);
       const std::string out = d.log();
-      CHECK(out.find("'" + local_address(holder.port) + "'") != std::string::npos);
+      CHECK(out.find(std::string("'").append(local_address(holder.port)).append("'")) != std::string::npos);
       // The test process itself is the holder.
       CHECK(out.find(by_pid(::getpid())) != std::string::npos);
       CHECK(out.find("workers of") == std::string::npos);  // no worker was started
