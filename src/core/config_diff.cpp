@@ -51,6 +51,7 @@ ConfigDiff diff_configs(const Config& running, const Config& next) {
   if (x.control_mode != y.control_mode) d.needs_restart.emplace_back("preforkd.control_mode");
   if (x.control_group != y.control_group) d.needs_restart.emplace_back("preforkd.control_group");
   if (x.log_format != y.log_format) d.needs_restart.emplace_back("preforkd.log_format");
+  if (x.metrics_listen != y.metrics_listen) d.needs_restart.emplace_back("preforkd.metrics_listen");
   return d;
 }
 

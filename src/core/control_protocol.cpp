@@ -314,7 +314,11 @@ void to_json(json& j, const MasterStatus& v) {
            {"uptime_s", v.uptime_s},
            {"workers_ready", v.workers_ready},
            {"workers_total", v.workers_total},
-           {"notify_status", v.notify_status}};
+           {"notify_status", v.notify_status},
+           {"rss_bytes", v.rss_bytes},
+           {"reloads", v.reloads},
+           {"reload_failures", v.reload_failures},
+           {"rollbacks", v.rollbacks}};
 }
 
 void to_json(json& j, const LastExitInfo& v) {
@@ -333,7 +337,8 @@ void to_json(json& j, const WorkerStatus& v) {
            {"last_exit", v.last_exit ? json(*v.last_exit) : json(nullptr)},
            {"notify_status", v.notify_status},
            {"activity", v.activity},
-           {"queued", v.queued}};
+           {"queued", v.queued},
+           {"cpu_s", v.cpu_s}};
 }
 
 void to_json(json& j, const ListenerStatus& v) {
@@ -356,6 +361,10 @@ void from_json(const json& j, MasterStatus& v) {
   v.workers_ready = j.value("workers_ready", 0);
   v.workers_total = j.value("workers_total", 0);
   v.notify_status = j.value("notify_status", std::string());
+  v.rss_bytes = j.value("rss_bytes", std::uint64_t{0});
+  v.reloads = j.value("reloads", 0);
+  v.reload_failures = j.value("reload_failures", 0);
+  v.rollbacks = j.value("rollbacks", 0);
 }
 
 void from_json(const json& j, LastExitInfo& v) {
@@ -384,6 +393,7 @@ void from_json(const json& j, WorkerStatus& v) {
   v.notify_status = j.value("notify_status", std::string());
   v.activity = j.value("activity", std::string("unknown"));
   v.queued = j.value("queued", 0);
+  v.cpu_s = j.value("cpu_s", 0.0);
 }
 
 void from_json(const json& j, ListenerStatus& v) {

@@ -35,6 +35,9 @@ struct DaemonConfig {
   LogLevel log_level = LogLevel::info;
   LogFormat log_format = LogFormat::text;
   WorkerOutput worker_output = WorkerOutput::log;
+  // The Prometheus endpoint's TCP address as written ("127.0.0.1:9464", "[::1]:9464");
+  // "" for none. Validated by parse_address(); the master binds it at start.
+  std::string metrics_listen;
   bool operator==(const DaemonConfig&) const = default;
 };
 

@@ -145,6 +145,8 @@ class Supervisor {
   [[nodiscard]] bool stopping() const { return stopping_; }
   [[nodiscard]] int target_count() const { return target_count_; }
   [[nodiscard]] int ready_count() const;
+  // Rolling updates that failed and rolled back since start (for status and metrics).
+  [[nodiscard]] int rollbacks() const { return rollbacks_; }
 
  private:
   // A rolling update in progress: the pure plan (core/rolling_plan) and what it needs
@@ -217,6 +219,7 @@ class Supervisor {
   std::unique_ptr<Timer> drain_timer_;  // watches removed slots' accept queues
   bool stopping_ = false;
   bool finished_ = false;
+  int rollbacks_ = 0;
 };
 
 }  // namespace preforkd::daemon
