@@ -11,6 +11,8 @@ packages=(
   nlohmann-json3-dev catch2 libsystemd-dev
   # tests: a real socket-activated server, an HTTP client, systemd-analyze
   lighttpd curl systemd
+  # tests/behaviour/test_metrics.cpp: promtool checks /metrics, a real Prometheus scrapes it
+  prometheus
   # fuzzing (fuzz/run.sh): libFuzzer comes with Debian's clang
   clang
 )

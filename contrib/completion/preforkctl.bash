@@ -21,7 +21,7 @@ _preforkctl() {
   case $prev in
     -s | --socket) _filedir; return ;;
     -c | --config) _filedir toml; return ;;
-    --timeout) mapfile -t COMPREPLY < <(compgen -W "5s 30s 1m 10m" -- "$cur"); return ;;
+    --timeout) mapfile -t COMPREPLY < <(compgen -W "2s 5s 30s 1m 10m" -- "$cur"); return ;;
   esac
 
   local command="" i
@@ -38,7 +38,7 @@ _preforkctl() {
     return
   fi
   case $command in
-    "") mapfile -t COMPREPLY < <(compgen -W "status reload scale restart stop" -- "$cur") ;;
+    "") mapfile -t COMPREPLY < <(compgen -W "status reload scale restart stop check" -- "$cur") ;;
     restart) mapfile -t COMPREPLY < <(compgen -W "all $(_preforkctl_slots)" -- "$cur") ;;
     scale) mapfile -t COMPREPLY < <(compgen -W "+1 -1" -- "$cur") ;;
   esac

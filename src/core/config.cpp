@@ -19,9 +19,9 @@ namespace {
 constexpr std::size_t max_config_bytes = limits::config_bytes;
 
 constexpr std::array<std::string_view, 3> root_keys{"preforkd", "worker", "listen"};
-constexpr std::array<std::string_view, 7> daemon_keys{"control_socket", "control_mode",  "control_group",
+constexpr std::array<std::string_view, 8> daemon_keys{"control_socket", "control_mode",  "control_group",
                                                       "log_level",      "log_format",    "worker_output",
-                                                      "worker_cgroups"};
+                                                      "worker_cgroups", "metrics_listen"};
 
 constexpr std::array<Choice<LogLevel>, 5> log_levels{{{"trace", LogLevel::trace},
                                                       {"debug", LogLevel::debug},
@@ -77,6 +77,22 @@ void read_control_mode(const Section& s, DaemonConfig& out) {
   out.control_mode = mode;
 }
 
+// A TCP address like a [[listen]] one; "" (or no key) leaves the endpoint off.
+void read_metrics_listen(const Section& s, DaemonConfig& out) {
+  const Field f = s.field("metrics_listen");
+  const auto text = read_string(s.diag(), f);
+  if (!text || text->empty()) return;
+  std::string why;
+  const auto address = parse_address(*text, &why);
+  if (!address) {
+    report(s.diag(), f, fmt::format("invalid address {}: {}", quoted(*text), why));
+  } else if (address->family == AddressFamily::unix_path) {
+    report(s.diag(), f, fmt::format(R"(must be a TCP address such as "127.0.0.1:9464", got {})", quoted(*text)));
+  } else {
+    out.metrics_listen = *text;
+  }
+}
+
 void read_root(const toml::table& root, Config& config, int usable_cpus, Diagnostics& diag) {
   const Section top(root, "", diag);
   top.reject_unknown(root_keys);
@@ -119,6 +135,7 @@ void read_daemon(const Section& s, DaemonConfig& out) {
   if (auto v = read_choice(s.diag(), s.field("log_format"), log_formats)) out.log_format = *v;
   if (auto v = read_choice(s.diag(), s.field("worker_output"), worker_outputs)) out.worker_output = *v;
   if (auto v = read_choice(s.diag(), s.field("worker_cgroups"), worker_cgroup_choices)) out.worker_cgroups = *v;
+  read_metrics_listen(s, out);
 }
 
 }  // namespace config_detail

@@ -314,7 +314,11 @@ void to_json(json& j, const MasterStatus& v) {
            {"uptime_s", v.uptime_s},
            {"workers_ready", v.workers_ready},
            {"workers_total", v.workers_total},
-           {"notify_status", v.notify_status}};
+           {"notify_status", v.notify_status},
+           {"rss_bytes", v.rss_bytes},
+           {"reloads", v.reloads},
+           {"reload_failures", v.reload_failures},
+           {"rollbacks", v.rollbacks}};
 }
 
 void to_json(json& j, const LastExitInfo& v) {
@@ -342,7 +346,8 @@ void to_json(json& j, const WorkerStatus& v) {
            {"crashes", v.crashes},
            {"replacements", v.replacements},
            {"replaced_for", v.replaced_for},
-           {"cpus", v.cpus}};
+           {"cpus", v.cpus},
+           {"cpu_s", v.cpu_s}};
 }
 
 void to_json(json& j, const ListenerStatus& v) {
@@ -390,6 +395,10 @@ void from_json(const json& j, MasterStatus& v) {
   v.workers_ready = j.value("workers_ready", 0);
   v.workers_total = j.value("workers_total", 0);
   v.notify_status = j.value("notify_status", std::string());
+  v.rss_bytes = j.value("rss_bytes", std::uint64_t{0});
+  v.reloads = j.value("reloads", 0);
+  v.reload_failures = j.value("reload_failures", 0);
+  v.rollbacks = j.value("rollbacks", 0);
 }
 
 void from_json(const json& j, LastExitInfo& v) {
@@ -427,6 +436,7 @@ void from_json(const json& j, WorkerStatus& v) {
   v.replacements = j.value("replacements", 0);
   v.replaced_for = j.value("replaced_for", std::map<std::string, int>());
   v.cpus = j.value("cpus", std::string());
+  v.cpu_s = j.value("cpu_s", 0.0);
 }
 
 void from_json(const json& j, ListenerStatus& v) {

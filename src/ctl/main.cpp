@@ -5,6 +5,7 @@
 
 #include <preforkd/core/control_protocol.hpp>
 #include <preforkd/core/exit_codes.hpp>
+#include <preforkd/ctl/check_command.hpp>
 #include <preforkd/ctl/control_client.hpp>
 #include <preforkd/ctl/socket_lookup.hpp>
 #include <preforkd/ctl/status_table.hpp>
@@ -33,6 +34,8 @@ constexpr int exit_unreachable = preforkd::exit_code::unreachable;
 constexpr const char* default_timeout = "10m";
 // A stop waits for the master to exit: stop_timeout (30s by default) and a margin.
 constexpr const char* default_stop_timeout = "90s";
+// A probe answers fast or not at all: orchestrators run it every few seconds.
+constexpr const char* default_check_timeout = "2s";
 
 struct Options {
   std::string socket;
@@ -80,6 +83,26 @@ int stop(const std::string& path, preforkd::Duration timeout, bool json) {
   return exit_ok;
 }
 
+// check: one status request; 0 when every slot has a ready worker, 1 when not (one line
+// saying which are not), 69 when the master does not answer.
+int check(const std::string& path, preforkd::Duration timeout, bool json) {
+  using namespace preforkd;
+  auto line = ctl::exchange(path, control::encode_request(control::Request{}), timeout);
+  if (!line) return fail(exit_unreachable, line.error());
+  auto reply = control::parse_reply(*line);
+  if (!reply) return fail(exit_failed, "'" + path + "': " + reply.error());
+  if (!reply->ok) return fail(exit_failed, reply->error);
+  auto status = control::parse_status(reply->body);
+  if (!status) return fail(exit_failed, status.error());
+  const ctl::CheckResult result = ctl::evaluate_check(*status);
+  if (json) {
+    std::printf("%s\n", ctl::check_json(result).dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    std::printf("%s\n", result.message.c_str());
+  }
+  return result.ready ? exit_ok : exit_failed;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -90,7 +113,7 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", opt.config, "the daemon's config file: its control_socket, or the default path")
       ->excludes(socket_opt);
   app.add_flag("--json", opt.json, "print the reply as a JSON document");
-  app.add_option("--timeout", opt.timeout, "how long to wait (default 10m; reload waits until done, stop until the master exited, 90s)");
+  app.add_option("--timeout", opt.timeout, "how long to wait (default 10m; reload waits until done, stop until the master exited, 90s; check 2s)");
   app.require_subcommand(0, 1);
   app.set_version_flag("--version", std::string("preforkctl ") + version);
   app.fallthrough();  // `preforkctl status --json` as well as `preforkctl --json status`
@@ -106,6 +129,7 @@ int main(int argc, char** argv) {
       {"scale", "change the worker count: N, +N or -N", "N, +N or -N"},
       {"restart", "rolling restart of all workers or the given slots", "all (the default) or slot numbers"},
       {"stop", "graceful stop of the workers and the master", nullptr},
+      {"check", "exit 0 when every worker slot has a ready worker, 1 when not (a probe; --timeout 2s)", nullptr},
   };
   for (const auto& c : commands) {
     auto* sub = app.add_subcommand(c.name, c.help);
@@ -129,13 +153,16 @@ int main(int argc, char** argv) {
     const bool is_command = opt.command.empty() && !extra.front().starts_with('-');
     return fail(exit_usage, (is_command ? "unknown command '" : "unexpected argument '") + extra.front() + "'");
   }
-  if (opt.command.empty()) return fail(exit_usage, "give a command: status, reload, scale, restart or stop");
+  if (opt.command.empty()) return fail(exit_usage, "give a command: status, reload, scale, restart, stop or check");
 
   // What to send: the command line in the protocol's own terms, checked before connecting.
-  auto request = control::request_from_args(opt.command, opt.args);
+  // check is preforkctl's own: a status request judged here.
+  const bool is_check = opt.command == "check";
+  auto request = control::request_from_args(is_check ? "status" : opt.command, opt.args);
   if (!request) return fail(exit_usage, request.error());
   std::string why;
-  if (opt.timeout.empty()) opt.timeout = opt.command == "stop" ? default_stop_timeout : default_timeout;
+  if (opt.timeout.empty())
+    opt.timeout = opt.command == "stop" ? default_stop_timeout : is_check ? default_check_timeout : default_timeout;
   const auto timeout = parse_duration(opt.timeout, &why);
   if (!timeout || timeout->count() == 0) {
     return fail(exit_usage, "--timeout: " + (timeout ? std::string("must be more than 0s") : why));
@@ -153,6 +180,7 @@ int main(int argc, char** argv) {
   }
 
   if (request->command == control::Request::Command::stop) return stop(path, *timeout, opt.json);
+  if (is_check) return check(path, *timeout, opt.json);
 
   // One request, one reply.
   auto line = ctl::exchange(path, control::encode_request(*request), *timeout);

@@ -102,6 +102,10 @@ control::StatusSnapshot Master::status() {
   s.master.workers_ready = supervisor_->ready_count();
   s.master.workers_total = supervisor_->target_count();
   s.master.notify_status = systemd_->last_status();
+  if (auto rss = os::read_rss_bytes(::getpid())) s.master.rss_bytes = *rss;
+  s.master.reloads = reloads_;
+  s.master.reload_failures = reload_failures_;
+  s.master.rollbacks = supervisor_->rollbacks();
   const auto wall_now = std::chrono::system_clock::now();
   for (std::size_t i = 0; i < supervisor_->slots().size(); ++i) {
     const Slot& slot = supervisor_->slots()[i];
@@ -135,6 +139,7 @@ control::StatusSnapshot Master::status() {
         w.processes = u.processes;
         if (run->cgroup) w.cgroup = run->cgroup->path();
         w.cpu_percent = run->usage.cpu_percent;
+        w.cpu_s = static_cast<double>(run->usage.cpu_ticks) / static_cast<double>(os::ticks_per_second());
         const SlotSample seen = balancer_->last_seen(w.slot);
         w.activity = to_string(seen.activity);
         w.queued = seen.queued;

@@ -2,6 +2,7 @@
 
 #include <preforkd/core/control_path.hpp>
 #include <preforkd/core/exit_codes.hpp>
+#include <preforkd/core/metrics_text.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -51,6 +52,7 @@ Master::Master(Config config, std::shared_ptr<const Generation> gen, os::Listene
 Master::~Master() {
   signals_.clear();
   control_.reset();
+  metrics_.reset();
   notify_.reset();
   sampler_.reset();
   fail_fast_.reset();
@@ -65,6 +67,20 @@ Master::~Master() {
   uv_walk(&loop_, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
+}
+
+Status Master::open_metrics() {
+  if (config_.daemon.metrics_listen.empty()) return Ok{};
+  std::string why;
+  auto address = parse_address(config_.daemon.metrics_listen, &why);
+  if (!address) return Error{"metrics_listen '" + config_.daemon.metrics_listen + "': " + why};
+  MetricsServerOptions options;
+  options.address = std::move(*address);
+  auto server = MetricsServer::open(&loop_, std::move(options), [this] { return metrics::render(status()); });
+  if (!server) return Error{server.error()};
+  metrics_ = std::move(*server);
+  spdlog::info("metrics at http://{}/metrics", metrics_->address());
+  return Ok{};
 }
 
 int Master::run() {
@@ -85,6 +101,10 @@ int Master::run() {
   }
   control_ = std::move(*control);
   spdlog::info("control socket at {}", control_->path());
+  if (Status metrics = open_metrics(); !metrics) {
+    spdlog::error("{}", metrics.error());
+    return exit_code::failed;
+  }
 
   // Workers that speak sd_notify (ready = "notify" or a watchdog) talk to our own socket.
   auto notify = NotifySocket::open(&loop_, [this](pid_t pid, const NotifyMessage& m) { supervisor_->on_notify(pid, m); });

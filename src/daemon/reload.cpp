@@ -32,6 +32,12 @@ void Master::log_reload_result(const Status& result, const std::string& message)
 }
 
 void Master::reload(Done done) {
+  ++reloads_;
+  // Counted for status and metrics however it ends.
+  done = [this, inner = std::move(done)](Status st, const std::string& message) {
+    if (!st) ++reload_failures_;
+    inner(std::move(st), message);
+  };
   if (reloading_ || supervisor_->busy()) return done(Error{"busy: another reload, restart or stop is in progress"}, "");
   SystemLookup cpus_only;  // worker.cpu_affinity is checked against the CPU mask
   cpus_only.usable_cpu_list = os::read_usable_cpu_list;
@@ -68,6 +74,7 @@ void Master::apply_reload(Config next, Done done) {
   next.daemon.control_mode = config_.daemon.control_mode;
   next.daemon.control_group = config_.daemon.control_group;
   next.daemon.log_format = config_.daemon.log_format;
+  next.daemon.metrics_listen = config_.daemon.metrics_listen;
 
   auto finish = [this, count, next, done](Status st, const std::string& message) mutable {
     reloading_ = false;

@@ -138,6 +138,7 @@ void Supervisor::carry_out(const RollAction& a) {
     }
     case RollAction::Kind::report_failure:
       spdlog::error("rolling update to generation {} failed: {}; rolling back", r.target->number, a.message);
+      ++rollbacks_;
       return;
     case RollAction::Kind::report_rollback_failure:
       spdlog::error("rollback failed too: {}", a.message);

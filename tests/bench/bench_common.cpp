@@ -291,7 +291,8 @@ std::optional<long> proc_status_kib(pid_t pid, const std::string& field) {
 // ---------------------------------------------------------------- preforkd
 
 std::string to_toml(const Setup& s) {
-  std::string out = "[preforkd]\ncontrol_socket = " + toml_string(s.control_socket) + "\n\n[worker]\ncommand = [";
+  std::string out = "[preforkd]\ncontrol_socket = " + toml_string(s.control_socket) + "\n" + s.daemon_extra +
+                    "\n[worker]\ncommand = [";
   for (std::size_t i = 0; i < s.command.size(); ++i) out += (i ? ", " : "") + toml_string(s.command[i]);
   out += "]\ncount = " + std::to_string(s.count) + "\nready = " + toml_string(s.ready) + "\n";
   if (!s.env.empty()) {

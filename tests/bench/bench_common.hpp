@@ -123,6 +123,7 @@ struct Setup {
   std::string control_socket;  // empty: <dir>/ctl.sock
   std::string worker_extra;    // raw [worker] lines
   std::string listen_extra;    // raw [[listen]] lines (mode, balance)
+  std::string daemon_extra;    // raw [preforkd] lines (metrics_listen)
 };
 std::string to_toml(const Setup& setup);
 

@@ -38,6 +38,7 @@ const std::vector<Entry>& entries() {
       {"soak", "restarts, scale cycles, good/bad reloads, requests: master fds, RssAnon, processes (not in the default run)",
        bench::soak},
       {"balance", "hash, shared and load-balanced listeners: sync and event-loop workers under wrk", bench::balance},
+      {"metrics", "GET /metrics with 256 workers: scrape latency p50/p99, master CPU at 10 scrapes/s", bench::metrics},
   };
   return all;
 }

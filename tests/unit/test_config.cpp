@@ -405,3 +405,27 @@ TEST_CASE("enum names", "[config]") {
   CHECK(std::string(to_string(RestartMode::on_failure)) == "on-failure");
   CHECK(std::string(to_string(ListenMode::reuseport)) == "reuseport");
 }
+
+TEST_CASE("preforkd.metrics_listen: a TCP address, off when empty", "[config][metrics]") {
+  CHECK(must_parse(worker()).daemon.metrics_listen.empty());
+  CHECK(must_parse("[preforkd]\nmetrics_listen = \"\"\n" + worker()).daemon.metrics_listen.empty());
+  CHECK(must_parse("[preforkd]\nmetrics_listen = \"127.0.0.1:9464\"\n" + worker()).daemon.metrics_listen ==
+        "127.0.0.1:9464");
+  CHECK(must_parse("[preforkd]\nmetrics_listen = \"[::1]:9464\"\n" + worker()).daemon.metrics_listen == "[::1]:9464");
+  const std::vector<BadConfig> bad{
+      {"[preforkd]\nmetrics_listen = \"unix:/run/m.sock\"\n" + worker(),
+       R"(app.toml:2:18: preforkd.metrics_listen: must be a TCP address such as "127.0.0.1:9464", got "unix:/run/m.sock")"},
+      {"[preforkd]\nmetrics_listen = 9464\n" + worker(),
+       "app.toml:2:18: preforkd.metrics_listen: expected a string, got an integer"},
+  };
+  for (const BadConfig& b : bad) {
+    INFO(b.toml);
+    const ConfigResult r = parse_config(b.toml, "app.toml", 2);
+    CHECK_FALSE(r.config.has_value());
+    CHECK(messages(r) == std::vector<std::string>{b.message});
+  }
+  const ConfigResult port = parse_config("[preforkd]\nmetrics_listen = \"127.0.0.1:99999\"\n" + worker(), "app.toml", 2);
+  REQUIRE(port.errors.size() == 1);
+  CHECK(port.errors[0].to_string().starts_with(
+      "app.toml:2:18: preforkd.metrics_listen: invalid address \"127.0.0.1:99999\": port must be 1..65535"));
+}

@@ -61,3 +61,12 @@ TEST_CASE("the control socket only changes with a restart") {
   CHECK(d.needs_restart == std::vector<std::string>{"preforkd.control_socket"});
   CHECK_FALSE(d.roll_workers);
 }
+
+TEST_CASE("the metrics address only changes with a restart", "[metrics]") {
+  Config a = parse("count = 2");
+  Config b = a;
+  b.daemon.metrics_listen = "127.0.0.1:9464";
+  auto d = diff_configs(a, b);
+  CHECK(d.needs_restart == std::vector<std::string>{"preforkd.metrics_listen"});
+  CHECK_FALSE(d.roll_workers);
+}

@@ -209,13 +209,14 @@ TEST_CASE("the status reply has the contract's field names", "[control_protocol]
                                                         "master_rss_bytes", "master_pss_bytes", "master_uss_bytes"});
   CHECK(reply["ok"] == true);
   CHECK(keys(reply["master"]) == std::set<std::string>{"pid", "version", "config", "generation", "uptime_s",
-                                                        "workers_ready", "workers_total", "notify_status"});
+                                                        "workers_ready", "workers_total", "notify_status",
+                                                        "rss_bytes", "reloads", "reload_failures", "rollbacks"});
   REQUIRE(reply["workers"].size() == 2);
   CHECK(keys(reply["workers"][0]) ==
         std::set<std::string>{"slot", "pid", "state", "generation", "restarts", "uptime_s", "rss_bytes",
                               "cpu_percent", "last_exit", "notify_status", "activity", "queued", "pss_bytes",
                               "uss_bytes", "processes", "cgroup", "crashes", "replacements", "replaced_for",
-                              "cpus"});
+                              "cpus", "cpu_s"});
   CHECK(reply["workers"][0]["last_exit"].is_null());
   CHECK(keys(reply["workers"][1]["last_exit"]) ==
         std::set<std::string>{"text", "code", "signal", "unix_time", "ago_s", "cause"});
@@ -234,7 +235,12 @@ TEST_CASE("the status reply has the contract's field names", "[control_protocol]
 }
 
 TEST_CASE("the status document reads back what was written", "[control_protocol]") {
-  const StatusSnapshot original = sample_status();
+  StatusSnapshot original = sample_status();
+  original.master.rss_bytes = 6'553'600;
+  original.master.reloads = 3;
+  original.master.reload_failures = 1;
+  original.master.rollbacks = 1;
+  original.workers[0].cpu_s = 12.5;
   const std::string line = make_status_reply(original).dump();
   auto reply = parse_reply(line);
   REQUIRE(reply.ok());

@@ -39,6 +39,9 @@ struct DaemonConfig {
   LogFormat log_format = LogFormat::text;
   WorkerOutput worker_output = WorkerOutput::log;
   WorkerCgroups worker_cgroups = WorkerCgroups::automatic;
+  // The Prometheus endpoint's TCP address as written ("127.0.0.1:9464", "[::1]:9464");
+  // "" for none. Validated by parse_address(); the master binds it at start.
+  std::string metrics_listen;
   bool operator==(const DaemonConfig&) const = default;
 };
 

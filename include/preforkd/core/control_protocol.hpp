@@ -99,6 +99,10 @@ struct MasterStatus {
   int workers_ready = 0;
   int workers_total = 0;
   std::string notify_status;  // what the master last told systemd (STATUS=), may be empty
+  std::uint64_t rss_bytes = 0;  // the master's own resident memory; 0 when unknown
+  int reloads = 0;              // reloads asked for since start (control socket or SIGHUP), done or failed
+  int reload_failures = 0;      // of those, the ones that failed (bad config, rolled back)
+  int rollbacks = 0;            // rolling updates (reload, restart) rolled back: a new worker never got ready
   bool operator==(const MasterStatus&) const = default;
 };
 
@@ -134,6 +138,7 @@ struct WorkerStatus {
   int replacements = 0;              // planned replacements: reload, restart, scale, ...
   std::map<std::string, int> replaced_for{};  // replacements by reason ("reload": 2)
   std::string cpus{};                // the CPUs it is pinned to ("1"), "" when not pinned
+  double cpu_s = 0;                  // CPU time (user + system) of the current process, as last sampled
   bool operator==(const WorkerStatus&) const = default;
 };
 

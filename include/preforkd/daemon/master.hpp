@@ -7,6 +7,7 @@
 #include <preforkd/daemon/balancer.hpp>
 #include <preforkd/daemon/control_server.hpp>
 #include <preforkd/daemon/fail_fast.hpp>
+#include <preforkd/daemon/metrics_server.hpp>
 #include <preforkd/daemon/notify_socket.hpp>
 #include <preforkd/daemon/signal_watch.hpp>
 #include <preforkd/daemon/stall_watch.hpp>
@@ -34,6 +35,8 @@ class Master {
   void handle(const control::Request& request, ControlServer::Responder respond);
   [[nodiscard]] control::StatusSnapshot status();
   void sample_usage();
+  // The Prometheus endpoint, when metrics_listen is set (metrics_server.hpp).
+  [[nodiscard]] Status open_metrics();
   // Re-reads the config file and applies the difference (reload.cpp).
   void reload(Done done);
   // How a reload ended, in the master's log: the same for SIGHUP and preforkctl.
@@ -53,9 +56,12 @@ class Master {
   std::unique_ptr<Balancer> balancer_;
   std::unique_ptr<StallWatch> stall_watch_;
   std::unique_ptr<FailFast> fail_fast_;
+  std::unique_ptr<MetricsServer> metrics_;  // with [preforkd] metrics_listen
   std::vector<std::unique_ptr<SignalWatch>> signals_;
   bool loop_ok_ = false;  // uv_loop_init worked
   bool reloading_ = false;
+  int reloads_ = 0;          // reloads asked for, done or failed
+  int reload_failures_ = 0;
   int exit_code_ = 0;
 };
 

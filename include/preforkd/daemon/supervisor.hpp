@@ -181,6 +181,8 @@ class Supervisor {
   [[nodiscard]] bool stopping() const { return stopping_; }
   [[nodiscard]] int target_count() const { return target_count_; }
   [[nodiscard]] int ready_count() const;
+  // Rolling updates that failed and rolled back since start (for status and metrics).
+  [[nodiscard]] int rollbacks() const { return rollbacks_; }
 
  private:
   // A rolling update in progress: the pure plan (core/rolling_plan) and what it needs
@@ -263,6 +265,7 @@ class Supervisor {
   std::unique_ptr<os::CgroupTree> cgroups_;
   // Cgroups of exited workers whose processes are still dying: removed once empty.
   std::vector<std::unique_ptr<os::WorkerCgroup>> dead_cgroups_;
+  int rollbacks_ = 0;
 };
 
 // Worker cgroups as `mode` asks (supervisor_tree.cpp): the master's cgroup tree, or none

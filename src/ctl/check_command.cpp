@@ -1,0 +1,38 @@
+#include <preforkd/ctl/check_command.hpp>
+
+#include <fmt/format.h>
+
+namespace preforkd::ctl {
+
+CheckResult evaluate_check(const control::StatusSnapshot& status) {
+  CheckResult r;
+  r.total = status.master.workers_total;
+  for (int slot = 0; slot < r.total; ++slot) {
+    const auto index = static_cast<std::size_t>(slot);
+    const control::WorkerStatus* w = index < status.workers.size() ? &status.workers[index] : nullptr;
+    if (w != nullptr && w->slot != slot) w = nullptr;  // the list is by slot; anything else is not trusted
+    if (w != nullptr && w->state == "ready" && w->pid > 0) {
+      ++r.ready_count;
+    } else {
+      r.missing.push_back({slot, w == nullptr ? "missing" : w->state});
+    }
+  }
+  r.ready = r.total > 0 && r.missing.empty();
+  r.message = fmt::format("{}/{} workers ready", r.ready_count, r.total);
+  if (r.total == 0) r.message += ": no worker slots";
+  for (std::size_t i = 0; i < r.missing.size(); ++i)
+    r.message += fmt::format("{}slot {} {}", i == 0 ? ": " : ", ", r.missing[i].slot, r.missing[i].state);
+  return r;
+}
+
+nlohmann::json check_json(const CheckResult& result) {
+  nlohmann::json missing = nlohmann::json::array();
+  for (const auto& m : result.missing) missing.push_back({{"slot", m.slot}, {"state", m.state}});
+  return {{"ready", result.ready},
+          {"workers_ready", result.ready_count},
+          {"workers_total", result.total},
+          {"not_ready", std::move(missing)},
+          {"message", result.message}};
+}
+
+}  // namespace preforkd::ctl
