@@ -12,6 +12,7 @@ void status();      // bench_status.cpp
 void reload();      // bench_reload.cpp
 void soak();        // bench_soak.cpp
 void balance();     // bench_balance.cpp
+void upgrade();     // bench_upgrade.cpp
 
 // The sizes of the soak, set from main's --restarts= --scale-cycles= --reloads= --requests=.
 struct SoakSizes {

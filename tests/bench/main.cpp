@@ -38,6 +38,7 @@ const std::vector<Entry>& entries() {
       {"soak", "restarts, scale cycles, good/bad reloads, requests: master fds, RssAnon, processes (not in the default run)",
        bench::soak},
       {"balance", "hash, shared and load-balanced listeners: sync and event-loop workers under wrk", bench::balance},
+      {"upgrade", "in-place upgrade: time with 8 and 256 workers, failed requests during 20 upgrades", bench::upgrade},
   };
   return all;
 }
