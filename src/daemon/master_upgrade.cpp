@@ -107,7 +107,7 @@ Status Master::upgrade(int reply_fd) {
   // Still the old image: everything is as it was (ExecAttempt undoes the rest).
   attempt.undo();
   systemd_->ready();
-  return Error{"upgrade: " + failed.message + "; the running preforkd carries on"};
+  return Error{failed.message + "; the running preforkd carries on"};
 }
 
 void Master::finish_resume() {
