@@ -38,7 +38,7 @@ _preforkctl() {
     return
   fi
   case $command in
-    "") mapfile -t COMPREPLY < <(compgen -W "status reload scale restart stop check" -- "$cur") ;;
+    "") mapfile -t COMPREPLY < <(compgen -W "status reload scale restart stop check upgrade" -- "$cur") ;;
     restart) mapfile -t COMPREPLY < <(compgen -W "all $(_preforkctl_slots)" -- "$cur") ;;
     scale) mapfile -t COMPREPLY < <(compgen -W "+1 -1" -- "$cur") ;;
   esac

@@ -88,7 +88,7 @@ void normalise(RestartTarget& t) {
 
 std::optional<Request::Command> command_named(std::string_view name) {
   using C = Request::Command;
-  for (const C c : {C::status, C::reload, C::scale, C::restart, C::stop}) {
+  for (const C c : {C::status, C::reload, C::scale, C::restart, C::stop, C::upgrade}) {
     if (name == to_string(c)) return c;
   }
   return std::nullopt;
@@ -155,6 +155,7 @@ const char* to_string(Request::Command command) {
     case Request::Command::scale: return "scale";
     case Request::Command::restart: return "restart";
     case Request::Command::stop: return "stop";
+    case Request::Command::upgrade: return "upgrade";
   }
   return "?";
 }
@@ -182,6 +183,7 @@ Result<Request> parse_request(std::string_view line) {
     case Request::Command::status:
     case Request::Command::reload:
     case Request::Command::stop:
+    case Request::Command::upgrade:
       if (auto ok = check_fields(j, *command, {}); !ok) return Error{ok.error()};
       return request;
     case Request::Command::scale: {
@@ -208,6 +210,7 @@ std::string encode_request(const Request& request) {
     case Request::Command::status:
     case Request::Command::reload:
     case Request::Command::stop:
+    case Request::Command::upgrade:
       break;
     case Request::Command::scale:
       switch (request.scale.kind) {
@@ -248,6 +251,7 @@ Result<Request> request_from_args(std::string_view command, const std::vector<st
     case Request::Command::status:
     case Request::Command::reload:
     case Request::Command::stop:
+    case Request::Command::upgrade:
       if (!args.empty()) return Error{std::string(command) + ": takes no arguments, got " + echoed(args.front())};
       return request;
     case Request::Command::scale: {

@@ -130,6 +130,7 @@ int main(int argc, char** argv) {
       {"restart", "rolling restart of all workers or the given slots", "all (the default) or slot numbers"},
       {"stop", "graceful stop of the workers and the master", nullptr},
       {"check", "exit 0 when every worker slot has a ready worker, 1 when not (a probe; --timeout 2s)", nullptr},
+      {"upgrade", "replace the master's program in place with the binary now at its path (same pid, workers and sockets)", nullptr},
   };
   for (const auto& c : commands) {
     auto* sub = app.add_subcommand(c.name, c.help);
@@ -153,7 +154,8 @@ int main(int argc, char** argv) {
     const bool is_command = opt.command.empty() && !extra.front().starts_with('-');
     return fail(exit_usage, (is_command ? "unknown command '" : "unexpected argument '") + extra.front() + "'");
   }
-  if (opt.command.empty()) return fail(exit_usage, "give a command: status, reload, scale, restart, stop or check");
+  if (opt.command.empty())
+    return fail(exit_usage, "give a command: status, reload, scale, restart, stop, check or upgrade");
 
   // What to send: the command line in the protocol's own terms, checked before connecting.
   // check is preforkctl's own: a status request judged here.

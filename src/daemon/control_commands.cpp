@@ -52,6 +52,14 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
     case control::Request::Command::restart:
       restart(request.restart.all ? std::vector<int>{} : request.restart.slots, reply_when_done);
       return;
+    case control::Request::Command::upgrade: {
+      spdlog::info("upgrade requested on the control socket");
+      // Success does not return: the new image answers on this same connection.
+      Status st = upgrade(control_->handling_fd());
+      spdlog::error("upgrade failed: {}", st ? std::string("?") : st.error());
+      respond(control::make_error(st ? std::string("upgrade failed") : st.error()));
+      return;
+    }
     case control::Request::Command::stop:
       respond(control::make_ok({{"message", "stopping"}}));
       spdlog::info("stop requested on the control socket");
@@ -95,7 +103,7 @@ control::StatusSnapshot Master::status() {
   control::StatusSnapshot s;
   const Generation& gen = supervisor_->generation();
   s.master.pid = static_cast<int>(::getpid());
-  s.master.version = version;
+  s.master.version = version_;
   s.master.config = config_.path;
   s.master.generation = gen.number;
   s.master.uptime_s = seconds_since(started_);

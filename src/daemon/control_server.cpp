@@ -10,6 +10,7 @@
 #include <cstring>
 #include <malloc.h>
 #include <string_view>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -330,10 +331,16 @@ class ControlServer::Connection : public std::enable_shared_from_this<Connection
     // The responder may outlive this connection (and the server): it holds a weak reference.
     auto answered = std::make_shared<bool>(false);
     std::weak_ptr<Connection> weak = weak_from_this();
-    server_->handler_(*request, [weak, answered](json reply) {
+    // While the handler runs, the server can name this connection's fd (upgrade hands it on).
+    uv_os_fd_t fd = -1;
+    if (uv_fileno(reinterpret_cast<uv_handle_t*>(stream()), &fd) != 0) fd = -1;
+    ControlServer* server = server_;
+    server->handling_fd_ = fd;
+    server->handler_(*request, [weak, answered](json reply) {
       if (std::exchange(*answered, true)) return;
       if (const auto self = weak.lock()) self->finish_request(std::move(reply));
     });
+    server->handling_fd_ = -1;
   }
 
   void send(const json& reply) {
@@ -418,6 +425,32 @@ Result<std::unique_ptr<ControlServer>> ControlServer::open(uv_loop_t* loop, Cont
     return Error{"cannot listen on control socket '" + path + "': " + uv_strerror(rc)};
   }
   return server;
+}
+
+Result<std::unique_ptr<ControlServer>> ControlServer::adopt(uv_loop_t* loop, ControlServerOptions options,
+                                                            AdoptedSocket socket, Handler handler) {
+  std::unique_ptr<ControlServer> server(new ControlServer(loop, std::move(options), std::move(handler)));
+  const std::string& path = server->options_.path;
+  server->socket_dev_ = static_cast<dev_t>(socket.dev);
+  server->socket_ino_ = static_cast<ino_t>(socket.ino);
+  ::fcntl(socket.fd, F_SETFD, FD_CLOEXEC);  // inheritable only for the exec that brought it here
+  auto* pipe = server->listener_.get();
+  uv_pipe_init(loop, pipe, 0);
+  pipe->data = server.get();
+  if (const int rc = uv_pipe_open(pipe, socket.fd); rc != 0) {
+    return Error{"control socket '" + path + "': adopting fd " + std::to_string(socket.fd) + ": " + uv_strerror(rc)};
+  }
+  if (const int rc = uv_listen(reinterpret_cast<uv_stream_t*>(pipe), SOMAXCONN, &ControlServer::on_connection);
+      rc != 0) {
+    return Error{"cannot listen on control socket '" + path + "': " + uv_strerror(rc)};
+  }
+  return server;
+}
+
+ControlServer::AdoptedSocket ControlServer::socket() const {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(const_cast<UvHandle<uv_pipe_t>&>(listener_).base(), &fd) != 0) fd = -1;
+  return AdoptedSocket{fd, static_cast<std::uint64_t>(socket_dev_), static_cast<std::uint64_t>(socket_ino_)};
 }
 
 ControlServer::ControlServer(uv_loop_t* loop, ControlServerOptions options, Handler handler)

@@ -33,6 +33,12 @@ void LineReader::read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   }
 }
 
+int LineReader::fd() {
+  uv_os_fd_t fd = -1;
+  if (!open_ || uv_fileno(handle_.base(), &fd) != 0) return -1;
+  return fd;
+}
+
 void LineReader::drain() {
   if (!open_) return;
   uv_os_fd_t fd = -1;

@@ -1,11 +1,13 @@
 // preforkd: reads the config, binds the sockets, starts the workers and supervises them.
 
 #include <preforkd/core/config.hpp>
+#include <preforkd/core/control_protocol.hpp>
 #include <preforkd/core/exit_codes.hpp>
 #include <preforkd/daemon/generation.hpp>
 #include <preforkd/daemon/logging.hpp>
 #include <preforkd/daemon/master.hpp>
 #include <preforkd/os/affinity.hpp>
+#include <preforkd/daemon/upgrade.hpp>
 #include <preforkd/os/children.hpp>
 #include <preforkd/os/cpu.hpp>
 #include <preforkd/os/fd_limit.hpp>
@@ -17,6 +19,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <optional>
 #include <cstdio>
 #include <cstdlib>
 #include <unistd.h>
@@ -28,20 +31,37 @@ constexpr int exit_failed = preforkd::exit_code::failed;
 constexpr int exit_usage = preforkd::exit_code::usage;
 constexpr int exit_config = preforkd::exit_code::config;
 
+// A test build (preforkd_next) says another version, so that an upgrade can be seen.
+#ifdef PREFORKD_VERSION_OVERRIDE
+constexpr const char* daemon_version = PREFORKD_VERSION_OVERRIDE;
+#else
+constexpr const char* daemon_version = preforkd::version;
+#endif
+
 struct Options {
   std::string config;
   bool check = false;
+  bool state_format = false;
+  int resume_from_fd = -1;
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace preforkd;
+  // This program's path before anything can replace the file: an upgrade execs it again.
+  const std::string self_path = daemon::own_executable_path();
   Options opt;
   CLI::App app{"preforkd: a prefork supervisor for any server binary"};
   app.add_option("-c,--config", opt.config, "the TOML configuration file")->required();
-  app.add_flag("--check", opt.check, "validate the configuration and exit (0 ok, 78 errors)");
-  app.set_version_flag("--version", std::string("preforkd ") + version);
+  auto* check = app.add_flag("--check", opt.check, "validate the configuration and exit (0 ok, 78 errors)");
+  app.add_flag("--state-format", opt.state_format,
+               "with --check: also print the upgrade state formats this binary reads and its version "
+               "(what `preforkctl upgrade` asks the new binary before it execs it)")
+      ->needs(check);
+  // Internal: set by the running master when it execs its new image (preforkctl upgrade).
+  app.add_option("--resume-from-fd", opt.resume_from_fd)->group("");
+  app.set_version_flag("--version", std::string("preforkd ") + daemon_version);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -69,7 +89,19 @@ int main(int argc, char** argv) {
   Config config = std::move(*loaded.config);
   if (opt.check) {
     std::printf("%s: ok\n", opt.config.c_str());
+    if (opt.state_format) std::printf("%sversion: %s\n", describe_state_formats().c_str(), daemon_version);
     return exit_ok;
+  }
+  // The previous image of this same process left its state (preforkctl upgrade).
+  std::optional<MasterState> resumed;
+  if (opt.resume_from_fd >= 0) {
+    auto state = daemon::read_state(opt.resume_from_fd);
+    if (!state) {
+      std::fprintf(stderr, "preforkd: cannot resume after an upgrade: %s\n", state.error().c_str());
+      return exit_failed;
+    }
+    resumed = std::move(*state);
+    config.worker.count = resumed->target_count;
   }
   // An absolute path: reloads and status name the file the same way from anywhere.
   std::error_code ec;
@@ -96,14 +128,18 @@ int main(int argc, char** argv) {
     return exit_failed;
   }
 
-  // The master binds every socket itself; a failure here stops start-up.
-  auto listeners = os::ListenerSet::open(config.listeners, config.worker.count);
+  // The master binds every socket itself; a failure here stops start-up. After an upgrade
+  // they are the same sockets, still open.
+  auto listeners = resumed ? os::ListenerSet::adopt(config.listeners, resumed->target_count, resumed->listeners)
+                           : os::ListenerSet::open(config.listeners, config.worker.count);
   if (!listeners) {
     spdlog::error("{}", listeners.error());
+    if (resumed && resumed->reply)
+      daemon::answer_upgrade_client(resumed->reply->fd, control::make_error("upgrade: the new image cannot take the sockets: " + listeners.error()).dump() + "\n");
     return exit_failed;
   }
   // The program, the user and group are resolved once, before any fork.
-  auto gen = daemon::make_generation(config, 0);
+  auto gen = daemon::make_generation(config, resumed ? resumed->generation : 0);
   if (!gen) {
     std::fprintf(stderr, "%s: %s\n", opt.config.c_str(), gen.error().c_str());
     return exit_config;
@@ -112,8 +148,15 @@ int main(int argc, char** argv) {
   // Orphaned grandchildren are re-parented to us and reaped, as PID 1 or not.
   if (!os::become_subreaper()) spdlog::warn("cannot become a child subreaper, ignoring");
 
-  spdlog::info("preforkd {} (pid {}) starting with {}", version, ::getpid(), opt.config);
+  if (resumed) {
+    spdlog::info("preforkd {} (pid {}) resuming with {} after an upgrade from {}", daemon_version, ::getpid(),
+                 opt.config, resumed->version);
+  } else {
+    spdlog::info("preforkd {} (pid {}) starting with {}", daemon_version, ::getpid(), opt.config);
+  }
   daemon::Master master(std::move(config), std::move(*gen), std::move(*listeners));
   master.use_worker_cgroups(std::move(*cgroups));
+  master.set_program(self_path, daemon_version);
+  if (resumed) master.resume_from(std::move(*resumed));
   return master.run();
 }

@@ -3,6 +3,7 @@
 #include <preforkd/core/control_path.hpp>
 #include <preforkd/core/exit_codes.hpp>
 #include <preforkd/core/metrics_text.hpp>
+#include <preforkd/daemon/upgrade.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -92,9 +93,11 @@ int Master::run() {
     spdlog::error("{}", options.error());
     return exit_code::config;
   }
-  auto control = ControlServer::open(&loop_, *options, [this](const control::Request& r, ControlServer::Responder respond) {
-    handle(r, std::move(respond));
-  });
+  auto handler = [this](const control::Request& r, ControlServer::Responder respond) { handle(r, std::move(respond)); };
+  // After an upgrade the socket is already bound and listening: the same one, adopted.
+  auto control = resume_ ? ControlServer::adopt(&loop_, *options, {resume_->control_fd, resume_->control_dev, resume_->control_ino},
+                                                handler)
+                         : ControlServer::open(&loop_, *options, handler);
   if (!control) {
     spdlog::error("{}", control.error());
     return exit_code::failed;
@@ -107,7 +110,9 @@ int Master::run() {
   }
 
   // Workers that speak sd_notify (ready = "notify" or a watchdog) talk to our own socket.
-  auto notify = NotifySocket::open(&loop_, [this](pid_t pid, const NotifyMessage& m) { supervisor_->on_notify(pid, m); });
+  auto on_notify = [this](pid_t pid, const NotifyMessage& m) { supervisor_->on_notify(pid, m); };
+  auto notify = resume_ ? NotifySocket::adopt(&loop_, resume_->notify_fd, resume_->notify_address, on_notify)
+                        : NotifySocket::open(&loop_, on_notify);
   if (!notify) {
     spdlog::error("{}", notify.error());
     return exit_code::failed;
@@ -115,7 +120,7 @@ int Master::run() {
   notify_ = std::move(*notify);
   supervisor_->set_notify_address(notify_->address());
 
-  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGCHLD}) {
+  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGCHLD, SIGUSR2}) {
     auto watch = SignalWatch::open(&loop_, sig, [this](int s) { on_signal(s); });
     if (!watch) {
       spdlog::error("cannot watch {}: {}", signal_name(sig), watch.error());
@@ -149,7 +154,15 @@ int Master::run() {
   // Workers start with clone(CLONE_VM), safe only in a one-thread master (os/spawn.cpp).
   if (Status one = os::check_single_threaded(); !one)
     spdlog::warn("{}; starting workers with fork instead", one.error());
-  if (Status started = supervisor_->start(); !started) {
+  if (resume_) {
+    // The handlers are in place: signals that came during the exec are delivered now.
+    restore_signal_mask(resume_->blocked_signals);
+    if (Status resumed = supervisor_->resume(resume_->slots); !resumed) {
+      spdlog::error("cannot take over the workers: {}", resumed.error());
+      return 1;
+    }
+    finish_resume();
+  } else if (Status started = supervisor_->start(); !started) {
     spdlog::error("cannot start the workers: {}", started.error());
     return 1;
   }
@@ -178,6 +191,10 @@ void Master::on_signal(int signum) {
     case SIGHUP:
       spdlog::info("received SIGHUP, reloading {}", config_.path);
       reload(log_reload_result);
+      return;
+    case SIGUSR2:
+      spdlog::info("received SIGUSR2, upgrading in place");
+      if (Status st = upgrade(-1); !st) spdlog::error("upgrade failed: {}", st.error());
       return;
     case SIGTTIN:
     case SIGTTOU: {

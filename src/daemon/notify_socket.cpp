@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -28,13 +29,28 @@ Result<std::unique_ptr<NotifySocket>> NotifySocket::open(uv_loop_t* loop, Handle
   if (::bind(self->fd_.get(), reinterpret_cast<sockaddr*>(&addr), len) < 0)
     return Error{"notify socket: bind '@" + name + "': " + std::strerror(errno)};
   self->address_ = "@" + name;
-
-  if (int rc = uv_poll_init(loop, self->poll_.get(), self->fd_.get()); rc < 0)
-    return Error{std::string("notify socket: uv_poll_init: ") + uv_strerror(rc)};
-  self->poll_.get()->data = self.get();
-  if (int rc = uv_poll_start(self->poll_.get(), UV_READABLE, &NotifySocket::readable); rc < 0)
-    return Error{std::string("notify socket: uv_poll_start: ") + uv_strerror(rc)};
+  if (Status st = self->watch(loop); !st) return Error{st.error()};
   return self;
+}
+
+Result<std::unique_ptr<NotifySocket>> NotifySocket::adopt(uv_loop_t* loop, int fd, std::string address,
+                                                          Handler handler) {
+  std::unique_ptr<NotifySocket> self(new NotifySocket());
+  self->handler_ = std::move(handler);
+  self->fd_.reset(fd);
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);  // inheritable only for the exec that brought it here
+  self->address_ = std::move(address);
+  if (Status st = self->watch(loop); !st) return Error{st.error()};
+  return self;
+}
+
+Status NotifySocket::watch(uv_loop_t* loop) {
+  if (int rc = uv_poll_init(loop, poll_.get(), fd_.get()); rc < 0)
+    return Error{std::string("notify socket: uv_poll_init: ") + uv_strerror(rc)};
+  poll_.get()->data = this;
+  if (int rc = uv_poll_start(poll_.get(), UV_READABLE, &NotifySocket::readable); rc < 0)
+    return Error{std::string("notify socket: uv_poll_start: ") + uv_strerror(rc)};
+  return Ok{};
 }
 
 NotifySocket::~NotifySocket() { poll_.close(); }

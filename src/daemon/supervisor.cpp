@@ -309,17 +309,21 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
   run.known_tree.clear();
   run.exec_report = std::move(spawned->exec_report);
   by_pid_[run.pid] = &run;
+  read_output(run, std::move(spawned->stdout_pipe), std::move(spawned->stderr_pipe));
+  spdlog::debug("{} started (generation {})", who(run), gen.number);
+  arm_watchdog(run);
+  return {Event::of(Event::Kind::spawned)};
+}
+
+void Supervisor::read_output(WorkerRun& run, os::Fd out, os::Fd err) {
   const int s = run.slot;
   const pid_t pid = run.pid;
   auto log_line = [s, pid](std::string_view line) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     spdlog::info("worker {} (pid {}): {}", s, pid, line);
   };
-  if (spawned->stdout_pipe.valid()) run.out = std::make_unique<LineReader>(loop_, std::move(spawned->stdout_pipe), log_line);
-  if (spawned->stderr_pipe.valid()) run.err = std::make_unique<LineReader>(loop_, std::move(spawned->stderr_pipe), log_line);
-  spdlog::debug("{} started (generation {})", who(run), gen.number);
-  arm_watchdog(run);
-  return {Event::of(Event::Kind::spawned)};
+  if (out.valid()) run.out = std::make_unique<LineReader>(loop_, std::move(out), log_line);
+  if (err.valid()) run.err = std::make_unique<LineReader>(loop_, std::move(err), log_line);
 }
 
 void Supervisor::arm_watchdog(WorkerRun& run) {

@@ -28,6 +28,11 @@ void Timer::stop() { uv_timer_stop(handle_.get()); }
 
 bool Timer::active() { return uv_is_active(handle_.base()) != 0; }
 
+std::optional<Duration> Timer::remaining() {
+  if (!active()) return std::nullopt;
+  return Duration(static_cast<Duration::rep>(uv_timer_get_due_in(handle_.get())));
+}
+
 void Timer::fired(uv_timer_t* t) {
   if (auto* self = static_cast<Timer*>(t->data)) self->on_fire_();
 }

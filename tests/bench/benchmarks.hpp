@@ -13,6 +13,7 @@ void reload();      // bench_reload.cpp
 void soak();        // bench_soak.cpp
 void balance();     // bench_balance.cpp
 void metrics();     // bench_metrics.cpp
+void upgrade();     // bench_upgrade.cpp
 
 // The sizes of the soak, set from main's --restarts= --scale-cycles= --reloads= --requests=.
 struct SoakSizes {

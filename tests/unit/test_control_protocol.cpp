@@ -275,3 +275,17 @@ TEST_CASE("control characters a client sent are escaped in the error, which stay
   CHECK(r.error().find("\\x07") != std::string::npos);
   CHECK(r.error().find('\x07') == std::string::npos);
 }
+
+TEST_CASE("control protocol: upgrade takes no arguments and round-trips") {
+  auto parsed = parse_request(R"({"cmd":"upgrade"})");
+  REQUIRE(parsed);
+  CHECK(parsed->command == Request::Command::upgrade);
+  CHECK(encode_request(*parsed) == R"({"cmd":"upgrade"})");
+  auto from_args = request_from_args("upgrade", {});
+  REQUIRE(from_args);
+  CHECK(*from_args == *parsed);
+  auto extra = request_from_args("upgrade", {"now"});
+  REQUIRE_FALSE(extra);
+  CHECK(extra.error() == "upgrade: takes no arguments, got 'now'");
+  CHECK_FALSE(parse_request(R"({"cmd":"upgrade","to":"x"})"));
+}

@@ -2,7 +2,7 @@
 // The control socket's language, shared by the master and preforkctl so they cannot drift.
 //
 // One JSON object per line each way. Requests:
-//   {"cmd":"status"}  {"cmd":"reload"}  {"cmd":"stop"}
+//   {"cmd":"status"}  {"cmd":"reload"}  {"cmd":"stop"}  {"cmd":"upgrade"}
 //   {"cmd":"scale","count":4}  {"cmd":"scale","delta":-1}
 //   {"cmd":"restart","slots":"all"}  {"cmd":"restart","slots":[0,2]}
 // Replies: {"ok":true,...} or {"ok":false,"error":"..."}; the status reply carries the
@@ -50,7 +50,7 @@ struct RestartTarget {
 };
 
 struct Request {
-  enum class Command { status, reload, scale, restart, stop };
+  enum class Command { status, reload, scale, restart, stop, upgrade };
   Command command = Command::status;
   ScaleTarget scale;      // for Command::scale
   RestartTarget restart;  // for Command::restart

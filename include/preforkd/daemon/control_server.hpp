@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -72,6 +73,17 @@ class ControlServer {
   // bound under umask 0177, then given `mode` and the group.
   [[nodiscard]] static Result<std::unique_ptr<ControlServer>> open(uv_loop_t* loop, ControlServerOptions options,
                                                                    Handler handler);
+  // The listening socket as an in-place upgrade hands it on: the fd, and the socket
+  // file's device and inode (removed at the end while it is still that file).
+  struct AdoptedSocket {
+    int fd = -1;
+    std::uint64_t dev = 0;
+    std::uint64_t ino = 0;
+  };
+  // Serves an already listening socket that the previous image of this process left
+  // (preforkctl upgrade): nothing is bound, nothing is checked.
+  [[nodiscard]] static Result<std::unique_ptr<ControlServer>> adopt(uv_loop_t* loop, ControlServerOptions options,
+                                                                    AdoptedSocket socket, Handler handler);
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
   // Closes every connection (pending replies are dropped) and removes the socket file, if
@@ -83,6 +95,10 @@ class ControlServer {
   [[nodiscard]] std::size_t clients() const { return active_; }
   // Reply bytes written but not yet taken by the clients, over all connections.
   [[nodiscard]] std::size_t unsent_bytes() const { return unsent_; }
+  [[nodiscard]] AdoptedSocket socket() const;
+  // While the handler runs: the fd of the connection whose request it was given (-1
+  // otherwise). An upgrade passes it to the new image, which answers on it.
+  [[nodiscard]] int handling_fd() const { return handling_fd_; }
 
  private:
   class Connection;
@@ -103,6 +119,7 @@ class ControlServer {
   ino_t socket_ino_ = 0;
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
   std::size_t active_ = 0;
+  int handling_fd_ = -1;
   std::size_t unsent_ = 0;
   // Reply bytes written since the allocator was last trimmed (see forget()).
   static constexpr std::size_t trim_after_bytes = 1024 * 1024;

@@ -22,6 +22,8 @@ class LineReader {
   // worker has exited, so its last lines come before the line that reports its exit
   // and are not lost when a replacement takes its place.
   void drain();
+  // The pipe's fd (-1 once closed), for the upgrade handoff.
+  [[nodiscard]] int fd();
 
  private:
   static void alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);

@@ -4,6 +4,7 @@
 
 #include <preforkd/core/config.hpp>
 #include <preforkd/core/control_protocol.hpp>
+#include <preforkd/core/master_state.hpp>
 #include <preforkd/daemon/balancer.hpp>
 #include <preforkd/daemon/control_server.hpp>
 #include <preforkd/daemon/fail_fast.hpp>
@@ -15,6 +16,7 @@
 #include <preforkd/daemon/systemd_notifier.hpp>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace preforkd::daemon {
@@ -28,6 +30,11 @@ class Master {
   // Opens the control and notify sockets, starts the workers and runs until every worker
   // is gone; returns the process exit code.
   int run();
+  // The binary an upgrade execs (this program's path at start) and the version status shows.
+  void set_program(std::string path, std::string version);
+  // In the image an upgrade started: run() takes the sockets, workers and timers from
+  // `state` instead of binding and spawning.
+  void resume_from(MasterState state);
 
  private:
   void on_signal(int signum);
@@ -44,6 +51,12 @@ class Master {
   void apply_reload(Config next, Done done);
   void restart(std::vector<int> slots, Done done);
   [[nodiscard]] std::string summary() const;
+  // In-place upgrade (master_upgrade.cpp): preflight, state, exec. Returns only on failure,
+  // with nothing changed; `reply_fd` is the control client that asked (-1 for SIGUSR2).
+  [[nodiscard]] Status upgrade(int reply_fd);
+  [[nodiscard]] Result<MasterState> handoff_state(int reply_fd);
+  // The new image's side, once its handles are open: answer the client, READY=1.
+  void finish_resume();
 
   uv_loop_t loop_{};
   Config config_;
@@ -62,6 +75,10 @@ class Master {
   bool reloading_ = false;
   int reloads_ = 0;          // reloads asked for, done or failed
   int reload_failures_ = 0;
+  std::string self_path_;
+  std::string version_;
+  std::optional<MasterState> resume_;
+  int upgrades_ = 0;
   int exit_code_ = 0;
 };
 

@@ -22,7 +22,12 @@ class NotifySocket {
   // Binds an abstract socket "@preforkd/<master pid>/notify": no file to clean up, and
   // workers running as another user can still reach it.
   [[nodiscard]] static Result<std::unique_ptr<NotifySocket>> open(uv_loop_t* loop, Handler handler);
+  // Serves a socket the previous image of this process bound (preforkctl upgrade), so the
+  // workers' NOTIFY_SOCKET keeps working across the exec.
+  [[nodiscard]] static Result<std::unique_ptr<NotifySocket>> adopt(uv_loop_t* loop, int fd, std::string address,
+                                                                   Handler handler);
   ~NotifySocket();
+  [[nodiscard]] int fd() const { return fd_.get(); }
 
   // The NOTIFY_SOCKET value for workers.
   [[nodiscard]] const std::string& address() const { return address_; }
@@ -31,6 +36,7 @@ class NotifySocket {
   NotifySocket() = default;
   static void readable(uv_poll_t* poll, int status, int events);
   void drain();
+  [[nodiscard]] Status watch(uv_loop_t* loop);
 
   os::Fd fd_;
   UvHandle<uv_poll_t> poll_;

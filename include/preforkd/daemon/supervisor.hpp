@@ -9,6 +9,7 @@
 
 #include <preforkd/core/config.hpp>
 #include <preforkd/core/drain_queue.hpp>
+#include <preforkd/core/master_state.hpp>
 #include <preforkd/core/notify_message.hpp>
 #include <preforkd/core/rolling_plan.hpp>
 #include <preforkd/core/worker_lifecycle.hpp>
@@ -184,6 +185,16 @@ class Supervisor {
   // Rolling updates that failed and rolled back since start (for status and metrics).
   [[nodiscard]] int rollbacks() const { return rollbacks_; }
 
+  // In-place upgrade (supervisor_state.cpp). Why the state cannot be handed on now (a
+  // rolling update, a stop, a scale still draining), or "" when it can.
+  [[nodiscard]] std::string handoff_blocker() const;
+  // Every slot's run as it is now: pids, lifecycle, remaining timer times, output pipes.
+  [[nodiscard]] std::vector<SlotState> handoff();
+  // Instead of start() in the new image: takes the slots back without spawning anything
+  // (the processes are still our children), re-arms the timers with their remaining
+  // time and reads the same output pipes. Then reaps whatever exited meanwhile.
+  [[nodiscard]] Status resume(const std::vector<SlotState>& slots);
+
  private:
   // A rolling update in progress: the pure plan (core/rolling_plan) and what it needs
   // to carry out its actions (rolling_update.cpp).
@@ -220,6 +231,7 @@ class Supervisor {
   [[nodiscard]] Result<std::unique_ptr<WorkerRun>> make_run(int slot, std::shared_ptr<const Generation> gen);
   WorkerRun* find_run(pid_t pid);
   void arm_watchdog(WorkerRun& run);
+  void read_output(WorkerRun& run, os::Fd out, os::Fd err);
   void update_steering();
   void collect_finished_runs();
   // Stops a run that leaves its slot (replaced, dropped, removed): it stays in the

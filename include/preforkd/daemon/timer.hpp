@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 
 namespace preforkd::daemon {
 
@@ -19,6 +20,8 @@ class Timer {
   void start(Duration after, Duration repeat = Duration::zero());
   void stop();
   [[nodiscard]] bool active();
+  // The time left before it fires, when it is armed (for the upgrade handoff).
+  [[nodiscard]] std::optional<Duration> remaining();
 
  private:
   explicit Timer(std::function<void()> on_fire) : on_fire_(std::move(on_fire)) {}

@@ -8,6 +8,7 @@
 // unix: listener, which has no SO_REUSEPORT) have one socket for all slots.
 
 #include <preforkd/core/config.hpp>
+#include <preforkd/core/master_state.hpp>
 #include <preforkd/core/result.hpp>
 #include <preforkd/os/fd.hpp>
 
@@ -72,6 +73,12 @@ class ListenerSet {
   [[nodiscard]] int accept_queue_depth(std::size_t listener, int slot) const;
 
   [[nodiscard]] const std::vector<ListenConfig>& configs() const { return configs_; }
+
+  // In-place upgrade (listener_handoff.cpp): the sockets as the old image hands them on,
+  // and the set the new image builds from them, checked against the config's listeners.
+  [[nodiscard]] std::vector<ListenerState> handoff() const;
+  [[nodiscard]] static Result<ListenerSet> adopt(const std::vector<ListenConfig>& listeners, int slots,
+                                                 const std::vector<ListenerState>& handed);
 
  private:
   // A unix socket file this set created. Unlinked when destroyed (also when a set is

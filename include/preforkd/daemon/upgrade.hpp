@@ -1,0 +1,68 @@
+#pragma once
+// In-place upgrade of the master (preforkctl upgrade, SIGUSR2): the steps that do not
+// need the Master itself. The master runs the new binary in check mode first (preflight),
+// writes its state into a memfd, lets only the fds that must survive lose FD_CLOEXEC,
+// blocks every signal and execs the binary at its own path with --resume-from-fd. Same
+// pid, so the workers stay its children and systemd's MAINPID does not change.
+
+#include <preforkd/core/master_state.hpp>
+#include <preforkd/core/result.hpp>
+#include <preforkd/core/units.hpp>
+
+#include <csignal>
+#include <string>
+#include <vector>
+
+namespace preforkd::daemon {
+
+// What the new binary said in check mode.
+struct Preflight {
+  std::string version;
+  std::vector<int> formats;
+};
+
+// Runs `<binary> --config <config> --check --state-format`, waiting at most `deadline`.
+// An error says what failed: "preflight: '/usr/bin/preforkd' exited with status 1: <its
+// last output line>", or that it does not read this master's state format.
+[[nodiscard]] Result<Preflight> run_preflight(const std::string& binary, const std::string& config, Duration deadline);
+
+// The path of this program as it was at start: /proc/self/exe, read before a package
+// can replace the file (after that, the link reads "... (deleted)").
+[[nodiscard]] std::string own_executable_path();
+
+// Everything the exec changes in this process, undone if the exec fails: the fds made
+// inheritable again get FD_CLOEXEC, the signal mask comes back, the memfd closes.
+class ExecAttempt {
+ public:
+  ExecAttempt() = default;
+  ExecAttempt(const ExecAttempt&) = delete;
+  ExecAttempt& operator=(const ExecAttempt&) = delete;
+  ~ExecAttempt() { undo(); }
+
+  // Writes the state into a memfd (without CLOEXEC); its fd goes to the new image.
+  [[nodiscard]] Result<int> write_state(const MasterState& state);
+  // Lets `fd` survive the exec.
+  [[nodiscard]] Status keep(int fd);
+  // Blocks every signal until the new image has its handlers; the previous mask is in
+  // `blocked` (for the state).
+  void block_signals(std::vector<int>* blocked);
+  // Returns only on failure, with execv's errno text.
+  [[nodiscard]] Error exec(const std::string& binary, const std::vector<std::string>& argv);
+  void undo();
+
+ private:
+  std::vector<int> kept_;
+  int memfd_ = -1;
+  sigset_t old_mask_{};
+  bool blocked_ = false;
+};
+
+// In the new image: reads the state from the memfd that --resume-from-fd names, and
+// closes it.
+[[nodiscard]] Result<MasterState> read_state(int fd);
+// Sets the signal mask to exactly `signals` (the old image's mask before the upgrade).
+void restore_signal_mask(const std::vector<int>& signals);
+// Writes one reply line to the client that asked for the upgrade, and closes it.
+void answer_upgrade_client(int fd, const std::string& line);
+
+}  // namespace preforkd::daemon

@@ -1,0 +1,73 @@
+// The listening sockets across an in-place upgrade: the old image lists them (fds and the
+// unix socket files it owns), the new image takes the same fds back. The kernel sockets,
+// their accept queues, their reuseport group order and the BPF program attached to the
+// group all stay as they were: nothing is bound or closed.
+
+#include <preforkd/os/listener_set.hpp>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+namespace preforkd::os {
+
+std::vector<ListenerState> ListenerSet::handoff() const {
+  std::vector<ListenerState> out;
+  for (const Listener& l : listeners_) {
+    ListenerState s;
+    s.name = l.config.name;
+    s.address = l.config.address.text;
+    for (const Fd& fd : l.fds) s.fds.push_back(fd.get());
+    if (l.socket_file.owned) {
+      s.socket_path = l.socket_file.path;
+      s.socket_dev = static_cast<std::uint64_t>(l.socket_file.dev);
+      s.socket_ino = static_cast<std::uint64_t>(l.socket_file.ino);
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Result<ListenerSet> ListenerSet::adopt(const std::vector<ListenConfig>& listeners, int slots,
+                                       const std::vector<ListenerState>& handed) {
+  if (listeners.size() != handed.size())
+    return Error{"listeners: the config has " + std::to_string(listeners.size()) + " and the running master had " +
+                 std::to_string(handed.size())};
+  ListenerSet set;
+  set.configs_ = listeners;
+  set.slots_ = slots;
+  // Every fd is owned by the set at once, so an early return closes them all.
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    Listener& l = set.listeners_.emplace_back();
+    l.config = listeners[i];
+    l.per_slot = l.config.mode == ListenMode::reuseport && l.config.address.family != AddressFamily::unix_path;
+    for (int fd : handed[i].fds) l.fds.emplace_back(fd);
+    if (!handed[i].socket_path.empty()) {
+      l.socket_file.path = handed[i].socket_path;
+      l.socket_file.dev = static_cast<dev_t>(handed[i].socket_dev);
+      l.socket_file.ino = static_cast<ino_t>(handed[i].socket_ino);
+      l.socket_file.owned = true;
+    }
+  }
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    const Listener& l = set.listeners_[i];
+    const ListenerState& h = handed[i];
+    if (h.name != l.config.name || h.address != l.config.address.text)
+      return Error{"listener '" + l.config.name + "': the running master had '" + h.name + "' at '" + h.address +
+                   "' in its place"};
+    const std::size_t want = l.per_slot ? static_cast<std::size_t>(slots) : 1;
+    if (l.fds.size() != want)
+      return Error{"listener '" + l.config.name + "': expected " + std::to_string(want) + " sockets, got " +
+                   std::to_string(l.fds.size())};
+    for (const Fd& fd : l.fds) {
+      int listening = 0;
+      socklen_t len = sizeof listening;
+      if (::getsockopt(fd.get(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening == 0)
+        return Error{"listener '" + l.config.name + "': fd " + std::to_string(fd.get()) + " is no listening socket"};
+      // Ours again, and closed by the next exec of a worker.
+      ::fcntl(fd.get(), F_SETFD, FD_CLOEXEC);
+    }
+  }
+  return set;
+}
+
+}  // namespace preforkd::os
