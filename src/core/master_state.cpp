@@ -39,7 +39,8 @@ json encode_run(const RunState& r) {
               {"stderr_fd", r.stderr_fd},
 
               {"notify_status", r.notify_status},
-              {"notified_stopping", r.notified_stopping}};
+              {"notified_stopping", r.notified_stopping},
+              {"cpu", r.cpu}};
 }
 
 json encode_exit(const LastExitState& e) {
@@ -47,7 +48,8 @@ json encode_exit(const LastExitState& e) {
               {"code", e.status.code},
               {"signal", e.status.signal},
               {"core_dumped", e.status.core_dumped},
-              {"unix_time", e.unix_time}};
+              {"unix_time", e.unix_time},
+              {"cause", e.cause}};
 }
 
 // Reading: each getter throws a message naming the field; decode catches it once.
@@ -101,6 +103,7 @@ RunState decode_run(const json& j, const std::string& where) {
   r.stderr_fd = get<int>(j, "stderr_fd", where);
   r.notify_status = get<std::string>(j, "notify_status", where);
   r.notified_stopping = get<bool>(j, "notified_stopping", where);
+  r.cpu = get<int>(j, "cpu", where);
   if (has_process(r.life.state) != (r.pid > 0))
     throw Missing{where + ": pid " + std::to_string(r.pid) + " does not fit state '" + state + "'"};
   return r;
@@ -115,12 +118,13 @@ LastExitState decode_exit(const json& j, const std::string& where) {
   e.status.signal = get<int>(j, "signal", where);
   e.status.core_dumped = get<bool>(j, "core_dumped", where);
   e.unix_time = get<double>(j, "unix_time", where);
+  e.cause = get<std::string>(j, "cause", where);
   return e;
 }
 
 std::string formats_text() {
   std::string out;
-  for (int f : accepted_state_formats()) out += (out.empty() ? "" : ",") + std::to_string(f);
+  for (int f : accepted_state_formats()) out.append(out.empty() ? "" : ",").append(std::to_string(f));
   return out;
 }
 
@@ -141,7 +145,10 @@ std::string encode_master_state(const MasterState& s) {
   for (const auto& slot : s.slots)
     slots.push_back({{"run", encode_run(slot.run)},
                      {"restarts", slot.restarts},
-                     {"last_exit", slot.last_exit ? encode_exit(*slot.last_exit) : json(nullptr)}});
+                     {"last_exit", slot.last_exit ? encode_exit(*slot.last_exit) : json(nullptr)},
+                     {"crashes", slot.crashes},
+                     {"replaced_for", slot.replaced_for},
+                     {"had_process", slot.had_process}});
   json reply = nullptr;
   if (s.reply) reply = {{"fd", s.reply->fd}, {"old_version", s.reply->old_version}};
   const json j{{"format", s.format},
@@ -214,6 +221,9 @@ Result<MasterState> decode_master_state(std::string_view text) {
       slot.restarts = get<int>(slots[i], "restarts", sw);
       const json& e = field(slots[i], "last_exit", sw);
       if (!e.is_null()) slot.last_exit = decode_exit(e, sw + ".last_exit");
+      slot.crashes = get<int>(slots[i], "crashes", sw);
+      slot.replaced_for = get<std::map<std::string, int>>(slots[i], "replaced_for", sw);
+      slot.had_process = get<bool>(slots[i], "had_process", sw);
       s.slots.push_back(std::move(slot));
     }
     const json& reply = field(j, "reply", w);

@@ -122,7 +122,8 @@ int main(int argc, char** argv) {
 
   // Each worker in a cgroup of its own where one can be made; before the sockets, so the
   // leftovers of a master killed with -9 are gone before they could share its port.
-  auto cgroups = daemon::open_worker_cgroups(config.daemon.worker_cgroups);
+  auto cgroups = daemon::open_worker_cgroups(config.daemon.worker_cgroups,
+                                             resumed ? os::OwnCgroup::adopt : os::OwnCgroup::fresh);
   if (!cgroups) {
     spdlog::error("{}", cgroups.error());
     return exit_failed;

@@ -15,6 +15,13 @@ namespace {
 
 std::int64_t ms(Duration d) { return static_cast<std::int64_t>(d.count()); }
 
+// A reason by its name; nullopt for a name this build does not know (it is dropped).
+std::optional<ReplaceReason> replace_reason_named(const std::string& name) {
+  for (ReplaceReason r : {ReplaceReason::reload, ReplaceReason::restart, ReplaceReason::scale})
+    if (name == to_string(r)) return r;
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string Supervisor::handoff_blocker() const {
@@ -46,11 +53,16 @@ std::vector<SlotState> Supervisor::handoff() {
     s.run.stderr_fd = run.err ? run.err->fd() : -1;
     s.run.notify_status = run.notify_status;
     s.run.notified_stopping = run.notified_stopping;
+    s.run.cpu = run.cpu;
     s.restarts = slot.restarts;
     if (slot.last_exit) {
       s.last_exit = LastExitState{slot.last_exit->status,
-                                  std::chrono::duration<double>(slot.last_exit->when.time_since_epoch()).count()};
+                                  std::chrono::duration<double>(slot.last_exit->when.time_since_epoch()).count(),
+                                  slot.last_exit->cause};
     }
+    s.crashes = slot.crashes;
+    for (const auto& [reason, n] : slot.replaced_for) s.replaced_for[to_string(reason)] = n;
+    s.had_process = slot.had_process;
     out.push_back(std::move(s));
   }
   return out;
@@ -74,14 +86,24 @@ Status Supervisor::resume(const std::vector<SlotState>& handed) {
     if (h.last_exit) {
       const auto when = std::chrono::duration_cast<std::chrono::system_clock::duration>(
           std::chrono::duration<double>(h.last_exit->unix_time));
-      slot.last_exit = LastExit{h.last_exit->status, std::chrono::system_clock::time_point(when)};
+      slot.last_exit = LastExit{h.last_exit->status, std::chrono::system_clock::time_point(when), h.last_exit->cause};
     }
+    slot.crashes = h.crashes;
+    for (const auto& [name, n] : h.replaced_for) {
+      if (const auto reason = replace_reason_named(name)) {
+        slot.replaced_for[*reason] = n;
+        slot.replacements += n;
+      }
+    }
+    slot.had_process = h.had_process;
     run.life = h.run.life;
     run.pid = h.run.pid;
     run.reached_ready = h.run.reached_ready;
     run.started = now - Duration(h.run.uptime_ms);
     run.notify_status = h.run.notify_status;
     run.notified_stopping = h.run.notified_stopping;
+    run.cpu = h.run.cpu;
+    if (run.pid > 0) adopt_cgroup(run);
     for (int fd : {h.run.stdout_fd, h.run.stderr_fd})
       if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     read_output(run, os::Fd(h.run.stdout_fd), os::Fd(h.run.stderr_fd));

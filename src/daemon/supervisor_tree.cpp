@@ -25,6 +25,17 @@ void Supervisor::prepare_cgroup(WorkerRun& run, os::SpawnSpec& spec) {
   spec.cgroup_procs_fd = run.cgroup->procs_fd();
 }
 
+void Supervisor::adopt_cgroup(WorkerRun& run) {
+  run.cgroup.reset();
+  if (!cgroups_) return;
+  auto cgroup = cgroups_->adopt_worker(run.pid);
+  if (!cgroup) {
+    spdlog::warn("worker {} (pid {}): {}; its tree is found from /proc instead", run.slot, run.pid, cgroup.error());
+    return;
+  }
+  run.cgroup = std::move(*cgroup);
+}
+
 void Supervisor::remember_tree(WorkerRun& run) {
   if (run.cgroup || run.pid <= 0) return;
   for (const os::ProcessId& p : os::snapshot_descendants(run.pid))
@@ -59,12 +70,12 @@ os::TreeUsage Supervisor::sample_tree(int slot) {
   return os::tree_memory(run->pid);
 }
 
-Result<std::unique_ptr<os::CgroupTree>> open_worker_cgroups(WorkerCgroups mode) {
+Result<std::unique_ptr<os::CgroupTree>> open_worker_cgroups(WorkerCgroups mode, os::OwnCgroup own) {
   if (mode == WorkerCgroups::off) {
     spdlog::info("worker cgroups are off (preforkd.worker_cgroups): a worker is its process group");
     return std::unique_ptr<os::CgroupTree>{};
   }
-  auto tree = os::CgroupTree::create();
+  auto tree = os::CgroupTree::create(own);
   if (!tree) {
     if (mode == WorkerCgroups::on) return Error{"preforkd.worker_cgroups = \"on\": " + tree.error()};
     spdlog::info("no worker cgroups ({}): a worker is its process group and its descendants", tree.error());

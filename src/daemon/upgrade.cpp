@@ -120,7 +120,7 @@ Result<Preflight> run_preflight(const std::string& binary, const std::string& co
   }
   if (std::ranges::find(result.formats, master_state_format) == result.formats.end()) {
     std::string read;
-    for (int f : result.formats) read += (read.empty() ? "" : ",") + std::to_string(f);
+    for (int f : result.formats) read.append(read.empty() ? "" : ",").append(std::to_string(f));
     return Error{"preflight: '" + binary + "' does not read state format " + std::to_string(master_state_format) +
                  " (it reads " + (read.empty() ? std::string("none") : read) + ")"};
   }

@@ -205,7 +205,7 @@ Status WorkerCgroup::kill() const { return kill_all(path_); }
 
 bool WorkerCgroup::remove() const { return ::rmdir(path_.c_str()) == 0 || errno == ENOENT; }
 
-Result<std::unique_ptr<CgroupTree>> CgroupTree::create() {
+Result<std::unique_ptr<CgroupTree>> CgroupTree::create(OwnCgroup existing) {
   const auto mounts = read_text("/proc/self/mounts");
   if (!mounts) return Error{"cannot read /proc/self/mounts: " + errno_text(errno)};
   const auto mount = parse_cgroup2_mount(*mounts);
@@ -218,6 +218,8 @@ Result<std::unique_ptr<CgroupTree>> CgroupTree::create() {
   if (::access((parent + "/cgroup.procs").c_str(), W_OK) < 0)
     return Error{"cannot write '" + parent + "/cgroup.procs': " + errno_text(errno)};
   std::string dir = parent + "/" + std::string(master_prefix) + std::to_string(::getpid());
+  if (existing == OwnCgroup::adopt && ::access(dir.c_str(), F_OK) == 0)
+    return std::unique_ptr<CgroupTree>(new CgroupTree(std::move(parent), std::move(dir)));
   // Left by an earlier master with this same pid: its processes are no longer ours.
   if (::access(dir.c_str(), F_OK) == 0) {
     [[maybe_unused]] Status killed = kill_all(dir);
@@ -239,8 +241,13 @@ CgroupTree::~CgroupTree() {
 }
 
 Result<std::unique_ptr<WorkerCgroup>> CgroupTree::make_worker(int slot) {
-  const std::string dir = path_ + "/slot-" + std::to_string(slot) + "." + std::to_string(next_++);
-  if (::mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST) return Error{"mkdir '" + dir + "': " + errno_text(errno)};
+  // A new name each time: after an upgrade, the cgroups of the workers taken over exist.
+  std::string dir;
+  for (;;) {
+    dir = path_ + "/slot-" + std::to_string(slot) + "." + std::to_string(next_++);
+    if (::mkdir(dir.c_str(), 0755) == 0) break;
+    if (errno != EEXIST) return Error{"mkdir '" + dir + "': " + errno_text(errno)};
+  }
   const std::string procs = dir + "/cgroup.procs";
   Fd fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd.valid()) {
@@ -249,6 +256,19 @@ Result<std::unique_ptr<WorkerCgroup>> CgroupTree::make_worker(int slot) {
     return Error{"open '" + procs + "': " + errno_text(err)};
   }
   return std::make_unique<WorkerCgroup>(dir, std::move(fd));
+}
+
+Result<std::unique_ptr<WorkerCgroup>> CgroupTree::adopt_worker(pid_t pid) const {
+  const std::string file = "/proc/" + std::to_string(pid) + "/cgroup";
+  const auto text = read_text(file);
+  if (!text) return Error{"cannot read " + file + ": " + errno_text(errno)};
+  const auto path = parse_cgroup2_path(*text);
+  // path_ is the mount point + the cgroup path; compare the cgroup path's tail.
+  const std::string own = path_.substr(path_.rfind('/'));
+  if (!path || path->find(own + "/") == std::string::npos)
+    return Error{"pid " + std::to_string(pid) + " is not in " + path_};
+  const std::string dir = path_ + path->substr(path->find(own + "/") + own.size());
+  return std::make_unique<WorkerCgroup>(dir, Fd());
 }
 
 std::vector<StaleCgroup> CgroupTree::kill_stale() const {

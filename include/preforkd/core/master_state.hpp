@@ -11,6 +11,7 @@
 #include <preforkd/core/worker_lifecycle.hpp>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,12 +35,14 @@ struct RunState {
   int stderr_fd = -1;
   std::string notify_status;
   bool notified_stopping = false;
+  int cpu = -1;  // pinned to (worker.cpu_affinity); -1: not pinned
   bool operator==(const RunState&) const = default;
 };
 
 struct LastExitState {
   ExitStatus status;
   double unix_time = 0;  // wall clock: survives anything
+  std::string cause;     // "stalled" when the master stopped it as a fault, else ""
   bool operator==(const LastExitState&) const = default;
 };
 
@@ -47,6 +50,9 @@ struct SlotState {
   RunState run;
   int restarts = 0;
   std::optional<LastExitState> last_exit;
+  int crashes = 0;                            // unplanned exits
+  std::map<std::string, int> replaced_for;    // planned replacements by reason ("reload": 2)
+  bool had_process = false;
   bool operator==(const SlotState&) const = default;
 };
 

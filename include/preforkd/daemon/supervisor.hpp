@@ -225,6 +225,7 @@ class Supervisor {
   // Worker trees (supervisor_tree.cpp): the cgroup a new process goes into, the
   // descendants remembered before a stop, and what is left once the top process exits.
   void prepare_cgroup(WorkerRun& run, os::SpawnSpec& spec);
+  void adopt_cgroup(WorkerRun& run);  // after an upgrade: the running worker's own cgroup
   void remember_tree(WorkerRun& run);
   void kill_tree(WorkerRun& run);
   void remove_dead_cgroups();
@@ -283,6 +284,7 @@ class Supervisor {
 // Worker cgroups as `mode` asks (supervisor_tree.cpp): the master's cgroup tree, or none
 // (auto without a usable cgroup2 hierarchy, or off); an error only for "on" without one.
 // Cgroups left by a master that is gone are killed first, and logged.
-[[nodiscard]] Result<std::unique_ptr<os::CgroupTree>> open_worker_cgroups(WorkerCgroups mode);
+// After an in-place upgrade (`own` = adopt) this master's own cgroup is taken over as it is.
+[[nodiscard]] Result<std::unique_ptr<os::CgroupTree>> open_worker_cgroups(WorkerCgroups mode, os::OwnCgroup own);
 
 }  // namespace preforkd::daemon

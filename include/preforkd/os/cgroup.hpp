@@ -72,11 +72,16 @@ struct StaleCgroup {
   bool removed = false;
 };
 
+// What to do with a `preforkd-<own pid>` cgroup found at start: after an in-place upgrade
+// (same pid) it holds this master's own workers and is taken over; otherwise it was left by
+// an earlier process with this pid and its processes are killed.
+enum class OwnCgroup { fresh, adopt };
+
 class CgroupTree {
  public:
   // Finds the master's own cgroup2 directory and makes `preforkd-<pid>` in it. The error
   // says why there is none ("no cgroup2 mount in /proc/self/mounts", "mkdir '…': …").
-  [[nodiscard]] static Result<std::unique_ptr<CgroupTree>> create();
+  [[nodiscard]] static Result<std::unique_ptr<CgroupTree>> create(OwnCgroup own = OwnCgroup::fresh);
   ~CgroupTree();
   CgroupTree(const CgroupTree&) = delete;
   CgroupTree& operator=(const CgroupTree&) = delete;
@@ -84,6 +89,9 @@ class CgroupTree {
   [[nodiscard]] const std::string& path() const { return path_; }
   // `slot-<slot>.<n>` with its cgroup.procs open, for the next process of `slot`.
   [[nodiscard]] Result<std::unique_ptr<WorkerCgroup>> make_worker(int slot);
+  // The cgroup of a running worker (after an upgrade), from /proc/<pid>/cgroup; an error
+  // when it is not one of this tree's.
+  [[nodiscard]] Result<std::unique_ptr<WorkerCgroup>> adopt_worker(pid_t pid) const;
   // The `preforkd-<pid>` siblings of this master's cgroup whose master is gone: their
   // processes are killed (cgroup.kill) and, once empty, the cgroups removed.
   [[nodiscard]] std::vector<StaleCgroup> kill_stale() const;
