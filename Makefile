@@ -39,7 +39,7 @@ test-asan: deps
 test-clang: deps
 	CC=clang CXX=clang++ cmake -S . -B $(CLANG_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
 	cmake --build $(CLANG_BUILD) -j$(JOBS)
-	cd $(CLANG_BUILD) && ctest --output-on-failure --timeout 600 -R '^unit: '
+	cd $(CLANG_BUILD) && ctest --output-on-failure --timeout 600 -R '^unit:'
 
 # The CI matrix (.ci/run): GCC Release + every test, GCC ASan+UBSan + every test, Clang -Werror.
 ci: test test-clang
