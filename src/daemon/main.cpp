@@ -6,6 +6,7 @@
 #include <preforkd/daemon/generation.hpp>
 #include <preforkd/daemon/logging.hpp>
 #include <preforkd/daemon/master.hpp>
+#include <preforkd/daemon/signal_watch.hpp>
 #include <preforkd/os/affinity.hpp>
 #include <preforkd/daemon/upgrade.hpp>
 #include <preforkd/os/children.hpp>
@@ -72,6 +73,9 @@ int main(int argc, char** argv) {
     app.exit(e);
     return exit_usage;
   }
+  // A stop or control signal sent while the master starts waits for its handler
+  // (Master::run) instead of killing the master half started. (--check stays interruptible.)
+  if (!opt.check) daemon::block_master_signals();
 
   // Read and validate the whole config before touching anything. --check also looks up the
   // users, groups and program, so what would fail at start is reported with its place.

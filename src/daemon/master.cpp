@@ -120,7 +120,7 @@ int Master::run() {
   notify_ = std::move(*notify);
   supervisor_->set_notify_address(notify_->address());
 
-  for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGCHLD, SIGUSR2}) {
+  for (int sig : master_signals) {
     auto watch = SignalWatch::open(&loop_, sig, [this](int s) { on_signal(s); });
     if (!watch) {
       spdlog::error("cannot watch {}: {}", signal_name(sig), watch.error());
@@ -154,9 +154,11 @@ int Master::run() {
   // Workers start with clone(CLONE_VM), safe only in a one-thread master (os/spawn.cpp).
   if (Status one = os::check_single_threaded(); !one)
     spdlog::warn("{}; starting workers with fork instead", one.error());
+  // The handlers are in place: signals that came while the master started (or during an
+  // upgrade's exec) are delivered now.
+  if (resume_) restore_signal_mask(resume_->blocked_signals);
+  unblock_master_signals();
   if (resume_) {
-    // The handlers are in place: signals that came during the exec are delivered now.
-    restore_signal_mask(resume_->blocked_signals);
     if (Status resumed = supervisor_->resume(resume_->slots); !resumed) {
       spdlog::error("cannot take over the workers: {}", resumed.error());
       return 1;

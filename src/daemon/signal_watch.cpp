@@ -4,6 +4,34 @@
 
 namespace preforkd::daemon {
 
+namespace {
+
+sigset_t master_signal_set() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : master_signals) sigaddset(&set, sig);
+  return set;
+}
+
+}  // namespace
+
+void block_master_signals() {
+  const sigset_t set = master_signal_set();
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+}
+
+void unblock_master_signals() {
+  const sigset_t set = master_signal_set();
+  ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
+}
+
+void restore_signal_mask(const std::vector<int>& signals) {
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int sig : signals) sigaddset(&mask, sig);
+  ::sigprocmask(SIG_SETMASK, &mask, nullptr);
+}
+
 Result<std::unique_ptr<SignalWatch>> SignalWatch::open(uv_loop_t* loop, int signum, std::function<void(int)> on_signal) {
   std::unique_ptr<SignalWatch> self(new SignalWatch(std::move(on_signal)));
   if (int rc = uv_signal_init(loop, self->handle_.get()); rc < 0)

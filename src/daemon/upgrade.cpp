@@ -197,13 +197,6 @@ Result<MasterState> read_state(int fd) {
   return decode_master_state(text);
 }
 
-void restore_signal_mask(const std::vector<int>& signals) {
-  sigset_t mask;
-  sigemptyset(&mask);
-  for (int sig : signals) sigaddset(&mask, sig);
-  ::sigprocmask(SIG_SETMASK, &mask, nullptr);
-}
-
 void answer_upgrade_client(int fd, const std::string& line) {
   if (fd < 0) return;
   // The fd came from the old image's event loop: non-blocking. A short deadline: a client

@@ -26,7 +26,10 @@ namespace bt {
 
 void stop_cleanly(Daemon& d) {
   d.signal(SIGTERM);
-  CHECK(d.wait_exit() == 0);
+  const std::optional<int> code = d.wait_exit();
+  // The log as it is after the exit, not as it was when the test began.
+  INFO("exit status " << (code ? std::to_string(*code) : std::string("none: still running")) << "; log:\n" << d.log());
+  CHECK(code == std::optional<int>(0));
   CHECK(no_process_left(d.pid()));
 }
 

@@ -324,7 +324,7 @@ std::string fixture(const std::string& name) {
 
 namespace {
 
-pid_t start_process(const std::vector<std::string>& args, const std::string& log_path) {
+pid_t start_process(const std::vector<std::string>& args, const std::string& log_path, int pending_signal = 0) {
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -339,6 +339,14 @@ pid_t start_process(const std::vector<std::string>& args, const std::string& log
     ::dup2(fd, 2);
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
+    if (pending_signal != 0) {
+      // Blocked and pending across the exec: delivered as soon as preforkd unblocks it.
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, pending_signal);
+      ::sigprocmask(SIG_BLOCK, &set, nullptr);
+      ::kill(::getpid(), pending_signal);
+    }
     ::execv(argv[0], argv.data());
     _exit(127);
   }
@@ -361,11 +369,11 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
-Daemon::Daemon(const std::string& config_toml, std::vector<std::string> extra_args) {
+Daemon::Daemon(const std::string& config_toml, std::vector<std::string> extra_args, int pending_signal) {
   dir_.write("app.toml", config_toml);
   std::vector<std::string> args{PREFORKD_BIN, "--config", config_path()};
   for (auto& a : extra_args) args.push_back(std::move(a));
-  pid_ = start_process(args, dir_.file("log"));
+  pid_ = start_process(args, dir_.file("log"), pending_signal);
 }
 
 Daemon::~Daemon() {

@@ -123,8 +123,10 @@ std::string fixture(const std::string& name);
 // signal, its workers) and reaps it, so a failing test leaves nothing behind.
 class Daemon {
  public:
-  // Writes `config_toml` to <dir>/app.toml and starts preforkd --config on it.
-  explicit Daemon(const std::string& config_toml, std::vector<std::string> extra_args = {});
+  // Writes `config_toml` to <dir>/app.toml and starts preforkd --config on it. With
+  // `pending_signal`, preforkd starts with that signal blocked and already pending, as if it
+  // had been sent in its first instant (before any handler could be in place).
+  explicit Daemon(const std::string& config_toml, std::vector<std::string> extra_args = {}, int pending_signal = 0);
   ~Daemon();
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;

@@ -109,3 +109,18 @@ TEST_CASE("no child of a worker outlives a stop") {
   }
   CHECK(no_process_left(d.pid()));
 }
+
+// systemd (or an operator) may stop the service in its first instant. A master that has not
+// yet put its handlers in place must not die of the default action with its sockets and
+// cgroups half made: the signal waits until it can be handled, and the stop is a clean one.
+TEST_CASE("a SIGTERM sent while the master starts stops it cleanly") {
+  for (const int sig : {SIGTERM, SIGINT}) {
+    INFO("signal " << sig);
+    const int port = free_port();
+    Daemon d(toml({.address = local_address(port), .count = 2}), {}, sig);
+    const std::optional<int> code = d.wait_exit();
+    INFO("exit status " << (code ? std::to_string(*code) : std::string("none: still running")) << "; log:\n" << d.log());
+    CHECK(code == std::optional<int>(0));
+    CHECK(no_process_left(d.pid()));
+  }
+}

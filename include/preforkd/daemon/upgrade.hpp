@@ -60,8 +60,6 @@ class ExecAttempt {
 // In the new image: reads the state from the memfd that --resume-from-fd names, and
 // closes it.
 [[nodiscard]] Result<MasterState> read_state(int fd);
-// Sets the signal mask to exactly `signals` (the old image's mask before the upgrade).
-void restore_signal_mask(const std::vector<int>& signals);
 // Writes one reply line to the client that asked for the upgrade, and closes it.
 void answer_upgrade_client(int fd, const std::string& line);
 
