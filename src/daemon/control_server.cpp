@@ -1,7 +1,8 @@
 #include <preforkd/daemon/control_server.hpp>
 
+#include <preforkd/daemon/stream_write.hpp>
+#include <preforkd/os/control_socket_file.hpp>
 #include <preforkd/os/fd.hpp>
-#include <preforkd/os/unix_socket.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -16,95 +17,8 @@
 #include <unistd.h>
 
 namespace preforkd::daemon {
-namespace {
 
 using nlohmann::json;
-
-std::string errno_text(int err) { return std::strerror(err); }
-
-// Makes the missing directories above the socket, so /run/preforkd need not exist.
-Status make_parent_dirs(const std::string& path, mode_t mode, std::optional<gid_t> group) {
-  for (std::size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1)) {
-    const std::string dir = path.substr(0, slash);
-    if (::mkdir(dir.c_str(), mode) == 0) {
-      // mkdir's mode went through the umask; the group needs its x bit to reach the socket.
-      if (::chmod(dir.c_str(), mode) != 0 || (group && ::chown(dir.c_str(), static_cast<uid_t>(-1), *group) != 0)) {
-        return Error{"cannot set up control socket directory '" + dir + "': " + errno_text(errno)};
-      }
-    } else if (errno != EEXIST) {
-      return Error{"cannot create control socket directory '" + dir + "': " + errno_text(errno)};
-    }
-  }
-  return Ok{};
-}
-
-sockaddr_un unix_address(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
-
-// An existing socket file is stale when connecting to it is refused: its master is gone.
-Status clear_stale_socket(const std::string& path) {
-  const auto existing = os::clear_stale_unix_socket(path);
-  if (!existing) return Error{"control socket: " + existing.error()};
-  switch (*existing) {
-    case os::SocketFile::absent: return Ok{};
-    case os::SocketFile::live: return Error{"control socket '" + path + "' is in use by a running preforkd"};
-    case os::SocketFile::not_a_socket:
-      return Error{"control socket '" + path + "' exists and is not a socket; remove it or set control_socket"};
-  }
-  return Ok{};
-}
-
-struct BoundSocket {
-  os::Fd fd;
-  struct stat st {};
-};
-
-Result<BoundSocket> bind_socket(const ControlServerOptions& options) {
-  const std::string& path = options.path;
-  if (path.empty() || path.front() != '/') return Error{"control socket '" + path + "': must be an absolute path"};
-  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
-    return Error{"control socket '" + path + "': the path is longer than " +
-                 std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes"};
-  }
-  if (auto ok = make_parent_dirs(path, options.group ? 0750 : 0755, options.group); !ok) return Error{ok.error()};
-  if (auto ok = clear_stale_socket(path); !ok) return Error{ok.error()};
-
-  BoundSocket bound;
-  bound.fd.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!bound.fd.valid()) return Error{"socket: " + errno_text(errno)};
-  const sockaddr_un addr = unix_address(path);
-  // The file is born 0600 so that nobody else can connect before chmod and chown below.
-  // The master has one thread, so the process-wide umask is ours for these two calls.
-  const mode_t old_umask = ::umask(0177);
-  const int rc = ::bind(bound.fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  const int err = errno;
-  ::umask(old_umask);
-  if (rc != 0) {
-    if (err == EADDRINUSE) return Error{"control socket '" + path + "' is in use by a running preforkd"};
-    return Error{"cannot bind control socket '" + path + "': " + errno_text(err)};
-  }
-  if (::chmod(path.c_str(), options.mode) != 0 ||
-      (options.group && ::chown(path.c_str(), static_cast<uid_t>(-1), *options.group) != 0) ||
-      ::lstat(path.c_str(), &bound.st) != 0) {
-    const int e = errno;
-    ::unlink(path.c_str());
-    return Error{"cannot set the mode or group of control socket '" + path + "': " + errno_text(e)};
-  }
-  return bound;
-}
-
-// A reply being written; freed by the write callback, which libuv always calls, with
-// UV_ECANCELED if the connection is closed first.
-struct WriteRequest {
-  uv_write_t req{};
-  std::string data;
-};
-
-}  // namespace
 
 // --- one client -------------------------------------------------------------------------
 //
@@ -211,12 +125,11 @@ class ControlServer::Connection : public std::enable_shared_from_this<Connection
     }
   }
 
-  static void on_write(uv_write_t* req, int status) {
-    const std::unique_ptr<WriteRequest> done(static_cast<WriteRequest*>(req->data));
-    auto* raw = static_cast<Connection*>(req->handle->data);
+  static void on_write(uv_stream_t* s, std::size_t bytes, int status) {
+    auto* raw = static_cast<Connection*>(s->data);
     if (raw == nullptr) return;
     const auto keep = raw->shared_from_this();
-    raw->written(done->data.size(), status);
+    raw->written(bytes, status);
   }
 
   void written(std::size_t bytes, int status) {
@@ -345,17 +258,15 @@ class ControlServer::Connection : public std::enable_shared_from_this<Connection
 
   void send(const json& reply) {
     if (closing_) return;
-    auto w = std::make_unique<WriteRequest>();
-    w->data = reply.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-    w->req.data = w.get();
-    const uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-    if (uv_write(&w->req, stream(), &buf, 1, &Connection::on_write) != 0) {
+    std::string line = reply.dump(-1, ' ', false, json::error_handler_t::replace);
+    line.push_back('\n');
+    const std::size_t bytes = line.size();
+    if (write_owned(stream(), std::move(line), &Connection::on_write) != 0) {
       close();
       return;
     }
-    unsent_ += w->data.size();
-    if (server_ != nullptr) server_->unsent_ += w->data.size();
-    (void)w.release();  // on_write frees it
+    unsent_ += bytes;
+    if (server_ != nullptr) server_->unsent_ += bytes;
     ++pending_writes_;
   }
 
@@ -407,12 +318,12 @@ class ControlServer::Connection : public std::enable_shared_from_this<Connection
 
 Result<std::unique_ptr<ControlServer>> ControlServer::open(uv_loop_t* loop, ControlServerOptions options,
                                                            Handler handler) {
-  auto bound = bind_socket(options);
+  auto bound = os::bind_control_socket(options.path, options.mode, options.group);
   if (!bound) return Error{bound.error()};
   std::unique_ptr<ControlServer> server(new ControlServer(loop, std::move(options), std::move(handler)));
   const std::string& path = server->options_.path;
-  server->socket_dev_ = bound->st.st_dev;
-  server->socket_ino_ = bound->st.st_ino;  // from here on the destructor unlinks the file
+  server->socket_dev_ = bound->dev;
+  server->socket_ino_ = bound->ino;  // from here on the destructor unlinks the file
   auto* pipe = server->listener_.get();
   uv_pipe_init(loop, pipe, 0);
   pipe->data = server.get();

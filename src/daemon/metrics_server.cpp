@@ -2,6 +2,7 @@
 
 #include <preforkd/core/http_request.hpp>
 #include <preforkd/core/metrics_text.hpp>
+#include <preforkd/daemon/stream_write.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -17,13 +18,6 @@ namespace {
 // still sends, so that closing does not reset the connection before the client has read
 // the answer (unread input makes the kernel send RST instead of FIN).
 constexpr std::uint64_t linger_ms = 1000;
-
-// An answer being written; freed by the write callback, which libuv always calls, with
-// UV_ECANCELED if the connection is closed first.
-struct WriteRequest {
-  uv_write_t req{};
-  std::string data;
-};
 
 Result<sockaddr_storage> socket_address(const Address& a) {
   sockaddr_storage storage{};
@@ -116,9 +110,8 @@ class MetricsServer::Connection : public std::enable_shared_from_this<Connection
     raw->close();
   }
 
-  static void on_write(uv_write_t* req, int status) {
-    const std::unique_ptr<WriteRequest> done(static_cast<WriteRequest*>(req->data));
-    auto* raw = static_cast<Connection*>(req->handle->data);
+  static void on_write(uv_stream_t* s, std::size_t, int status) {
+    auto* raw = static_cast<Connection*>(s->data);
     if (raw == nullptr) return;
     const auto keep = raw->shared_from_this();
     if (raw->server_ != nullptr) raw->server_->unsent_ -= raw->unsent_;
@@ -163,14 +156,11 @@ class MetricsServer::Connection : public std::enable_shared_from_this<Connection
       spdlog::warn("metrics: {} bytes of answers wait for slow clients; answering 503", server_->unsent_);
       response = http::error_response(503);
     }
-    auto w = std::make_unique<WriteRequest>();
-    w->data = http::serialize(response);
-    w->req.data = w.get();
-    const uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-    if (uv_write(&w->req, stream(), &buf, 1, &Connection::on_write) != 0) return close();
-    unsent_ = w->data.size();
+    std::string answer = http::serialize(response);
+    const std::size_t bytes = answer.size();
+    if (write_owned(stream(), std::move(answer), &Connection::on_write) != 0) return close();
+    unsent_ = bytes;
     server_->unsent_ += unsent_;
-    (void)w.release();  // on_write frees it
   }
 
   void shut_down_write() {
