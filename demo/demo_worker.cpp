@@ -32,6 +32,7 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <new>
 #include <queue>
 #include <string>
 #include <string_view>
@@ -44,6 +45,7 @@ namespace {
 constexpr size_t kInCap = 16 * 1024;    // largest request head; more gets 431
 constexpr size_t kOutHigh = 64 * 1024;  // stop parsing pipelined requests above this much output
 constexpr long long kMaxMs = 3'600'000;
+constexpr long long kMaxAllocMib = 4096;
 constexpr std::string_view kText = "text/plain; charset=utf-8";
 
 const char kUsage[] = R"USAGE(usage: preforkd-demo [OPTIONS]
@@ -59,6 +61,8 @@ Endpoints (GET or HEAD):
   /env           JSON: pid, ppid, slot, environment, listening fds, startup signal state
   /exit?code=N   answer, then exit with code N (default 0)
   /crash         die of SIGSEGV without answering
+  /alloc?mb=N    allocate N MiB (at most 4096 in all) and touch every page, kept until
+                 exit: grows the worker's private memory, to try worker.max_memory
 
 Options:
   --listen HOST:PORT   bind this address itself (IPv4), besides any LISTEN_FDS
@@ -180,6 +184,22 @@ StartupSignals capture_signals() {
             s.ignored.push_back(sig);
     }
     return s;
+}
+
+// /alloc: memory that stays until the process exits, every page written so it is resident
+// and private. Returns the MiB held in all, or -1 past kMaxAllocMib or when out of memory.
+long long hold_memory(long long mib) {
+    static std::vector<std::unique_ptr<char[]>> held;
+    static long long total = 0;
+    if (total + mib > kMaxAllocMib) return -1;
+    for (long long i = 0; i < mib; ++i) {
+        std::unique_ptr<char[]> block(new (std::nothrow) char[1 << 20]);
+        if (!block) return -1;
+        for (size_t off = 0; off < (1 << 20); off += 4096) block[off] = char(off / 4096 + 1);
+        held.push_back(std::move(block));
+        ++total;
+    }
+    return total;
 }
 
 [[noreturn]] void crash() {
@@ -739,6 +759,14 @@ private:
             return;
         }
         if (r.path == "/crash") crash();
+        if (r.path == "/alloc") {
+            long long mb = 0;
+            if (query_int(r.query, "mb", kMaxAllocMib, mb) != Param::Ok)
+                return reply_error(c, 400, "Bad Request", "want mb=N, N from 0 to 4096\n");
+            const long long total = hold_memory(mb);
+            if (total < 0) return reply_error(c, 507, "Insufficient Storage", "cannot hold that much memory\n");
+            return reply(200, "OK", "holding " + std::to_string(total) + " MiB in " + hello_.substr(11));
+        }
         reply(404, "Not Found", "not found\n");
     }
 

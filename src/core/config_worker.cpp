@@ -2,6 +2,7 @@
 
 #include <preforkd/core/cpu_affinity.hpp>
 #include <preforkd/core/limits.hpp>
+#include <preforkd/core/recycle_plan.hpp>
 #include <preforkd/core/stall_plan.hpp>
 
 #include <fmt/format.h>
@@ -15,10 +16,11 @@
 namespace preforkd::config_detail {
 namespace {
 
-constexpr std::array<std::string_view, 20> worker_keys{
+constexpr std::array<std::string_view, 21> worker_keys{
     "command",       "count",       "directory",    "user",      "group",           "env",          "ready",
     "ready_timeout", "stop_signal", "stop_timeout", "restart",   "backoff_initial", "backoff_max",  "fatal_exit_codes",
-    "watchdog",      "max_memory",  "max_lifetime", "max_surge", "cpu_affinity",    "stall_timeout"};
+    "watchdog",      "max_memory",  "max_lifetime", "max_surge", "cpu_affinity",    "stall_timeout",
+    "memory_sample_interval"};
 
 // An array longer than `max` is reported once, as a whole, instead of element by element.
 bool within(const Section& s, const Field& f, std::size_t size, std::size_t max, std::string_view what) {
@@ -339,12 +341,66 @@ void read_stall_timeout(const Section& s, WorkerConfig& out) {
   out.stall_timeout = *timeout;
 }
 
-// Keys of features that do not work yet: accepting them would promise what is not done.
-void reject_planned(const Section& s, std::string_view key) {
-  const Field f = s.field(key);
+// "" (off, the default) or a size from min_max_memory to max_max_memory.
+void read_max_memory(const Section& s, WorkerConfig& out) {
+  const Field f = s.field("max_memory");
   if (f.node == nullptr) return;
-  if (const auto* text = f.node->as_string(); text != nullptr && text->get().empty()) return;
-  report(s.diag(), f, "not supported yet; remove it or set it to \"\"");
+  const std::string expected =
+      fmt::format(R"(must be "" (off) or a size from {} MiB to {} GiB such as "512MiB")", min_max_memory >> 20,
+                  max_max_memory >> 30);
+  const auto* text = f.node->as_string();
+  if (text == nullptr) {
+    report(s.diag(), f, fmt::format("{}, got {}", expected, f.node->is_integer() ? value_text(*f.node) : type_name(*f.node)));
+    return;
+  }
+  if (text->get().empty()) {
+    out.max_memory = 0;
+    return;
+  }
+  std::string why;
+  const auto size = parse_size(text->get(), &why);
+  if (!size) {
+    report(s.diag(), f, why);
+    return;
+  }
+  if (*size < min_max_memory || *size > max_max_memory) {
+    report(s.diag(), f, fmt::format("{}, got {}", expected, value_text(*f.node)));
+    return;
+  }
+  out.max_memory = *size;
+}
+
+// "" or "0s" (off, the default), or a duration from min_max_lifetime to max_max_lifetime.
+void read_max_lifetime(const Section& s, WorkerConfig& out) {
+  const Field f = s.field("max_lifetime");
+  if (f.node == nullptr) return;
+  if (const auto* text = f.node->as_string(); text != nullptr && text->get().empty()) {
+    out.max_lifetime = Duration::zero();
+    return;
+  }
+  const auto lifetime = read_duration(s.diag(), f);
+  if (!lifetime) return;
+  if (*lifetime != Duration::zero() && (*lifetime < min_max_lifetime || *lifetime > max_max_lifetime)) {
+    report(s.diag(), f,
+           fmt::format(R"(must be "" (off) or a duration from {} to {} such as "6h", got {})",
+                       format_duration(min_max_lifetime), format_duration(max_max_lifetime), value_text(*f.node)));
+    return;
+  }
+  out.max_lifetime = *lifetime;
+}
+
+// How often the usage sampler reads each worker's memory and CPU time (status, max_memory).
+void read_memory_sample_interval(const Section& s, WorkerConfig& out) {
+  const Field f = s.field("memory_sample_interval");
+  const auto interval = read_duration(s.diag(), f);
+  if (!interval) return;
+  if (*interval < min_memory_sample_interval || *interval > max_memory_sample_interval) {
+    report(s.diag(), f,
+           fmt::format("must be a duration from {} to {}, got {}", format_duration(min_memory_sample_interval),
+                       format_duration(max_memory_sample_interval), value_text(*f.node)));
+    return;
+  }
+  out.memory_sample_interval = *interval;
 }
 
 }  // namespace
@@ -381,8 +437,9 @@ void read_worker(const Section& s, int usable_cpus, WorkerConfig& out) {
   read_max_surge(s, out);
   read_cpu_affinity(s, out);
   read_stall_timeout(s, out);
-  reject_planned(s, "max_memory");
-  reject_planned(s, "max_lifetime");
+  read_max_memory(s, out);
+  read_max_lifetime(s, out);
+  read_memory_sample_interval(s, out);
   check_program(s, out);
 }
 

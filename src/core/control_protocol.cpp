@@ -351,7 +351,9 @@ void to_json(json& j, const WorkerStatus& v) {
            {"replacements", v.replacements},
            {"replaced_for", v.replaced_for},
            {"cpus", v.cpus},
-           {"cpu_s", v.cpu_s}};
+           {"cpu_s", v.cpu_s},
+           {"recycle_in_s", v.recycle_in_s},
+           {"recycled", v.recycled}};
 }
 
 void to_json(json& j, const ListenerStatus& v) {
@@ -441,6 +443,8 @@ void from_json(const json& j, WorkerStatus& v) {
   v.replaced_for = j.value("replaced_for", std::map<std::string, int>());
   v.cpus = j.value("cpus", std::string());
   v.cpu_s = j.value("cpu_s", 0.0);
+  v.recycle_in_s = j.value("recycle_in_s", -1.0);
+  v.recycled = j.value("recycled", std::string());
 }
 
 void from_json(const json& j, ListenerStatus& v) {

@@ -232,6 +232,8 @@ const char* to_string(ReplaceReason r) {
     case ReplaceReason::reload: return "reload";
     case ReplaceReason::restart: return "restart";
     case ReplaceReason::scale: return "scale";
+    case ReplaceReason::memory: return "memory";
+    case ReplaceReason::lifetime: return "lifetime";
   }
   return "unknown";
 }

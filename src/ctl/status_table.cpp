@@ -131,6 +131,10 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
   const bool any_pinned = std::any_of(status.workers.begin(), status.workers.end(),
                                       [](const control::WorkerStatus& w) { return !w.cpus.empty(); });
   if (any_pinned) header.push_back({"CPUS", heading});
+  // Only once a slot has been recycled (worker.max_memory, max_lifetime): the last reason.
+  const bool any_recycled = std::any_of(status.workers.begin(), status.workers.end(),
+                                        [](const control::WorkerStatus& w) { return !w.recycled.empty(); });
+  if (any_recycled) header.push_back({"RECYCLED", heading});
   if (any_notes) header.push_back({"STATUS", heading});
   workers.push_back(std::move(header));
   for (const auto& w : status.workers) {
@@ -151,6 +155,7 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
             {dash_if(gone, std::to_string(w.queued))},
             {last_exit_text(w.last_exit)}};
     if (any_pinned) row.push_back({dash_if(gone || w.cpus.empty(), w.cpus)});
+    if (any_recycled) row.push_back({dash_if(w.recycled.empty(), w.recycled)});
     if (any_notes) row.push_back({w.notify_status});
     workers.push_back(std::move(row));
   }

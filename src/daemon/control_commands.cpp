@@ -25,6 +25,11 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
   auto reply_when_done = [respond](Status st, const std::string& message) {
     respond(st ? control::make_ok({{"message", message}}) : control::make_error(st.error()));
   };
+  // A recycle in progress finishes first (daemon/recycler.hpp); then this runs.
+  const bool rolls = request.command == control::Request::Command::reload ||
+                     request.command == control::Request::Command::restart ||
+                     request.command == control::Request::Command::scale;
+  if (rolls && wait_for_recycle("a request", [this, request, respond] { handle(request, respond); })) return;
   switch (request.command) {
     case control::Request::Command::status:
       respond(control::make_ok(nlohmann::json(status())));
@@ -97,6 +102,7 @@ void Master::sample_usage() {
     u.cpu_sampled = now;
     supervisor_->record_usage(static_cast<int>(i), u);
   }
+  if (recycler_) recycler_->on_sample(now);
 }
 
 control::StatusSnapshot Master::status() {
@@ -153,6 +159,11 @@ control::StatusSnapshot Master::status() {
         w.queued = seen.queued;
         if (run->cpu >= 0) w.cpus = std::to_string(run->cpu);
       }
+    }
+    if (recycler_) {
+      const Recycler::Facts recycle = recycler_->facts(w.slot);
+      w.recycle_in_s = recycle.recycle_in_s;
+      w.recycled = recycle.last;
     }
     if (slot.last_exit) {
       control::LastExitInfo e;

@@ -16,9 +16,6 @@ namespace preforkd::daemon {
 
 namespace {
 
-// How often workers' RSS and CPU time are read for status.
-constexpr Duration sample_interval = std::chrono::seconds(2);
-
 Result<ControlServerOptions> control_options(const Config& config) {
   ControlServerOptions o;
   o.path = config.daemon.control_socket;
@@ -56,6 +53,7 @@ Master::~Master() {
   metrics_.reset();
   notify_.reset();
   sampler_.reset();
+  recycler_.reset();
   fail_fast_.reset();
   stall_watch_.reset();
   supervisor_->on_steer = nullptr;
@@ -134,7 +132,16 @@ int Master::run() {
     return 1;
   }
   sampler_ = std::move(*sampler);
+  // Memory and CPU time for status, and for max_memory (worker.memory_sample_interval).
+  const Duration sample_interval = config_.worker.memory_sample_interval;
   sampler_->start(sample_interval, sample_interval);
+  // Recycling (worker.max_memory, max_lifetime): looks after each sample and at lifetimes.
+  auto recycler = Recycler::open(&loop_, *supervisor_);
+  if (!recycler) {
+    spdlog::error("{}", recycler.error());
+    return 1;
+  }
+  recycler_ = std::move(*recycler);
 
   // Hung workers (worker.stall_timeout) and fail-fast while none is ready (fail_fast_after).
   auto stall_watch = StallWatch::open(&loop_, *supervisor_, *balancer_);
@@ -191,6 +198,7 @@ void Master::on_signal(int signum) {
       supervisor_->stop(StopMode::fast);
       return;
     case SIGHUP:
+      if (wait_for_recycle("reload (SIGHUP)", [this, signum] { on_signal(signum); })) return;
       spdlog::info("received SIGHUP, reloading {}", config_.path);
       reload(log_reload_result);
       return;
@@ -200,6 +208,7 @@ void Master::on_signal(int signum) {
       return;
     case SIGTTIN:
     case SIGTTOU: {
+      if (wait_for_recycle("scale", [this, signum] { on_signal(signum); })) return;
       const int target = supervisor_->target_count() + (signum == SIGTTIN ? 1 : -1);
       if (Status st = supervisor_->scale(target); !st) spdlog::warn("{}: {}, ignoring", signal_name(signum), st.error());
       return;
@@ -207,6 +216,13 @@ void Master::on_signal(int signum) {
     default:
       return;
   }
+}
+
+bool Master::wait_for_recycle(const char* what, std::function<void()> then) {
+  if (!recycler_ || !recycler_->recycling()) return false;
+  spdlog::info("{} waits for the recycle in progress to finish", what);
+  recycler_->after_recycle(std::move(then));
+  return true;
 }
 
 std::string Master::summary() const {

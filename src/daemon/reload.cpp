@@ -80,6 +80,8 @@ void Master::apply_reload(Config next, Done done) {
     reloading_ = false;
     if (!supervisor_->stopping()) systemd_->ready();
     if (!st) return done(std::move(st), "");
+    if (next.worker.memory_sample_interval != config_.worker.memory_sample_interval && sampler_)
+      sampler_->start(next.worker.memory_sample_interval, next.worker.memory_sample_interval);
     config_ = std::move(next);
     std::string text = message;
     if (count != supervisor_->target_count()) {

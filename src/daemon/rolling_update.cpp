@@ -10,6 +10,18 @@ namespace preforkd::daemon {
 
 void Supervisor::roll(std::shared_ptr<const Generation> gen, std::vector<int> slots, Done done,
                       std::unique_ptr<os::ListenerSet> listeners) {
+  begin_roll(std::move(gen), std::move(slots), std::move(done), std::move(listeners), {});
+}
+
+void Supervisor::recycle(std::vector<int> slots, std::vector<ReplaceReason> reasons, Done done) {
+  std::map<int, ReplaceReason> why;
+  for (std::size_t i = 0; i < slots.size() && i < reasons.size(); ++i) why[slots[i]] = reasons[i];
+  if (slots.empty() || why.size() != slots.size()) return done(Error{"nothing to recycle"}, "");
+  begin_roll(gen_, std::move(slots), std::move(done), nullptr, std::move(why));
+}
+
+void Supervisor::begin_roll(std::shared_ptr<const Generation> gen, std::vector<int> slots, Done done,
+                            std::unique_ptr<os::ListenerSet> listeners, std::map<int, ReplaceReason> slot_reasons) {
   if (stopping_) return done(Error{"preforkd is stopping"}, "");
   if (rolling_) return done(Error{"busy: a rolling update is in progress"}, "");
   if (slots.empty())
@@ -27,9 +39,12 @@ void Supervisor::roll(std::shared_ptr<const Generation> gen, std::vector<int> sl
   // The same generation again is a restart; a reload always brings a new one.
   rolling_->reason = rolling_->target == rolling_->previous ? ReplaceReason::restart : ReplaceReason::reload;
   rolling_->listeners = std::move(listeners);
+  rolling_->slot_reasons = std::move(slot_reasons);
   rolling_->done = std::move(done);
-  spdlog::info("rolling update to generation {}: {} workers, {} at a time", rolling_->target->number, slots.size(),
-               rolling_->target->worker.max_surge);
+  // A recycle says why in the recycler's own line.
+  if (rolling_->slot_reasons.empty())
+    spdlog::info("rolling update to generation {}: {} workers, {} at a time", rolling_->target->number, slots.size(),
+                 rolling_->target->worker.max_surge);
   roll_event(RollEvent{});
   run_queue();
 }
@@ -119,7 +134,8 @@ void Supervisor::carry_out(const RollAction& a) {
       Slot& slot = slots_[static_cast<std::size_t>(a.slot)];
       std::unique_ptr<WorkerRun> old = std::move(slot.current);
       slot.current = std::move(slot.candidate);
-      slot.count_replacement(r.reason);
+      const auto recycled = r.slot_reasons.find(a.slot);
+      slot.count_replacement(recycled != r.slot_reasons.end() ? recycled->second : r.reason);
       put_out(slot, std::move(old));
       return;
     }
@@ -137,6 +153,8 @@ void Supervisor::carry_out(const RollAction& a) {
       return;
     }
     case RollAction::Kind::report_failure:
+      // A failed recycle is no rollback: the old worker never stopped (the recycler logs it).
+      if (!r.slot_reasons.empty()) return;
       spdlog::error("rolling update to generation {} failed: {}; rolling back", r.target->number, a.message);
       ++rollbacks_;
       return;

@@ -17,7 +17,8 @@ std::int64_t ms(Duration d) { return static_cast<std::int64_t>(d.count()); }
 
 // A reason by its name; nullopt for a name this build does not know (it is dropped).
 std::optional<ReplaceReason> replace_reason_named(const std::string& name) {
-  for (ReplaceReason r : {ReplaceReason::reload, ReplaceReason::restart, ReplaceReason::scale})
+  for (ReplaceReason r : {ReplaceReason::reload, ReplaceReason::restart, ReplaceReason::scale, ReplaceReason::memory,
+                          ReplaceReason::lifetime})
     if (name == to_string(r)) return r;
   return std::nullopt;
 }

@@ -14,6 +14,7 @@ void soak();        // bench_soak.cpp
 void balance();     // bench_balance.cpp
 void metrics();     // bench_metrics.cpp
 void upgrade();     // bench_upgrade.cpp
+void recycle();     // bench_recycle.cpp
 
 // The sizes of the soak, set from main's --restarts= --scale-cycles= --reloads= --requests=.
 struct SoakSizes {

@@ -40,6 +40,7 @@ const std::vector<Entry>& entries() {
       {"balance", "hash, shared and load-balanced listeners: sync and event-loop workers under wrk", bench::balance},
       {"metrics", "GET /metrics with 256 workers: scrape latency p50/p99, master CPU at 10 scrapes/s", bench::metrics},
       {"upgrade", "in-place upgrade: time with 8 and 256 workers, failed requests during 20 upgrades", bench::upgrade},
+      {"recycle", "max_lifetime recycling of 8 demo workers under a fresh-connection load: failed requests", bench::recycle},
   };
   return all;
 }

@@ -130,10 +130,18 @@ const std::vector<BadConfig> bad_configs{
     {worker("user = 33\n"), "app.toml:3:8: worker.user: expected a string, got an integer"},
     {worker("directory = \"/srv\\u0000app\"\n"),
      R"(app.toml:3:13: worker.directory: must not contain a NUL character (\u0000))"},
-    {worker("max_memory = \"512MiB\"\n"),
-     R"(app.toml:3:14: worker.max_memory: not supported yet; remove it or set it to "")"},
-    {worker("max_lifetime = \"6h\"\n"),
-     R"(app.toml:3:16: worker.max_lifetime: not supported yet; remove it or set it to "")"},
+    {worker("max_memory = \"512KiB\"\n"),
+     R"(app.toml:3:14: worker.max_memory: must be "" (off) or a size from 1 MiB to 1024 GiB such as "512MiB", got "512KiB")"},
+    {worker("max_memory = \"2048GiB\"\n"),
+     R"(app.toml:3:14: worker.max_memory: "2048GiB" is too large; a size can be at most 1024GiB (1 TiB))"},
+    {worker("max_memory = 512\n"),
+     R"(app.toml:3:14: worker.max_memory: must be "" (off) or a size from 1 MiB to 1024 GiB such as "512MiB", got 512)"},
+    {worker("max_lifetime = \"500ms\"\n"),
+     R"(app.toml:3:16: worker.max_lifetime: must be "" (off) or a duration from 1s to 8760h such as "6h", got "500ms")"},
+    {worker("max_lifetime = 6\n"),
+     R"(app.toml:3:16: worker.max_lifetime: expected a duration with a unit such as "30s", got 6)"},
+    {worker("memory_sample_interval = \"100ms\"\n"),
+     R"(app.toml:3:26: worker.memory_sample_interval: must be a duration from 250ms to 1h, got "100ms")"},
     {worker("max_surge = 0\n"), "app.toml:3:13: worker.max_surge: must be an integer from 1 to 1024, got 0"},
     {worker("max_surge = \"2\"\n"), "app.toml:3:13: worker.max_surge: must be an integer from 1 to 1024, got a string"},
     // [preforkd]
@@ -222,7 +230,7 @@ TEST_CASE("several errors are all reported, in file order", "[config]") {
           R"(app.toml:5:9: worker.count: must be "auto" or an integer from 1 to 1024, got 0)",
           "app.toml:7:1: worker.bogus: unknown key; expected \"backoff_initial\", \"backoff_max\", \"command\", "
           "\"count\", \"cpu_affinity\", \"directory\", \"env\", \"fatal_exit_codes\", \"group\", \"max_lifetime\", \"max_memory\", \"max_surge\", "
-          "\"ready\", \"ready_timeout\", \"restart\", \"stall_timeout\", \"stop_signal\", \"stop_timeout\", \"user\" or \"watchdog\"",
+          "\"memory_sample_interval\", \"ready\", \"ready_timeout\", \"restart\", \"stall_timeout\", \"stop_signal\", \"stop_timeout\", \"user\" or \"watchdog\"",
           "app.toml:9:11: listen[0].address: invalid address \"localhost:80\": host must be a numeric IPv4 or "
           "[IPv6] address, got localhost",
           "app.toml:12:11: listen[1].backlog: must be an integer from 1 to 65535, got -1",
@@ -428,4 +436,22 @@ TEST_CASE("preforkd.metrics_listen: a TCP address, off when empty", "[config][me
   REQUIRE(port.errors.size() == 1);
   CHECK(port.errors[0].to_string().starts_with(
       "app.toml:2:18: preforkd.metrics_listen: invalid address \"127.0.0.1:99999\": port must be 1..65535"));
+}
+
+TEST_CASE("max_memory, max_lifetime and memory_sample_interval: recycling limits", "[config]") {
+  const ConfigResult off = parse_config(worker("max_memory = \"\"\nmax_lifetime = \"\"\n"), "app.toml", 2);
+  REQUIRE(off.config);
+  CHECK(off.config->worker.max_memory == 0);
+  CHECK(off.config->worker.max_lifetime == Duration::zero());
+  CHECK(off.config->worker.memory_sample_interval == std::chrono::seconds(2));
+  const ConfigResult on = parse_config(
+      worker("max_memory = \"1.5GiB\"\nmax_lifetime = \"6h\"\nmemory_sample_interval = \"500ms\"\n"), "app.toml", 2);
+  INFO((on.errors.empty() ? std::string() : on.errors.front().to_string()));
+  REQUIRE(on.config);
+  CHECK(on.config->worker.max_memory == 1536ull * 1024 * 1024);
+  CHECK(on.config->worker.max_lifetime == std::chrono::hours(6));
+  CHECK(on.config->worker.memory_sample_interval == std::chrono::milliseconds(500));
+  const ConfigResult zero = parse_config(worker("max_lifetime = \"0s\"\n"), "app.toml", 2);
+  REQUIRE(zero.config);
+  CHECK(zero.config->worker.max_lifetime == Duration::zero());
 }

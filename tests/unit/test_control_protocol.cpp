@@ -216,7 +216,7 @@ TEST_CASE("the status reply has the contract's field names", "[control_protocol]
         std::set<std::string>{"slot", "pid", "state", "generation", "restarts", "uptime_s", "rss_bytes",
                               "cpu_percent", "last_exit", "notify_status", "activity", "queued", "pss_bytes",
                               "uss_bytes", "processes", "cgroup", "crashes", "replacements", "replaced_for",
-                              "cpus", "cpu_s"});
+                              "cpus", "cpu_s", "recycle_in_s", "recycled"});
   CHECK(reply["workers"][0]["last_exit"].is_null());
   CHECK(keys(reply["workers"][1]["last_exit"]) ==
         std::set<std::string>{"text", "code", "signal", "unix_time", "ago_s", "cause"});

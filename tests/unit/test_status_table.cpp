@@ -98,6 +98,15 @@ TEST_CASE("render_status shows the workers' STATUS= text when there is some", "[
   CHECK(table.find("  -                                accepting\n") != std::string::npos);
 }
 
+TEST_CASE("render_status shows why a slot was last recycled, once one was", "[status_table]") {
+  auto s = sample();
+  CHECK(ctl::render_status(s, ctl::Colour::off).find("RECYCLED") == std::string::npos);
+  s.workers[0].recycled = "memory 612 MiB > 512 MiB";
+  const std::string table = ctl::render_status(s, ctl::Colour::off);
+  CHECK(table.find("  RECYCLED\n") != std::string::npos);
+  CHECK(table.find("  memory 612 MiB > 512 MiB\n") != std::string::npos);
+}
+
 TEST_CASE("render_status with colour paints states and keeps columns aligned", "[status_table]") {
   const std::string table = ctl::render_status(sample(), ctl::Colour::on);
   CHECK(table.find("\033[32mready\033[0m     0") != std::string::npos);

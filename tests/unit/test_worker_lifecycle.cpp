@@ -360,6 +360,8 @@ TEST_CASE("counters: an exit nobody asked for is a crash; a stop asked for is no
   CHECK(std::string(to_string(ReplaceReason::reload)) == "reload");
   CHECK(std::string(to_string(ReplaceReason::restart)) == "restart");
   CHECK(std::string(to_string(ReplaceReason::scale)) == "scale");
+  CHECK(std::string(to_string(ReplaceReason::memory)) == "memory");
+  CHECK(std::string(to_string(ReplaceReason::lifetime)) == "lifetime");
 }
 
 TEST_CASE("stale events change nothing") {

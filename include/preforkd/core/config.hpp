@@ -4,6 +4,7 @@
 #include <preforkd/core/address.hpp>
 #include <preforkd/core/units.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -76,6 +77,12 @@ struct WorkerConfig {
   // A worker whose accept queue holds connections and takes none for this long is
   // replaced (core/stall_plan); zero turns it off.
   Duration stall_timeout = std::chrono::seconds(30);
+  // Recycling (core/recycle_plan): a worker whose tree's USS (private memory) stays above max_memory bytes,
+  // or that has run for max_lifetime (with jitter), is replaced by a new one, ready first.
+  // Zero turns either off. The usage sampler reads memory every memory_sample_interval.
+  std::uint64_t max_memory = 0;
+  Duration max_lifetime = Duration::zero();
+  Duration memory_sample_interval = std::chrono::seconds(2);
   bool operator==(const WorkerConfig&) const = default;
 };
 

@@ -139,6 +139,8 @@ struct WorkerStatus {
   std::map<std::string, int> replaced_for{};  // replacements by reason ("reload": 2)
   std::string cpus{};                // the CPUs it is pinned to ("1"), "" when not pinned
   double cpu_s = 0;                  // CPU time (user + system) of the current process, as last sampled
+  double recycle_in_s = -1;          // until its max_lifetime recycle (jitter included); -1: none
+  std::string recycled{};            // why the slot was last recycled: "memory 612 MiB > 512 MiB", "lifetime"
   bool operator==(const WorkerStatus&) const = default;
 };
 

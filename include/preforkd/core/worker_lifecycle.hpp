@@ -38,6 +38,8 @@ enum class ReplaceReason {
   reload,   // a reload rolled a new generation onto the slot (or rolled it back)
   restart,  // preforkctl restart
   scale,    // a slot being scaled away was kept again, with a new process
+  memory,   // recycled: its tree stayed above worker.max_memory
+  lifetime, // recycled: it had run for worker.max_lifetime (with jitter)
 };
 [[nodiscard]] const char* to_string(ReplaceReason r);
 

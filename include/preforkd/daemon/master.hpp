@@ -10,6 +10,7 @@
 #include <preforkd/daemon/fail_fast.hpp>
 #include <preforkd/daemon/metrics_server.hpp>
 #include <preforkd/daemon/notify_socket.hpp>
+#include <preforkd/daemon/recycler.hpp>
 #include <preforkd/daemon/signal_watch.hpp>
 #include <preforkd/daemon/stall_watch.hpp>
 #include <preforkd/daemon/supervisor.hpp>
@@ -42,6 +43,9 @@ class Master {
   void handle(const control::Request& request, ControlServer::Responder respond);
   [[nodiscard]] control::StatusSnapshot status();
   void sample_usage();
+  // Reload, restart and scale wait for a recycle in progress (daemon/recycler.hpp): true
+  // when `then` was queued to run once it is over.
+  [[nodiscard]] bool wait_for_recycle(const char* what, std::function<void()> then);
   // The Prometheus endpoint, when metrics_listen is set (metrics_server.hpp).
   [[nodiscard]] Status open_metrics();
   // Re-reads the config file and applies the difference (reload.cpp).
@@ -69,6 +73,7 @@ class Master {
   std::unique_ptr<Balancer> balancer_;
   std::unique_ptr<StallWatch> stall_watch_;
   std::unique_ptr<FailFast> fail_fast_;
+  std::unique_ptr<Recycler> recycler_;  // worker.max_memory, worker.max_lifetime
   std::unique_ptr<MetricsServer> metrics_;  // with [preforkd] metrics_listen
   std::vector<std::unique_ptr<SignalWatch>> signals_;
   bool loop_ok_ = false;  // uv_loop_init worked

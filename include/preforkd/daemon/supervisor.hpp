@@ -148,7 +148,14 @@ class Supervisor {
   [[nodiscard]] Result<std::unique_ptr<os::ListenerSet>> reopen_listeners(const std::vector<ListenConfig>& configs);
   // Takes a new generation whose policy applies to every run, without new processes.
   void adopt(std::shared_ptr<const Generation> gen);
+  // Recycling (daemon/recycler.cpp): a one-slot rolling update of the current generation
+  // for each of `slots` (reasons[i] is why slots[i] goes: memory, lifetime), each new
+  // worker ready before its old one stops; a new one that never gets ready is dropped and
+  // the old one keeps serving.
+  void recycle(std::vector<int> slots, std::vector<ReplaceReason> reasons, Done done);
   [[nodiscard]] bool busy() const { return rolling_ != nullptr || stopping_; }
+  // The rolling update in progress is a recycle (reload, restart and scale wait for it).
+  [[nodiscard]] bool recycling() const { return rolling_ != nullptr && !rolling_->slot_reasons.empty(); }
   // The stall watch found the ready worker `pid` of `slot` stalled (`note` says how): it
   // is stopped and replaced as after a crash. Ignored when that worker is no longer the
   // slot's ready one.
@@ -204,6 +211,7 @@ class Supervisor {
     std::shared_ptr<const Generation> previous;  // what switched slots roll back to
     std::unique_ptr<os::ListenerSet> listeners;  // the target's own sockets, if it has new ones
     ReplaceReason reason = ReplaceReason::reload;  // restart when the generation stays
+    std::map<int, ReplaceReason> slot_reasons;     // a recycle: why each slot goes
     Done done;
   };
   struct Queued {
@@ -243,6 +251,8 @@ class Supervisor {
   void check_finished();
   [[nodiscard]] const os::ListenerSet& listeners_for(const WorkerRun& run) const;
   // Rolling updates (rolling_update.cpp).
+  void begin_roll(std::shared_ptr<const Generation> gen, std::vector<int> slots, Done done,
+                  std::unique_ptr<os::ListenerSet> listeners, std::map<int, ReplaceReason> slot_reasons);
   void after_candidate_change(WorkerRun& run, const Event& cause);
   void roll_event(RollEvent event);
   void carry_out(const RollAction& action);
