@@ -63,7 +63,7 @@ void stop_cleanly(Daemon& d) {
 
 TEST_CASE("a worker that sleeps before it accepts is starting until it accepts, then ready", "[ready]") {
   const int port = free_port();
-  constexpr int delay_ms = 4000;
+  constexpr int delay_ms = 6000;  // long enough that status is read before it, on a loaded machine
   const auto started = Clock::now();
   Daemon d(toml(accept_worker(local_address(port), 2, {"--delay-ms", std::to_string(delay_ms)})));
 
