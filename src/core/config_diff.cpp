@@ -36,7 +36,11 @@ ConfigDiff diff_configs(const Config& running, const Config& next) {
   roll_if(a.cpu_affinity != b.cpu_affinity, "worker.cpu_affinity");
   // WATCHDOG_USEC and NOTIFY_SOCKET are part of the worker's environment.
   roll_if(a.watchdog != b.watchdog, "worker.watchdog");
-  roll_if((a.ready.kind == ReadyKind::notify) != (b.ready.kind == ReadyKind::notify), "worker.ready");
+  // And a run starting under "accepting" would read the other kinds' timer as its timeout:
+  // switching to or from it gives new workers, which the reload then sees accept.
+  roll_if((a.ready.kind == ReadyKind::notify) != (b.ready.kind == ReadyKind::notify) ||
+              (a.ready.kind == ReadyKind::accepting) != (b.ready.kind == ReadyKind::accepting),
+          "worker.ready");
   roll_if(running.daemon.worker_output != next.daemon.worker_output, "preforkd.worker_output");
   d.listeners_changed = !same_listeners(running.listeners, next.listeners);
   // Each worker's fds and LISTEN_FDNAMES follow the listeners.

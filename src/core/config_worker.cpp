@@ -145,9 +145,9 @@ void read_env(const Section& s, WorkerConfig& out) {
   for (auto& [key, value] : vars) out.env.emplace_back(key->str(), std::move(value));
 }
 
-// "immediate", "notify", or how long a worker must stay alive to count as ready.
+// "immediate", "notify", "accepting", or how long a worker must stay alive to count as ready.
 void read_ready(const Section& s, std::optional<Duration> ready_timeout, WorkerConfig& out) {
-  static constexpr std::array<std::string_view, 2> kinds{"immediate", "notify"};
+  static constexpr std::array<std::string_view, 3> kinds{"immediate", "notify", "accepting"};
   const Field f = s.field("ready");
   if (f.node == nullptr) return;
   const auto* text = f.node->as_string();
@@ -159,7 +159,11 @@ void read_ready(const Section& s, std::optional<Duration> ready_timeout, WorkerC
     out.ready = {ReadyKind::notify, Duration::zero()};
     return;
   }
-  const std::string expected = R"(must be "immediate", "notify" or a duration)";
+  if (text != nullptr && text->get() == "accepting") {
+    out.ready = {ReadyKind::accepting, Duration::zero()};
+    return;
+  }
+  const std::string expected = R"(must be "immediate", "notify", "accepting" or a duration)";
   if (text == nullptr) {
     const bool number = f.node->is_integer() || f.node->is_floating_point();
     report(s.diag(), f,

@@ -97,6 +97,7 @@ Transition on_spawned(const Lifecycle& current, const LifecyclePolicy& p) {
     case ReadyKind::alive:
       return {l, {act(A::arm_timer, p.ready.alive_for)}};
     case ReadyKind::notify:
+    case ReadyKind::accepting:
       return {l, {act(A::arm_timer, p.ready_timeout)}};
   }
   return stay(l);
@@ -106,7 +107,7 @@ Transition on_timer(const Lifecycle& l, const LifecyclePolicy& p) {
   switch (l.state) {
     case S::starting:
       if (p.ready.kind == ReadyKind::alive) return enter_ready(l);
-      // notify: READY=1 never came.
+      // notify: READY=1 never came; accepting: it was never seen waiting on its socket.
       return enter_stopping(l, p, StopIntent::replace, true, {act(A::report_ready_timeout)});
     case S::backoff:
       // A quiet retry after an fd shortage is no replacement of a crashed process.
@@ -286,8 +287,24 @@ Transition step(const Lifecycle& l, const Event& e, const LifecyclePolicy& p) {
       return on_exited(l, e, p);
     case E::stalled:
       return on_stalled(l, p);
+    case E::seen_accepting:
+      if (l.state != S::starting || p.ready.kind != ReadyKind::accepting) return stay(l);
+      return enter_ready(l, {act(A::disarm_timer)});
   }
   return stay(l);
+}
+
+const char* not_ready_hint(ReadyKind kind) {
+  switch (kind) {
+    case ReadyKind::accepting:
+      return "; it never waited for connections on its socket (ready = \"accepting\" needs accept() or epoll "
+             "on the inherited fd 3...; does it bind a socket of its own?)";
+    case ReadyKind::notify:
+    case ReadyKind::immediate:
+    case ReadyKind::alive:
+      return "";
+  }
+  return "";
 }
 
 }  // namespace preforkd

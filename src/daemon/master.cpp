@@ -56,6 +56,7 @@ Master::~Master() {
   recycler_.reset();
   fail_fast_.reset();
   stall_watch_.reset();
+  readiness_.reset();
   supervisor_->on_steer = nullptr;
   balancer_.reset();
   systemd_.reset();
@@ -157,6 +158,13 @@ int Master::run() {
     return 1;
   }
   fail_fast_ = std::move(*fail_fast);
+  // Workers with ready = "accepting" become ready once seen waiting on their socket.
+  auto readiness = ReadinessWatch::open(&loop_, *supervisor_);
+  if (!readiness) {
+    spdlog::error("{}", readiness.error());
+    return 1;
+  }
+  readiness_ = std::move(*readiness);
 
   // Workers start with clone(CLONE_VM), safe only in a one-thread master (os/spawn.cpp).
   if (Status one = os::check_single_threaded(); !one)
@@ -232,6 +240,7 @@ std::string Master::summary() const {
 
 void Master::on_change() {
   if (fail_fast_) fail_fast_->update();
+  if (readiness_) readiness_->update();
   if (supervisor_->stopping()) return;
   systemd_->status(summary());
   if (systemd_->ready_sent() || reloading_) return;

@@ -57,7 +57,8 @@ std::string why_not_ready(const WorkerRun& run, const Event& cause) {
     case Event::Kind::exited:
       return who + " " + describe(cause.status) + " before it was ready";
     case Event::Kind::timer:
-      return who + " was not ready within " + format_duration(run.gen->worker.ready_timeout);
+      return who + " was not ready within " + format_duration(run.gen->worker.ready_timeout) +
+             not_ready_hint(run.gen->worker.ready.kind);
     case Event::Kind::spawn_failed:
       return who + " could not be started: " + run.spawn_error;
     case Event::Kind::watchdog_expired:
@@ -67,6 +68,7 @@ std::string why_not_ready(const WorkerRun& run, const Event& cause) {
     case Event::Kind::ready_notified:
     case Event::Kind::stop:
     case Event::Kind::kill:
+    case Event::Kind::seen_accepting:
     case Event::Kind::stalled:  // only a ready run can stall
       break;
   }

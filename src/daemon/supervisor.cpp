@@ -210,7 +210,8 @@ void Supervisor::report(const WorkerRun& run, const Action& action) const {
   const int restarts = in_slot ? slots_[static_cast<std::size_t>(run.slot)].restarts : 0;
   switch (action.kind) {
     case Action::Kind::report_ready_timeout:
-      spdlog::warn("{} was not ready within {}; stopping it", who(run), format_duration(run.gen->worker.ready_timeout));
+      spdlog::warn("{} was not ready within {}{}; stopping it", who(run), format_duration(run.gen->worker.ready_timeout),
+                   not_ready_hint(run.gen->worker.ready.kind));
       return;
     case Action::Kind::report_watchdog:
       spdlog::warn("{}: watchdog timeout; stopping it", who(run));
@@ -346,6 +347,13 @@ void Supervisor::stalled(int slot, pid_t pid, std::string note) {
   if (run == nullptr || run->pid != pid || run->life.state != WorkerState::ready) return;
   run->stall_note = std::move(note);
   post(*run, Event::of(Event::Kind::stalled));
+  run_queue();
+}
+
+void Supervisor::seen_accepting(pid_t pid) {
+  WorkerRun* run = find_run(pid);
+  if (run == nullptr) return;
+  post(*run, Event::of(Event::Kind::seen_accepting));
   run_queue();
 }
 

@@ -93,15 +93,17 @@ const std::vector<BadConfig> bad_configs{
      R"(app.toml:3:12: worker.watchdog: unknown unit "sec" in "10sec"; use ms, s, m or h)"},
     // [worker].ready
     {worker("ready = \"notfy\"\n"),
-     R"(app.toml:3:9: worker.ready: must be "immediate", "notify" or a duration such as "1s", got "notfy"; did you mean "notify"?)"},
+     R"(app.toml:3:9: worker.ready: must be "immediate", "notify", "accepting" or a duration such as "1s", got "notfy"; did you mean "notify"?)"},
     {worker("ready = \"2m\"\n"), R"(app.toml:3:9: worker.ready: must be shorter than ready_timeout (30s), got "2m")"},
     {worker("ready_timeout = \"5s\"\nready = \"5s\"\n"),
      R"(app.toml:4:9: worker.ready: must be shorter than ready_timeout (5s), got "5s")"},
     {worker("ready = \"0s\"\n"),
      R"(app.toml:3:9: worker.ready: must be greater than 0s (use "immediate" for no wait), got "0s")"},
     {worker("ready = 1\n"),
-     R"(app.toml:3:9: worker.ready: must be "immediate", "notify" or a duration with a unit such as "1s", got 1)"},
+     R"(app.toml:3:9: worker.ready: must be "immediate", "notify", "accepting" or a duration with a unit such as "1s", got 1)"},
     {worker("ready = \"1x\"\n"), R"(app.toml:3:9: worker.ready: unknown unit "x" in "1x"; use ms, s, m or h)"},
+    {worker("ready = \"acepting\"\n"),
+     R"(app.toml:3:9: worker.ready: must be "immediate", "notify", "accepting" or a duration such as "1s", got "acepting"; did you mean "accepting"?)"},
     // [worker].stop_signal
     {worker("stop_signal = \"SIGTREM\"\n"),
      R"(app.toml:3:15: worker.stop_signal: must be a signal name such as "SIGTERM" or "TERM", or a number from 1 to 64, got "SIGTREM"; did you mean "SIGTERM"?)"},
@@ -361,6 +363,7 @@ TEST_CASE("count = \"auto\" takes the usable CPUs", "[config]") {
 
 TEST_CASE("other accepted forms", "[config]") {
   CHECK(must_parse(worker("ready = \"immediate\"\n")).worker.ready.kind == ReadyKind::immediate);
+  CHECK(must_parse(worker("ready = \"accepting\"\n")).worker.ready == ReadyPolicy{ReadyKind::accepting, 0ms});
   CHECK(must_parse(worker("ready = \"1m30s\"\nready_timeout = \"2m\"\n")).worker.ready ==
         ReadyPolicy{ReadyKind::alive, 90s});
   CHECK(must_parse(worker("stop_signal = \"TERM\"\n")).worker.stop_signal == 15);

@@ -41,6 +41,18 @@ TEST_CASE("what the workers run or see rolls them") {
   CHECK(d.roll_reasons == std::vector<std::string>{"worker.watchdog"});
 }
 
+TEST_CASE("switching ready to or from \"accepting\" rolls the workers; other kinds change the policy") {
+  const Config alive = parse("count = 2");  // ready = "1s"
+  for (const char* ready : {"ready = \"accepting\"", "ready = \"notify\""})
+    CHECK(diff_configs(alive, parse(std::string("count = 2\n") + ready)).roll_reasons ==
+          std::vector<std::string>{"worker.ready"});
+  CHECK(diff_configs(parse("count = 2\nready = \"accepting\""), parse("count = 2\nready = \"notify\"")).roll_reasons ==
+        std::vector<std::string>{"worker.ready"});
+  auto d = diff_configs(alive, parse("count = 2\nready = \"immediate\""));
+  CHECK_FALSE(d.roll_workers);
+  CHECK(d.policy_changed);
+}
+
 TEST_CASE("a count change is a scale, not a roll") {
   auto d = diff_configs(parse("count = 2"), parse("count = 5"));
   CHECK(d.count_changed);

@@ -97,6 +97,45 @@ TEST_CASE("readiness: immediate, a duration alive, notify") {
   }
 }
 
+TEST_CASE("readiness: accepting") {
+  const LifecyclePolicy p = policy(ReadyKind::accepting);
+  SECTION("spawned arms the ready timeout; being seen accepting makes it ready") {
+    auto t = step(in(S::starting), Event::of(E::spawned), p);
+    CHECK(t.next.state == S::starting);
+    REQUIRE(t.actions.size() == 1);
+    CHECK(t.actions[0] == Action{A::arm_timer, 30s});
+    auto r = step(t.next, Event::of(E::seen_accepting), p);
+    CHECK(r.next.state == S::ready);
+    CHECK(kinds(r) == std::vector{A::disarm_timer});
+  }
+  SECTION("never seen accepting: the ready timeout stops it, as a failure, and replaces it") {
+    auto t = step(in(S::starting), Event::of(E::timer), p);
+    CHECK(t.next.state == S::stopping);
+    CHECK(t.next.stop_intent == StopIntent::replace);
+    CHECK(t.next.stop_is_failure);
+    CHECK(kinds(t) == std::vector{A::report_ready_timeout, A::send_stop_signal, A::arm_timer});
+    CHECK(std::string(not_ready_hint(ReadyKind::accepting)).find("never waited for connections") != std::string::npos);
+    CHECK(std::string(not_ready_hint(ReadyKind::alive)).empty());
+  }
+  SECTION("a trial run seen accepting is an ordinary ready run") {
+    Lifecycle l = in(S::starting);
+    l.trial = true;
+    auto r = step(l, Event::of(E::seen_accepting), p);
+    CHECK(r.next.state == S::ready);
+    CHECK_FALSE(r.next.trial);
+  }
+  SECTION("seen accepting is ignored unless starting with ready = accepting, and READY=1 does not count") {
+    for (ReadyKind k : {ReadyKind::alive, ReadyKind::notify, ReadyKind::immediate})
+      CHECK(step(in(S::starting), Event::of(E::seen_accepting), policy(k)).next.state == S::starting);
+    for (S s : {S::ready, S::stopping, S::backoff, S::failed, S::stopped}) {
+      auto t = step(in(s), Event::of(E::seen_accepting), p);
+      CHECK(t.next.state == s);
+      CHECK(t.actions.empty());
+    }
+    CHECK(step(in(S::starting), Event::of(E::ready_notified), p).next.state == S::starting);
+  }
+}
+
 TEST_CASE("the first crash of a healthy worker restarts it at once; repeated crashes back off") {
   const auto p = policy();
   // Healthy: was ready and up longer than the throttle window (backoff_initial).

@@ -24,7 +24,10 @@ enum class RestartMode { always, on_failure, never };
 enum class ListenMode { reuseport, shared };
 // How a reuseport listener spreads connections over its slots' sockets.
 enum class ListenBalance { load, hash };
-enum class ReadyKind { immediate, notify, alive };
+// How a started worker comes to count as ready: at once; on READY=1; after staying alive
+// for a while; or once its tree is seen waiting for connections on the slot's own
+// socket (blocked in accept() on it, or the socket in an epoll set: os/accept_wait.hpp).
+enum class ReadyKind { immediate, notify, alive, accepting };
 
 struct ReadyPolicy {
   ReadyKind kind = ReadyKind::alive;

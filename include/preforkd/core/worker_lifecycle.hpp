@@ -91,6 +91,7 @@ struct Event {
     kill,              // SIGKILL now, stay stopped
     exited,            // waitpid reported the process's end
     stalled,           // its accept queue holds connections it has not taken for stall_timeout
+    seen_accepting,    // its tree was seen waiting for connections on its own socket (ready = "accepting")
   };
   Kind kind = Kind::start;
   StopIntent intent = StopIntent::remove;  // for stop
@@ -166,5 +167,9 @@ struct Transition {
 };
 
 [[nodiscard]] Transition step(const Lifecycle& current, const Event& event, const LifecyclePolicy& policy);
+
+// What a "not ready within ..." report adds for `kind`, so the operator learns what was
+// waited for: "" or "; it never waited for connections on its socket (...)".
+[[nodiscard]] const char* not_ready_hint(ReadyKind kind);
 
 }  // namespace preforkd

@@ -10,6 +10,7 @@
 #include <preforkd/daemon/fail_fast.hpp>
 #include <preforkd/daemon/metrics_server.hpp>
 #include <preforkd/daemon/notify_socket.hpp>
+#include <preforkd/daemon/readiness_watch.hpp>
 #include <preforkd/daemon/recycler.hpp>
 #include <preforkd/daemon/signal_watch.hpp>
 #include <preforkd/daemon/stall_watch.hpp>
@@ -72,6 +73,7 @@ class Master {
   std::unique_ptr<Timer> sampler_;
   std::unique_ptr<Balancer> balancer_;
   std::unique_ptr<StallWatch> stall_watch_;
+  std::unique_ptr<ReadinessWatch> readiness_;  // ready = "accepting"
   std::unique_ptr<FailFast> fail_fast_;
   std::unique_ptr<Recycler> recycler_;  // worker.max_memory, worker.max_lifetime
   std::unique_ptr<MetricsServer> metrics_;  // with [preforkd] metrics_listen

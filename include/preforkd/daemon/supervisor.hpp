@@ -160,6 +160,14 @@ class Supervisor {
   // is stopped and replaced as after a crash. Ignored when that worker is no longer the
   // slot's ready one.
   void stalled(int slot, pid_t pid, std::string note);
+  // The readiness watch saw worker `pid` waiting for connections on its own socket
+  // (ready = "accepting"): it becomes ready. Ignored for a process that is no worker.
+  void seen_accepting(pid_t pid);
+  // The inodes of the sockets `run`'s process was given (a rolling update's candidate may
+  // have new ones), to recognise them in /proc.
+  [[nodiscard]] std::vector<ino_t> socket_inodes_of(const WorkerRun& run) const {
+    return listeners_for(run).socket_inodes_for_slot(run.slot);
+  }
   // The usage sampler's figures for the current run of `slot` (the only writer of them).
   void record_usage(int slot, const Usage& usage);
   // Every worker from now on runs in a cgroup of its own under `tree` (supervisor_tree.cpp).
