@@ -3,6 +3,7 @@
 #include <preforkd/core/config.hpp>
 #include <preforkd/core/control_protocol.hpp>
 #include <preforkd/core/exit_codes.hpp>
+#include <preforkd/daemon/fd_store.hpp>
 #include <preforkd/daemon/generation.hpp>
 #include <preforkd/daemon/logging.hpp>
 #include <preforkd/daemon/master.hpp>
@@ -133,10 +134,23 @@ int main(int argc, char** argv) {
     return exit_failed;
   }
 
+  // The sockets systemd kept in its fd store for us (a restart after a crash): taken
+  // back where they match the config, so their accept queues survive. LISTEN_* is unset
+  // here either way. After an upgrade the env was already read by the first image.
+  daemon::InheritedSockets inherited;
+  if (!resumed) {
+    auto taken = daemon::take_inherited_sockets(config.listeners, config.worker.count);
+    if (!taken) {
+      spdlog::error("{}", taken.error());
+      return exit_failed;
+    }
+    inherited = std::move(*taken);
+  }
   // The master binds every socket itself; a failure here stops start-up. After an upgrade
   // they are the same sockets, still open.
   auto listeners = resumed ? os::ListenerSet::adopt(config.listeners, resumed->target_count, resumed->listeners)
-                           : os::ListenerSet::open(config.listeners, config.worker.count);
+                   : inherited.listeners ? Result<os::ListenerSet>(std::move(*inherited.listeners))
+                                         : os::ListenerSet::open(config.listeners, config.worker.count);
   if (!listeners) {
     spdlog::error("{}", listeners.error());
     if (resumed && resumed->reply)
@@ -163,5 +177,6 @@ int main(int argc, char** argv) {
   master.use_worker_cgroups(std::move(*cgroups));
   master.set_program(self_path, daemon_version);
   if (resumed) master.resume_from(std::move(*resumed));
+  master.remove_from_fd_store(inherited.dropped_names);
   return master.run();
 }

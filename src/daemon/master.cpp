@@ -127,7 +127,12 @@ int Master::run() {
     }
     signals_.push_back(std::move(*watch));
   }
-  auto sampler = Timer::open(&loop_, [this] { sample_usage(); });
+  // Also catches socket changes that no state change announces (a slot removed when
+  // its queue has drained).
+  auto sampler = Timer::open(&loop_, [this] {
+    sample_usage();
+    fd_store_.sync(supervisor_->listeners());
+  });
   if (!sampler) {
     spdlog::error("usage sampler: {}", sampler.error());
     return 1;
@@ -183,6 +188,7 @@ int Master::run() {
     spdlog::error("cannot start the workers: {}", started.error());
     return 1;
   }
+  fd_store_.sync(supervisor_->listeners());
   uv_run(&loop_, UV_RUN_DEFAULT);
   spdlog::info("all workers stopped, exiting");
   return exit_code_;
@@ -241,6 +247,8 @@ std::string Master::summary() const {
 void Master::on_change() {
   if (fail_fast_) fail_fast_->update();
   if (readiness_) readiness_->update();
+  // Scaling and reloads change the sockets: systemd's store follows.
+  fd_store_.sync(supervisor_->listeners());
   if (supervisor_->stopping()) return;
   systemd_->status(summary());
   if (systemd_->ready_sent() || reloading_) return;

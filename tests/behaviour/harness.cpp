@@ -324,11 +324,57 @@ std::string fixture(const std::string& name) {
 
 namespace {
 
-pid_t start_process(const std::vector<std::string>& args, const std::string& log_path, int pending_signal = 0) {
+pid_t start_process(const std::vector<std::string>& args, const std::string& log_path, int pending_signal = 0,
+                    const PassedFds& passed = {}) {
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  // With passed sockets, the environment is built before the fork (the test process has
+  // threads: nothing may allocate in the child) with room for LISTEN_PID's digits.
+  std::vector<std::string> env_text;
+  std::vector<char*> envp;
+  std::size_t pid_entry = 0;
+  if (!passed.fds.empty()) {
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string_view entry(*e);
+      if (entry.starts_with("LISTEN_") || entry.starts_with("RUNTIME_DIRECTORY=")) continue;
+      env_text.emplace_back(entry);
+    }
+    env_text.push_back("RUNTIME_DIRECTORY=" + log_path.substr(0, log_path.rfind('/')));
+    env_text.push_back("LISTEN_FDS=" + std::to_string(passed.fds.size()));
+    env_text.push_back("LISTEN_FDNAMES=" + passed.names);
+    pid_entry = env_text.size();
+    env_text.push_back("LISTEN_PID=" + std::string(20, '\0'));
+    for (auto& e : env_text) envp.push_back(e.data());
+    envp.push_back(nullptr);
+  }
   const pid_t pid = ::fork();
+  if (pid == 0 && !passed.fds.empty()) {
+    ::setpgid(0, 0);
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0);
+    // LISTEN_PID=<own pid>, written without allocating.
+    char* digits = envp[pid_entry] + std::strlen("LISTEN_PID=");
+    char reversed[20];
+    int n = 0;
+    for (auto v = static_cast<unsigned long>(::getpid()); v > 0 || n == 0; v /= 10) reversed[n++] = static_cast<char>('0' + v % 10);
+    for (int i = 0; i < n; ++i) digits[i] = reversed[n - 1 - i];
+    digits[n] = '\0';
+    // Out of the way first (a source may be one of the targets), then to 3, 4, …;
+    // dup2 clears FD_CLOEXEC.
+    const int count = static_cast<int>(passed.fds.size());
+    int moved[256];
+    for (int i = 0; i < count && i < 256; ++i) moved[i] = ::fcntl(passed.fds[static_cast<std::size_t>(i)], F_DUPFD_CLOEXEC, 3 + count + 64);
+    for (int i = 0; i < count && i < 256; ++i) {
+      ::dup2(moved[i], 3 + i);
+      ::close(moved[i]);
+    }
+    ::execve(argv[0], argv.data(), envp.data());
+    _exit(127);
+  }
   if (pid == 0) {
     ::setpgid(0, 0);
     // The default control socket goes to $RUNTIME_DIRECTORY: each test has its own.
@@ -369,11 +415,12 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
-Daemon::Daemon(const std::string& config_toml, std::vector<std::string> extra_args, int pending_signal) {
+Daemon::Daemon(const std::string& config_toml, std::vector<std::string> extra_args, int pending_signal,
+               const PassedFds& passed) {
   dir_.write("app.toml", config_toml);
   std::vector<std::string> args{PREFORKD_BIN, "--config", config_path()};
   for (auto& a : extra_args) args.push_back(std::move(a));
-  pid_ = start_process(args, dir_.file("log"), pending_signal);
+  pid_ = start_process(args, dir_.file("log"), pending_signal, passed);
 }
 
 Daemon::~Daemon() {

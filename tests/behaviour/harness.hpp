@@ -119,6 +119,13 @@ pid_t worker_pid(pid_t master, int slot);
 std::string demo_bin();
 std::string fixture(const std::string& name);
 
+// Sockets handed to a preforkd as systemd hands its fd store back on a restart: at fds
+// 3, 4, … with LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID (the child's own pid).
+struct PassedFds {
+  std::vector<int> fds;
+  std::string names;  // the LISTEN_FDNAMES value
+};
+
 // A running preforkd. The destructor kills it (and so, through the parent-death
 // signal, its workers) and reaps it, so a failing test leaves nothing behind.
 class Daemon {
@@ -126,7 +133,9 @@ class Daemon {
   // Writes `config_toml` to <dir>/app.toml and starts preforkd --config on it. With
   // `pending_signal`, preforkd starts with that signal blocked and already pending, as if it
   // had been sent in its first instant (before any handler could be in place).
-  explicit Daemon(const std::string& config_toml, std::vector<std::string> extra_args = {}, int pending_signal = 0);
+  // With `passed`, preforkd starts with those sockets as systemd would pass them.
+  explicit Daemon(const std::string& config_toml, std::vector<std::string> extra_args = {}, int pending_signal = 0,
+                  const PassedFds& passed = {});
   ~Daemon();
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;

@@ -57,6 +57,8 @@ FakeSystemd::~FakeSystemd() {
   ::close(stop_pipe_[0]);
   ::close(stop_pipe_[1]);
   ::close(fd_);
+  for (const auto& m : messages_)
+    for (int fd : m.fds) ::close(fd);
 }
 
 void FakeSystemd::receive_loop() {
@@ -69,7 +71,8 @@ void FakeSystemd::receive_loop() {
     if (fds[1].revents != 0) return;
     while (true) {
       char buf[4096];
-      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+      // Credentials, and the fds of FDSTORE=1 (one per message; room for more).
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(16 * sizeof(int))];
       iovec iov{buf, sizeof buf};
       msghdr msg{};
       msg.msg_iov = &iov;
@@ -86,6 +89,13 @@ void FakeSystemd::receive_loop() {
           ucred cred{};
           std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
           d.sender = cred.pid;
+        } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+          const std::size_t n_fds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+          for (std::size_t k = 0; k < n_fds; ++k) {
+            int fd = -1;
+            std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
+            d.fds.push_back(fd);
+          }
         }
       }
       std::lock_guard lock(mutex_);
@@ -123,7 +133,8 @@ int FakeSystemd::count(const std::string& assignment) const {
   return n;
 }
 
-std::unique_ptr<Daemon> start_daemon(const std::string& config_toml, const EnvChanges& env) {
+std::unique_ptr<Daemon> start_daemon(const std::string& config_toml, const EnvChanges& env,
+                                     const PassedFds& passed) {
   std::map<std::string, std::optional<std::string>> saved;
   for (const auto& [name, value] : env) {
     if (!saved.contains(name)) {
@@ -134,7 +145,7 @@ std::unique_ptr<Daemon> start_daemon(const std::string& config_toml, const EnvCh
     else ::unsetenv(name.c_str());
   }
   // The child inherits the environment at fork, inside Daemon's constructor.
-  auto daemon = std::make_unique<Daemon>(config_toml);
+  auto daemon = std::make_unique<Daemon>(config_toml, std::vector<std::string>{}, 0, passed);
   for (const auto& [name, value] : saved) {
     if (value) ::setenv(name.c_str(), value->c_str(), 1);
     else ::unsetenv(name.c_str());

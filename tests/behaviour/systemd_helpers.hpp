@@ -27,6 +27,7 @@ struct Datagram {
   std::string text;      // e.g. "READY=1\nSTATUS=2/2 workers ready, generation 0"
   Clock::time_point at;  // when it was received
   pid_t sender = -1;     // from SCM_CREDENTIALS
+  std::vector<int> fds;  // from SCM_RIGHTS (FDSTORE=1); owned by the FakeSystemd
   // The value of `name` in this message ("NAME=value" lines), if present.
   [[nodiscard]] std::optional<std::string> get(const std::string& name) const;
   // True when the message has the line `assignment`, e.g. "READY=1".
@@ -72,7 +73,9 @@ using EnvChanges = std::vector<std::pair<std::string, std::optional<std::string>
 // Starts preforkd like Daemon does, with `env` applied to the environment it inherits.
 // The test process's own environment is changed only around the fork and restored at
 // once (tests in one process run one after another, so nothing else reads it meanwhile).
-std::unique_ptr<Daemon> start_daemon(const std::string& config_toml, const EnvChanges& env);
+// With `passed`, also hands it those sockets as systemd's fd store does on a restart.
+std::unique_ptr<Daemon> start_daemon(const std::string& config_toml, const EnvChanges& env,
+                                     const PassedFds& passed = {});
 
 struct CtlResult {
   int code = -1;    // exit code, or -1 when it did not finish in time

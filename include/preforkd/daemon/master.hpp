@@ -8,6 +8,7 @@
 #include <preforkd/daemon/balancer.hpp>
 #include <preforkd/daemon/control_server.hpp>
 #include <preforkd/daemon/fail_fast.hpp>
+#include <preforkd/daemon/fd_store.hpp>
 #include <preforkd/daemon/metrics_server.hpp>
 #include <preforkd/daemon/notify_socket.hpp>
 #include <preforkd/daemon/readiness_watch.hpp>
@@ -37,6 +38,8 @@ class Master {
   // In the image an upgrade started: run() takes the sockets, workers and timers from
   // `state` instead of binding and spawning.
   void resume_from(MasterState state);
+  // Names of sockets systemd passed back that start-up did not take (fd_store.hpp).
+  void remove_from_fd_store(const std::vector<std::string>& names) { fd_store_.remove(names); }
 
  private:
   void on_signal(int signum);
@@ -68,6 +71,7 @@ class Master {
   Clock::time_point started_ = Clock::now();
   std::unique_ptr<Supervisor> supervisor_;
   std::unique_ptr<SystemdNotifier> systemd_;
+  FdStore fd_store_;  // the listening sockets in systemd's fd store
   std::unique_ptr<NotifySocket> notify_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<Timer> sampler_;

@@ -13,6 +13,7 @@
 #include <preforkd/os/fd.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -80,6 +81,17 @@ class ListenerSet {
   [[nodiscard]] static Result<ListenerSet> adopt(const std::vector<ListenConfig>& listeners, int slots,
                                                  const std::vector<ListenerState>& handed);
 
+  // systemd's fd store (daemon/fd_store): why an inherited `fd` is not the socket
+  // `listener` asks for, or nullopt when it is: a listening stream socket of the same
+  // family, bound to the same address (any port when the config says port 0), with
+  // SO_REUSEPORT exactly when the listener has per-slot sockets.
+  [[nodiscard]] static std::optional<std::string> inherited_mismatch(int fd, const ListenConfig& listener);
+  // The set built from sockets taken back from the store: per listener, the fds of slots
+  // 0..k-1 (or its one shared socket), owned from here on; what is missing is bound
+  // (new per-slot sockets join the end of the group, so slot i stays index i).
+  [[nodiscard]] static Result<ListenerSet> take_inherited(const std::vector<ListenConfig>& listeners, int slots,
+                                                          const std::vector<std::vector<int>>& taken);
+
  private:
   // A unix socket file this set created. Unlinked when destroyed (also when a set is
   // move-assigned over), and only while the path is still that same file.
@@ -106,6 +118,8 @@ class ListenerSet {
   // far, which do not count as the address being taken.
   Status bind_listener(Listener& l, int slots, const std::vector<std::uint64_t>& own_inodes);
   Status steer_listener(Listener& l, const std::vector<int>& slots);
+  // Binds the sockets a listener is missing: all of them, or per-slot ones up to `slots`.
+  Status complete_listener(Listener& l, int slots, const std::vector<std::uint64_t>& own_inodes);
 
   std::vector<ListenConfig> configs_;
   std::vector<Listener> listeners_;
