@@ -6,7 +6,7 @@ namespace {
 
 bool same_listener(const ListenConfig& a, const ListenConfig& b) {
   return a.name == b.name && a.address.text == b.address.text && a.mode == b.mode && a.balance == b.balance &&
-         a.backlog == b.backlog && a.defer_accept == b.defer_accept && a.fastopen == b.fastopen;
+         a.backlog == b.backlog && same_socket_options(a, b);
 }
 
 bool same_listeners(const std::vector<ListenConfig>& a, const std::vector<ListenConfig>& b) {

@@ -13,8 +13,11 @@
 namespace preforkd::config_detail {
 namespace {
 
-constexpr std::array<std::string_view, 8> listen_keys{"name",         "address",  "mode",           "balance",
-                                                     "backlog",      "defer_accept", "fastopen", "fail_fast_after"};
+constexpr std::array<std::string_view, 18> listen_keys{
+    "name", "address", "mode", "balance", "backlog", "defer_accept", "fastopen", "fail_fast_after",
+    // Named after systemd.socket(5)'s settings, in snake_case.
+    "keep_alive", "keep_alive_time", "keep_alive_interval", "keep_alive_probes", "receive_buffer", "send_buffer",
+    "no_delay", "free_bind", "bind_ipv6_only", "bind_to_device"};
 constexpr std::array<Choice<ListenMode>, 2> listen_modes{
     {{"reuseport", ListenMode::reuseport}, {"shared", ListenMode::shared}}};
 constexpr std::array<Choice<ListenBalance>, 2> listen_balances{
@@ -25,6 +28,19 @@ constexpr std::int64_t max_backlog = 65535;
 constexpr Duration max_defer_accept = std::chrono::hours(1);
 // The kernel caps a TFO queue at net.core.somaxconn; 65535 is that sysctl's own limit.
 constexpr std::int64_t max_fastopen = 65535;
+constexpr std::array<Choice<BindIpv6Only>, 3> ipv6_only_choices{{{"default", BindIpv6Only::system_default},
+                                                                 {"both", BindIpv6Only::both},
+                                                                 {"ipv6-only", BindIpv6Only::ipv6_only}}};
+// TCP_KEEPIDLE and TCP_KEEPINTVL take whole seconds (the kernel allows up to 32767 s);
+// 2h is net.ipv4.tcp_keepalive_time's own default, beyond which keep-alive finds little.
+constexpr Duration min_keep_alive = std::chrono::seconds(1);
+constexpr Duration max_keep_alive = std::chrono::hours(2);
+constexpr std::int64_t max_keep_alive_probes = 127;  // TCP_KEEPCNT's kernel limit
+// SO_RCVBUF/SO_SNDBUF: the kernel doubles the value and keeps it under INT_MAX, and
+// raises anything below about 4KiB to its own minimum (which would not read back).
+constexpr std::uint64_t min_buffer = 4 * 1024;
+constexpr std::uint64_t max_buffer = 512 * 1024 * 1024;
+constexpr std::size_t max_device_name = 15;  // IFNAMSIZ - 1
 
 // Names travel in LISTEN_FDNAMES, which is ':'-separated: keep them to a safe alphabet.
 bool valid_name(std::string_view name) {
@@ -148,6 +164,97 @@ void read_fastopen(const Section& s, Entry& e) {
   if (tcp_only(s, f, e)) e.listen.fastopen = static_cast<int>(*value);
 }
 
+std::optional<bool> read_bool(const Section& s, const Field& f) {
+  if (f.node == nullptr) return std::nullopt;
+  if (const auto* b = f.node->as_boolean()) return b->get();
+  report(s.diag(), f, fmt::format("expected true or false, got {}", value_text(*f.node)));
+  return std::nullopt;
+}
+
+void read_tcp_flag(const Section& s, const Entry& e, std::string_view key, bool& out) {
+  const Field f = s.field(key);
+  const auto value = read_bool(s, f);
+  if (value && tcp_only(s, f, e)) out = *value;
+}
+
+// TCP_KEEPIDLE / TCP_KEEPINTVL: the kernel counts whole seconds.
+void read_keep_alive_duration(const Section& s, const Entry& e, std::string_view key, Duration& out) {
+  const Field f = s.field(key);
+  const auto value = read_duration(s.diag(), f);
+  if (!value) return;
+  if (*value < min_keep_alive || *value > max_keep_alive || value->count() % 1000 != 0) {
+    report(s.diag(), f, fmt::format("must be whole seconds from {} to {}, got {}", format_duration(min_keep_alive),
+                                    format_duration(max_keep_alive), format_duration(*value)));
+    return;
+  }
+  if (tcp_only(s, f, e)) out = *value;
+}
+
+// SO_RCVBUF / SO_SNDBUF: a size with a unit, as "256KiB".
+void read_buffer(const Section& s, const Entry& e, std::string_view key, int& out) {
+  const Field f = s.field(key);
+  if (f.node == nullptr) return;
+  const auto* text = f.node->as_string();
+  if (text == nullptr) {
+    const bool number = f.node->is_integer() || f.node->is_floating_point();
+    report(s.diag(), f,
+           fmt::format(R"(expected a size {}such as "256KiB", got {})", number ? "with a unit " : "",
+                       number ? value_text(*f.node) : type_name(*f.node)));
+    return;
+  }
+  std::string why;
+  const auto size = parse_size(text->get(), &why);
+  if (!size) {
+    report(s.diag(), f, why);
+    return;
+  }
+  if (*size < min_buffer || *size > max_buffer) {
+    report(s.diag(), f, fmt::format("must be from 4KiB to 512MiB, got {}", quoted(text->get())));
+    return;
+  }
+  if (tcp_only(s, f, e)) out = static_cast<int>(*size);
+}
+
+void read_keep_alive(const Section& s, Entry& e) {
+  read_tcp_flag(s, e, "keep_alive", e.listen.keep_alive);
+  read_keep_alive_duration(s, e, "keep_alive_time", e.listen.keep_alive_time);
+  read_keep_alive_duration(s, e, "keep_alive_interval", e.listen.keep_alive_interval);
+  const Field f = s.field("keep_alive_probes");
+  const auto probes = read_integer(s.diag(), f, 1, max_keep_alive_probes);
+  if (probes && tcp_only(s, f, e)) e.listen.keep_alive_probes = static_cast<int>(*probes);
+}
+
+// IPV6_V6ONLY means something only on an IPv6 socket.
+void read_bind_ipv6_only(const Section& s, Entry& e) {
+  const Field f = s.field("bind_ipv6_only");
+  const auto value = read_choice(s.diag(), f, ipv6_only_choices);
+  if (!value || !e.address_ok) return;
+  if (e.listen.address.family != AddressFamily::ipv6) {
+    report(s.diag(), f,
+           fmt::format("applies only to IPv6 listeners such as \"[::]:80\", got {}", quoted(e.listen.address.text)));
+    return;
+  }
+  e.listen.bind_ipv6_only = *value;
+}
+
+// SO_BINDTODEVICE: the kernel's rule for an interface name (dev_valid_name).
+void read_bind_to_device(const Section& s, Entry& e) {
+  const Field f = s.field("bind_to_device");
+  const auto name = read_string(s.diag(), f);
+  if (!name) return;
+  const bool valid = !name->empty() && name->size() <= max_device_name && *name != "." && *name != ".." &&
+                     std::none_of(name->begin(), name->end(), [](char c) {
+                       return c == '/' || c == ':' || c == ' ' || (c >= '\t' && c <= '\r') || c == '\0';
+                     });
+  if (!valid) {
+    report(s.diag(), f,
+           fmt::format("must be an interface name of 1 to {} characters without '/', ':' or spaces, got {}",
+                       max_device_name, quoted(*name)));
+    return;
+  }
+  if (tcp_only(s, f, e)) e.listen.bind_to_device = *name;
+}
+
 std::optional<Entry> read_entry(Diagnostics& diag, const toml::node& node, std::size_t index) {
   Entry e;
   e.prefix = fmt::format("listen[{}]", index);
@@ -166,6 +273,13 @@ std::optional<Entry> read_entry(Diagnostics& diag, const toml::node& node, std::
     e.listen.backlog = static_cast<int>(*backlog);
   read_defer_accept(s, e);
   read_fastopen(s, e);
+  read_keep_alive(s, e);
+  read_buffer(s, e, "receive_buffer", e.listen.receive_buffer);
+  read_buffer(s, e, "send_buffer", e.listen.send_buffer);
+  read_tcp_flag(s, e, "no_delay", e.listen.no_delay);
+  read_tcp_flag(s, e, "free_bind", e.listen.free_bind);
+  read_bind_ipv6_only(s, e);
+  read_bind_to_device(s, e);
   if (auto after = read_duration(diag, s.field("fail_fast_after"))) e.listen.fail_fast_after = *after;
   return e;
 }
@@ -222,6 +336,26 @@ namespace preforkd {
 int defer_accept_seconds(const ListenConfig& l) {
   const auto ms = l.defer_accept.count();
   return ms <= 0 ? 0 : static_cast<int>((ms + 999) / 1000);
+}
+
+bool same_socket_options(const ListenConfig& a, const ListenConfig& b) {
+  return a.defer_accept == b.defer_accept && a.fastopen == b.fastopen &&
+         a.keep_alive == b.keep_alive && a.keep_alive_time == b.keep_alive_time &&
+         a.keep_alive_interval == b.keep_alive_interval && a.keep_alive_probes == b.keep_alive_probes &&
+         a.receive_buffer == b.receive_buffer && a.send_buffer == b.send_buffer && a.no_delay == b.no_delay &&
+         a.free_bind == b.free_bind && a.bind_ipv6_only == b.bind_ipv6_only && a.bind_to_device == b.bind_to_device;
+}
+
+const char* to_string(BindIpv6Only v) {
+  switch (v) {
+    case BindIpv6Only::ipv6_only:
+      return "ipv6-only";
+    case BindIpv6Only::both:
+      return "both";
+    case BindIpv6Only::system_default:
+      return "default";
+  }
+  return "?";
 }
 
 const char* to_string(ListenBalance v) {

@@ -359,7 +359,12 @@ void to_json(json& j, const WorkerStatus& v) {
 void to_json(json& j, const ListenerStatus& v) {
   j = json{{"name", v.name}, {"address", v.address}, {"mode", v.mode}, {"balance", v.balance},
            {"queue_depth", v.queue_depth}, {"defer_accept_s", v.defer_accept_s}, {"fastopen", v.fastopen},
-           {"refusing", v.refusing},       {"refused_total", v.refused_total}};
+           {"refusing", v.refusing},       {"refused_total", v.refused_total},
+           {"keep_alive", v.keep_alive},   {"keep_alive_time_s", v.keep_alive_time_s},
+           {"keep_alive_interval_s", v.keep_alive_interval_s}, {"keep_alive_probes", v.keep_alive_probes},
+           {"receive_buffer", v.receive_buffer}, {"send_buffer", v.send_buffer},
+           {"no_delay", v.no_delay},       {"free_bind", v.free_bind},
+           {"bind_ipv6_only", v.bind_ipv6_only}, {"bind_to_device", v.bind_to_device}};
 }
 
 MemorySummary summarize_memory(const std::vector<WorkerStatus>& workers) {
@@ -457,6 +462,16 @@ void from_json(const json& j, ListenerStatus& v) {
   v.fastopen = j.value("fastopen", 0);
   v.refusing = j.value("refusing", false);
   v.refused_total = j.value("refused_total", std::uint64_t{0});
+  v.keep_alive = j.value("keep_alive", false);
+  v.keep_alive_time_s = j.value("keep_alive_time_s", 0);
+  v.keep_alive_interval_s = j.value("keep_alive_interval_s", 0);
+  v.keep_alive_probes = j.value("keep_alive_probes", 0);
+  v.receive_buffer = j.value("receive_buffer", std::int64_t{0});
+  v.send_buffer = j.value("send_buffer", std::int64_t{0});
+  v.no_delay = j.value("no_delay", false);
+  v.free_bind = j.value("free_bind", false);
+  v.bind_ipv6_only = j.value("bind_ipv6_only", std::string());
+  v.bind_to_device = j.value("bind_to_device", std::string());
 }
 
 void from_json(const json& j, MemorySummary& v) {

@@ -73,6 +73,31 @@ std::string queue_text(const control::ListenerStatus& l) {
   return text;
 }
 
+// "256KiB", "4MiB", or bytes when it is no whole number of either.
+std::string size_text(std::int64_t bytes) {
+  if (bytes % (1024 * 1024) == 0) return fmt::format("{}MiB", bytes / (1024 * 1024));
+  if (bytes % 1024 == 0) return fmt::format("{}KiB", bytes / 1024);
+  return fmt::format("{}B", bytes);
+}
+
+// The socket options a listener sets, as ", keep_alive, receive_buffer 256KiB"; only
+// those set (IPv6-only binding is the default and left out).
+std::string socket_options_text(const control::ListenerStatus& l) {
+  std::string text;
+  if (l.keep_alive) text += ", keep_alive";
+  if (l.keep_alive_time_s > 0) text += fmt::format(", keep_alive_time {}s", l.keep_alive_time_s);
+  if (l.keep_alive_interval_s > 0) text += fmt::format(", keep_alive_interval {}s", l.keep_alive_interval_s);
+  if (l.keep_alive_probes > 0) text += fmt::format(", keep_alive_probes {}", l.keep_alive_probes);
+  if (l.receive_buffer > 0) text += fmt::format(", receive_buffer {}", size_text(l.receive_buffer));
+  if (l.send_buffer > 0) text += fmt::format(", send_buffer {}", size_text(l.send_buffer));
+  if (l.no_delay) text += ", no_delay";
+  if (l.free_bind) text += ", free_bind";
+  if (!l.bind_ipv6_only.empty() && l.bind_ipv6_only != "ipv6-only")
+    text += fmt::format(", bind_ipv6_only {}", l.bind_ipv6_only);
+  if (!l.bind_to_device.empty()) text += fmt::format(", bind_to_device {}", l.bind_to_device);
+  return text;
+}
+
 }  // namespace
 
 Colour colour_for(int fd, const char* no_color_env) {
@@ -174,6 +199,7 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
       std::string mode = l.balance.empty() ? l.mode : l.mode + " (" + l.balance + ")";
       if (l.defer_accept_s > 0) mode += fmt::format(", defer_accept {}s", l.defer_accept_s);
       if (l.fastopen > 0) mode += fmt::format(", fastopen {}", l.fastopen);
+      mode += socket_options_text(l);
       listeners.push_back(
           {{l.name},
            {l.address},

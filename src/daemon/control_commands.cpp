@@ -193,6 +193,19 @@ control::StatusSnapshot Master::status() {
     ls.mode = to_string(c.mode);
     ls.defer_accept_s = defer_accept_seconds(c);
     ls.fastopen = c.fastopen;
+    ls.keep_alive = c.keep_alive;
+    const auto seconds = [](Duration d) {
+      return static_cast<int>(std::chrono::duration_cast<std::chrono::seconds>(d).count());
+    };
+    ls.keep_alive_time_s = seconds(c.keep_alive_time);
+    ls.keep_alive_interval_s = seconds(c.keep_alive_interval);
+    ls.keep_alive_probes = c.keep_alive_probes;
+    ls.receive_buffer = c.receive_buffer;
+    ls.send_buffer = c.send_buffer;
+    ls.no_delay = c.no_delay;
+    ls.free_bind = c.free_bind;
+    if (c.address.family == AddressFamily::ipv6) ls.bind_ipv6_only = to_string(c.bind_ipv6_only);
+    ls.bind_to_device = c.bind_to_device;
     const bool per_slot = c.mode == ListenMode::reuseport && c.address.family != AddressFamily::unix_path;
     if (per_slot) ls.balance = to_string(c.balance);
     const int sockets = per_slot ? listeners.slot_count() : 1;

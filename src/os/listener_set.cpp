@@ -5,6 +5,7 @@
 #include <preforkd/os/listener_set.hpp>
 
 #include <preforkd/os/port_holder.hpp>
+#include <preforkd/os/socket_options.hpp>
 #include <preforkd/os/sys_error.hpp>
 #include <preforkd/os/unix_socket.hpp>
 
@@ -140,19 +141,8 @@ Status check_port_free(const ListenConfig& l, const SockAddr& sa, const std::vec
   return failure(l, "failed to bind", in_use_text(others));
 }
 
-// The [[listen]] TCP options, set before listen() (and again on a kept socket when a
-// reload changes them: both take effect on a listening socket).
-Status set_tcp_options(const ListenConfig& l, int fd) {
-  const int defer = defer_accept_seconds(l);
-  if (::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof defer) != 0)
-    return errno_failure(l, "failed to set TCP_DEFER_ACCEPT (defer_accept) on", errno);
-  if (::setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &l.fastopen, sizeof l.fastopen) != 0)
-    return errno_failure(l, "failed to set TCP_FASTOPEN (fastopen) on", errno);
-  return Ok{};
-}
-
-bool same_tcp_options(const ListenConfig& a, const ListenConfig& b) {
-  return defer_accept_seconds(a) == defer_accept_seconds(b) && a.fastopen == b.fastopen;
+Error option_failure(const ListenConfig& l, const OptionFailure& f) {
+  return errno_failure(l, "failed to set " + f.option + " on", f.err);
 }
 
 Result<Fd> open_ip_socket(const ListenConfig& l, const SockAddr& sa, Sharing sharing) {
@@ -166,17 +156,16 @@ Result<Fd> open_ip_socket(const ListenConfig& l, const SockAddr& sa, Sharing sha
       ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
     return errno_failure(l, "failed to set SO_REUSEPORT on", errno);
   }
-  // "[::]:80" means IPv6 only, so that "0.0.0.0:80" can be a listener of its own.
-  if (sa.family() == AF_INET6 && ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
-    return errno_failure(l, "failed to set IPV6_V6ONLY on", errno);
-  }
+  // "[::]:80" means IPv6 only (unless bind_ipv6_only says otherwise), so that "0.0.0.0:80"
+  // can be a listener of its own.
+  if (auto failed = apply_bind_options(l, fd.get())) return option_failure(l, *failed);
   if (::bind(fd.get(), sa.get(), sa.len) != 0) {
     const int err = errno;
     const auto endpoint = endpoint_of(sa.get());
     if (err == EADDRINUSE && endpoint) return failure(l, "failed to bind", in_use_text(listening_inodes(*endpoint)));
     return errno_failure(l, "failed to bind", err);
   }
-  if (Status st = set_tcp_options(l, fd.get()); !st) return Error{st.error()};
+  if (auto failed = apply_listen_options(l, fd.get())) return option_failure(l, *failed);
   // A TCP socket joins its SO_REUSEPORT group here, so listen order is group order.
   if (::listen(fd.get(), l.backlog) != 0) return errno_failure(l, "failed to listen on", errno);
   return fd;
@@ -430,6 +419,13 @@ bool same_socket(const ListenConfig& a, const ListenConfig& b) {
 }  // namespace
 
 Result<ListenerSet> ListenerSet::reopen(const std::vector<ListenConfig>& listeners, ListenerSet& previous) {
+  // What a held socket cannot take is refused before any socket changes.
+  for (const ListenConfig& config : listeners) {
+    auto old = std::ranges::find_if(previous.listeners_, [&](const Listener& p) { return same_socket(p.config, config); });
+    if (old == previous.listeners_.end() || same_socket_options(config, old->config)) continue;
+    if (auto refused = held_socket_refusal(old->config, config))
+      return failure(config, "cannot change the options of", *refused + "; stop and start preforkd to do it");
+  }
   ListenerSet set;
   set.configs_ = listeners;
   set.listeners_.reserve(listeners.size());
@@ -446,14 +442,15 @@ Result<ListenerSet> ListenerSet::reopen(const std::vector<ListenConfig>& listene
     }
     if (old->per_slot != l.per_slot)
       return failure(config, "cannot change the mode of", "stop and start preforkd to switch reuseport/shared");
+    const bool options_changed = !same_socket_options(config, old->config);
     // The same kernel socket, through a second fd: its queue and group index stay as they are.
     for (const Fd& fd : old->fds) {
       Fd dup(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3));
       if (!dup.valid()) return errno_failure(config, "failed to duplicate the socket of", errno);
       if (config.backlog != old->config.backlog && ::listen(dup.get(), config.backlog) != 0)
         return errno_failure(config, "failed to change the backlog of", errno);
-      if (!same_tcp_options(config, old->config)) {
-        if (Status st = set_tcp_options(config, dup.get()); !st) return Error{st.error()};
+      if (options_changed) {
+        if (auto failed = apply_held_options(config, dup.get())) return option_failure(config, *failed);
       }
       l.fds.push_back(std::move(dup));
     }

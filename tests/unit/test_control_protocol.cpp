@@ -223,7 +223,10 @@ TEST_CASE("the status reply has the contract's field names", "[control_protocol]
   CHECK(reply["workers"][1]["pid"] == -1);
   CHECK(keys(reply["listeners"][0]) == std::set<std::string>{"name", "address", "mode", "balance", "queue_depth",
                                                              "defer_accept_s", "fastopen", "refusing",
-                                                             "refused_total"});
+                                                             "refused_total", "keep_alive", "keep_alive_time_s",
+                                                             "keep_alive_interval_s", "keep_alive_probes",
+                                                             "receive_buffer", "send_buffer", "no_delay",
+                                                             "free_bind", "bind_ipv6_only", "bind_to_device"});
   CHECK(reply["listeners"][0]["queue_depth"] == json::array({0, -1}));
   CHECK(reply["master"]["uptime_s"].is_number());
   CHECK(reply["workers"][0]["rss_bytes"] == 12'900'000);
@@ -241,6 +244,16 @@ TEST_CASE("the status document reads back what was written", "[control_protocol]
   original.master.reload_failures = 1;
   original.master.rollbacks = 1;
   original.workers[0].cpu_s = 12.5;
+  original.listeners[0].keep_alive = true;
+  original.listeners[0].keep_alive_time_s = 60;
+  original.listeners[0].keep_alive_interval_s = 10;
+  original.listeners[0].keep_alive_probes = 5;
+  original.listeners[0].receive_buffer = 262144;
+  original.listeners[0].send_buffer = 65536;
+  original.listeners[0].no_delay = true;
+  original.listeners[0].free_bind = true;
+  original.listeners[0].bind_ipv6_only = "both";
+  original.listeners[0].bind_to_device = "lo";
   const std::string line = make_status_reply(original).dump();
   auto reply = parse_reply(line);
   REQUIRE(reply.ok());

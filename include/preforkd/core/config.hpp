@@ -24,6 +24,10 @@ enum class RestartMode { always, on_failure, never };
 enum class ListenMode { reuseport, shared };
 // How a reuseport listener spreads connections over its slots' sockets.
 enum class ListenBalance { load, hash };
+// IPV6_V6ONLY of an IPv6 listener (bind_ipv6_only): preforkd's default is IPv6 only, so that
+// "0.0.0.0:80" can be a listener of its own; "both" also takes IPv4 (v4-mapped); "default"
+// leaves it to net.ipv6.bindv6only, as systemd's BindIPv6Only=default does.
+enum class BindIpv6Only { ipv6_only, both, system_default };
 // How a started worker comes to count as ready: at once; on READY=1; after staying alive
 // for a while; or once its tree is seen waiting for connections on the slot's own
 // socket (blocked in accept() on it, or the socket in an epoll set: os/accept_wait.hpp).
@@ -97,6 +101,18 @@ struct ListenConfig {
   int backlog = 4096;
   Duration defer_accept = Duration::zero();  // TCP_DEFER_ACCEPT, rounded up to seconds; 0: off
   int fastopen = 0;                          // TCP_FASTOPEN queue length; 0: off
+  // The options named after systemd.socket(5) (os/socket_options applies them). Zero, false
+  // or "" leaves the kernel's default; accepted connections inherit all but the bind ones.
+  bool keep_alive = false;                         // SO_KEEPALIVE
+  Duration keep_alive_time = Duration::zero();     // TCP_KEEPIDLE, whole seconds
+  Duration keep_alive_interval = Duration::zero(); // TCP_KEEPINTVL, whole seconds
+  int keep_alive_probes = 0;                       // TCP_KEEPCNT
+  int receive_buffer = 0;                          // SO_RCVBUF in bytes (the kernel doubles it)
+  int send_buffer = 0;                             // SO_SNDBUF in bytes (the kernel doubles it)
+  bool no_delay = false;                           // TCP_NODELAY
+  bool free_bind = false;                          // IP_FREEBIND / IPV6_FREEBIND, before bind()
+  BindIpv6Only bind_ipv6_only = BindIpv6Only::ipv6_only;  // IPV6_V6ONLY, IPv6 only, before bind()
+  std::string bind_to_device{};                    // SO_BINDTODEVICE, before bind()
   // While no slot has had a ready worker for this long, new connections are reset at
   // once instead of waiting (core/fail_fast_plan); zero turns it off.
   Duration fail_fast_after = std::chrono::seconds(5);
@@ -104,6 +120,9 @@ struct ListenConfig {
 
 // TCP_DEFER_ACCEPT's value: seconds, rounded up.
 [[nodiscard]] int defer_accept_seconds(const ListenConfig& l);
+// Whether two listeners set the same socket options (all of them, defer_accept and
+// fastopen included): a reload compares them to decide what to apply to a held socket.
+[[nodiscard]] bool same_socket_options(const ListenConfig& a, const ListenConfig& b);
 
 struct Config {
   std::string path;  // the file it was read from
@@ -154,5 +173,6 @@ struct SystemLookup {
 [[nodiscard]] const char* to_string(RestartMode v);
 [[nodiscard]] const char* to_string(ListenMode v);
 [[nodiscard]] const char* to_string(ListenBalance v);
+[[nodiscard]] const char* to_string(BindIpv6Only v);  // "ipv6-only", "both", "default"
 
 }  // namespace preforkd

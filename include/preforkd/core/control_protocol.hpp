@@ -152,6 +152,16 @@ struct ListenerStatus {
   std::string balance{};         // load|hash for reuseport; "" for shared
   int defer_accept_s = 0;        // TCP_DEFER_ACCEPT in seconds; 0: off
   int fastopen = 0;              // TCP_FASTOPEN queue length; 0: off
+  bool keep_alive = false;            // SO_KEEPALIVE
+  int keep_alive_time_s = 0;          // TCP_KEEPIDLE; 0: the kernel's default
+  int keep_alive_interval_s = 0;      // TCP_KEEPINTVL; 0: the kernel's default
+  int keep_alive_probes = 0;          // TCP_KEEPCNT; 0: the kernel's default
+  std::int64_t receive_buffer = 0;    // SO_RCVBUF as configured (bytes); 0: the kernel's default
+  std::int64_t send_buffer = 0;       // SO_SNDBUF as configured (bytes); 0: the kernel's default
+  bool no_delay = false;              // TCP_NODELAY
+  bool free_bind = false;             // IP_FREEBIND / IPV6_FREEBIND
+  std::string bind_ipv6_only{};       // ipv6-only|both|default for an IPv6 listener; "" otherwise
+  std::string bind_to_device{};       // SO_BINDTODEVICE; "" for none
   bool refusing = false;              // resetting new connections: no worker ready for fail_fast_after
   std::uint64_t refused_total = 0;    // connections reset that way since the master started
   bool operator==(const ListenerStatus&) const = default;
