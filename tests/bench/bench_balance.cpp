@@ -10,6 +10,8 @@
 // each, 3 rounds interleaved with the order rotated. Printed: req/s, p50 and p99 per
 // round, the median of each and its ratio to the others, the spread (max/min of the
 // rounds), and the master's CPU use (from /proc/<master>/stat) under load and idle.
+// BENCH_BALANCE_ONLY=sync (or demo, or any part of a workload's name) runs only the
+// workloads whose name contains it; BENCH_BALANCE_ROUNDS sets the rounds (default 3).
 // wrk shares the 2 cores with the workers: compare within one run, never across runs.
 
 #include <unistd.h>
@@ -27,7 +29,7 @@
 namespace bench {
 namespace {
 
-constexpr int kRounds = 3;
+constexpr int kDefaultRounds = 3;
 
 struct Choice {
   const char* name;
@@ -178,8 +180,12 @@ void balance() {
   if (wrk_bin.empty()) throw Failure("wrk is not installed (`make bench` installs it, or apt-get install wrk)");
   const char* env_seconds = std::getenv("BENCH_BALANCE_SECONDS");
   const int seconds = env_seconds != nullptr && std::atoi(env_seconds) > 0 ? std::atoi(env_seconds) : 5;
+  const char* env_rounds = std::getenv("BENCH_BALANCE_ROUNDS");
+  const int rounds = env_rounds != nullptr && std::atoi(env_rounds) > 0 ? std::atoi(env_rounds) : kDefaultRounds;
+  const char* env_only = std::getenv("BENCH_BALANCE_ONLY");
+  const std::string only = env_only != nullptr ? env_only : "";
   std::printf("  wrk -t1 -c3 --latency (keep-alive: -t2 -c64), %d s per run, %d rounds; load average %s\n", seconds,
-              kRounds, [] {
+              rounds, [] {
                 std::ifstream in("/proc/loadavg");
                 static std::string one;
                 in >> one;
@@ -187,7 +193,9 @@ void balance() {
               }());
   TempDir dir;
 
+  bool idle_measured = false;
   for (const Workload& w : kWorkloads) {
+    if (!only.empty() && std::string(w.name).find(only) == std::string::npos) continue;
     std::printf("\n  %s\n", w.name);
     std::fflush(stdout);
     const std::string script = write_script(dir, w);
@@ -203,7 +211,8 @@ void balance() {
       d->wait_ready();
       wait_answering(d->port());
     }
-    if (&w == &kWorkloads[0]) {
+    if (!idle_measured) {
+      idle_measured = true;
       // The master idle (workers waiting, no connection): 3 s of its CPU time.
       Preforkd& load = *daemons[2];
       std::this_thread::sleep_for(500ms);
@@ -214,7 +223,7 @@ void balance() {
       report("master CPU, balance = \"load\", idle 3 s", buf, "< 0.5 %");
     }
     std::vector<std::vector<Run>> runs(std::size(kChoices));
-    for (int round = 0; round < kRounds; ++round) {
+    for (int round = 0; round < rounds; ++round) {
       for (std::size_t k = 0; k < std::size(kChoices); ++k) {
         const std::size_t i = (k + static_cast<std::size_t>(round)) % std::size(kChoices);
         const Run r = run_wrk(wrk_bin, script, w, *daemons[i], seconds);
