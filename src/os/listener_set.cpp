@@ -295,15 +295,20 @@ std::string sockaddr_text(const sockaddr_storage& ss) {
   if (ss.ss_family == AF_INET) {
     const auto& in = reinterpret_cast<const sockaddr_in&>(ss);
     ::inet_ntop(AF_INET, &in.sin_addr, host, sizeof host);
-    return std::string(host) + ":" + std::to_string(ntohs(in.sin_port));
+    std::string text(host);
+    text.append(":").append(std::to_string(ntohs(in.sin_port)));
+    return text;
   }
   if (ss.ss_family == AF_INET6) {
     const auto& in6 = reinterpret_cast<const sockaddr_in6&>(ss);
     ::inet_ntop(AF_INET6, &in6.sin6_addr, host, sizeof host);
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6.sin6_port));
+    std::string text("[");
+    text.append(host).append("]:").append(std::to_string(ntohs(in6.sin6_port)));
+    return text;
   }
-  if (ss.ss_family == AF_UNIX) return std::string("unix:") + reinterpret_cast<const sockaddr_un&>(ss).sun_path;
-  return "an address of family " + std::to_string(ss.ss_family);
+  std::string text(ss.ss_family == AF_UNIX ? "unix:" : "an address of family ");
+  if (ss.ss_family == AF_UNIX) return text.append(reinterpret_cast<const sockaddr_un&>(ss).sun_path);
+  return text.append(std::to_string(ss.ss_family));
 }
 
 bool same_address(const sockaddr_storage& got, const SockAddr& want, bool any_port) {
@@ -340,9 +345,9 @@ std::optional<std::string> ListenerSet::inherited_mismatch(int fd, const ListenC
   sockaddr_storage got{};
   socklen_t len = sizeof got;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&got), &len) != 0)
-    return "getsockname failed: " + errno_text(errno);
+    return std::string("getsockname failed: ").append(errno_text(errno));
   if (!same_address(got, *want, listener.address.port == 0))
-    return "it is bound to " + sockaddr_text(got) + ", the config says " + display(listener.address);
+    return std::string("it is bound to ").append(sockaddr_text(got)).append(", the config says ").append(display(listener.address));
   if (got.ss_family == AF_UNIX) return std::nullopt;
   const bool per_slot = listener.mode == ListenMode::reuseport;
   if ((int_option(fd, SOL_SOCKET, SO_REUSEPORT) == 1) != per_slot)
@@ -388,7 +393,7 @@ Result<ListenerSet> ListenerSet::take_inherited(const std::vector<ListenConfig>&
       if (::listen(fd.get(), l.config.backlog) != 0)
         return errno_failure(l.config, "failed to listen on the stored socket of", errno);
       if (l.config.address.family != AddressFamily::unix_path) {
-        if (Status st = set_tcp_options(l.config, fd.get()); !st) return Error{st.error()};
+        if (auto failed = apply_listen_options(l.config, fd.get())) return option_failure(l.config, *failed);
       }
     }
     // The file of a stored unix socket is the one the previous master bound: ours to
