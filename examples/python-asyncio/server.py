@@ -63,12 +63,17 @@ async def main() -> None:
     await stop.wait()
     sd_notify("STOPPING=1")
     server.close()  # stop accepting (preforkd keeps the socket for the next worker)
-    # Connections accepted in the last loop iteration get their handler task only in the
-    # next ones: let them start before collecting what is in flight.
-    for _ in range(3):
-        await asyncio.sleep(0)
-    if in_flight:
-        await asyncio.wait(in_flight, timeout=25)
+    # asyncio accepts many connections per wake-up, and each gets its transport and then its
+    # handler task only some loop iterations later; returning before then would close it
+    # unanswered. So wait until no accepted connection is open any more: every transport is
+    # counted by the server from its creation to its close (Server._active_count; Python
+    # 3.11's wait_closed() does not wait for them, 3.12.1 does).
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 25
+    while loop.time() < deadline:
+        await asyncio.sleep(0.01)
+        if not in_flight and getattr(server, "_active_count", 0) == 0:
+            break
 
 
 if __name__ == "__main__":
