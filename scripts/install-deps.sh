@@ -9,6 +9,8 @@ packages=(
   clang clang-tidy
   libuv1-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   nlohmann-json3-dev catch2 libsystemd-dev
+  # balanced accept in the kernel: the eBPF program is built with clang (above) and loaded with libbpf
+  libbpf-dev
   # tests: a real socket-activated server, an HTTP client, systemd-analyze
   lighttpd curl systemd
   # tests/behaviour/test_metrics.cpp: promtool checks /metrics, a real Prometheus scrapes it

@@ -19,9 +19,9 @@ namespace {
 constexpr std::size_t max_config_bytes = limits::config_bytes;
 
 constexpr std::array<std::string_view, 3> root_keys{"preforkd", "worker", "listen"};
-constexpr std::array<std::string_view, 8> daemon_keys{"control_socket", "control_mode",  "control_group",
+constexpr std::array<std::string_view, 9> daemon_keys{"control_socket", "control_mode",  "control_group",
                                                       "log_level",      "log_format",    "worker_output",
-                                                      "worker_cgroups", "metrics_listen"};
+                                                      "worker_cgroups", "metrics_listen", "ebpf"};
 
 constexpr std::array<Choice<LogLevel>, 5> log_levels{{{"trace", LogLevel::trace},
                                                       {"debug", LogLevel::debug},
@@ -33,6 +33,8 @@ constexpr std::array<Choice<WorkerOutput>, 2> worker_outputs{
     {{"log", WorkerOutput::log}, {"inherit", WorkerOutput::inherit}}};
 constexpr std::array<Choice<WorkerCgroups>, 3> worker_cgroup_choices{
     {{"auto", WorkerCgroups::automatic}, {"off", WorkerCgroups::off}, {"on", WorkerCgroups::on}}};
+constexpr std::array<Choice<EbpfUse>, 3> ebpf_choices{
+    {{"auto", EbpfUse::automatic}, {"off", EbpfUse::off}, {"on", EbpfUse::on}}};
 
 // sizeof(sockaddr_un::sun_path) minus the terminating NUL.
 constexpr std::size_t max_socket_path = 107;
@@ -135,6 +137,7 @@ void read_daemon(const Section& s, DaemonConfig& out) {
   if (auto v = read_choice(s.diag(), s.field("log_format"), log_formats)) out.log_format = *v;
   if (auto v = read_choice(s.diag(), s.field("worker_output"), worker_outputs)) out.worker_output = *v;
   if (auto v = read_choice(s.diag(), s.field("worker_cgroups"), worker_cgroup_choices)) out.worker_cgroups = *v;
+  if (auto v = read_choice(s.diag(), s.field("ebpf"), ebpf_choices)) out.ebpf = *v;
   read_metrics_listen(s, out);
 }
 

@@ -58,6 +58,7 @@ ConfigDiff diff_configs(const Config& running, const Config& next) {
   if (x.control_group != y.control_group) d.needs_restart.emplace_back("preforkd.control_group");
   if (x.log_format != y.log_format) d.needs_restart.emplace_back("preforkd.log_format");
   if (x.worker_cgroups != y.worker_cgroups) d.needs_restart.emplace_back("preforkd.worker_cgroups");
+  if (x.ebpf != y.ebpf) d.needs_restart.emplace_back("preforkd.ebpf");
   if (x.metrics_listen != y.metrics_listen) d.needs_restart.emplace_back("preforkd.metrics_listen");
   return d;
 }

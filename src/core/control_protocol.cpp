@@ -358,6 +358,7 @@ void to_json(json& j, const WorkerStatus& v) {
 
 void to_json(json& j, const ListenerStatus& v) {
   j = json{{"name", v.name}, {"address", v.address}, {"mode", v.mode}, {"balance", v.balance},
+           {"balanced_by", v.balanced_by},
            {"queue_depth", v.queue_depth}, {"defer_accept_s", v.defer_accept_s}, {"fastopen", v.fastopen},
            {"refusing", v.refusing},       {"refused_total", v.refused_total},
            {"keep_alive", v.keep_alive},   {"keep_alive_time_s", v.keep_alive_time_s},
@@ -365,6 +366,7 @@ void to_json(json& j, const ListenerStatus& v) {
            {"receive_buffer", v.receive_buffer}, {"send_buffer", v.send_buffer},
            {"no_delay", v.no_delay},       {"free_bind", v.free_bind},
            {"bind_ipv6_only", v.bind_ipv6_only}, {"bind_to_device", v.bind_to_device}};
+  if (!v.steered.empty()) j["steered"] = v.steered;
 }
 
 MemorySummary summarize_memory(const std::vector<WorkerStatus>& workers) {
@@ -457,6 +459,8 @@ void from_json(const json& j, ListenerStatus& v) {
   j.at("address").get_to(v.address);
   j.at("mode").get_to(v.mode);
   v.balance = j.value("balance", std::string());
+  v.balanced_by = j.value("balanced_by", std::string());
+  v.steered = j.value("steered", std::map<std::string, std::uint64_t>());
   v.queue_depth = j.value("queue_depth", std::vector<int>());
   v.defer_accept_s = j.value("defer_accept_s", 0);
   v.fastopen = j.value("fastopen", 0);

@@ -26,8 +26,9 @@ const char* type_name(Type t) {
 
 // Status fields that count events since something started: counters, named `_total`.
 // Add a key here when a new counting field joins the status model.
-constexpr std::array<std::string_view, 10> counter_keys{"restarts", "crashes", "replacements", "recycles", "stalls",
-                                                        "refused",  "reloads", "reload_failures", "rollbacks", "cpu_s"};
+constexpr std::array<std::string_view, 11> counter_keys{"restarts", "crashes",         "replacements", "recycles",
+                                                        "stalls",   "refused",         "reloads",      "reload_failures",
+                                                        "rollbacks", "cpu_s",          "steered"};
 
 // Fields with a name and help chosen by hand ("" name: not exported). Keyed by scope and
 // dotted JSON path.
@@ -38,7 +39,7 @@ struct Named {
   double scale = 1;  // the value times this: percent to ratio
 };
 
-constexpr std::array<Named, 22> named_fields{{
+constexpr std::array<Named, 23> named_fields{{
     {"master.pid", "preforkd_master_pid", "Process id of the master."},
     {"master.generation", "preforkd_master_generation",
      "Configuration generation: successful reloads since start (PREFORK_GENERATION of new workers)."},
@@ -69,6 +70,9 @@ constexpr std::array<Named, 22> named_fields{{
     {"worker.last_exit.unix_time", "preforkd_worker_last_exit_timestamp_seconds",
      "When the slot's last process exited, in seconds since the epoch."},
     {"worker.last_exit.ago_s", "", ""},  // unix_time says it, and a scrape's age changes it
+    {"listener.steered", "preforkd_listener_steered_total",
+     "New connections the eBPF balancer sent to a waiting worker, to a busy one (every worker was busy), or left "
+     "to the kernel's hash (no live slot), by reason."},
 }};
 
 constexpr std::array<std::string_view, 6> worker_states{"starting", "ready", "stopping", "backoff", "failed", "stopped"};

@@ -196,7 +196,9 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
                          {"ACCEPT QUEUE", heading},
                          {"REFUSED", heading}});
     for (const auto& l : status.listeners) {
-      std::string mode = l.balance.empty() ? l.mode : l.mode + " (" + l.balance + ")";
+      std::string mode = l.balance.empty()       ? l.mode
+                         : l.balanced_by.empty() ? l.mode + " (" + l.balance + ")"
+                                                 : l.mode + " (" + l.balance + ", " + l.balanced_by + ")";
       if (l.defer_accept_s > 0) mode += fmt::format(", defer_accept {}s", l.defer_accept_s);
       if (l.fastopen > 0) mode += fmt::format(", fastopen {}", l.fastopen);
       mode += socket_options_text(l);

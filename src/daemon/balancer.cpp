@@ -2,6 +2,8 @@
 
 #include <preforkd/daemon/balancer.hpp>
 
+#include <algorithm>
+
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
@@ -23,6 +25,26 @@ Activity combine(Activity a, Activity b) {
 }
 
 }  // namespace
+
+Result<os::LoadSteering> choose_load_steering(EbpfUse use, const std::vector<ListenConfig>& listeners) {
+  const bool needed = std::ranges::any_of(listeners, [](const ListenConfig& l) {
+    return l.mode == ListenMode::reuseport && l.balance == ListenBalance::load &&
+           l.address.family != AddressFamily::unix_path;
+  });
+  if (use == EbpfUse::off) {
+    if (needed) spdlog::info("balance = \"load\": the master samples the workers (preforkd.ebpf = \"off\")");
+    return os::LoadSteering::sampler;
+  }
+  // A listener that a reload adds later loads the program then (falling back if it fails).
+  if (!needed) return os::LoadSteering::ebpf;
+  if (auto why = os::reuseport_steering_unavailable()) {
+    if (use == EbpfUse::on) return Error{"preforkd.ebpf = \"on\": " + *why};
+    spdlog::info("balance = \"load\": the master samples the workers ({})", *why);
+    return os::LoadSteering::sampler;
+  }
+  spdlog::info("balance = \"load\": an eBPF program in the kernel picks the worker for each connection");
+  return os::LoadSteering::ebpf;
+}
 
 Balancer::Balancer(uv_loop_t* loop, Supervisor& supervisor, BalanceTuning tuning)
     : supervisor_(supervisor), tuning_(tuning), timer_(loop, [this] { on_timer(); }) {}

@@ -208,6 +208,9 @@ control::StatusSnapshot Master::status() {
     ls.bind_to_device = c.bind_to_device;
     const bool per_slot = c.mode == ListenMode::reuseport && c.address.family != AddressFamily::unix_path;
     if (per_slot) ls.balance = to_string(c.balance);
+    ls.balanced_by = listeners.balanced_by(l);
+    if (auto counts = listeners.steer_counts(l))
+      ls.steered = {{"waiting", counts->to_waiting}, {"busy", counts->to_busy}, {"hash", counts->to_hash}};
     const int sockets = per_slot ? listeners.slot_count() : 1;
     for (int slot = 0; slot < sockets; ++slot) ls.queue_depth.push_back(listeners.accept_queue_depth(l, slot));
     if (fail_fast_) {

@@ -3,6 +3,7 @@
 #include <preforkd/core/config.hpp>
 #include <preforkd/core/control_protocol.hpp>
 #include <preforkd/core/exit_codes.hpp>
+#include <preforkd/daemon/balancer.hpp>
 #include <preforkd/daemon/fd_store.hpp>
 #include <preforkd/daemon/generation.hpp>
 #include <preforkd/daemon/logging.hpp>
@@ -157,6 +158,13 @@ int main(int argc, char** argv) {
       daemon::answer_upgrade_client(resumed->reply->fd, control::make_error("upgrade: the new image cannot take the sockets: " + listeners.error()).dump() + "\n");
     return exit_failed;
   }
+  // balance = "load" in the kernel where the eBPF program loads (preforkd.ebpf).
+  auto steering = daemon::choose_load_steering(config.daemon.ebpf, config.listeners);
+  if (!steering) {
+    spdlog::error("{}", steering.error());
+    return exit_failed;
+  }
+  listeners->use_load_steering(*steering);
   // The program, the user and group are resolved once, before any fork.
   auto gen = daemon::make_generation(config, resumed ? resumed->generation : 0);
   if (!gen) {

@@ -1,8 +1,10 @@
-// The listening sockets the master holds: binding them, adding and removing per-slot
-// sockets at the end of each SO_REUSEPORT group, and steering new connections to the
-// slots that have a worker with a classic-BPF reuseport program.
+// The listening sockets the master holds: binding them, and adding and removing per-slot
+// sockets at the end of each SO_REUSEPORT group. Steering new connections among the
+// slots is listener_steering.cpp.
 
 #include <preforkd/os/listener_set.hpp>
+
+#include "listener_error.hpp"
 
 #include <preforkd/os/port_holder.hpp>
 #include <preforkd/os/socket_options.hpp>
@@ -30,11 +32,6 @@
 namespace preforkd::os {
 namespace {
 
-// From <asm-generic/socket.h>; spelled out so an older libc header set still builds.
-constexpr int kAttachReuseportCbpf = 51;  // SO_ATTACH_REUSEPORT_CBPF
-constexpr int kDetachReuseportBpf = 68;   // SO_DETACH_REUSEPORT_BPF (Linux 5.3)
-// A program result that is no index of the group: the kernel then falls back to its hash.
-constexpr std::uint32_t kNoSocket = 0xffffffffu;
 
 struct SockAddr {
   sockaddr_storage storage{};
@@ -63,6 +60,8 @@ std::string display(const Address& a) {
   return a.path;
 }
 
+}  // namespace
+
 // "listener 'http': failed to bind '127.0.0.1:80': permission denied"
 Error failure(const ListenConfig& l, const std::string& what, const std::string& why) {
   return Error{"listener '" + l.name + "': " + what + " '" + display(l.address) + "': " + why};
@@ -71,6 +70,9 @@ Error failure(const ListenConfig& l, const std::string& what, const std::string&
 Error errno_failure(const ListenConfig& l, const std::string& what, int err) {
   return failure(l, what, errno_text(err));
 }
+
+namespace {
+
 
 Result<SockAddr> resolve(const ListenConfig& l) {
   SockAddr sa;
@@ -433,6 +435,7 @@ Result<ListenerSet> ListenerSet::reopen(const std::vector<ListenConfig>& listene
   }
   ListenerSet set;
   set.configs_ = listeners;
+  set.load_steering_ = previous.load_steering_;
   set.listeners_.reserve(listeners.size());
   std::vector<Listener*> kept_from(listeners.size(), nullptr);
   for (std::size_t i = 0; i < listeners.size(); ++i) {
@@ -531,77 +534,6 @@ std::string ListenerSet::fd_names() const {
   return names;
 }
 
-namespace {
-
-Result<std::vector<int>> normalised(const std::vector<int>& slots, int slot_count) {
-  std::vector<int> out = slots;
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  for (int slot : out) {
-    if (slot < 0 || slot >= slot_count) {
-      return Error{"steering: slot " + std::to_string(slot) + " does not exist (" + std::to_string(slot_count) +
-                   " slots)"};
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-Status ListenerSet::steer(const std::vector<int>& live_slots, const std::vector<int>& balanced_slots) {
-  auto live = normalised(live_slots, slots_);
-  if (!live) return Error{live.error()};
-  auto balanced = normalised(balanced_slots, slots_);
-  if (!balanced) return Error{balanced.error()};
-  Status result = Ok{};
-  for (Listener& l : listeners_) {
-    if (!l.per_slot || l.fds.empty()) continue;
-    const auto& slots = l.config.balance == ListenBalance::load ? *balanced : *live;
-    if (Status st = steer_listener(l, slots); !st && result) result = st;
-  }
-  return result;
-}
-
-Status ListenerSet::steer_listener(Listener& l, const std::vector<int>& slots) {
-  // The group grew or shrank since (l.fds.size() is the slot count): apply it again.
-  if (l.steered_slots == slots_ && slots == l.steered) return Ok{};
-
-  // No live slot, or every slot live: remove the program rather than attach one. The
-  // kernel then hashes over the whole group as if steering never existed, with no
-  // program to run for each SYN (a program returning an out-of-range index would do the
-  // same, at that cost). After unique() and the range check, size == slots_ means 0..n-1.
-  const bool detach = slots.empty() || slots.size() == static_cast<std::size_t>(slots_);
-  const std::vector<BpfInsn> program = detach ? std::vector<BpfInsn>{} : reuseport_steering_program(slots);
-  if (program.size() > BPF_MAXINSNS) {
-    return Error{"steering: " + std::to_string(slots.size()) + " live slots need more than " +
-                 std::to_string(BPF_MAXINSNS) + " BPF instructions"};
-  }
-  std::vector<sock_filter> filter;
-  filter.reserve(program.size());
-  for (const BpfInsn& in : program) filter.push_back(sock_filter{in.code, in.jt, in.jf, in.k});
-  sock_fprog fprog{static_cast<unsigned short>(filter.size()), filter.data()};
-
-  l.steered_slots = -1;
-  // The program belongs to the group: setting it on any member replaces it for all.
-  const int fd = l.fds.front().get();
-  if (detach) {
-    const int unused = 0;
-    if (::setsockopt(fd, SOL_SOCKET, kDetachReuseportBpf, &unused, sizeof unused) != 0 && errno != ENOENT)
-      return errno_failure(l.config, "failed to remove connection steering from", errno);
-  } else if (::setsockopt(fd, SOL_SOCKET, kAttachReuseportCbpf, &fprog, sizeof fprog) != 0) {
-    return errno_failure(l.config, "failed to steer connections of", errno);
-  }
-  l.steered = slots;
-  l.steered_slots = slots_;
-  return Ok{};
-}
-
-bool ListenerSet::balances_on_load() const {
-  return std::ranges::any_of(listeners_, [](const Listener& l) {
-    return l.per_slot && l.config.balance == ListenBalance::load;
-  });
-}
-
 std::vector<std::uint64_t> ListenerSet::socket_inodes() const {
   std::vector<std::uint64_t> out;
   for (const Listener& l : listeners_) {
@@ -644,33 +576,6 @@ int ListenerSet::accept_queue_depth(std::size_t listener, int slot) const {
   // For a listening socket the kernel reports the accept queue length in tcpi_unacked
   // (and the backlog in tcpi_sacked).
   return static_cast<int>(info.tcpi_unacked);
-}
-
-std::vector<BpfInsn> reuseport_steering_program(const std::vector<int>& live_slots) {
-  const auto ret_k = [](std::uint32_t k) { return BpfInsn{BPF_RET | BPF_K, 0, 0, k}; };
-  if (live_slots.empty()) return {ret_k(kNoSocket)};
-  if (live_slots.size() == 1) return {ret_k(static_cast<std::uint32_t>(live_slots[0]))};
-
-  const auto m = static_cast<std::uint32_t>(live_slots.size());
-  std::vector<BpfInsn> p;
-  p.reserve(2 * live_slots.size() + 1);
-  // A = a random draw % m: an index into live_slots.
-  p.push_back({BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<std::uint32_t>(SKF_AD_OFF + SKF_AD_RANDOM)});
-  p.push_back({BPF_ALU | BPF_MOD | BPF_K, 0, 0, m});
-  bool identity = true;
-  for (std::uint32_t i = 0; i < m && identity; ++i) identity = live_slots[i] == static_cast<int>(i);
-  if (identity) {
-    p.push_back({BPF_RET | BPF_A, 0, 0, 0});
-    return p;
-  }
-  // "if A == i return live[i]", with each return right after its test so every jump
-  // offset is 0 or 1, however long the chain (jt/jf are only 8 bits).
-  for (std::uint32_t i = 0; i + 1 < m; ++i) {
-    p.push_back({BPF_JMP | BPF_JEQ | BPF_K, 0, 1, i});
-    p.push_back(ret_k(static_cast<std::uint32_t>(live_slots[i])));
-  }
-  p.push_back(ret_k(static_cast<std::uint32_t>(live_slots[m - 1])));  // A == m - 1
-  return p;
 }
 
 }  // namespace preforkd::os

@@ -463,9 +463,13 @@ std::optional<int> Daemon::wait_exit(Ms deadline) {
 }
 
 std::pair<int, std::string> run_preforkd(const std::vector<std::string>& args, Ms deadline) {
-  TempDir dir;
   std::vector<std::string> full{PREFORKD_BIN};
   full.insert(full.end(), args.begin(), args.end());
+  return run_command(full, deadline);
+}
+
+std::pair<int, std::string> run_command(const std::vector<std::string>& full, Ms deadline) {
+  TempDir dir;
   const pid_t pid = start_process(full, dir.file("out"));
   auto code = wait_pid(pid, deadline);
   if (!code) {

@@ -162,5 +162,7 @@ class Daemon {
 
 // Runs preforkd to completion (e.g. --check) and returns {exit code, output}.
 std::pair<int, std::string> run_preforkd(const std::vector<std::string>& args, Ms deadline = default_deadline);
+// The same for any command line (argv[0] an absolute path).
+std::pair<int, std::string> run_command(const std::vector<std::string>& argv, Ms deadline = default_deadline);
 
 }  // namespace bt

@@ -14,13 +14,29 @@ using namespace bt;
 
 namespace {
 
-std::string sync_config(int port, int count, const std::string& listen_extra = "") {
-  // trace: the balancer logs each change of its steering set, for the report of a failure
+// `ebpf`: preforkd.ebpf, "auto" (the kernel program: these tests run as root) or "off"
+// (the master's sampler); the behaviour tests below run with both.
+std::string sync_config(int port, int count, const std::string& listen_extra = "", const std::string& ebpf = "auto") {
+  // trace: the sampler logs each change of its steering set, for the report of a failure
   std::string text = toml({.address = local_address(port),
                            .count = count,
-                           .preforkd = "log_level = \"trace\"\n",
+                           .preforkd = "log_level = \"trace\"\nebpf = \"" + ebpf + "\"\n",
                            .command = {fixture("sync_worker")}});
   return text + listen_extra;
+}
+
+// What balances the listener, from status: "ebpf" or "sampler".
+std::string balanced_by(const Daemon& d) {
+  auto status = status_of(d);
+  if (!status) return "";
+  return (*status)["listeners"][0].value("balanced_by", std::string());
+}
+
+// Connections the eBPF program sent to a waiting worker so far (-1 without a program).
+long long steered_to_waiting(const Daemon& d) {
+  auto status = status_of(d);
+  if (!status || !(*status)["listeners"][0].contains("steered")) return -1;
+  return (*status)["listeners"][0]["steered"].value("waiting", -1LL);
 }
 
 // The "activity" the status shows for the worker with `pid` ("" when not found).
@@ -49,11 +65,15 @@ pid_t busy_worker(const Daemon& d) {
 }  // namespace
 
 TEST_CASE("no fresh connection waits behind a busy synchronous worker while another waits") {
+  const std::string ebpf = GENERATE(as<std::string>{}, "auto", "off");
+  INFO("preforkd.ebpf = " << ebpf);
   const int port = free_port();
-  Daemon d(sync_config(port, 2));
+  Daemon d(sync_config(port, 2, "", ebpf));
   const auto ready = wait_workers_ready(d, 2);
   REQUIRE(ready);
   const auto pids = pids_in(*ready);
+  CHECK(balanced_by(d) == (ebpf == "off" ? "sampler" : "ebpf"));
+  const long long steered_before = steered_to_waiting(d);
   // Both in accept first: a worker that is still starting shows busy too, and would be
   // taken below for the one that holds the long request.
   REQUIRE(wait_until([&] { return activity_of(d, pids.at(0)) == "waiting" && activity_of(d, pids.at(1)) == "waiting"; }, 10s));
@@ -81,6 +101,8 @@ TEST_CASE("no fresh connection waits behind a busy synchronous worker while anot
   }
   INFO(report);
   CHECK(slow == 0);
+  // The kernel program counted them: at least the 20 went to a waiting worker.
+  if (ebpf != "off") CHECK(steered_to_waiting(d) - steered_before >= 20);
   const auto answer = long_request.response(10s);
   REQUIRE(answer);
   INFO(d.log());
@@ -89,8 +111,10 @@ TEST_CASE("no fresh connection waits behind a busy synchronous worker while anot
 }
 
 TEST_CASE("a stopped (SIGSTOP) worker gets no new connection while another waits") {
+  const std::string ebpf = GENERATE(as<std::string>{}, "auto", "off");
+  INFO("preforkd.ebpf = " << ebpf);
   const int port = free_port();
-  Daemon d(sync_config(port, 2));
+  Daemon d(sync_config(port, 2, "", ebpf));
   const auto ready = wait_workers_ready(d, 2);
   REQUIRE(ready);
   const auto pids = pids_in(*ready);
@@ -137,8 +161,38 @@ TEST_CASE("status shows each worker waiting or busy and its queue, in the table 
   CHECK(table.out.find("LOAD") != std::string::npos);
   CHECK(table.out.find("QUEUED") != std::string::npos);
   CHECK(table.out.find("waiting") != std::string::npos);
-  CHECK(table.out.find("reuseport (load)") != std::string::npos);
+  CHECK(table.out.find("reuseport (load, ebpf)") != std::string::npos);
+  CHECK((*status)["listeners"][0]["balanced_by"] == "ebpf");
   stop_cleanly(d);
+}
+
+TEST_CASE("preforkd.ebpf = \"off\" balances by sampling, and says so in status") {
+  const int port = free_port();
+  Daemon d(sync_config(port, 1, "", "off"));
+  REQUIRE(wait_workers_ready(d, 1));
+  REQUIRE(d.wait_log("the master samples the workers (preforkd.ebpf = \"off\")"));
+  auto status = status_of(d);
+  REQUIRE(status);
+  CHECK((*status)["listeners"][0]["balanced_by"] == "sampler");
+  CHECK_FALSE((*status)["listeners"][0].contains("steered"));
+  const auto table = ctl(d, {"status"});
+  INFO(table.out);
+  CHECK(table.out.find("reuseport (load, sampler)") != std::string::npos);
+  stop_cleanly(d);
+}
+
+TEST_CASE("preforkd.ebpf = \"on\" refuses to start where the program cannot load") {
+  // Root without capabilities (an empty bounding set at exec): bpf() is refused, and
+  // "on" must stop the start rather than fall back.
+  TempDir dir;
+  const int port = free_port();
+  std::ofstream(dir.file("app.toml")) << sync_config(port, 1, "", "on");
+  const auto [code, out] = run_command({"/usr/bin/setpriv", "--bounding-set", "-all", PREFORKD_BIN, "--config",
+                                        dir.file("app.toml")});
+  INFO(out);
+  CHECK(code == 1);
+  CHECK(out.find("preforkd.ebpf = \"on\": eBPF steering: cannot load the program: operation not permitted") !=
+        std::string::npos);
 }
 
 TEST_CASE("balance = \"hash\" keeps plain kernel spreading over live slots") {

@@ -243,3 +243,23 @@ TEST_CASE("metrics: a numeric field added to the status model is exported by its
   CHECK(family(text, "preforkd_master_memory_ratio").find("preforkd_master_memory_ratio 0.5\n") != std::string::npos);
   CHECK(metrics::name_part("pss-bytes.x") == "pss_bytes_x");
 }
+
+TEST_CASE("metrics: the eBPF balancer's counts are one counter by reason", "[metrics]") {
+  StatusSnapshot s = sample();
+  s.listeners.resize(1);
+  s.listeners[0].balance = "load";
+  s.listeners[0].balanced_by = "ebpf";
+  s.listeners[0].steered = {{"waiting", 120}, {"busy", 3}, {"hash", 0}};
+  const std::string text = metrics::render(s);
+  CHECK(family(text, "preforkd_listener_steered_total") ==
+        "# HELP preforkd_listener_steered_total New connections the eBPF balancer sent to a waiting worker, to a busy "
+        "one (every worker was busy), or left to the kernel's hash (no live slot), by reason.\n"
+        "# TYPE preforkd_listener_steered_total counter\n"
+        "preforkd_listener_steered_total{listener=\"" + s.listeners[0].name + "\",reason=\"busy\"} 3\n"
+        "preforkd_listener_steered_total{listener=\"" + s.listeners[0].name + "\",reason=\"hash\"} 0\n"
+        "preforkd_listener_steered_total{listener=\"" + s.listeners[0].name + "\",reason=\"waiting\"} 120\n");
+  // The status round trip keeps them.
+  const nlohmann::json doc = s;
+  CHECK(doc["listeners"][0]["balanced_by"] == "ebpf");
+  CHECK(doc.get<StatusSnapshot>() == s);
+}

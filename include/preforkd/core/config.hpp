@@ -20,6 +20,9 @@ enum class WorkerOutput { log, inherit };
 // Whether each worker runs in a cgroup of its own (os/cgroup.hpp): where one can be made,
 // never, or always (start fails without one).
 enum class WorkerCgroups { automatic, off, on };
+// Whether listeners with balance = "load" steer with the kernel program (os/reuseport_ebpf):
+// where it loads, never (the master's sampler), or always (start fails without it).
+enum class EbpfUse { automatic, off, on };
 enum class RestartMode { always, on_failure, never };
 enum class ListenMode { reuseport, shared };
 // How a reuseport listener spreads connections over its slots' sockets.
@@ -47,6 +50,7 @@ struct DaemonConfig {
   LogFormat log_format = LogFormat::text;
   WorkerOutput worker_output = WorkerOutput::log;
   WorkerCgroups worker_cgroups = WorkerCgroups::automatic;
+  EbpfUse ebpf = EbpfUse::automatic;
   // The Prometheus endpoint's TCP address as written ("127.0.0.1:9464", "[::1]:9464");
   // "" for none. Validated by parse_address(); the master binds it at start.
   std::string metrics_listen;

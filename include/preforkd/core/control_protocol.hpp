@@ -150,6 +150,10 @@ struct ListenerStatus {
   std::string mode;             // reuseport|shared
   std::vector<int> queue_depth;  // accept queue: one per slot (reuseport) or one (shared); -1 unknown
   std::string balance{};         // load|hash for reuseport; "" for shared
+  std::string balanced_by{};     // balance = load: "ebpf" (the kernel program) or "sampler"; "" otherwise
+  // balanced_by = ebpf: new connections the program sent to a "waiting" worker, to a
+  // "busy" one (every live worker was busy), or left to the kernel's "hash" (none live)
+  std::map<std::string, std::uint64_t> steered{};
   int defer_accept_s = 0;        // TCP_DEFER_ACCEPT in seconds; 0: off
   int fastopen = 0;              // TCP_FASTOPEN queue length; 0: off
   bool keep_alive = false;            // SO_KEEPALIVE

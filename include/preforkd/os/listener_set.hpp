@@ -11,14 +11,22 @@
 #include <preforkd/core/master_state.hpp>
 #include <preforkd/core/result.hpp>
 #include <preforkd/os/fd.hpp>
+#include <preforkd/os/reuseport_ebpf.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
 
 namespace preforkd::os {
+
+// How listeners with balance = "load" steer new connections (preforkd.ebpf).
+enum class LoadSteering {
+  ebpf,     // the kernel program (os/reuseport_ebpf) picks a slot for each connection
+  sampler,  // the master samples workers and re-attaches a classic-BPF program (daemon/balancer)
+};
 
 class ListenerSet {
  public:
@@ -51,17 +59,29 @@ class ListenerSet {
   // "http:admin": the LISTEN_FDNAMES value.
   [[nodiscard]] std::string fd_names() const;
 
-  // Steers new connections of every reuseport listener to the given slots only, with a
-  // classic-BPF reuseport program. An empty list removes steering (the kernel hashes
-  // over every socket). Idempotent; cheap to call whenever the live set changes.
+  // Steering (listener_steering.cpp). Steers new connections of every reuseport listener
+  // to the given slots only, with a classic-BPF reuseport program. An empty list removes
+  // steering (the kernel hashes over every socket). Idempotent; cheap to call whenever
+  // the live set changes.
   [[nodiscard]] Status steer(const std::vector<int>& live_slots) { return steer(live_slots, live_slots); }
   // The same, with `balanced_slots` (a subset of the live slots: those whose workers
-  // wait for a connection) for listeners with balance = "load", and `live_slots` for
-  // those with balance = "hash". A listener's program is re-attached only when its set
-  // changes.
+  // wait for a connection) for listeners with balance = "load" that the master's sampler
+  // steers, and `live_slots` for those with balance = "hash" and for load listeners
+  // steered by the eBPF program (which balances among the live slots by itself). A
+  // listener's program is re-attached only when its set changes.
   [[nodiscard]] Status steer(const std::vector<int>& live_slots, const std::vector<int>& balanced_slots);
-  // Whether any listener has per-slot sockets with balance = "load" (worth sampling for).
+  // How balance = "load" listeners steer: the eBPF program where it loads (a listener
+  // whose program fails to load falls back to the sampler, logged), or always the
+  // sampler. Set before the first steer(); a reopened set keeps its predecessor's.
+  void use_load_steering(LoadSteering how) { load_steering_ = how; }
+  // Whether any listener has per-slot sockets with balance = "load" steered by the
+  // master's sampler (worth sampling for).
   [[nodiscard]] bool balances_on_load() const;
+  // How `listener` balances: "ebpf" or "sampler" for balance = "load" with per-slot
+  // sockets, "" otherwise (hash, shared, unix).
+  [[nodiscard]] std::string balanced_by(std::size_t listener) const;
+  // What the eBPF program of `listener` did so far (nullopt when it has none).
+  [[nodiscard]] std::optional<SteerCounts> steer_counts(std::size_t listener) const;
   // The inodes of every socket of the set.
   [[nodiscard]] std::vector<std::uint64_t> socket_inodes() const;
   // The inodes of the sockets a worker in `slot` gets (to recognise them in /proc).
@@ -113,17 +133,22 @@ class ListenerSet {
     SocketFile socket_file;
     std::vector<int> steered;  // last slot set applied to its group
     int steered_slots = -1;    // slot count when `steered` was applied; -1: nothing valid
+    std::unique_ptr<ReuseportSteering> ebpf;  // balance = "load" in the kernel, once loaded
+    bool ebpf_failed = false;                 // it did not load: the sampler steers
   };
   // Binds a listener that is new to this master. `own_inodes`: the master's sockets so
   // far, which do not count as the address being taken.
   Status bind_listener(Listener& l, int slots, const std::vector<std::uint64_t>& own_inodes);
   Status steer_listener(Listener& l, const std::vector<int>& slots);
+  // The eBPF path of a load listener; false when it has no program (failed to load).
+  bool steer_in_kernel(Listener& l, const std::vector<int>& live, Status& result);
   // Binds the sockets a listener is missing: all of them, or per-slot ones up to `slots`.
   Status complete_listener(Listener& l, int slots, const std::vector<std::uint64_t>& own_inodes);
 
   std::vector<ListenConfig> configs_;
   std::vector<Listener> listeners_;
   int slots_ = 0;
+  LoadSteering load_steering_ = LoadSteering::sampler;
 };
 
 // Builds the classic-BPF program that maps a random draw onto `live_slots`
