@@ -137,7 +137,15 @@ void read_daemon(const Section& s, DaemonConfig& out) {
   if (auto v = read_choice(s.diag(), s.field("log_format"), log_formats)) out.log_format = *v;
   if (auto v = read_choice(s.diag(), s.field("worker_output"), worker_outputs)) out.worker_output = *v;
   if (auto v = read_choice(s.diag(), s.field("worker_cgroups"), worker_cgroup_choices)) out.worker_cgroups = *v;
-  if (auto v = read_choice(s.diag(), s.field("ebpf"), ebpf_choices)) out.ebpf = *v;
+  const Field ebpf = s.field("ebpf");
+  if (auto v = read_choice(s.diag(), ebpf, ebpf_choices)) {
+    out.ebpf = *v;
+    // "on" makes the start fail without eBPF: --check says so now rather than at start.
+    const SystemLookup* lookup = s.diag().lookup();
+    if (*v == EbpfUse::on && lookup != nullptr && lookup->ebpf_problem) {
+      if (auto problem = lookup->ebpf_problem()) report(s.diag(), ebpf, *problem);
+    }
+  }
   read_metrics_listen(s, out);
 }
 

@@ -36,13 +36,14 @@ Result<os::LoadSteering> choose_load_steering(EbpfUse use, const std::vector<Lis
     return os::LoadSteering::sampler;
   }
   // A listener that a reload adds later loads the program then (falling back if it fails).
-  if (!needed) return os::LoadSteering::ebpf;
+  // "on" is checked at once either way, as --check does.
+  if (!needed && use == EbpfUse::automatic) return os::LoadSteering::ebpf;
   if (auto why = os::reuseport_steering_unavailable()) {
     if (use == EbpfUse::on) return Error{"preforkd.ebpf = \"on\": " + *why};
     spdlog::info("balance = \"load\": the master samples the workers ({})", *why);
     return os::LoadSteering::sampler;
   }
-  spdlog::info("balance = \"load\": an eBPF program in the kernel picks the worker for each connection");
+  if (needed) spdlog::info("balance = \"load\": an eBPF program in the kernel picks the worker for each connection");
   return os::LoadSteering::ebpf;
 }
 

@@ -14,6 +14,7 @@
 #include <preforkd/os/children.hpp>
 #include <preforkd/os/cpu.hpp>
 #include <preforkd/os/fd_limit.hpp>
+#include <preforkd/os/reuseport_ebpf.hpp>
 #include <preforkd/os/system_lookup.hpp>
 #include <preforkd/version.hpp>
 
@@ -84,6 +85,7 @@ int main(int argc, char** argv) {
   const char* path_env = std::getenv("PATH");
   SystemLookup lookup = os::system_lookup(path_env != nullptr ? path_env : "/usr/bin:/bin");
   lookup.usable_cpu_list = os::read_usable_cpu_list;
+  lookup.ebpf_problem = os::reuseport_steering_unavailable;
   // At start, only worker.cpu_affinity is checked against the system (the CPU mask).
   SystemLookup cpus_only;
   cpus_only.usable_cpu_list = os::read_usable_cpu_list;

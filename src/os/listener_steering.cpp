@@ -63,7 +63,7 @@ Status ListenerSet::steer(const std::vector<int>& live_slots, const std::vector<
 }
 
 bool ListenerSet::steer_in_kernel(Listener& l, const std::vector<int>& live, Status& result) {
-  if (load_steering_ != LoadSteering::ebpf || l.ebpf_failed) return false;
+  if (!in_kernel(l)) return false;
   if (!l.ebpf) {
     auto loaded = ReuseportSteering::load();
     if (!loaded) {
@@ -124,9 +124,13 @@ Status ListenerSet::steer_listener(Listener& l, const std::vector<int>& slots) {
   return Ok{};
 }
 
+bool ListenerSet::in_kernel(const Listener& l) const {
+  return load_steering_ == LoadSteering::ebpf && !l.ebpf_failed;
+}
+
 bool ListenerSet::balances_on_load() const {
-  return std::ranges::any_of(listeners_, [](const Listener& l) {
-    return l.per_slot && l.config.balance == ListenBalance::load && !l.ebpf;
+  return std::ranges::any_of(listeners_, [this](const Listener& l) {
+    return l.per_slot && l.config.balance == ListenBalance::load && !in_kernel(l);
   });
 }
 
@@ -134,7 +138,7 @@ std::string ListenerSet::balanced_by(std::size_t listener) const {
   if (listener >= listeners_.size()) return "";
   const Listener& l = listeners_[listener];
   if (!l.per_slot || l.config.balance != ListenBalance::load) return "";
-  return l.ebpf ? "ebpf" : "sampler";
+  return in_kernel(l) ? "ebpf" : "sampler";
 }
 
 std::optional<SteerCounts> ListenerSet::steer_counts(std::size_t listener) const {

@@ -20,6 +20,9 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <thread>
+#include <atomic>
+#include <fstream>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <vector>
 
@@ -650,4 +653,98 @@ TEST_CASE("defer_accept and fastopen are set on every slot's socket, and changed
   auto next = ListenerSet::reopen({c}, *set);
   REQUIRE(next.ok());
   for (int slot = 0; slot < 2; ++slot) CHECK(read_options(next->fds_for_slot(slot).at(0)) == std::make_pair(0, 32));
+}
+
+namespace {
+
+// Blocks a thread in accept() on `fd` and returns once the kernel shows it asleep there
+// (/proc/self/task/<tid>/syscall starts with accept's or accept4's number).
+class AcceptingThread {
+ public:
+  explicit AcceptingThread(int fd) : fd_(fd), thread_([this] {
+    tid_ = static_cast<pid_t>(::syscall(SYS_gettid));
+    accepted_ = ::accept(fd_, nullptr, nullptr);
+    error_ = errno;
+    done_ = true;
+  }) {}
+  // A thread still in accept() is woken by shutting the socket down (accept fails).
+  ~AcceptingThread() {
+    if (!done_) ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    if (accepted_ >= 0) ::close(accepted_);
+  }
+  AcceptingThread(const AcceptingThread&) = delete;
+  AcceptingThread& operator=(const AcceptingThread&) = delete;
+  // What accept() failed with, once it returned (for a failure's report).
+  [[nodiscard]] int error() const { return error_.load(); }
+  [[nodiscard]] const std::string& last_seen() const { return last_seen_; }
+  bool wait_blocked() const {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (const pid_t tid = tid_.load(); tid > 0) {
+        std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
+        std::string nr;
+        in >> nr;
+        last_seen_ = nr;
+        if (nr == std::to_string(SYS_accept) || nr == std::to_string(SYS_accept4)) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
+  }
+  [[nodiscard]] int accepted() const { return accepted_.load(); }
+
+ private:
+  int fd_;
+  mutable std::string last_seen_;  // the last syscall number read (for a failure's report)
+  std::atomic<int> error_{0};
+  std::atomic<pid_t> tid_{0};
+  std::atomic<int> accepted_{-1};
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("eBPF steering sends a new connection to the slot whose socket a thread waits on") {
+  if (auto why = preforkd::os::reuseport_steering_unavailable()) {
+    // CI runs as root on a kernel with BTF: there the program must load.
+    if (::geteuid() == 0) FAIL("as root: " << *why);
+    WARN("eBPF steering not tested here: " << *why);
+    return;
+  }
+  // Five rounds with a fresh set each: the waiting slot moves, the other three have no
+  // thread. Were waiting not seen, each round would hit it by chance 1 time in 4.
+  for (int waiter : {2, 0, 3, 1, 2}) {
+    INFO("waiting slot " << waiter);
+    auto set = ListenerSet::open({tcp4("loaded", free_port())}, 4);
+    REQUIRE(set.ok());
+    set->use_load_steering(preforkd::os::LoadSteering::ebpf);
+    REQUIRE(set->steer({0, 1, 2, 3}, {0, 1, 2, 3}).ok());
+    CHECK(set->balanced_by(0) == "ebpf");
+    CHECK_FALSE(set->balances_on_load());  // nothing for the sampler to do
+    std::vector<int> fds;
+    for (int slot = 0; slot < 4; ++slot) fds.push_back(set->fds_for_slot(slot).at(0));
+    const int waiting_fd = fds[static_cast<std::size_t>(waiter)];
+    // The master holds its sockets non-blocking; a synchronous worker's accept() blocks.
+    REQUIRE(::fcntl(waiting_fd, F_SETFL, ::fcntl(waiting_fd, F_GETFL) & ~O_NONBLOCK) == 0);
+    AcceptingThread accepting(waiting_fd);
+    const bool blocked = accepting.wait_blocked();
+    INFO("accept() returned " << accepting.accepted() << ", errno " << accepting.error() << "; syscall "
+                              << accepting.last_seen());
+    REQUIRE(blocked);
+    auto clients = connect_many(local_port(fds[0]), 1);
+    REQUIRE(clients.size() == 1);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (accepting.accepted() < 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const bool reached = accepting.accepted() >= 0;
+    CHECK(reached);
+    const auto counts = set->steer_counts(0);
+    REQUIRE(counts);
+    CHECK(counts->to_waiting == 1);
+    CHECK(counts->to_busy == 0);
+    for (int slot = 0; slot < 4; ++slot)
+      if (slot != waiter || reached) CHECK(set->accept_queue_depth(0, slot) == 0);
+  }
 }

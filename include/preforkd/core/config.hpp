@@ -163,6 +163,8 @@ struct SystemLookup {
       program_problem;
   // The CPUs this process may run on (its affinity mask), to check worker.cpu_affinity.
   std::function<std::vector<int>()> usable_cpu_list;
+  // Why the eBPF balancer cannot be loaded here, or nullopt (checked for preforkd.ebpf = "on").
+  std::function<std::optional<std::string>()> ebpf_problem;
 };
 
 // Parses TOML text. `file` is used in messages only; `usable_cpus` resolves count = "auto".

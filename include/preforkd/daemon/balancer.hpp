@@ -17,7 +17,7 @@ namespace preforkd::daemon {
 
 // How listeners with balance = "load" will steer, from preforkd.ebpf: the kernel program
 // where it loads ("auto": logged when it does not), the sampler ("off"), or an error when
-// "on" and it does not load. Loads the program once only when some listener needs it.
+// "on" and it does not load. Loads the program once, when some listener needs it or "on".
 [[nodiscard]] Result<os::LoadSteering> choose_load_steering(EbpfUse use, const std::vector<ListenConfig>& listeners);
 
 class Balancer {

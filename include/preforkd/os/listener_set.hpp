@@ -140,6 +140,9 @@ class ListenerSet {
   // far, which do not count as the address being taken.
   Status bind_listener(Listener& l, int slots, const std::vector<std::uint64_t>& own_inodes);
   Status steer_listener(Listener& l, const std::vector<int>& slots);
+  // Whether a load listener is balanced by the kernel program (loaded, or to be loaded
+  // at its next steer) rather than the sampler.
+  [[nodiscard]] bool in_kernel(const Listener& l) const;
   // The eBPF path of a load listener; false when it has no program (failed to load).
   bool steer_in_kernel(Listener& l, const std::vector<int>& live, Status& result);
   // Binds the sockets a listener is missing: all of them, or per-slot ones up to `slots`.
