@@ -8,7 +8,9 @@
  *
  * Maps, written by the master (src/os/reuseport_ebpf.cpp):
  *   sockets    slot -> that slot's listening socket (a SOCKMAP, to select from)
- *   live       the slots new connections may go to (the supervisor's live set)
+ *   live       the slots new connections may go to (the supervisor's live set), twice:
+ *              the master writes the entry not in use, then flips live_in_use to it, so a
+ *              connection never sees a set half written
  * and by this program:
  *   picked_at  slot -> when a connection was last sent there (ns, for the busy tie-break)
  *   outcomes   per CPU: connections sent to a waiting worker, to a busy one, left to the
@@ -71,10 +73,17 @@ struct {
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 1);
+    __uint(max_entries, 2);
     __type(key, __u32);
     __type(value, struct live_slots);
 } live SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} live_in_use SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -149,7 +158,9 @@ SEC("sk_reuseport")
 int steer(struct sk_reuseport_md *md)
 {
     __u32 zero = 0;
-    struct live_slots *set = bpf_map_lookup_elem(&live, &zero);
+    __u32 *in_use = bpf_map_lookup_elem(&live_in_use, &zero);
+    __u32 which = in_use ? (*in_use & 1) : 0;
+    struct live_slots *set = bpf_map_lookup_elem(&live, &which);
     struct bpf_sock *self = md->sk;
     if (!set || set->count == 0 || set->count > PREFORKD_STEER_MAX_SLOTS || !self) {
         count(to_hash);

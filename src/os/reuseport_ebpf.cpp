@@ -98,8 +98,9 @@ Result<std::unique_ptr<ReuseportSteering>> ReuseportSteering::load() {
   s->program_ = program != nullptr ? bpf_program__fd(program) : -1;
   s->sockets_ = bpf_object__find_map_fd_by_name(raw, "sockets");
   s->live_ = bpf_object__find_map_fd_by_name(raw, "live");
+  s->live_in_use_ = bpf_object__find_map_fd_by_name(raw, "live_in_use");
   s->outcomes_ = bpf_object__find_map_fd_by_name(raw, "outcomes");
-  if (s->program_ < 0 || s->sockets_ < 0 || s->live_ < 0 || s->outcomes_ < 0)
+  if (s->program_ < 0 || s->sockets_ < 0 || s->live_ < 0 || s->live_in_use_ < 0 || s->outcomes_ < 0)
     return Error{"eBPF steering: the built-in program lacks a map or its entry point"};
   return s;
 }
@@ -144,9 +145,15 @@ Status ReuseportSteering::set_live(const std::vector<int>& slots) {
   auto value = std::make_unique<LiveSlots>();
   value->count = static_cast<std::uint32_t>(slots.size());
   for (std::size_t i = 0; i < slots.size(); ++i) value->slots[i] = static_cast<std::uint32_t>(slots[i]);
-  const std::uint32_t key = 0;
-  if (bpf_map_update_elem(live_, &key, value.get(), BPF_ANY) != 0)
+  // The entry the program does not read, then the switch to it (one aligned 4-byte store):
+  // a connection arriving meanwhile reads the old set whole, never a mix of both.
+  const std::uint32_t next = live_in_use_entry_ ^ 1U;
+  if (bpf_map_update_elem(live_, &next, value.get(), BPF_ANY) != 0)
     return errno_error("update", "the eBPF steering program's live slots");
+  const std::uint32_t zero = 0;
+  if (bpf_map_update_elem(live_in_use_, &zero, &next, BPF_ANY) != 0)
+    return errno_error("update", "the eBPF steering program's live slots");
+  live_in_use_entry_ = next;
   return Ok{};
 }
 

@@ -52,6 +52,8 @@ class ReuseportSteering {
   int program_ = -1;
   int sockets_ = -1;
   int live_ = -1;
+  int live_in_use_ = -1;
+  std::uint32_t live_in_use_entry_ = 0;  // which of the two live entries the program reads
   int outcomes_ = -1;
   std::vector<std::uint64_t> known_;  // the socket cookie in each map index, 0: none
   bool attached_ = false;
