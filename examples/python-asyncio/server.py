@@ -62,13 +62,19 @@ async def main() -> None:
     sd_notify("READY=1")
     await stop.wait()
     sd_notify("STOPPING=1")
-    server.close()  # stop accepting (preforkd keeps the socket for the next worker)
-    # asyncio accepts many connections per wake-up, and each gets its transport and then its
-    # handler task only some loop iterations later; returning before then would close it
-    # unanswered. So wait until no accepted connection is open any more: every transport is
-    # counted by the server from its creation to its close (Server._active_count; Python
-    # 3.11's wait_closed() does not wait for them, 3.12.1 does).
+    # Stop accepting first, without closing the server yet: asyncio hands each accepted
+    # connection to a task that creates its transport a loop turn later, and a transport
+    # created after Server.close() fails (Python 3.11 asserts the server still has its
+    # sockets), which drops that connection unanswered. So no more accepts, let those
+    # tasks run, then close (preforkd keeps the socket for the next worker).
     loop = asyncio.get_running_loop()
+    for sock in server.sockets:
+        loop.remove_reader(sock.fileno())
+    await asyncio.sleep(0.05)
+    server.close()
+    # Then wait until no accepted connection is open any more: every transport is counted
+    # by the server from its creation to its close (Server._active_count; Python 3.11's
+    # wait_closed() does not wait for them, 3.12.1 does).
     deadline = loop.time() + 25
     while loop.time() < deadline:
         await asyncio.sleep(0.01)

@@ -118,9 +118,12 @@ Activity Balancer::activity_of(int slot) {
 
 void Balancer::apply() {
   if (!supervisor_.listeners().balances_on_load()) {
-    // Only hash listeners: the live set, and nothing to sample for.
+    // Only hash listeners and load listeners balanced in the kernel: the live set, and
+    // nothing to sample for.
     timer_.stop();
     if (auto s = supervisor_.steer(live_, live_); !s) spdlog::warn("cannot steer connections: {}, ignoring", s.error());
+    // A listener whose kernel program just failed is the sampler's from now on.
+    if (supervisor_.listeners().balances_on_load()) timer_.start(tuning_.fast);
     return;
   }
   BalancePlan plan = plan_balance(live_, samples_, steered_, tuning_);

@@ -64,15 +64,19 @@ Status ListenerSet::steer(const std::vector<int>& live_slots, const std::vector<
 
 bool ListenerSet::steer_in_kernel(Listener& l, const std::vector<int>& live, Status& result) {
   if (!in_kernel(l)) return false;
+  // Where the probe at start succeeded a failure here is rare (memory, a changed kernel
+  // policy). It is reported once through `result`, and the listener goes back to classic
+  // BPF and the sampler for good: steering away from dead slots must not stop with it.
+  const auto give_up = [&](const std::string& why) {
+    l.ebpf_failed = true;
+    l.ebpf.reset();
+    l.steered_slots = -1;
+    if (result) result = failure(l.config, "cannot balance in the kernel", why + "; the sampler balances it instead");
+    return false;
+  };
   if (!l.ebpf) {
     auto loaded = ReuseportSteering::load();
-    if (!loaded) {
-      // Where the probe at start succeeded this is rare (memory, a changed kernel policy).
-      // Reported once through `result`; the sampler steers this listener from now on.
-      l.ebpf_failed = true;
-      if (result) result = Error{"listener '" + l.config.name + "': " + loaded.error() + "; the sampler balances it instead"};
-      return false;
-    }
+    if (!loaded) return give_up(loaded.error());
     l.ebpf = std::move(*loaded);
     l.steered_slots = -1;
   }
@@ -81,10 +85,7 @@ bool ListenerSet::steer_in_kernel(Listener& l, const std::vector<int>& live, Sta
   // the program never runs with the sockets but no live set.
   Status st = l.ebpf->set_live(live);
   if (st) st = l.ebpf->set_sockets(fds_of(l.fds));
-  if (!st) {
-    if (result) result = failure(l.config, "failed to steer connections of", st.error());
-    return true;
-  }
+  if (!st) return give_up(st.error());
   l.steered = live;
   l.steered_slots = slots_;
   return true;

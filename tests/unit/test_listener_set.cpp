@@ -23,6 +23,7 @@
 #include <atomic>
 #include <fstream>
 #include <sys/syscall.h>
+#include <linux/capability.h>
 #include <unistd.h>
 #include <vector>
 
@@ -747,4 +748,45 @@ TEST_CASE("eBPF steering sends a new connection to the slot whose socket a threa
     for (int slot = 0; slot < 4; ++slot)
       if (slot != waiter || reached) CHECK(set->accept_queue_depth(0, slot) == 0);
   }
+}
+
+TEST_CASE("a load listener whose eBPF program cannot load keeps steering to the live slots") {
+  // Capabilities are per thread: this thread drops all of them, so bpf() is refused to it
+  // as to an unprivileged master, and the set must fall back to classic BPF.
+  std::string failure;
+  std::string balanced_by;
+  bool samples = false;
+  std::vector<int> counts;
+  std::thread unprivileged([&] {
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct none[2]{};
+    if (::syscall(SYS_capset, &header, none) != 0) {
+      failure = "capset failed";
+      return;
+    }
+    auto set = ListenerSet::open({tcp4("loaded", free_port())}, 3);
+    if (!set) {
+      failure = set.error();
+      return;
+    }
+    set->use_load_steering(preforkd::os::LoadSteering::ebpf);
+    const preforkd::Status st = set->steer({0, 2}, {0, 2});
+    failure = st ? "steer did not report the failure" : st.error();
+    balanced_by = set->balanced_by(0);
+    samples = set->balances_on_load();
+    std::vector<int> fds;
+    for (int slot = 0; slot < 3; ++slot) fds.push_back(set->fds_for_slot(slot).at(0));
+    auto clients = connect_many(local_port(fds[0]), kConnections);
+    counts = accept_all(fds, kConnections);
+  });
+  unprivileged.join();
+  INFO(failure);
+  CHECK(failure.find("listener 'loaded': cannot balance in the kernel") != std::string::npos);
+  CHECK(failure.find("operation not permitted") != std::string::npos);
+  CHECK(failure.find("the sampler balances it instead") != std::string::npos);
+  CHECK(balanced_by == "sampler");
+  CHECK(samples);
+  REQUIRE(counts.size() == 3);
+  CHECK(counts[1] == 0);  // slot 1 is not live: nothing for it
+  CHECK(counts[0] + counts[2] == kConnections);
 }
