@@ -32,7 +32,6 @@
 namespace preforkd::os {
 namespace {
 
-
 struct SockAddr {
   sockaddr_storage storage{};
   socklen_t len = 0;
@@ -72,7 +71,6 @@ Error errno_failure(const ListenConfig& l, const std::string& what, int err) {
 }
 
 namespace {
-
 
 Result<SockAddr> resolve(const ListenConfig& l) {
   SockAddr sa;
