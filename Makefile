@@ -5,6 +5,10 @@ CLANG_BUILD ?= build-clang
 JOBS        ?= $(shell nproc)
 # Developers and CI treat warnings as errors; a packager's plain cmake build does not.
 CMAKE_FLAGS ?= -DPREFORKD_WERROR=ON
+# A compiler cache where the machine has one (a developer's; CI's fresh machine has none).
+ifneq ($(shell command -v ccache),)
+CMAKE_FLAGS += -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache
+endif
 
 .PHONY: all deps build demo test test-release test-asan test-clang ci tidy bench install clean
 
