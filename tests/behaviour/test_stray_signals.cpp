@@ -87,13 +87,15 @@ std::set<pid_t> worker_pids(pid_t master) {
 
 TEST_CASE("stray signals are logged and ignored and the master keeps its workers serving") {
   const int port = free_port();
-  Daemon d(sync_workers(port));
+  Daemon d(toml({.address = local_address(port), .count = 2}));
   REQUIRE(wait_workers_ready(d, 2));
   const std::set<pid_t> workers = worker_pids(d.pid());
   REQUIRE(workers.size() == 2);
   REQUIRE(workers.count(-1) == 0);
   REQUIRE(answering_pids(port, workers) == workers);
 
+  // A client all along: not one request fails.
+  LoadClient client(port);
   for (const Stray& s : stray_signals()) {
     const std::string line = "received " + s.name + " (signal " + std::to_string(s.sig) + ")";
     INFO("sent " << s.name << " (" << s.sig << ")");
@@ -118,6 +120,11 @@ TEST_CASE("stray signals are logged and ignored and the master keeps its workers
     REQUIRE(process_alive(d.pid()));
   }
   CHECK(answering_pids(port, workers) == workers);
+  const LoadClient::Stats load = client.stop();
+  INFO(describe(load));
+  CHECK(load.failed == 0);
+  CHECK(load.answered > 0);
+  CHECK(load.pids == workers);
   INFO(d.log());
   stop_cleanly(d);
 }
