@@ -50,7 +50,7 @@ TEST_CASE("signals with an action of their own") {
   CHECK(master_signal_action(SIGPIPE, glibc) == SignalAction::ignore_in_kernel);
 }
 
-TEST_CASE("stray signals are logged and ignored on the loop, real-time ones included") {
+TEST_CASE("stray signals are logged and ignored on the loop and real-time ones too") {
   for (int sig : {SIGALRM, SIGPWR, SIGVTALRM, SIGPROF, SIGIO, SIGXCPU, SIGXFSZ, SIGSTKFLT, SIGTSTP, SIGURG, SIGWINCH,
                   SIGCONT}) {
     INFO(sig);
@@ -71,7 +71,7 @@ TEST_CASE("fault signals keep their default so that a real fault dumps core") {
   }
 }
 
-TEST_CASE("the C library's own signals below SIGRTMIN are ignored, not watched") {
+TEST_CASE("the C library's own signals below SIGRTMIN are ignored and not watched") {
   CHECK(master_signal_action(32, glibc) == SignalAction::libc_reserved);
   CHECK(master_signal_action(33, glibc) == SignalAction::libc_reserved);
   CHECK_FALSE(watched_on_loop(SignalAction::libc_reserved));

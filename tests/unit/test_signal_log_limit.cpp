@@ -11,7 +11,7 @@ using preforkd::SignalLogLimit;
 using Count = preforkd::SignalLogLimit::Count;
 using ms = std::chrono::milliseconds;
 
-TEST_CASE("the first of each signal is logged at once, the others counted") {
+TEST_CASE("the first of each signal is logged at once and the others counted") {
   SignalLogLimit limit(ms(1000));
   CHECK(limit.arrive(SIGUSR1, ms(0)));
   CHECK(limit.arrive(SIGWINCH, ms(10)));  // another number: its own window
@@ -24,7 +24,7 @@ TEST_CASE("the first of each signal is logged at once, the others counted") {
   CHECK_FALSE(limit.next_due());
 }
 
-TEST_CASE("a storm gives one count per window, and a quiet window closes") {
+TEST_CASE("a storm gives one count per window and a quiet window closes") {
   SignalLogLimit limit(ms(1000));
   CHECK(limit.arrive(SIGALRM, ms(0)));
   for (int t = 1; t < 1000; ++t) CHECK_FALSE(limit.arrive(SIGALRM, ms(t)));
