@@ -25,6 +25,9 @@ std::string describe(const ExitStatus& status) {
 std::string signal_name(int sig) {
   // sigabbrev_np is glibc 2.32+; it returns the name without the "SIG" prefix.
   if (const char* abbrev = sigabbrev_np(sig)) return std::string("SIG") + abbrev;
+  // Real-time signals have no abbreviation: named relative to SIGRTMIN, as strsignal does.
+  if (sig == SIGRTMIN) return "SIGRTMIN";
+  if (sig > SIGRTMIN && sig <= SIGRTMAX) return "SIGRTMIN+" + std::to_string(sig - SIGRTMIN);
   return "signal " + std::to_string(sig);
 }
 

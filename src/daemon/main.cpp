@@ -116,8 +116,10 @@ int main(int argc, char** argv) {
   if (auto abs = std::filesystem::absolute(opt.config, ec); !ec) config.path = abs.lexically_normal().string();
 
   daemon::setup_logging(config.daemon.log_level, config.daemon.log_format);
-  // A broken pipe is an error return for the master, not a death; workers get SIG_DFL back.
-  std::signal(SIGPIPE, SIG_IGN);
+  // A broken pipe is an error return for the master, not a death, and glibc's own signals
+  // (32, 33) cannot kill it; workers get SIG_DFL back. Every other signal is watched in
+  // Master::run.
+  if (Status ignored = daemon::ignore_unwatched_signals(); !ignored) spdlog::warn("{}, ignoring", ignored.error());
 
   // As many descriptors as allowed, and refuse a config that cannot fit rather than run
   // with every spawn failing on EMFILE.

@@ -49,6 +49,7 @@ Master::Master(Config config, std::shared_ptr<const Generation> gen, os::Listene
 
 Master::~Master() {
   signals_.clear();
+  ignored_signals_.reset();
   control_.reset();
   metrics_.reset();
   notify_.reset();
@@ -119,7 +120,15 @@ int Master::run() {
   notify_ = std::move(*notify);
   supervisor_->set_notify_address(notify_->address());
 
-  for (int sig : master_signals) {
+  // Every catchable signal but PIPE and the fault signals has an action on the loop, if only
+  // a log line: a stray one never kills or stops the master (core/master_signal.hpp).
+  auto ignored_signals = IgnoredSignalLog::open(&loop_);
+  if (!ignored_signals) {
+    spdlog::error("{}", ignored_signals.error());
+    return 1;
+  }
+  ignored_signals_ = std::move(*ignored_signals);
+  for (int sig : master_signals()) {
     auto watch = SignalWatch::open(&loop_, sig, [this](int s) { on_signal(s); });
     if (!watch) {
       spdlog::error("cannot watch {}: {}", signal_name(sig), watch.error());
@@ -195,39 +204,47 @@ int Master::run() {
 }
 
 void Master::on_signal(int signum) {
-  switch (signum) {
-    case SIGCHLD:
+  const SignalAction action = master_signal_action(signum);
+  switch (action) {
+    case SignalAction::reap_children:
       supervisor_->reap_children();
       return;
-    case SIGTERM:
-    case SIGINT:
+    case SignalAction::stop_graceful:
       if (supervisor_->stopping()) return;
       spdlog::info("received {}, stopping gracefully", signal_name(signum));
       systemd_->stopping();
       supervisor_->stop(StopMode::graceful);
       return;
-    case SIGQUIT:
+    case SignalAction::stop_fast:
       spdlog::info("received SIGQUIT, stopping now");
       systemd_->stopping();
       supervisor_->stop(StopMode::fast);
       return;
-    case SIGHUP:
+    case SignalAction::reload:
       if (wait_for_recycle("reload (SIGHUP)", [this, signum] { on_signal(signum); })) return;
       spdlog::info("received SIGHUP, reloading {}", config_.path);
       reload(log_reload_result);
       return;
-    case SIGUSR2:
+    case SignalAction::upgrade:
       spdlog::info("received SIGUSR2, upgrading in place");
       if (Status st = upgrade(-1); !st) spdlog::error("upgrade failed: {}", st.error());
       return;
-    case SIGTTIN:
-    case SIGTTOU: {
+    case SignalAction::scale_up:
+    case SignalAction::scale_down: {
       if (wait_for_recycle("scale", [this, signum] { on_signal(signum); })) return;
-      const int target = supervisor_->target_count() + (signum == SIGTTIN ? 1 : -1);
+      const int target = supervisor_->target_count() + (action == SignalAction::scale_up ? 1 : -1);
       if (Status st = supervisor_->scale(target); !st) spdlog::warn("{}: {}, ignoring", signal_name(signum), st.error());
       return;
     }
-    default:
+    case SignalAction::reopen_log:
+    case SignalAction::log_and_ignore:
+      ignored_signals_->received(signum, action);
+      return;
+    // Not watched on the loop (master_signals()), so never delivered here.
+    case SignalAction::ignore_in_kernel:
+    case SignalAction::libc_reserved:
+    case SignalAction::default_fault:
+    case SignalAction::uncatchable:
       return;
   }
 }

@@ -1,5 +1,7 @@
 #include <preforkd/daemon/signal_watch.hpp>
 
+#include <preforkd/os/signal_disposition.hpp>
+
 #include <string>
 
 namespace preforkd::daemon {
@@ -9,11 +11,22 @@ namespace {
 sigset_t master_signal_set() {
   sigset_t set;
   sigemptyset(&set);
-  for (int sig : master_signals) sigaddset(&set, sig);
+  for (int sig : master_signals()) sigaddset(&set, sig);
   return set;
 }
 
 }  // namespace
+
+RealtimeRange realtime_signals() { return RealtimeRange{SIGRTMIN, SIGRTMAX}; }
+
+SignalAction master_signal_action(int sig) { return preforkd::master_signal_action(sig, realtime_signals()); }
+
+std::vector<int> master_signals() {
+  std::vector<int> watched;
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (watched_on_loop(master_signal_action(sig))) watched.push_back(sig);
+  return watched;
+}
 
 void block_master_signals() {
   const sigset_t set = master_signal_set();
@@ -30,6 +43,15 @@ void restore_signal_mask(const std::vector<int>& signals) {
   sigemptyset(&mask);
   for (int sig : signals) sigaddset(&mask, sig);
   ::sigprocmask(SIG_SETMASK, &mask, nullptr);
+}
+
+Status ignore_unwatched_signals() {
+  for (int sig = 1; sig < NSIG; ++sig) {
+    const SignalAction action = master_signal_action(sig);
+    if (action != SignalAction::ignore_in_kernel && action != SignalAction::libc_reserved) continue;
+    if (Status st = os::ignore_signal(sig); !st) return st;
+  }
+  return Ok{};
 }
 
 Result<std::unique_ptr<SignalWatch>> SignalWatch::open(uv_loop_t* loop, int signum, std::function<void(int)> on_signal) {

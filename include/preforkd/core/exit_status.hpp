@@ -25,7 +25,8 @@ struct ExitStatus {
 // "exited with status 1", "exited on signal 11 (core dumped)", "exited on signal 9".
 [[nodiscard]] std::string describe(const ExitStatus& status);
 
-// "SIGTERM" for 15; "signal 77" for numbers without a name.
+// "SIGTERM" for 15; "SIGRTMIN+6" for 40 (with glibc's SIGRTMIN of 34); "signal 77" for numbers
+// without a name.
 [[nodiscard]] std::string signal_name(int sig);
 
 }  // namespace preforkd

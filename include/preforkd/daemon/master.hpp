@@ -13,6 +13,7 @@
 #include <preforkd/daemon/notify_socket.hpp>
 #include <preforkd/daemon/readiness_watch.hpp>
 #include <preforkd/daemon/recycler.hpp>
+#include <preforkd/daemon/ignored_signal_log.hpp>
 #include <preforkd/daemon/signal_watch.hpp>
 #include <preforkd/daemon/stall_watch.hpp>
 #include <preforkd/daemon/supervisor.hpp>
@@ -82,6 +83,7 @@ class Master {
   std::unique_ptr<Recycler> recycler_;  // worker.max_memory, worker.max_lifetime
   std::unique_ptr<MetricsServer> metrics_;  // with [preforkd] metrics_listen
   std::vector<std::unique_ptr<SignalWatch>> signals_;
+  std::unique_ptr<IgnoredSignalLog> ignored_signals_;  // USR1, TSTP, ALRM, … (log_and_ignore)
   bool loop_ok_ = false;  // uv_loop_init worked
   bool reloading_ = false;
   int reloads_ = 0;          // reloads asked for, done or failed
