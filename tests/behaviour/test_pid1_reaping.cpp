@@ -64,13 +64,14 @@ std::string nspid(pid_t pid) {
 }
 
 // `unshare --pid --fork --mount-proc preforkd --config …`: preforkd is the namespace's
-// PID 1. Killing it (the destructor) kills everything in the namespace with it.
+// PID 1. Killing it (the destructor) kills everything in the namespace with it, and
+// --kill-child kills it should unshare die first.
 class NamespacedPreforkd {
  public:
   NamespacedPreforkd(const TempDir& dir, const std::string& config) : log_(dir.file("log")) {
     dir.write("app.toml", config);
-    std::vector<std::string> args{"/usr/bin/unshare", "--pid", "--fork", "--mount-proc", PREFORKD_BIN, "--config",
-                                  dir.file("app.toml")};
+    std::vector<std::string> args{"/usr/bin/unshare", "--pid",      "--fork",   "--kill-child",
+                                  "--mount-proc",     PREFORKD_BIN, "--config", dir.file("app.toml")};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -42,9 +42,8 @@ TEST_CASE("worker user and group: every worker runs as nobody and nogroup only",
   REQUIRE(nogroup != nullptr);
   const long uid = nobody->pw_uid, gid = nogroup->gr_gid;
 
-  Daemon d(toml({.address = local_address(free_port()),
-                 .count = 2,
-                 .worker = "user = \"nobody\"\ngroup = \"nogroup\"\n"}));
+  Daemon d(
+      toml({.address = local_address(free_port()), .count = 2, .worker = "user = \"nobody\"\ngroup = \"nogroup\"\n"}));
   INFO(d.log());
   const auto s = wait_workers_ready(d, 2);
   REQUIRE(s);

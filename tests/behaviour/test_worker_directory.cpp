@@ -27,9 +27,8 @@ std::string cwd_of(pid_t pid) {
 
 TEST_CASE("worker directory is the working directory of every worker and of a replacement", "[worker]") {
   TempDir work("preforkd-workdir");
-  Daemon d(toml({.address = local_address(free_port()),
-                 .count = 2,
-                 .worker = "directory = " + toml_string(work.path()) + "\n"}));
+  Daemon d(toml(
+      {.address = local_address(free_port()), .count = 2, .worker = "directory = " + toml_string(work.path()) + "\n"}));
   INFO(d.log());
   const auto s = wait_workers_ready(d, 2);
   REQUIRE(s);

@@ -19,10 +19,10 @@ inline bool skips_allowed() {
 
 // In a test case: `if (cannot) SKIP_OR_FAIL("worker cgroups need root: " << why);`
 // Fails the test, or with PREFORKD_TEST_ALLOW_SKIP=1 warns and returns from it.
-#define SKIP_OR_FAIL(message)                                                            \
-  do {                                                                                   \
-    if (!testsupport::skips_allowed())                                                   \
-      FAIL("cannot run here: " << message << " (PREFORKD_TEST_ALLOW_SKIP=1 skips it)");  \
-    WARN("skipped (PREFORKD_TEST_ALLOW_SKIP=1): " << message);                           \
-    return;                                                                              \
+#define SKIP_OR_FAIL(message)                                                           \
+  do {                                                                                  \
+    if (!testsupport::skips_allowed())                                                  \
+      FAIL("cannot run here: " << message << " (PREFORKD_TEST_ALLOW_SKIP=1 skips it)"); \
+    WARN("skipped (PREFORKD_TEST_ALLOW_SKIP=1): " << message);                          \
+    return;                                                                             \
   } while (false)

@@ -3,20 +3,18 @@
 // the options the master uses (the defaults) and a 4 MiB body, so that a few silent
 // clients reach the limit before the 64-connection limit closes any of them.
 
-#include <preforkd/core/address.hpp>
-#include <preforkd/daemon/metrics_server.hpp>
-
-#include <catch2/catch.hpp>
-
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
 #include <memory>
 #include <optional>
+#include <preforkd/core/address.hpp>
+#include <preforkd/daemon/metrics_server.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -110,8 +108,10 @@ TEST_CASE("metrics: past 16 MiB of answers unread a scrape gets 503 until the cl
   std::string why;
   loop.call([&] {
     auto opened = MetricsServer::open(loop.loop(), options, [] { return std::string(body_bytes, '#'); });
-    if (opened) server = std::move(*opened);
-    else why = opened.error();
+    if (opened)
+      server = std::move(*opened);
+    else
+      why = opened.error();
   });
   REQUIRE(server != nullptr);
   INFO(why);
