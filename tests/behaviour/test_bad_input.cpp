@@ -86,7 +86,7 @@ TEST_CASE("preforkd --check reports nesting too deep with its place instead of c
   }
 }
 
-TEST_CASE("too few file descriptors for the workers: start-up refuses, naming the numbers", "[config]") {
+TEST_CASE("too few file descriptors for the workers: start-up refuses - naming the numbers", "[config]") {
   // Issue 13: with `ulimit -n 64` and count = 32 the master ran degraded forever at 3/32.
   // Before the fix `timeout` had to stop it (exit 124).
   TempDir dir;
@@ -123,7 +123,7 @@ TEST_CASE("too few file descriptors for the workers: start-up refuses, naming th
   CHECK(answered);
 }
 
-TEST_CASE("preforkd --check finds an unknown user, group or program with its place", "[config]") {
+TEST_CASE("preforkd --check finds an unknown user or group or program with its place", "[config]") {
   TempDir dir;
   dir.write("app.toml",
             "[preforkd]\ncontrol_group = \"nosuchgroup\"\n"

@@ -146,7 +146,7 @@ TEST_CASE("a stopped (SIGSTOP) worker gets no new connection while another waits
   stop_cleanly(d);
 }
 
-TEST_CASE("status shows each worker waiting or busy and its queue, in the table and in JSON") {
+TEST_CASE("status shows each worker waiting or busy and its queue - in the table and in JSON") {
   const int port = free_port();
   Daemon d(sync_config(port, 1));
   REQUIRE(wait_workers_ready(d, 1));
@@ -169,7 +169,7 @@ TEST_CASE("status shows each worker waiting or busy and its queue, in the table 
   stop_cleanly(d);
 }
 
-TEST_CASE("preforkd.ebpf = \"off\" balances by sampling, and says so in status") {
+TEST_CASE("preforkd.ebpf = off balances by sampling and says so in status") {
   const int port = free_port();
   Daemon d(sync_config(port, 1, "", "off"));
   REQUIRE(wait_workers_ready(d, 1));
@@ -184,7 +184,7 @@ TEST_CASE("preforkd.ebpf = \"off\" balances by sampling, and says so in status")
   stop_cleanly(d);
 }
 
-TEST_CASE("preforkd.ebpf = \"on\" refuses to start where the program cannot load") {
+TEST_CASE("preforkd.ebpf = on refuses to start where the program cannot load") {
   // Root without capabilities (an empty bounding set at exec): bpf() is refused, and
   // "on" must stop the start rather than fall back.
   TempDir dir;
@@ -209,7 +209,7 @@ TEST_CASE("preforkd.ebpf = \"on\" refuses to start where the program cannot load
   CHECK(run_preforkd({"--config", dir.file("app.toml"), "--check"}).first == 0);
 }
 
-TEST_CASE("balance = \"hash\" keeps plain kernel spreading over live slots") {
+TEST_CASE("balance = hash keeps plain kernel spreading over live slots") {
   const int port = free_port();
   Daemon d(sync_config(port, 2, "balance = \"hash\"\n"));
   REQUIRE(wait_workers_ready(d, 2));
@@ -223,9 +223,38 @@ TEST_CASE("balance = \"hash\" keeps plain kernel spreading over live slots") {
     return seen.size() == 2;
   }));
   stop_cleanly(d);
+
+  // A slot in backoff holds its socket in the group but has no worker: hash leaves it
+  // out, so no fresh connection waits in its queue. Slot 1 crashes 200 ms after each
+  // start, before it serves: after its second crash it backs off for 30 s.
+  const int port2 = free_port();
+  Daemon crashing(toml({.address = local_address(port2),
+                        .count = 2,
+                        .args = {"--slot-only", "1", "--crash-after-ms", "200"},
+                        .worker = "backoff_initial = \"30s\"\nbackoff_max = \"30s\"\n"}) +
+                  "balance = \"hash\"\n");
+  INFO(crashing.log());
+  REQUIRE(wait_until([&] {
+    const auto st = status_of(crashing);
+    return st && (*st)["workers"].size() == 2 && (*st)["workers"][0].value("state", "") == "ready" &&
+           (*st)["workers"][1].value("state", "") == "backoff";
+  }));
+  const pid_t live = worker_pid(crashing.pid(), 0);
+  REQUIRE(live > 0);
+  // Were slot 1's socket still drawn, about half of these would wait out their 3 s.
+  int answered_by_live = 0;
+  for (int i = 0; i < 20; ++i) {
+    const auto h = hello(port2, 3s);
+    if (h && h->pid == live) ++answered_by_live;
+  }
+  CHECK(answered_by_live == 20);
+  const auto st = status_of(crashing);
+  REQUIRE(st);
+  CHECK((*st)["workers"][1].value("state", "") == "backoff");  // still: no worker in slot 1 meanwhile
+  stop_cleanly(crashing);
 }
 
-TEST_CASE("balance takes load or hash, on reuseport listeners only, with file:line:col errors") {
+TEST_CASE("balance takes load or hash - on reuseport listeners only - with file:line:col errors") {
   TempDir dir;
   const auto check = [&](const std::string& listen_extra) {
     const std::string path = dir.file("app.toml");

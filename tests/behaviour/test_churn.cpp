@@ -70,7 +70,7 @@ class BackoffWatch {
 
 }  // namespace
 
-TEST_CASE("a SIGKILL every 300 ms keeps both slots serving, with no slot in backoff", "[churn]") {
+TEST_CASE("a SIGKILL every 300 ms keeps both slots serving - with no slot in backoff", "[churn]") {
   const int port = free_port();
   Daemon d(toml({.address = local_address(port),
                  .count = 2,
@@ -113,9 +113,13 @@ TEST_CASE("a SIGKILL every 300 ms keeps both slots serving, with no slot in back
                 << "; longest backoff: slot 0 " << longest[0].count() << " ms, slot 1 " << longest[1].count() << " ms");
   INFO(d.log());
   CHECK(kills >= 10);
-  // Both slots kept serving through the churn.
+  // Both slots kept serving through the churn: the sockets are the master's, so a kill
+  // loses only what its worker had accepted and not answered (measured: 0 to 3 in all),
+  // never the connections queued meanwhile.
   CHECK(stats.by_slot[0] >= 10);
   CHECK(stats.by_slot[1] >= 10);
+  CHECK(stats.failed <= kills / 2);
+  CHECK(stats.answered >= 20 * stats.failed);
   // A worker that served is replaced at once: no backoff is announced, and none is seen
   // for longer than the throttle (100 ms) and a generous margin for a slow sample.
   CHECK(d.count_log("restarting in") == 0);
@@ -138,7 +142,7 @@ TEST_CASE("a SIGKILL every 300 ms keeps both slots serving, with no slot in back
   stop_cleanly(d);
 }
 
-TEST_CASE("restart and reload count as replacements, a kill -9 as a crash and the last exit", "[churn]") {
+TEST_CASE("restart and reload count as replacements - a kill -9 as a crash and the last exit", "[churn]") {
   const int port = free_port();
   DemoConfig c{.address = local_address(port), .count = 2, .ready = "notify", .worker = "env = { V = \"1\" }\n"};
   Daemon d(toml(c));
@@ -196,7 +200,7 @@ TEST_CASE("restart and reload count as replacements, a kill -9 as a crash and th
   stop_cleanly(d);
 }
 
-TEST_CASE("a slot kept again by a scale up counts a replacement, not a crash", "[churn]") {
+TEST_CASE("a slot kept again by a scale up counts a replacement - not a crash", "[churn]") {
   const int port = free_port();
   // The worker ignores SIGTERM, so a slot scaled away stays "stopping" until its
   // stop_timeout: long enough to scale back up meanwhile.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "control_helpers.hpp"
+#include "../support/skip.hpp"
 
 using namespace bt;
 
@@ -57,11 +58,10 @@ void check_pinning(const Daemon& d, const std::vector<int>& expected, std::optio
 
 }  // namespace
 
-TEST_CASE("cpu_affinity = auto pins each slot to its own CPU, also after a kill -9", "[affinity]") {
+TEST_CASE("cpu_affinity = auto pins each slot to its own CPU - also after a kill -9", "[affinity]") {
   const auto cpus = own_cpus();
   if (cpus.size() < 2) {
-    WARN("skipped: this process may run on " << cpus.size() << " CPU(s), the test needs 2");
-    return;
+    SKIP_OR_FAIL("this process may run on " << cpus.size() << " CPU(s), the test needs 2");
   }
   Daemon d(pinned(2, "\"auto\""));
   INFO(d.log());
@@ -78,11 +78,10 @@ TEST_CASE("cpu_affinity = auto pins each slot to its own CPU, also after a kill 
   stop_cleanly(d);
 }
 
-TEST_CASE("an explicit cpu_affinity list is used in slot order and wraps around, said once", "[affinity]") {
+TEST_CASE("an explicit cpu_affinity list is used in slot order and wraps around - said once", "[affinity]") {
   const auto cpus = own_cpus();
   if (cpus.size() < 2) {
-    WARN("skipped: this process may run on " << cpus.size() << " CPU(s), the test needs 2");
-    return;
+    SKIP_OR_FAIL("this process may run on " << cpus.size() << " CPU(s), the test needs 2");
   }
   const std::string list = std::string("[").append(std::to_string(cpus[1])).append(", ").append(std::to_string(cpus[0])).append("]");
   Daemon d(pinned(3, list));
@@ -98,6 +97,15 @@ TEST_CASE("without cpu_affinity workers keep the master's CPUs and status shows 
   Daemon d(toml({.address = local_address(free_port()), .count = 2}));
   const auto s = wait_workers_ready(d, 2);
   REQUIRE(s);
+  // The master runs where this test runs; each worker may run wherever the master may.
+  const std::string master_cpus = cpus_allowed(d.pid());
+  INFO("master " << d.pid() << " may run on " << master_cpus);
+  REQUIRE(!master_cpus.empty());
+  CHECK(master_cpus == cpus_allowed(::getpid()));
+  for (const pid_t pid : pids_in(*s)) {
+    INFO("worker " << pid);
+    CHECK(cpus_allowed(pid) == master_cpus);
+  }
   for (const auto& w : (*s)["workers"]) CHECK(w.value("cpus", "?").empty());
   stop_cleanly(d);
 }

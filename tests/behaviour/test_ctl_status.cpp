@@ -27,7 +27,7 @@ json parse_json(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("status --json shows the master, every worker and the listeners", "[control]") {
+TEST_CASE("status --json shows the master and every worker and the listeners", "[control]") {
   const int port = free_port();
   Daemon d(toml({.address = local_address(port), .count = 3}));
   REQUIRE(wait_workers_ready(d, 3, 0));

@@ -10,7 +10,7 @@
 
 using namespace bt;
 
-TEST_CASE("preforkctl stop stops the workers and the master, which exits 0", "[control]") {
+TEST_CASE("preforkctl stop stops the workers and the master - which exits 0", "[control]") {
   const int port = free_port();
   // notify: a worker counts as ready once it has set up its signal handling, so a TERM
   // finds it able to stop gracefully.

@@ -97,7 +97,7 @@ nlohmann::json listener(const Daemon& d) {
 
 }  // namespace
 
-TEST_CASE("with every worker crash-looping, connections are reset after fail_fast_after, and served once one is ready") {
+TEST_CASE("with every worker crash-looping - connections are reset after fail_fast_after and served once one is ready") {
   const int port = free_port();
   TempDir files;
   const std::string crash_file = files.file("crash");
@@ -143,7 +143,7 @@ TEST_CASE("with every worker crash-looping, connections are reset after fail_fas
   stop_cleanly(d);
 }
 
-TEST_CASE("fail_fast_after = \"0s\" never refuses: connections wait for a worker") {
+TEST_CASE("fail_fast_after = 0s never refuses: connections wait for a worker") {
   const int port = free_port();
   TempDir files;
   const std::string crash_file = files.file("crash");

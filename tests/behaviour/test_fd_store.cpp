@@ -124,7 +124,7 @@ TEST_CASE("the master stores its sockets in systemd's fd store and a restarted m
   CHECK((*env)["env"]["LISTEN_FDS"] == "1");
 }
 
-TEST_CASE("a scale-up stores the new slot's socket, a scale-down removes it", "[systemd][fd_store]") {
+TEST_CASE("a scale-up stores the new slot's socket - a scale-down removes it", "[systemd][fd_store]") {
   const int port = free_port();
   FakeSystemd systemd;
   auto d = start_daemon(toml({.address = local_address(port), .count = 1}), {{"NOTIFY_SOCKET", systemd.path()}});
@@ -177,7 +177,7 @@ TEST_CASE("stored sockets that do not match the config are not taken: a new one 
   ::close(foreign);
 }
 
-TEST_CASE("a stored socket of another mode is not taken, and while it holds the port start-up fails",
+TEST_CASE("a stored socket of another mode is not taken and while it holds the port start-up fails",
           "[systemd][fd_store]") {
   const int port = free_port();
   // The config has one socket per slot; the store has a shared one on the same port, which

@@ -71,7 +71,7 @@ TEST_CASE("a worker that ignores SIGTERM is killed after stop_timeout") {
   CHECK(no_process_left(d.pid()));
 }
 
-TEST_CASE("SIGQUIT stops at once, without waiting for stop_timeout") {
+TEST_CASE("SIGQUIT stops at once - without waiting for stop_timeout") {
   const int port = free_port();
   Daemon d(toml({.address = local_address(port), .count = 2, .args = {"--ignore-term"}, .stop_timeout = "60s"}));
   REQUIRE(distinct_workers(port, 2).size() == 2);

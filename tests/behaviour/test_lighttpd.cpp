@@ -106,7 +106,7 @@ std::string env_var(pid_t pid, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("lighttpd, unmodified and socket-activated, serves from two workers", "[systemd]") {
+TEST_CASE("lighttpd unmodified and socket-activated serves from two workers", "[systemd]") {
   if (::access(lighttpd_bin.c_str(), X_OK) != 0)
     FAIL(lighttpd_bin << " is missing: install Debian's lighttpd package (scripts/install-deps.sh does)");
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "control_helpers.hpp"
+#include "../support/skip.hpp"
 
 using namespace bt;
 
@@ -210,7 +211,7 @@ TEST_CASE("without the systemd-named options the sockets keep the kernel's defau
   stop_cleanly(d);
 }
 
-TEST_CASE("a reload applies changed keep-alive, buffer and no_delay options to the held sockets",
+TEST_CASE("a reload applies changed keep-alive and buffer and no_delay options to the held sockets",
           "[listen][control]") {
   const int port = free_port();
   Daemon d(sockopt_config(port, "keep_alive = true\nreceive_buffer = \"64KiB\"\nno_delay = true\n"));
@@ -235,7 +236,7 @@ TEST_CASE("a reload applies changed keep-alive, buffer and no_delay options to t
   stop_cleanly(d);
 }
 
-TEST_CASE("a reload that would change a held socket's binding or unset a size is refused, and nothing changes",
+TEST_CASE("a reload that would change a held socket's binding or unset a size is refused and nothing changes",
           "[listen][control]") {
   struct Case {
     std::string before;
@@ -266,10 +267,9 @@ TEST_CASE("a reload that would change a held socket's binding or unset a size is
   }
 }
 
-TEST_CASE("bind_ipv6_only sets IPV6_V6ONLY on an IPv6 listener; IPv6 only by default", "[listen]") {
+TEST_CASE("bind_ipv6_only sets IPV6_V6ONLY on an IPv6 listener - IPv6 only by default", "[listen]") {
   if (!ipv6_loopback_works()) {
-    WARN("skipped: this machine cannot listen on [::1]");
-    return;
+    SKIP_OR_FAIL("this machine cannot listen on [::1]");
   }
   struct Case {
     std::string option;
@@ -296,7 +296,7 @@ TEST_CASE("bind_ipv6_only sets IPV6_V6ONLY on an IPv6 listener; IPv6 only by def
   }
 }
 
-TEST_CASE("the systemd-named options are refused with their place for a wrong type, bound or listener",
+TEST_CASE("the systemd-named options are refused with their place for a wrong type or bound or listener",
           "[listen]") {
   struct Case {
     std::string address;

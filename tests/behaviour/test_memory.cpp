@@ -14,7 +14,7 @@ constexpr std::uint64_t mib = 1024 * 1024;
 
 }  // namespace
 
-TEST_CASE("memory: a worker that touches N MiB shows USS of at least N, and the summary adds it up") {
+TEST_CASE("memory: a worker that touches N MiB shows USS of at least N and the summary adds it up") {
   for (const std::string mode : {"auto", "off"}) {
     INFO("worker_cgroups = " << mode);
     const int port = free_port();

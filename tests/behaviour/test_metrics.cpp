@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "control_helpers.hpp"
+#include "../support/skip.hpp"
 
 using namespace bt;
 using nlohmann::json;
@@ -163,7 +164,8 @@ TEST_CASE("metrics: GET /metrics passes promtool and its values are status --jso
 
   // promtool (Debian's prometheus package) parses it and lints the names.
   if (!have("/usr/bin/promtool")) {
-    WARN("promtool is not installed (apt-get install prometheus): skipping its check");
+    if (!testsupport::skips_allowed()) FAIL("promtool is not installed (scripts/install-deps.sh installs it)");
+    WARN("skipped (PREFORKD_TEST_ALLOW_SKIP=1): promtool is not installed, so the scrape is not linted");
   } else {
     d.dir().write("scrape.txt", s->body);
     const auto [rc, out] = shell("/usr/bin/promtool check metrics < " + d.dir().file("scrape.txt"));
@@ -216,7 +218,7 @@ TEST_CASE("metrics: GET /metrics passes promtool and its values are status --jso
   stop_cleanly(d);
 }
 
-TEST_CASE("metrics: 400, 404, 405 and an oversized request, while status keeps answering", "[metrics]") {
+TEST_CASE("metrics: 400 and 404 and 405 and an oversized request while status keeps answering", "[metrics]") {
   const int port = free_port(), metrics_port = free_port();
   Daemon d(metrics_config(port, metrics_port, 1));
   REQUIRE(wait_workers_ready(d, 1, 0));
@@ -291,7 +293,7 @@ TEST_CASE("metrics: silent and trickling clients do not block a scrape or the ma
   stop_cleanly(d);
 }
 
-TEST_CASE("metrics: an address that cannot be bound stops the start, naming it", "[metrics]") {
+TEST_CASE("metrics: an address that cannot be bound stops the start - naming it", "[metrics]") {
   const int port = free_port(), metrics_port = free_port();
   // Someone else has the port.
   const int taken = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -317,8 +319,7 @@ TEST_CASE("metrics: an address that cannot be bound stops the start, naming it",
 TEST_CASE("metrics: a real Prometheus server scrapes preforkd and answers a query for the worker count",
           "[metrics][prometheus]") {
   if (!have("/usr/bin/prometheus")) {
-    WARN("prometheus is not installed (apt-get install prometheus): skipping");
-    return;
+    SKIP_OR_FAIL("prometheus is not installed (scripts/install-deps.sh installs it)");
   }
   const int port = free_port(), metrics_port = free_port(), prom_port = free_port();
   Daemon d(metrics_config(port, metrics_port, 3));

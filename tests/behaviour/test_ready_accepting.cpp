@@ -61,7 +61,7 @@ void stop_cleanly(Daemon& d) {
 
 }  // namespace
 
-TEST_CASE("a worker that sleeps before it accepts is starting until it accepts, then ready", "[ready]") {
+TEST_CASE("a worker that sleeps before it accepts is starting until it accepts then ready", "[ready]") {
   const int port = free_port();
   constexpr int delay_ms = 6000;  // long enough that status is read before it, on a loaded machine
   const auto started = Clock::now();
@@ -94,7 +94,7 @@ TEST_CASE("a worker that sleeps before it accepts is starting until it accepts, 
   stop_cleanly(d);
 }
 
-TEST_CASE("a worker that never waits on its own socket is never ready, and is reported after ready_timeout",
+TEST_CASE("a worker that never waits on its own socket is never ready and is reported after ready_timeout",
           "[ready]") {
   const int port = free_port();
   // --own-socket: accepts on a socket it bound itself (as nginx without NGINX=3;);
@@ -122,7 +122,7 @@ TEST_CASE("a worker that never waits on its own socket is never ready, and is re
   stop_cleanly(d);
 }
 
-TEST_CASE("an epoll server, and a server that accepts in a forked child, become ready", "[ready]") {
+TEST_CASE("an epoll server and a server that accepts in a forked child become ready", "[ready]") {
   const int port = free_port();
   SECTION("the demo worker: the socket in its epoll set") {
     Daemon d(toml({.address = local_address(port), .count = 2, .ready = "accepting"}));
@@ -159,7 +159,7 @@ TEST_CASE("unix and shared listeners: the worker waits on the shared socket", "[
   stop_cleanly(d);
 }
 
-TEST_CASE("a reload with ready = \"accepting\" waits for the new workers to accept while the old ones serve",
+TEST_CASE("a reload with ready = accepting waits for the new workers to accept while the old ones serve",
           "[ready]") {
   const int port = free_port();
   DemoConfig config = accept_worker(local_address(port), 2, {});

@@ -103,7 +103,7 @@ int replaced_for(const nlohmann::json& status, const std::string& why) {
 
 }  // namespace
 
-TEST_CASE("recycle: a worker above max_memory is replaced, ready first, with no failed request", "[recycle]") {
+TEST_CASE("recycle: a worker above max_memory is replaced ready first with no failed request", "[recycle]") {
   const int port = free_port();
   // The new worker takes a while to be ready, so the old one must keep serving meanwhile.
   Daemon d(toml({.address = local_address(port),
@@ -162,7 +162,7 @@ TEST_CASE("recycle: a worker above max_memory is replaced, ready first, with no 
   stop_cleanly(d);
 }
 
-TEST_CASE("recycle: with max_surge = 1, workers above max_memory are recycled one at a time", "[recycle]") {
+TEST_CASE("recycle: with max_surge = 1 - workers above max_memory are recycled one at a time", "[recycle]") {
   const int port = free_port();
   const int count = 3;
   Daemon d(toml({.address = local_address(port),
@@ -202,7 +202,7 @@ TEST_CASE("recycle: with max_surge = 1, workers above max_memory are recycled on
   stop_cleanly(d);
 }
 
-TEST_CASE("recycle: max_lifetime recycles every worker, one at a time, and again", "[recycle]") {
+TEST_CASE("recycle: max_lifetime recycles every worker - one at a time and again", "[recycle]") {
   const int port = free_port();
   const int count = 3;
   Daemon d(toml({.address = local_address(port), .count = count, .worker = "max_lifetime = \"2s\"\n"}));
@@ -221,6 +221,7 @@ TEST_CASE("recycle: max_lifetime recycles every worker, one at a time, and again
   if (status)
     for (const auto& w : (*status)["workers"]) CHECK(w.value("recycle_in_s", -1.0) <= 2.2);
   LoadClient load(port);
+  REQUIRE(load.wait_answered(10));
   // Every first worker is recycled for its lifetime, and so is at least one replacement.
   const bool all = wait_until(
       [&] {
@@ -233,12 +234,16 @@ TEST_CASE("recycle: max_lifetime recycles every worker, one at a time, and again
         return static_cast<int>(lines.size()) > count;
       },
       60s);
+  CHECK(load.wait_answered(10));  // the replacements serve too
   const auto seen = load.stop();
   const std::string log = d.log();
   INFO(describe(seen) << "\nlog: " << log);
   CHECK(all);
   CHECK(one_at_a_time(log));
+  // The client was served throughout, by the first workers and by their replacements.
+  CHECK(seen.answered >= 20);
   CHECK(seen.failed == 0);
+  CHECK(static_cast<int>(seen.pids.size()) > count);
   status = status_of(d);
   REQUIRE(status);
   CHECK(replaced_for(*status, "lifetime") >= count);
@@ -280,7 +285,7 @@ TEST_CASE("recycle: a replacement that never gets ready leaves the old worker se
   stop_cleanly(d);
 }
 
-TEST_CASE("recycle: a reload asked for during a recycle waits for it, then runs", "[recycle]") {
+TEST_CASE("recycle: a reload asked for during a recycle waits for it then runs", "[recycle]") {
   const int port = free_port();
   // A slow replacement: the recycle is still running when the reload comes.
   const std::string worker = "max_lifetime = \"1s\"\n";
@@ -304,7 +309,7 @@ TEST_CASE("recycle: a reload asked for during a recycle waits for it, then runs"
   stop_cleanly(d);
 }
 
-TEST_CASE("recycle: bad max_memory, max_lifetime and memory_sample_interval are config errors", "[recycle]") {
+TEST_CASE("recycle: bad max_memory and max_lifetime and memory_sample_interval are config errors", "[recycle]") {
   struct Row {
     std::string line;
     std::string expected;  // after "<file>:3:"

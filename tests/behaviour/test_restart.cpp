@@ -84,7 +84,7 @@ TEST_CASE("restart of one slot replaces only that slot's worker", "[control]") {
   stop_cleanly(d);
 }
 
-TEST_CASE("restart of all workers replaces every one, rolling, while a client sees no failure", "[control]") {
+TEST_CASE("restart of all workers replaces every one rolling while a client sees no failure", "[control]") {
   const int port = free_port();
   // Slow to get ready: old and new workers of a slot overlap for a while under the load.
   Daemon d(toml({.address = local_address(port), .count = 3, .args = {"--ready-delay-ms", "400"}, .ready = "notify"}));

@@ -41,7 +41,7 @@ std::vector<pid_t> first(const std::vector<pid_t>& pids, std::size_t n) {
 
 }  // namespace
 
-TEST_CASE("scale +N, -N and N change the worker count and leave the other workers alone", "[control]") {
+TEST_CASE("scale +N and -N and N change the worker count and leave the other workers alone", "[control]") {
   const int port = free_port();
   Daemon d(toml({.address = local_address(port), .count = 2}));
   const auto initial = settled_at(d, 2);
@@ -130,7 +130,7 @@ TEST_CASE("SIGTTIN adds a worker and SIGTTOU removes one", "[control]") {
   stop_cleanly(d);
 }
 
-TEST_CASE("scaling down stops the highest slots, gracefully", "[control]") {
+TEST_CASE("scaling down stops the highest slots - gracefully", "[control]") {
   const int port = free_port();
   // notify: ready means the worker has set up its signal handling and can stop gracefully.
   Daemon d(toml({.address = local_address(port), .count = 4, .ready = "notify"}));

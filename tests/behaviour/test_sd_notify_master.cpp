@@ -29,7 +29,7 @@ void check_all_from_master(const FakeSystemd& systemd, pid_t master) {
 
 }  // namespace
 
-TEST_CASE("the master sends READY=1 only after its workers sent theirs, with a STATUS= summary", "[systemd]") {
+TEST_CASE("the master sends READY=1 only after its workers sent theirs - with a STATUS= summary", "[systemd]") {
   const int port = free_port();
   FakeSystemd systemd;
   // Each worker sends its own READY=1 to the master 1500 ms after it started.
@@ -70,7 +70,7 @@ TEST_CASE("the master sends READY=1 only after its workers sent theirs, with a S
   CHECK(no_process_left(d->pid()));
 }
 
-TEST_CASE("a reload sends RELOADING=1 with MONOTONIC_USEC=, then READY=1 once the new workers are ready",
+TEST_CASE("a reload sends RELOADING=1 with MONOTONIC_USEC= then READY=1 once the new workers are ready",
           "[systemd]") {
   const int port = free_port();
   FakeSystemd systemd;

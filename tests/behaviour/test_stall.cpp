@@ -37,7 +37,7 @@ std::string activity(const Daemon& d) {
 
 }  // namespace
 
-TEST_CASE("a stopped (SIGSTOP) worker with connections queued is replaced, and they are all answered") {
+TEST_CASE("a stopped (SIGSTOP) worker with connections queued is replaced and they are all answered") {
   const int port = free_port();
   Daemon d(one_sync_worker(port, "1s"));
   const auto ready = wait_workers_ready(d, 1);
@@ -114,7 +114,7 @@ TEST_CASE("a busy worker that keeps taking its queued connections is not stalled
   stop_cleanly(d);
 }
 
-TEST_CASE("worker.stall_timeout is checked: \"0s\" or at least 100ms, at most 30 days") {
+TEST_CASE("worker.stall_timeout is checked: 0s or at least 100ms - at most 30 days") {
   TempDir dir;
   const auto check = [&](const std::string& value) {
     dir.write("stall.toml", toml({.address = local_address(free_port()),

@@ -42,7 +42,7 @@ std::string by_pid(pid_t pid) { return "address already in use by pid " + std::t
 
 }  // namespace
 
-TEST_CASE("a port another process holds with SO_REUSEPORT is refused, naming that process", "[ports]") {
+TEST_CASE("a port another process holds with SO_REUSEPORT is refused - naming that process", "[ports]") {
   for (const bool reuseaddr : {false, true}) {
     for (const std::string mode : {"reuseport", "shared"}) {
       ReuseportHolder holder(reuseaddr);
@@ -60,7 +60,7 @@ TEST_CASE("a port another process holds with SO_REUSEPORT is refused, naming tha
   }
 }
 
-TEST_CASE("a second preforkd on the same port exits 1 naming the first, which keeps all the traffic", "[ports]") {
+TEST_CASE("a second preforkd on the same port exits 1 naming the first - which keeps all the traffic", "[ports]") {
   const int port = free_port();
   Daemon first(toml({.address = local_address(port), .count = 2}));
   const auto ready = wait_workers_ready(first, 2);

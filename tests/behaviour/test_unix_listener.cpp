@@ -26,7 +26,7 @@ std::optional<Hello> hello_unix(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("workers answer on a unix socket, and a clean stop removes it") {
+TEST_CASE("workers answer on a unix socket and a clean stop removes it") {
   TempDir dir;
   const std::string path = dir.file("s.sock");
   Daemon d(toml({.address = "unix:" + path, .count = 2}));

@@ -184,7 +184,7 @@ DemoConfig demo(int port, int count) { return {.address = local_address(port), .
 
 }  // namespace
 
-TEST_CASE("20 upgrades in place under load keep the master, its workers and its sockets", "[upgrade]") {
+TEST_CASE("20 upgrades in place under load keep the master and its workers and its sockets", "[upgrade]") {
   const int port = free_port();
   Installed program;
   Master d(program.path(), toml(demo(port, 2)));
@@ -237,7 +237,7 @@ TEST_CASE("20 upgrades in place under load keep the master, its workers and its 
   d.stop_cleanly();
 }
 
-TEST_CASE("SIGUSR2 upgrades, and a worker killed during the upgrade is replaced by the new image", "[upgrade]") {
+TEST_CASE("SIGUSR2 upgrades and a worker killed during the upgrade is replaced by the new image", "[upgrade]") {
   const int port = free_port();
   Installed program;
   Master d(program.path(), toml(demo(port, 2)));
@@ -265,7 +265,7 @@ TEST_CASE("SIGUSR2 upgrades, and a worker killed during the upgrade is replaced 
   d.stop_cleanly();
 }
 
-TEST_CASE("a failed preflight leaves the running master as it was, and says why", "[upgrade]") {
+TEST_CASE("a failed preflight leaves the running master as it was and says why", "[upgrade]") {
   const int port = free_port();
   Installed program;
   Master d(program.path(), toml(demo(port, 2)));

@@ -34,7 +34,7 @@ bool all_in_state(const nlohmann::json& status, int count, const std::string& st
 
 }  // namespace
 
-TEST_CASE("a worker with ready = \"notify\" is starting until it sends READY=1", "[systemd]") {
+TEST_CASE("a worker with ready = notify is starting until it sends READY=1", "[systemd]") {
   const int port = free_port();
   const auto started = Clock::now();
   Daemon d(toml({.address = local_address(port), .count = 2, .args = {"--ready-delay-ms", "3000"}, .ready = "notify"}));

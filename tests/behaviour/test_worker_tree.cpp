@@ -9,6 +9,7 @@
 
 #include "control_helpers.hpp"
 #include "tree_helpers.hpp"
+#include "../support/skip.hpp"
 
 using namespace bt;
 
@@ -53,22 +54,20 @@ void check_restart_takes_the_tree(const std::string& worker_cgroups) {
 
 }  // namespace
 
-TEST_CASE("worker tree: a setsid child goes with its worker, in a worker cgroup") {
+TEST_CASE("worker tree: a setsid child goes with its worker - in a worker cgroup") {
   if (const std::string why = cgroups_unavailable(); !why.empty()) {
-    WARN("skipped: worker cgroups need root and a writable cgroup2 mount: " << why);
-    return;
+    SKIP_OR_FAIL("worker cgroups need root and a writable cgroup2 mount: " << why);
   }
   check_restart_takes_the_tree("on");
 }
 
-TEST_CASE("worker tree: a setsid child goes with its worker, without cgroups") {
+TEST_CASE("worker tree: a setsid child goes with its worker - without cgroups") {
   check_restart_takes_the_tree("off");
 }
 
-TEST_CASE("worker tree: each worker has its own cgroup, removed when it is gone") {
+TEST_CASE("worker tree: each worker has its own cgroup - removed when it is gone") {
   if (const std::string why = cgroups_unavailable(); !why.empty()) {
-    WARN("skipped: worker cgroups need root and a writable cgroup2 mount: " << why);
-    return;
+    SKIP_OR_FAIL("worker cgroups need root and a writable cgroup2 mount: " << why);
   }
   const int port = free_port();
   Daemon d(tree_config(port, "TREE_SETSID_CHILD = \"1\"", "auto", 2));
@@ -91,10 +90,9 @@ TEST_CASE("worker tree: each worker has its own cgroup, removed when it is gone"
   CHECK(::stat(base.c_str(), &st) != 0);  // removed, with the workers' cgroups
 }
 
-TEST_CASE("worker tree: after kill -9 of the master, the next preforkd kills what was left") {
+TEST_CASE("worker tree: after kill -9 of the master - the next preforkd kills what was left") {
   if (const std::string why = cgroups_unavailable(); !why.empty()) {
-    WARN("skipped: worker cgroups need root and a writable cgroup2 mount: " << why);
-    return;
+    SKIP_OR_FAIL("worker cgroups need root and a writable cgroup2 mount: " << why);
   }
   const int port = free_port();
   Daemon first(tree_config(port, "TREE_SETSID_CHILD = \"1\"", "on"));

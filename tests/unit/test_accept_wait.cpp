@@ -90,7 +90,7 @@ bool blocked_in(pid_t pid, std::vector<long> nrs) {
 
 }  // namespace
 
-TEST_CASE("a child blocked in accept on the socket is found; on another socket it is not") {
+TEST_CASE("a child blocked in accept on the socket is found - on another socket it is not") {
   Fd ours = listening_socket();
   Fd other = listening_socket();
   const std::vector<ino_t> slot{inode_of(ours.get())};
@@ -130,7 +130,7 @@ TEST_CASE("a child blocked in accept on the socket is found; on another socket i
   }
 }
 
-TEST_CASE("a child with the socket in an epoll set is found; one in poll() is not") {
+TEST_CASE("a child with the socket in an epoll set is found - one in poll() is not") {
   Fd ours = listening_socket();
   const std::vector<ino_t> slot{inode_of(ours.get())};
 

@@ -36,7 +36,7 @@ TEST_CASE("IPv4 addresses", "[address]") {
   CHECK(must_parse("10.1.2.3:1").port == 1);
 }
 
-TEST_CASE("\"*\" and an empty host mean every IPv4 address", "[address]") {
+TEST_CASE("a star and an empty host mean every IPv4 address", "[address]") {
   for (const std::string text : {"*:80", ":80"}) {
     const Address a = must_parse(text);
     CHECK(a.family == AddressFamily::ipv4);

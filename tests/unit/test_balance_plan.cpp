@@ -33,7 +33,7 @@ struct Row {
 
 }  // namespace
 
-TEST_CASE("plan_balance steers to waiting workers with empty queues, else to the shortest queues") {
+TEST_CASE("plan_balance steers to waiting workers with empty queues - else to the shortest queues") {
   const std::vector<Row> table{
       // why, live, samples {slot, activity, queued}, previous set, steer to, next sample
       {"all waiting, idle: every live slot, sample rarely", {0, 1, 2}, {{0, W, 0}, {1, W, 0}, {2, W, 0}}, {}, {0, 1, 2}, 200ms},

@@ -7,7 +7,7 @@
 
 using namespace preforkd::os;
 
-TEST_CASE("parse_cgroup2_mount finds the cgroup2 mount: hybrid, unified, none", "[cgroup]") {
+TEST_CASE("parse_cgroup2_mount finds the cgroup2 mount: hybrid or unified or none", "[cgroup]") {
   const std::string hybrid =
       "sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0\n"
       "tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0\n"
@@ -35,7 +35,7 @@ TEST_CASE("parse_cgroup2_path reads the 0:: line of /proc/<pid>/cgroup", "[cgrou
   CHECK_FALSE(parse_cgroup2_path("").has_value());
 }
 
-TEST_CASE("parse_cpu_stat_usage_usec, parse_cgroup_populated, parse_master_cgroup_name", "[cgroup]") {
+TEST_CASE("parse_cpu_stat_usage_usec and parse_cgroup_populated and parse_master_cgroup_name", "[cgroup]") {
   CHECK(parse_cpu_stat_usage_usec("usage_usec 123456\nuser_usec 100000\nsystem_usec 23456\n") == 123456u);
   CHECK(parse_cpu_stat_usage_usec("nr_periods 0\nusage_usec 7\n") == 7u);
   CHECK_FALSE(parse_cpu_stat_usage_usec("user_usec 1\n").has_value());

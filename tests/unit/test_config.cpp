@@ -208,7 +208,7 @@ TEST_CASE("each bad config gets its exact message", "[config]") {
   }
 }
 
-TEST_CASE("several errors are all reported, in file order", "[config]") {
+TEST_CASE("several errors are all reported - in file order", "[config]") {
   const std::string text =
       "[preforkd]\n"                  // 1
       "log_level = \"loud\"\n"        // 2
@@ -350,7 +350,7 @@ address = "unix:/run/app.sock"
   CHECK(c.listeners[2].mode == ListenMode::shared);  // the only mode a unix socket can have
 }
 
-TEST_CASE("count = \"auto\" takes the usable CPUs", "[config]") {
+TEST_CASE("count = auto takes the usable CPUs", "[config]") {
   Config c = must_parse(worker("count = \"auto\"\n"), 6);
   CHECK(c.worker.count == 6);
   CHECK(c.worker.count_auto);
@@ -417,7 +417,7 @@ TEST_CASE("enum names", "[config]") {
   CHECK(std::string(to_string(ListenMode::reuseport)) == "reuseport");
 }
 
-TEST_CASE("preforkd.metrics_listen: a TCP address, off when empty", "[config][metrics]") {
+TEST_CASE("preforkd.metrics_listen: a TCP address - off when empty", "[config][metrics]") {
   CHECK(must_parse(worker()).daemon.metrics_listen.empty());
   CHECK(must_parse("[preforkd]\nmetrics_listen = \"\"\n" + worker()).daemon.metrics_listen.empty());
   CHECK(must_parse("[preforkd]\nmetrics_listen = \"127.0.0.1:9464\"\n" + worker()).daemon.metrics_listen ==
@@ -441,7 +441,7 @@ TEST_CASE("preforkd.metrics_listen: a TCP address, off when empty", "[config][me
       "app.toml:2:18: preforkd.metrics_listen: invalid address \"127.0.0.1:99999\": port must be 1..65535"));
 }
 
-TEST_CASE("max_memory, max_lifetime and memory_sample_interval: recycling limits", "[config]") {
+TEST_CASE("max_memory and max_lifetime and memory_sample_interval: recycling limits", "[config]") {
   const ConfigResult off = parse_config(worker("max_memory = \"\"\nmax_lifetime = \"\"\n"), "app.toml", 2);
   REQUIRE(off.config);
   CHECK(off.config->worker.max_memory == 0);

@@ -41,7 +41,7 @@ TEST_CASE("what the workers run or see rolls them") {
   CHECK(d.roll_reasons == std::vector<std::string>{"worker.watchdog"});
 }
 
-TEST_CASE("switching ready to or from \"accepting\" rolls the workers; other kinds change the policy") {
+TEST_CASE("switching ready to or from accepting rolls the workers - other kinds change the policy") {
   const Config alive = parse("count = 2");  // ready = "1s"
   for (const char* ready : {"ready = \"accepting\"", "ready = \"notify\""})
     CHECK(diff_configs(alive, parse(std::string("count = 2\n") + ready)).roll_reasons ==
@@ -53,7 +53,7 @@ TEST_CASE("switching ready to or from \"accepting\" rolls the workers; other kin
   CHECK(d.policy_changed);
 }
 
-TEST_CASE("a count change is a scale, not a roll") {
+TEST_CASE("a count change is a scale - not a roll") {
   auto d = diff_configs(parse("count = 2"), parse("count = 5"));
   CHECK(d.count_changed);
   CHECK_FALSE(d.roll_workers);

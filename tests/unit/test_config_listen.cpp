@@ -68,7 +68,7 @@ TEST_CASE("listen socket options: each is read into its field") {
   CHECK(std::string(to_string(BindIpv6Only::ipv6_only)) == "ipv6-only");
 }
 
-TEST_CASE("listen socket options: bounds, types and listener kinds are reported at their place") {
+TEST_CASE("listen socket options: bounds and types and listener kinds are reported at their place") {
   struct Row {
     std::string address;
     std::string text;

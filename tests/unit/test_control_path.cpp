@@ -30,7 +30,7 @@ TEST_CASE("config_stem is the file name without directory and extension", "[cont
   CHECK(config_stem("/") == "preforkd");
 }
 
-TEST_CASE("default_control_socket follows systemd, then root, then the user's runtime dir", "[control_path]") {
+TEST_CASE("default_control_socket follows systemd then root then the user's runtime dir", "[control_path]") {
   const std::string config = "/etc/preforkd/app.toml";
   // systemd's RuntimeDirectory= wins for everyone; only its first entry is used.
   CHECK(default_control_socket(config, env_of({{"RUNTIME_DIRECTORY", "/run/preforkd"}}), 0) ==

@@ -183,7 +183,7 @@ TEST_CASE("ScaleTarget::resolve keeps the count in range", "[control_protocol]")
   CHECK_FALSE(ScaleTarget{ScaleTarget::Kind::delta, 10}.resolve(1020).ok());
 }
 
-TEST_CASE("replies: make_ok, make_error and parse_reply", "[control_protocol]") {
+TEST_CASE("replies: make_ok and make_error and parse_reply", "[control_protocol]") {
   CHECK(make_ok().dump() == R"({"ok":true})");
   CHECK(make_ok({{"message", "reloaded"}, {"ok", false}}).dump() == R"({"message":"reloaded","ok":true})");
   CHECK(make_error("nope").dump() == R"({"error":"nope","ok":false})");
@@ -278,7 +278,7 @@ TEST_CASE("the status document reads back what was written", "[control_protocol]
   CHECK(refused.error() == "shutting down");
 }
 
-TEST_CASE("control characters a client sent are escaped in the error, which stays one line", "[control_protocol]") {
+TEST_CASE("control characters a client sent are escaped in the error - which stays one line", "[control_protocol]") {
   // The JSON reply carries them escaped, but preforkctl prints the message to a terminal.
   auto r = parse_request(R"({"cmd":"st\u001b[31matus\nx\ty"})");
   REQUIRE_FALSE(r.ok());

@@ -37,7 +37,7 @@ TEST_CASE("cpu_affinity: auto spreads slots over the usable CPUs in order and wr
   CHECK_FALSE(cpu_for_slot(CpuAffinity{}, usable, 0));  // no pinning
 }
 
-TEST_CASE("cpu_affinity: a list gives slot i list[i % n], whatever the usable set") {
+TEST_CASE("cpu_affinity: a list gives slot i the entry i mod n whatever the usable set") {
   const CpuAffinity list{CpuAffinity::Kind::list, {4, 0}};
   CHECK(cpu_for_slot(list, {}, 0) == 4);
   CHECK(cpu_for_slot(list, {}, 1) == 0);
@@ -65,7 +65,7 @@ TEST_CASE("cpu_affinity: CPU lists print in the kernel's list format") {
   CHECK(cpu_list_text({1, 1, 2}) == "1-2");
 }
 
-TEST_CASE("cpu_affinity: parsed from \"auto\" or a list; none by default") {
+TEST_CASE("cpu_affinity: parsed from auto or a list - none by default") {
   auto r = parse(worker(""));
   REQUIRE(r.config);
   CHECK(r.config->worker.cpu_affinity == CpuAffinity{});
@@ -107,7 +107,7 @@ TEST_CASE("cpu_affinity: mistakes are reported at their place") {
   CHECK(parse(worker("cpu_affinity = [0, 5]\n")).errors.empty());
 }
 
-TEST_CASE("listen options: defer_accept rounds up to seconds, fastopen is a queue length") {
+TEST_CASE("listen options: defer_accept rounds up to seconds - fastopen is a queue length") {
   const std::string base = worker("") + "[[listen]]\naddress = \"127.0.0.1:8080\"\n";
   auto r = parse(base);
   REQUIRE(r.config);

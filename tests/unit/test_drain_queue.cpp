@@ -9,7 +9,7 @@
 
 using preforkd::DrainQueue;
 
-TEST_CASE("items are handled oldest first; what a handler posts waits its turn") {
+TEST_CASE("items are handled oldest first - what a handler posts waits its turn") {
   DrainQueue<std::string> q;
   std::vector<std::string> seen;
   q.post("start a");
@@ -26,7 +26,7 @@ TEST_CASE("items are handled oldest first; what a handler posts waits its turn")
   CHECK(q.empty());
 }
 
-TEST_CASE("a drain asked for inside a drain returns at once; the outer one handles everything") {
+TEST_CASE("a drain asked for inside a drain returns at once - the outer one handles everything") {
   DrainQueue<int> q;
   std::vector<int> seen;
   std::vector<bool> inner;
@@ -45,7 +45,7 @@ TEST_CASE("a drain asked for inside a drain returns at once; the outer one handl
   CHECK_FALSE(q.draining());
 }
 
-TEST_CASE("the idle step runs when the queue is empty, and what it posts is drained too") {
+TEST_CASE("the idle step runs when the queue is empty and what it posts is drained too") {
   DrainQueue<int> q;
   std::vector<std::string> trace;
   int settles = 0;
@@ -59,7 +59,7 @@ TEST_CASE("the idle step runs when the queue is empty, and what it posts is drai
   CHECK(trace == std::vector<std::string>{"handle 1", "idle", "handle 2", "idle"});
 }
 
-TEST_CASE("queued items can be looked for, so a run with events pending is not freed") {
+TEST_CASE("queued items can be looked for - so a run with events pending is not freed") {
   DrainQueue<int> q;
   q.post(7);
   CHECK(q.any_of([](int i) { return i == 7; }));

@@ -54,7 +54,7 @@ bool contains(const std::vector<std::uint64_t>& v, std::uint64_t x) { return std
 
 }  // namespace
 
-TEST_CASE("parse_epoll_fdinfo reads fd, events and inode of every tfd line") {
+TEST_CASE("parse_epoll_fdinfo reads fd and events and inode of every tfd line") {
   CHECK(parse_epoll_fdinfo(with_in) == std::vector{EpollEntry{3, 0x19, 0xf0a2e1}});
   CHECK(parse_epoll_fdinfo(exclusive) == std::vector{EpollEntry{3, 0x10000019, 0xf0a2e1}});
   CHECK(parse_epoll_fdinfo(disabled) == std::vector{EpollEntry{3, 0x18, 0xf0a2e1}});

@@ -31,7 +31,7 @@ struct Row {
 
 }  // namespace
 
-TEST_CASE("fail_fast_step refuses once no worker has been ready for fail_fast_after, until one is") {
+TEST_CASE("fail_fast_step refuses once no worker has been ready for fail_fast_after - until one is") {
   const std::vector<Row> table{
       {"ready all along: never refuses, nothing to wait for",
        5s, {{0ms, true, false}, {10s, true, false}}},
@@ -58,7 +58,7 @@ TEST_CASE("fail_fast_step refuses once no worker has been ready for fail_fast_af
   }
 }
 
-TEST_CASE("fail_fast_step reports what an episode refused, and starts the next one from zero") {
+TEST_CASE("fail_fast_step reports what an episode refused and starts the next one from zero") {
   FailFastState s;
   s = fail_fast_step(s, false, 0ms, 1s).next;
   s = fail_fast_step(s, false, 1500ms, 1s).next;

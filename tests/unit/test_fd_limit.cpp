@@ -20,7 +20,7 @@ Config with_listeners(int reuseport, int shared) {
 
 }  // namespace
 
-TEST_CASE("fds_needed counts sockets per slot, pipes per worker and a margin", "[fd_limit]") {
+TEST_CASE("fds_needed counts sockets per slot and pipes per worker and a margin", "[fd_limit]") {
   Config c = with_listeners(1, 0);
   // 32 workers + 1 surge slot: 33 sockets, 33 * 3 pipes, the margin.
   CHECK(os::fds_needed(c, 32) == 33 + 33 * 3 + limits::fd_margin);

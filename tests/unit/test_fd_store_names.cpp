@@ -66,7 +66,7 @@ std::vector<std::size_t> dropped_indices(const Matching& m) {
 
 }  // namespace
 
-TEST_CASE("inherited sockets are taken by name, slot and check; the rest is dropped or foreign") {
+TEST_CASE("inherited sockets are taken by name and slot and check - the rest is dropped or foreign") {
   struct Row {
     const char* what;
     std::vector<std::string> names;
@@ -115,7 +115,7 @@ TEST_CASE("a dropped socket says why") {
   CHECK(gap.dropped[0].why == "slot 0 of listener 'http' is missing from the store, so the order of its group is unknown");
 }
 
-TEST_CASE("syncing the store: remove what is gone or changed (highest slot first), add what is new") {
+TEST_CASE("syncing the store: remove what is gone or changed (highest slot first) - add what is new") {
   struct Row {
     const char* what;
     std::map<std::string, std::uint64_t> stored, wanted;

@@ -17,7 +17,7 @@ TEST_CASE("http: the head ends at the first blank line", "[http]") {
   CHECK(http::head_end("GET / HTTP/1.0\n\n") == 16u);
 }
 
-TEST_CASE("http: requests are routed to 200, 400, 404 or 405", "[http]") {
+TEST_CASE("http: requests are routed to 200 or 400 or 404 or 405", "[http]") {
   struct Case {
     const char* head;
     int status;

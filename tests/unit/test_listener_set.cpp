@@ -27,6 +27,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include "../support/skip.hpp"
+
 using preforkd::Address;
 using preforkd::AddressFamily;
 using preforkd::ListenConfig;
@@ -229,7 +231,7 @@ bool kernel_accepts(const std::vector<BpfInsn>& p) {
 
 }  // namespace
 
-TEST_CASE("reuseport listeners get one socket per slot, in one group") {
+TEST_CASE("reuseport listeners get one socket per slot - in one group") {
   auto set = open_tcp(3);
   REQUIRE(set.slot_count() == 3);
   const auto fds = slot_fds(set);
@@ -257,7 +259,7 @@ TEST_CASE("reuseport listeners get one socket per slot, in one group") {
   CHECK(set.fd_names() == "http");
 }
 
-TEST_CASE("shared listeners give every slot the same socket; fds follow config order") {
+TEST_CASE("shared listeners give every slot the same socket - fds follow config order") {
   TempDir dir;
   const std::string path = dir.path + "/admin.sock";
   const auto port = free_port();
@@ -418,7 +420,7 @@ TEST_CASE("grow that fails half-way changes nothing") {
   CHECK(connect_and_count(set, kConnections) == std::vector<int>{0, kConnections});
 }
 
-TEST_CASE("unix listeners replace a stale socket file, never a live one or a plain file") {
+TEST_CASE("unix listeners replace a stale socket file - never a live one or a plain file") {
   TempDir dir;
   const std::string path = dir.path + "/app.sock";
   const sockaddr_un un = unix_address(path);
@@ -479,8 +481,7 @@ TEST_CASE("IPv6 loopback listeners work when the host has ::1") {
   sin6.sin6_family = AF_INET6;
   sin6.sin6_addr = in6addr_loopback;
   if (!probe.valid() || ::bind(probe.get(), reinterpret_cast<sockaddr*>(&sin6), sizeof sin6) != 0) {
-    WARN("no IPv6 loopback here, skipping");
-    return;
+    SKIP_OR_FAIL("no IPv6 loopback here");
   }
   const auto port = local_port(probe.get());
   probe.reset();
@@ -541,7 +542,7 @@ TEST_CASE("reuseport_steering_program shapes") {
   }
 }
 
-TEST_CASE("balance = load listeners follow the balanced set, hash listeners the live set") {
+TEST_CASE("balance = load listeners follow the balanced set - hash listeners the live set") {
   ListenConfig hashed = tcp4("hashed", free_port());
   hashed.balance = preforkd::ListenBalance::hash;
   auto set = ListenerSet::open({tcp4("loaded", free_port()), hashed}, 3);
@@ -602,7 +603,7 @@ TEST_CASE("socket inodes and the balanced queue depth of a slot") {
   CHECK_FALSE(none->balances_on_load());
 }
 
-TEST_CASE("a port held by another socket with SO_REUSEPORT is refused in every mode, naming the holder") {
+TEST_CASE("a port held by another socket with SO_REUSEPORT is refused in every mode - naming the holder") {
   for (const ListenMode mode : {ListenMode::reuseport, ListenMode::shared}) {
     Fd holder(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     const int one = 1;
@@ -633,7 +634,7 @@ TEST_CASE("a reopen may add an address that overlaps the set's own sockets") {
   CHECK(next->fds_for_slot(1).size() == 2);
 }
 
-TEST_CASE("defer_accept and fastopen are set on every slot's socket, and changed in place by a reopen") {
+TEST_CASE("defer_accept and fastopen are set on every slot's socket and changed in place by a reopen") {
   auto read_options = [](int fd) {
     int defer = -1;
     int fastopen = -1;
@@ -711,8 +712,7 @@ TEST_CASE("eBPF steering sends a new connection to the slot whose socket a threa
   if (auto why = preforkd::os::reuseport_steering_unavailable()) {
     // CI runs as root on a kernel with BTF: there the program must load.
     if (::geteuid() == 0) FAIL("as root: " << *why);
-    WARN("eBPF steering not tested here: " << *why);
-    return;
+    SKIP_OR_FAIL("eBPF steering needs root: " << *why);
   }
   // Five rounds with a fresh set each: the waiting slot moves, the other three have no
   // thread. Were waiting not seen, each round would hit it by chance 1 time in 4.

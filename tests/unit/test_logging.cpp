@@ -62,7 +62,7 @@ TEST_CASE("logging: a trailing newline does not add an empty line") {
   CHECK(lines_of(out.str()).size() == 1);
 }
 
-TEST_CASE("logging: levels are spelled as in the config (warn, not warning)") {
+TEST_CASE("logging: levels are spelled as in the config (warn not warning)") {
   std::ostringstream out;
   const LogInto capture(out, LogFormat::text);
   spdlog::warn("careful");
@@ -71,7 +71,7 @@ TEST_CASE("logging: levels are spelled as in the config (warn, not warning)") {
   CHECK(out.str().find("warning") == std::string::npos);
 }
 
-TEST_CASE("logging: json lines are one object per line, with the config's level names") {
+TEST_CASE("logging: json lines are one object per line - with the config's level names") {
   std::ostringstream out;
   const LogInto capture(out, LogFormat::json);
   spdlog::warn("first\nsecond");

@@ -70,7 +70,7 @@ TEST_CASE("master state: a state reads back as it was written") {
   CHECK(*back2 == bare);
 }
 
-TEST_CASE("master state: an unknown format is refused, saying which formats are read") {
+TEST_CASE("master state: an unknown format is refused - saying which formats are read") {
   MasterState s = sample();
   s.format = 99;
   auto back = decode_master_state(encode_master_state(s));

@@ -153,7 +153,7 @@ TEST_CASE("metrics: units are base units and counters end in _total", "[metrics]
   }
 }
 
-TEST_CASE("metrics: every family has one HELP and one TYPE, then all its samples together", "[metrics]") {
+TEST_CASE("metrics: every family has one HELP and one TYPE then all its samples together", "[metrics]") {
   const std::string text = metrics::render(sample());
   std::set<std::string> seen;
   std::string current;

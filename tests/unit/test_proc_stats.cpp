@@ -28,7 +28,7 @@ TEST_CASE("parse_statm_resident_pages and parse_status_groups", "[proc_stats]") 
   CHECK_FALSE(parse_status_groups("Name:\tx\n").has_value());
 }
 
-TEST_CASE("this process's RSS, CPU time and groups", "[proc_stats]") {
+TEST_CASE("this process's RSS and CPU time and groups", "[proc_stats]") {
   auto rss = read_rss_bytes(::getpid());
   REQUIRE(rss.ok());
   CHECK(*rss > 100'000u);

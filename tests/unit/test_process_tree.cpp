@@ -38,7 +38,7 @@ std::pair<pid_t, pid_t> fork_two_levels() {
 
 }  // namespace
 
-TEST_CASE("parse_smaps_rollup: RSS, PSS and private (USS) in bytes", "[process_tree]") {
+TEST_CASE("parse_smaps_rollup: RSS and PSS and private (USS) in bytes", "[process_tree]") {
   const std::string text =
       "55d0c0a4c000-7ffd2b7fe000 ---p 00000000 00:00 0                          [rollup]\n"
       "Rss:                3768 kB\n"
@@ -69,7 +69,7 @@ TEST_CASE("parse_stat_start_time reads field 22 past any command name", "[proces
   CHECK_FALSE(parse_stat_start_time("42 (a) S 1").has_value());
 }
 
-TEST_CASE("descendants, tree_memory and kill_processes on a real two-level tree", "[process_tree]") {
+TEST_CASE("descendants and tree_memory and kill_processes on a real two-level tree", "[process_tree]") {
   const auto [child, grandchild] = fork_two_levels();
   const auto found = descendants(::getpid());
   CHECK(std::find(found.begin(), found.end(), child) != found.end());

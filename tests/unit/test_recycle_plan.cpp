@@ -109,7 +109,7 @@ TEST_CASE("plan_recycles: max_memory 0 (off) never recycles for memory") {
   for (const auto& o : orders) CHECK(o.empty());
 }
 
-TEST_CASE("plan_recycles: at most max_surge at once, memory first, then the lifetime that ended first") {
+TEST_CASE("plan_recycles: at most max_surge at once - memory first then the lifetime that ended first") {
   RecycleLimits limits{512 * MiB, 10s, 1};
   // Slot 0 started first, slot 2 next; slot 1 grows. Draw 0.5: exactly 10 s.
   std::vector<RecycleView> at0{ready(10, 100 * MiB, 0ms), ready(11, 100 * MiB, 3s), ready(12, 100 * MiB, 1s)};
@@ -133,7 +133,7 @@ TEST_CASE("plan_recycles: at most max_surge at once, memory first, then the life
   CHECK(plan_recycles(w, big, 12s, true, limits).recycle.empty());
 }
 
-TEST_CASE("plan_recycles: the lifetime is drawn once per worker, and again only when max_lifetime changes") {
+TEST_CASE("plan_recycles: the lifetime is drawn once per worker and again only when max_lifetime changes") {
   RecycleLimits limits{0, 10s, 1};
   RecycleView v = ready(10, std::nullopt, 1s);
   v.jitter_draw = 0.0;  // the shortest: 9 s
@@ -165,7 +165,7 @@ TEST_CASE("plan_recycles: a failed recycle is not tried again for recycle_retry_
   CHECK(plan_recycles(w, {ready(10)}, 3s + recycle_retry_after, false, limits).recycle.size() == 1);
 }
 
-TEST_CASE("jittered_lifetime: within +-10 %, spread by the draw") {
+TEST_CASE("jittered_lifetime: within +-10 % - spread by the draw") {
   CHECK(jittered_lifetime(10s, 0.0) == 9s);
   CHECK(jittered_lifetime(10s, 0.5) == 10s);
   CHECK(jittered_lifetime(10s, 1.0) == 11s);

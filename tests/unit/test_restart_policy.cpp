@@ -10,7 +10,7 @@
 using namespace preforkd;
 using namespace std::chrono_literals;
 
-TEST_CASE("backoff: 0 for the first crash, then doubling from backoff_initial to backoff_max") {
+TEST_CASE("backoff: 0 for the first crash then doubling from backoff_initial to backoff_max") {
   RestartPolicy p;
   p.backoff_initial = 100ms;
   p.backoff_max = 1s;
@@ -35,7 +35,7 @@ TEST_CASE("jitter spreads the delay by +-20% within the bounds") {
   CHECK(backoff_delay(p, 30, 0.0) == 8s);
 }
 
-TEST_CASE("after a crash: a worker that served is replaced at once, one that cannot stay up backs off") {
+TEST_CASE("after a crash: a worker that served is replaced at once - one that cannot stay up backs off") {
   RestartPolicy p;
   p.backoff_initial = 100ms;  // also the throttle window
   p.backoff_max = 1s;
@@ -67,7 +67,7 @@ TEST_CASE("after a crash: a worker that served is replaced at once, one that can
   }
 }
 
-TEST_CASE("the throttle: a slot restarts at most once per backoff_initial, after its first restart") {
+TEST_CASE("the throttle: a slot restarts at most once per backoff_initial - after its first restart") {
   RestartPolicy p;
   p.backoff_initial = 100ms;
   p.backoff_max = 2s;

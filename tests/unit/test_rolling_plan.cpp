@@ -40,7 +40,7 @@ using V = std::vector<std::string>;
 
 }  // namespace
 
-TEST_CASE("one at a time: start, switch, wait for the old one, next") {
+TEST_CASE("one at a time: start then switch then wait for the old one then next") {
   auto t = roll_step(RollingPlan::of({0, 1}, 1), ev(E::begin));
   CHECK(show(t) == V{"start:0"});
   t = roll_step(t.next, ev(E::candidate_ready, 0));
@@ -74,7 +74,7 @@ TEST_CASE("max_surge counts candidates starting and old runs stopping") {
   CHECK(same.next == t.next);
 }
 
-TEST_CASE("a failed candidate aborts: other candidates are dropped, switched slots roll back") {
+TEST_CASE("a failed candidate aborts: other candidates are dropped - switched slots roll back") {
   auto t = roll_step(RollingPlan::of({0, 1, 2}, 2), ev(E::begin));
   t = roll_step(t.next, ev(E::candidate_ready, 0));
   t = roll_step(t.next, ev(E::run_gone, 0));

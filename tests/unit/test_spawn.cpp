@@ -80,7 +80,7 @@ TEST_CASE("fd 3 keeps its socket even when the source already is fd 3") {
   ::close(sv[1]);
 }
 
-TEST_CASE("stdin is /dev/null, the signal mask is empty and dispositions are defaults") {
+TEST_CASE("stdin is /dev/null - the signal mask is empty and dispositions are defaults") {
   // Block and ignore something in the parent: the child must not inherit either.
   sigset_t set, old;
   sigemptyset(&set);
@@ -149,7 +149,7 @@ TEST_CASE("resolve_executable searches PATH for bare names only") {
   CHECK(os::resolve_executable("no-such-program-xyz", "/bin") == "no-such-program-xyz");
 }
 
-TEST_CASE("a spawn that runs out of file descriptors says so, apart from other failures") {
+TEST_CASE("a spawn that runs out of file descriptors says so - apart from other failures") {
   // In a child of the test, which may use up its own fds.
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);

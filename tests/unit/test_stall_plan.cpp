@@ -72,7 +72,7 @@ TEST_CASE("judge_stall: a queue that holds connections nobody takes for the time
   }
 }
 
-TEST_CASE("judge_stall: a stall closes the window, so the next worker starts afresh") {
+TEST_CASE("judge_stall: a stall closes the window - so the next worker starts afresh") {
   StallWindow w;
   w = judge_stall(w, {0ms, 2, B}, 1s).next;
   const StallVerdict v = judge_stall(w, {1000ms, 2, B}, 1s);
@@ -85,7 +85,7 @@ TEST_CASE("judge_stall: a stall closes the window, so the next worker starts afr
   CHECK(after.next.since == 1100ms);
 }
 
-TEST_CASE("stall_cadence: a tenth of the timeout between full looks, a twentieth at suspects, bounded") {
+TEST_CASE("stall_cadence: a tenth of the timeout between full looks - a twentieth at suspects - bounded") {
   struct CadenceRow {
     Duration timeout, idle, busy;
   };

@@ -62,7 +62,7 @@ TEST_CASE("format_bytes uses binary units with one decimal", "[status_table]") {
   CHECK(format_bytes(1024ull * 1024 * 1024 - 1) == "1.0 GiB");
 }
 
-TEST_CASE("render_status without colour: master line, workers, listeners", "[status_table]") {
+TEST_CASE("render_status without colour: master line and workers and listeners", "[status_table]") {
   const std::string expected =
       "preforkd 0.1.0 (pid 4121)  config /etc/preforkd/app.toml  generation 2  up 3h12m  workers 2/3 ready\n"
       "\n"
@@ -98,7 +98,7 @@ TEST_CASE("render_status shows the workers' STATUS= text when there is some", "[
   CHECK(table.find("  -                                accepting\n") != std::string::npos);
 }
 
-TEST_CASE("render_status shows why a slot was last recycled, once one was", "[status_table]") {
+TEST_CASE("render_status shows why a slot was last recycled - once one was", "[status_table]") {
   auto s = sample();
   CHECK(ctl::render_status(s, ctl::Colour::off).find("RECYCLED") == std::string::npos);
   s.workers[0].recycled = "memory 612 MiB > 512 MiB";
@@ -123,7 +123,7 @@ TEST_CASE("colour_for honours NO_COLOR and terminals", "[status_table]") {
   CHECK(ctl::colour_for(0, "1") == ctl::Colour::off);
 }
 
-TEST_CASE("memory_summary: private + shared (PSS) of the workers, and the master", "[status_table]") {
+TEST_CASE("memory_summary: private + shared (PSS) of the workers and the master", "[status_table]") {
   MemorySummary m;
   CHECK(ctl::memory_summary(m).empty());  // nothing sampled yet
   m.workers = 8;

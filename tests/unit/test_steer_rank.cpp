@@ -73,7 +73,7 @@ TEST_CASE("the eBPF balancer's rank picks the slot a new connection goes to") {
   }
 }
 
-TEST_CASE("the rank's tie-break is capped, so a queue always outweighs it") {
+TEST_CASE("the rank's tie-break is capped - so a queue always outweighs it") {
   // A huge time since the last pick (never picked) must not reach the waiting bit.
   CHECK(preforkd_steer_rank(0, 0, 0, ~0ULL) < preforkd_steer_rank(1, 1, 0, 0));
   CHECK(preforkd_steer_rank(0, 1, 1023, 0) < preforkd_steer_rank(0, 0, 0, 0));

@@ -52,7 +52,7 @@ std::string kernel_hex(const TcpEndpoint& e) {
 
 }  // namespace
 
-TEST_CASE("tcp_table: a listening IPv4 line gives its address, port and inode") {
+TEST_CASE("tcp_table: a listening IPv4 line gives its address and port and inode") {
   const TcpEndpoint want = v4("127.0.0.1", 8080);
   const std::string line = "   0: " + kernel_hex(want) +
                            " 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 123456 1 "
@@ -64,7 +64,7 @@ TEST_CASE("tcp_table: a listening IPv4 line gives its address, port and inode") 
   CHECK(entry->local == want);
 }
 
-TEST_CASE("tcp_table: an IPv6 line, an established one, the header and garbage") {
+TEST_CASE("tcp_table: an IPv6 line and an established one and the header and garbage") {
   const TcpEndpoint want = v6("::1", 443);
   const std::string line = "   3: " + kernel_hex(want) + " 00000000000000000000000000000000:0000 01 00000000:00000000 "
                            "00:00000000 00000000     0        0 42 1 0000000000000000 20 4 30 10 -1";

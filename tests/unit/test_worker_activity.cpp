@@ -70,7 +70,7 @@ bool eventually(ActivityProbe& probe, pid_t pid, const std::vector<ino_t>& socke
 
 }  // namespace
 
-TEST_CASE("parse_syscall_line tells running, accept, poll and other syscalls apart") {
+TEST_CASE("parse_syscall_line tells running and accept and poll and other syscalls apart") {
   using K = SyscallState::Kind;
   CHECK(parse_syscall_line("running\n")->kind == K::running);
   const auto accepting = parse_syscall_line(std::to_string(SYS_accept4) + " 0x3 0x0 0x0 0x80000 0x0 0x0 0x7ffd 0x7f\n");
@@ -87,14 +87,14 @@ TEST_CASE("parse_syscall_line tells running, accept, poll and other syscalls apa
   CHECK_FALSE(parse_syscall_line(std::to_string(SYS_accept4) + "\n"));  // no fd
 }
 
-TEST_CASE("parse_stat_state reads the letter after the command name, whatever it holds") {
+TEST_CASE("parse_stat_state reads the letter after the command name - whatever it holds") {
   CHECK(parse_stat_state("123 (sync_worker) S 1 123 123 0") == 'S');
   CHECK(parse_stat_state("123 (a) b) T 1 2") == 'T');
   CHECK(parse_stat_state("123 (x) R") == 'R');
   CHECK(parse_stat_state("nonsense") == 0);
 }
 
-TEST_CASE("a process blocked in accept on its slot's socket waits; asleep or stopped it is busy") {
+TEST_CASE("a process blocked in accept on its slot's socket waits - asleep or stopped it is busy") {
   Fd ours = listening_socket();
   Fd other = listening_socket();
   const std::vector<ino_t> slot{inode_of(ours.get())};

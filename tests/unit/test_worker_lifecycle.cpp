@@ -49,7 +49,7 @@ std::vector<A> kinds(const Transition& t) {
 
 }  // namespace
 
-TEST_CASE("start spawns from stopped, failed and backoff, and is ignored while a process runs") {
+TEST_CASE("start spawns from stopped or failed or backoff and is ignored while a process runs") {
   for (S s : {S::stopped, S::failed, S::backoff}) {
     auto t = step(in(s), Event::of(E::start), policy());
     CHECK(t.next.state == S::starting);
@@ -62,7 +62,7 @@ TEST_CASE("start spawns from stopped, failed and backoff, and is ignored while a
   }
 }
 
-TEST_CASE("readiness: immediate, a duration alive, notify") {
+TEST_CASE("readiness: immediate or a duration alive or notify") {
   SECTION("immediate is ready as soon as the process exists") {
     auto t = step(in(S::starting), Event::of(E::spawned), policy(ReadyKind::immediate));
     CHECK(t.next.state == S::ready);
@@ -136,7 +136,7 @@ TEST_CASE("readiness: accepting") {
   }
 }
 
-TEST_CASE("the first crash of a healthy worker restarts it at once; repeated crashes back off") {
+TEST_CASE("the first crash of a healthy worker restarts it at once - repeated crashes back off") {
   const auto p = policy();
   // Healthy: was ready and up longer than the throttle window (backoff_initial).
   auto t1 = step(in(S::ready, 5), exited(ExitStatus::killed_by(9), true, 10s), p);
@@ -163,7 +163,7 @@ TEST_CASE("the first crash of a healthy worker restarts it at once; repeated cra
   CHECK(kinds(t4) == std::vector{A::report_restart, A::disarm_timer, A::spawn});
 }
 
-TEST_CASE("exit verdicts: fatal exit codes, restart = on-failure and never") {
+TEST_CASE("exit verdicts: fatal exit codes - restart = on-failure and never") {
   auto p = policy();
   p.restart.fatal_exit_codes = {42};
   CHECK(step(in(S::ready), exited(ExitStatus::exited_with(42), true, 10s), p).next.state == S::failed);
@@ -181,7 +181,7 @@ TEST_CASE("exit verdicts: fatal exit codes, restart = on-failure and never") {
   CHECK(step(in(S::ready), exited(ExitStatus::exited_with(0), true, 10s), p).next.state == S::starting);
 }
 
-TEST_CASE("graceful stop: stop_signal, SIGKILL after stop_timeout, then stopped or replaced") {
+TEST_CASE("graceful stop: stop_signal - SIGKILL after stop_timeout then stopped or replaced") {
   const auto p = policy();
   auto t = step(in(S::ready), Event::stop_for(StopIntent::remove), p);
   CHECK(t.next.state == S::stopping);
@@ -254,7 +254,7 @@ TEST_CASE("spawn failure backs off like a crash") {
   CHECK(kinds(t0) == std::vector{A::report_spawn_failed, A::report_restart, A::disarm_timer, A::spawn});
 }
 
-TEST_CASE("a spawn that fails for want of file descriptors is no crash: a fixed delay, no count") {
+TEST_CASE("a spawn that fails for want of file descriptors is no crash: a fixed delay - no count") {
   const auto p = policy();
   for (int failures : {0, 1, 5}) {
     auto t = step(in(S::starting, failures), Event::spawn_failed_with(SpawnFailure::fd_shortage, 0.9), p);
@@ -279,7 +279,7 @@ TEST_CASE("a spawn that fails for want of file descriptors is no crash: a fixed 
   }
 }
 
-TEST_CASE("reports: stop timeout, failed, backoff and a replacement's start come from step()") {
+TEST_CASE("reports: stop timeout and failed and backoff and a replacement's start come from step()") {
   auto p = policy();
   p.restart.fatal_exit_codes = {42};
   auto failed = step(in(S::ready), exited(ExitStatus::exited_with(42), true, 10s), p);
@@ -329,7 +329,7 @@ TEST_CASE("a trial run (a rolling update's candidate) is never restarted before 
   }
 }
 
-TEST_CASE("crash churn: a worker that served is replaced at once each time; one that cannot stay up backs off") {
+TEST_CASE("crash churn: a worker that served is replaced at once each time - one that cannot stay up backs off") {
   const auto p = policy(ReadyKind::immediate);
   // Killed 600 ms after each start, long after it was ready: never a backoff.
   Lifecycle l = step(step(in(S::stopped), Event::of(E::start), p).next, Event::of(E::spawned), p).next;
@@ -357,7 +357,7 @@ TEST_CASE("crash churn: a worker that served is replaced at once each time; one 
   CHECK(delay == 30s);
 }
 
-TEST_CASE("counters: an exit nobody asked for is a crash; a stop asked for is not") {
+TEST_CASE("counters: an exit nobody asked for is a crash - a stop asked for is not") {
   const auto p = policy(ReadyKind::notify);
   auto count = [](const Transition& t, A kind) {
     const auto actions = kinds(t);
