@@ -37,7 +37,8 @@ json encode_run(const RunState& r) {
               {"watchdog_ms", optional_ms(r.watchdog_ms)},
               {"stdout_fd", r.stdout_fd},
               {"stderr_fd", r.stderr_fd},
-
+              {"notify_fd", r.notify_fd},
+              {"notify_address", r.notify_address},
               {"notify_status", r.notify_status},
               {"notified_stopping", r.notified_stopping},
               {"cpu", r.cpu}};
@@ -81,7 +82,7 @@ std::optional<std::int64_t> get_optional_ms(const json& j, const char* name, con
   return v.get<std::int64_t>();
 }
 
-RunState decode_run(const json& j, const std::string& where) {
+RunState decode_run(const json& j, const std::string& where, int format) {
   RunState r;
   r.pid = get<int>(j, "pid", where);
   const auto state = get<std::string>(j, "state", where);
@@ -101,6 +102,10 @@ RunState decode_run(const json& j, const std::string& where) {
   r.watchdog_ms = get_optional_ms(j, "watchdog_ms", where);
   r.stdout_fd = get<int>(j, "stdout_fd", where);
   r.stderr_fd = get<int>(j, "stderr_fd", where);
+  if (format >= 2) {
+    r.notify_fd = get<int>(j, "notify_fd", where);
+    r.notify_address = get<std::string>(j, "notify_address", where);
+  }
   r.notify_status = get<std::string>(j, "notify_status", where);
   r.notified_stopping = get<bool>(j, "notified_stopping", where);
   r.cpu = get<int>(j, "cpu", where);
@@ -130,7 +135,7 @@ std::string formats_text() {
 
 }  // namespace
 
-std::vector<int> accepted_state_formats() { return {master_state_format}; }
+std::vector<int> accepted_state_formats() { return {1, master_state_format}; }
 
 std::string encode_master_state(const MasterState& s) {
   json listeners = json::array();
@@ -217,7 +222,7 @@ Result<MasterState> decode_master_state(std::string_view text) {
     for (std::size_t i = 0; i < slots.size(); ++i) {
       const std::string sw = "state.slots[" + std::to_string(i) + "]";
       SlotState slot;
-      slot.run = decode_run(field(slots[i], "run", sw), sw + ".run");
+      slot.run = decode_run(field(slots[i], "run", sw), sw + ".run", format);
       slot.restarts = get<int>(slots[i], "restarts", sw);
       const json& e = field(slots[i], "last_exit", sw);
       if (!e.is_null()) slot.last_exit = decode_exit(e, sw + ".last_exit");

@@ -52,7 +52,7 @@ Master::~Master() {
   ignored_signals_.reset();
   control_.reset();
   metrics_.reset();
-  notify_.reset();
+  shared_notify_.reset();
   sampler_.reset();
   recycler_.reset();
   fail_fast_.reset();
@@ -109,16 +109,17 @@ int Master::run() {
     return exit_code::failed;
   }
 
-  // Workers that speak sd_notify (ready = "notify" or a watchdog) talk to our own socket.
-  auto on_notify = [this](pid_t pid, const NotifyMessage& m) { supervisor_->on_notify(pid, m); };
-  auto notify = resume_ ? NotifySocket::adopt(&loop_, resume_->notify_fd, resume_->notify_address, on_notify)
-                        : NotifySocket::open(&loop_, on_notify);
-  if (!notify) {
-    spdlog::error("{}", notify.error());
-    return exit_code::failed;
+  // Workers that speak sd_notify (ready = "notify" or a watchdog) have a socket per run
+  // (the supervisor's). An older image's workers, taken over, share the one it had.
+  if (resume_ && resume_->notify_fd >= 0) {
+    auto on_notify = [this](pid_t pid, const NotifyMessage& m) { supervisor_->on_shared_notify(pid, m); };
+    auto notify = NotifySocket::adopt(&loop_, resume_->notify_fd, resume_->notify_address, on_notify);
+    if (!notify) {
+      spdlog::error("{}", notify.error());
+      return exit_code::failed;
+    }
+    shared_notify_ = std::move(*notify);
   }
-  notify_ = std::move(*notify);
-  supervisor_->set_notify_address(notify_->address());
 
   // Every catchable signal but PIPE and the fault signals has an action on the loop, if only
   // a log line: a stray one never kills or stops the master (core/master_signal.hpp).

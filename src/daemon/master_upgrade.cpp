@@ -50,8 +50,10 @@ Result<MasterState> Master::handoff_state(int reply_fd) {
   s.control_fd = control.fd;
   s.control_dev = control.dev;
   s.control_ino = control.ino;
-  s.notify_fd = notify_->fd();
-  s.notify_address = notify_->address();
+  if (shared_notify_) {
+    s.notify_fd = shared_notify_->fd();
+    s.notify_address = shared_notify_->address();
+  }
   s.listeners = supervisor_->listeners().handoff();
   s.slots = supervisor_->handoff();
   if (reply_fd >= 0) s.reply = UpgradeReply{reply_fd, version_};
@@ -90,11 +92,13 @@ Status Master::upgrade(int reply_fd) {
   attempt.block_signals(&state->blocked_signals);
   auto memfd = attempt.write_state(*state);
   if (!memfd) return Error{memfd.error()};
-  std::vector<int> keep = {state->control_fd, state->notify_fd, reply_fd, *memfd};
+  std::vector<int> keep = {state->control_fd, reply_fd, *memfd};
+  if (state->notify_fd >= 0) keep.push_back(state->notify_fd);
   for (const auto& l : state->listeners) keep.insert(keep.end(), l.fds.begin(), l.fds.end());
   for (const auto& slot : state->slots) {
     keep.push_back(slot.run.stdout_fd);
     keep.push_back(slot.run.stderr_fd);
+    if (slot.run.notify_fd >= 0) keep.push_back(slot.run.notify_fd);
   }
   for (int fd : keep)
     if (Status st = attempt.keep(fd); !st) return Error{"upgrade: " + st.error()};

@@ -1,5 +1,7 @@
 #include <preforkd/daemon/notify_socket.hpp>
 
+#include <preforkd/core/limits.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -11,25 +13,45 @@
 
 namespace preforkd::daemon {
 
-Result<std::unique_ptr<NotifySocket>> NotifySocket::open(uv_loop_t* loop, Handler handler) {
+namespace {
+
+// Names tried before giving up: enough to step over every live run an upgraded master
+// took over (their names are its old image's), with room for names squatted by others.
+constexpr std::uint64_t max_bind_attempts = 4 * static_cast<std::uint64_t>(max_workers) + 64;
+
+}  // namespace
+
+Result<std::unique_ptr<NotifySocket>, NotifySocketError> NotifySocket::open(uv_loop_t* loop, const std::string& prefix,
+                                                                            std::uint64_t& serial, Handler handler) {
   std::unique_ptr<NotifySocket> self(new NotifySocket());
   self->handler_ = std::move(handler);
   self->fd_.reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!self->fd_.valid()) return Error{std::string("notify socket: socket: ") + std::strerror(errno)};
+  if (!self->fd_.valid()) {
+    const int e = errno;
+    return NotifySocketError{std::string("notify socket: socket: ") + std::strerror(e), e == EMFILE || e == ENFILE};
+  }
   const int on = 1;
   if (::setsockopt(self->fd_.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0)
-    return Error{std::string("notify socket: SO_PASSCRED: ") + std::strerror(errno)};
+    return NotifySocketError{std::string("notify socket: SO_PASSCRED: ") + std::strerror(errno)};
 
-  const std::string name = "preforkd/" + std::to_string(::getpid()) + "/notify";
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  // Abstract namespace: a leading NUL byte, written as '@' in NOTIFY_SOCKET.
-  std::memcpy(addr.sun_path + 1, name.data(), name.size());
-  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-  if (::bind(self->fd_.get(), reinterpret_cast<sockaddr*>(&addr), len) < 0)
-    return Error{"notify socket: bind '@" + name + "': " + std::strerror(errno)};
-  self->address_ = "@" + name;
-  if (Status st = self->watch(loop); !st) return Error{st.error()};
+  for (std::uint64_t attempt = 0;; ++attempt) {
+    const std::string name = prefix + std::to_string(serial++);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (name.size() + 1 > sizeof addr.sun_path)
+      return NotifySocketError{"notify socket: name '@" + name + "' is too long"};
+    // Abstract namespace: a leading NUL byte, written as '@' in NOTIFY_SOCKET.
+    std::memcpy(addr.sun_path + 1, name.data(), name.size());
+    const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+    if (::bind(self->fd_.get(), reinterpret_cast<sockaddr*>(&addr), len) == 0) {
+      self->address_ = "@" + name;
+      break;
+    }
+    const int e = errno;
+    if (e != EADDRINUSE || attempt + 1 >= max_bind_attempts)
+      return NotifySocketError{"notify socket: bind '@" + name + "': " + std::strerror(e)};
+  }
+  if (Status st = self->watch(loop); !st) return NotifySocketError{st.error()};
   return self;
 }
 
@@ -55,15 +77,22 @@ Status NotifySocket::watch(uv_loop_t* loop) {
 
 NotifySocket::~NotifySocket() { poll_.close(); }
 
+void NotifySocket::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  uv_poll_stop(poll_.get());
+}
+
 void NotifySocket::readable(uv_poll_t* poll, int status, int) {
   auto* self = static_cast<NotifySocket*>(poll->data);
-  if (self != nullptr && status == 0) self->drain();
+  if (self != nullptr && status == 0 && !self->stopped_) self->drain();
 }
 
 void NotifySocket::drain() {
   char buf[max_notify_bytes + 1];
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * 16)];
-  while (true) {
+  // The handler may stop this socket (its run left): then read nothing more.
+  while (!stopped_) {
     iovec iov{buf, sizeof buf};
     msghdr msg{};
     msg.msg_iov = &iov;

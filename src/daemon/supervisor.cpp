@@ -271,8 +271,16 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
   id.generation = gen.number;
   id.listen_fds = listeners.configs().size();
   id.fd_names = listeners.fd_names();
+  // A run that speaks sd_notify gets its own socket before its first process starts.
   const bool notify = gen.worker.ready.kind == ReadyKind::notify || gen.worker.watchdog > Duration::zero();
-  if (notify) id.notify_socket = notify_address_;
+  if (notify && !run.notify) {
+    if (auto opened = open_notify_socket(run); !opened) {
+      run.spawn_error = opened.error();
+      const SpawnFailure cause = opened.failure().fd_shortage ? SpawnFailure::fd_shortage : SpawnFailure::error;
+      return {Event::spawn_failed_with(cause, std::uniform_real_distribution<double>(0.0, 1.0)(rng_))};
+    }
+  }
+  if (notify) id.notify_socket = run.notify->address();
   id.watchdog = gen.worker.watchdog;
 
   os::SpawnSpec spec;
@@ -305,6 +313,7 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
   run.spawn_error.clear();
   run.notify_status.clear();
   run.notified_stopping = false;
+  run.notify_refusal_logged = false;
   run.stall_note.clear();
   run.usage = Usage{};
   run.known_tree.clear();
@@ -354,19 +363,6 @@ void Supervisor::seen_accepting(pid_t pid) {
   WorkerRun* run = find_run(pid);
   if (run == nullptr) return;
   post(*run, Event::of(Event::Kind::seen_accepting));
-  run_queue();
-}
-
-void Supervisor::on_notify(pid_t sender, const NotifyMessage& message) {
-  WorkerRun* run = find_run(sender);
-  if (run == nullptr) {
-    spdlog::debug("notify: dropped a message from pid {}, which is no worker", sender);
-    return;
-  }
-  if (message.status) run->notify_status = *message.status;
-  if (message.stopping) run->notified_stopping = true;
-  if (message.watchdog) arm_watchdog(*run);
-  if (message.ready) post(*run, Event::of(Event::Kind::ready_notified));
   run_queue();
 }
 
@@ -484,6 +480,8 @@ void Supervisor::retire(std::unique_ptr<WorkerRun> run) {
   if (!run) return;
   run->timer->stop();
   run->watchdog->stop();
+  // Its socket closes with it: nothing that arrives there now belongs to a live run.
+  if (run->notify) run->notify->stop();
   // Freed when the next input starts: this one may have come from one of its timers.
   graveyard_.push_back(std::move(run));
 }

@@ -52,6 +52,10 @@ std::vector<SlotState> Supervisor::handoff() {
     if (auto left = run.watchdog->remaining()) s.run.watchdog_ms = ms(*left);
     s.run.stdout_fd = run.out ? run.out->fd() : -1;
     s.run.stderr_fd = run.err ? run.err->fd() : -1;
+    if (run.notify) {
+      s.run.notify_fd = run.notify->fd();
+      s.run.notify_address = run.notify->address();
+    }
     s.run.notify_status = run.notify_status;
     s.run.notified_stopping = run.notified_stopping;
     s.run.cpu = run.cpu;
@@ -105,6 +109,9 @@ Status Supervisor::resume(const std::vector<SlotState>& handed) {
     run.notified_stopping = h.run.notified_stopping;
     run.cpu = h.run.cpu;
     if (run.pid > 0) adopt_cgroup(run);
+    // Its own notify socket (a run of a format-1 image has none: it uses the shared one).
+    if (h.run.notify_fd >= 0)
+      if (Status st = adopt_notify_socket(run, h.run.notify_fd, h.run.notify_address); !st) return st;
     for (int fd : {h.run.stdout_fd, h.run.stderr_fd})
       if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     read_output(run, os::Fd(h.run.stdout_fd), os::Fd(h.run.stderr_fd));

@@ -13,8 +13,10 @@ std::uint64_t fds_needed(const Config& config, int workers) {
   const auto slots = static_cast<std::uint64_t>(workers) + static_cast<std::uint64_t>(config.worker.max_surge);
   std::uint64_t sockets = 0;
   for (const ListenConfig& l : config.listeners) sockets += l.mode == ListenMode::reuseport ? slots : 1;
-  // stdout and stderr pipes when captured, and the exec report until the worker is reaped.
-  const std::uint64_t per_worker = config.daemon.worker_output == WorkerOutput::log ? 3 : 1;
+  // stdout and stderr pipes when captured, and the exec report until the worker is reaped;
+  // and the run's own notify socket when workers speak sd_notify.
+  const bool notify = config.worker.ready.kind == ReadyKind::notify || config.worker.watchdog > Duration::zero();
+  const std::uint64_t per_worker = (config.daemon.worker_output == WorkerOutput::log ? 3 : 1) + (notify ? 1 : 0);
   return sockets + slots * per_worker + limits::fd_margin;
 }
 

@@ -200,18 +200,23 @@ TEST_CASE("workers inherit neither the master's NOTIFY_SOCKET nor its WATCHDOG_ 
   FakeSystemd systemd;
   const EnvChanges env{{"NOTIFY_SOCKET", systemd.path()}, {"WATCHDOG_USEC", "400000"}, {"WATCHDOG_PID", std::nullopt}};
 
-  SECTION("ready = \"notify\": NOTIFY_SOCKET is the master's own socket") {
+  SECTION("ready = \"notify\": NOTIFY_SOCKET is the master's own socket for the worker's run") {
     auto d = start_daemon(toml({.address = local_address(port), .count = 2, .ready = "notify"}), env);
     REQUIRE(systemd.wait_for("READY=1"));
     const auto envs = worker_envs(port, 2);
     REQUIRE(envs.size() == 2);
-    const std::string own = "@preforkd/" + std::to_string(d->pid()) + "/notify";
+    const std::string own = "@preforkd/" + std::to_string(d->pid()) + "/notify/";
+    std::set<std::string> sockets;
     for (const auto& w : envs) {
       INFO(w.dump());
-      CHECK(w["env"]["NOTIFY_SOCKET"] == own);
+      REQUIRE(w["env"].contains("NOTIFY_SOCKET"));
+      const std::string address = w["env"]["NOTIFY_SOCKET"].get<std::string>();
+      CHECK(address.starts_with(own + w["slot"].get<std::string>() + "."));
+      sockets.insert(address);
       CHECK_FALSE(w["env"].contains("WATCHDOG_USEC"));
       CHECK_FALSE(w["env"].contains("WATCHDOG_PID"));
     }
+    CHECK(sockets.size() == 2);  // one per worker
     check_all_from_master(systemd, d->pid());
     d->signal(SIGTERM);
     CHECK(d->wait_exit() == 0);

@@ -155,9 +155,10 @@ std::multiset<std::string> fd_targets(pid_t pid) {
 }
 
 // The fds once the master holds only its own sockets: two worker sockets (two slots of
-// one reuseport listener), the control socket and the notify socket; a control
-// connection it is closing (a status request just answered) is gone by then.
-constexpr std::size_t own_sockets = 4;
+// one reuseport listener) and the control socket (no notify sockets: these workers do not
+// speak sd_notify); a control connection it is closing (a status request just answered)
+// is gone by then.
+constexpr std::size_t own_sockets = 3;
 std::multiset<std::string> settled_fd_targets(pid_t pid) {
   std::multiset<std::string> last;
   wait_until([&] {
@@ -265,6 +266,47 @@ TEST_CASE("SIGUSR2 upgrades and a worker killed during the upgrade is replaced b
   d.stop_cleanly();
 }
 
+TEST_CASE("an upgrade keeps each worker run's own notify socket", "[upgrade]") {
+  const int port = free_port();
+  Installed program;
+  DemoConfig config = demo(port, 2);
+  config.ready = "notify";
+  config.worker = "watchdog = \"1s\"\n";
+  Master d(program.path(), toml(config));
+  const auto before = d.wait_ready(2);
+  REQUIRE(before);
+  const auto pids = pids_in(*before);
+  const auto envs = env_of_workers(port, 2);
+  REQUIRE(envs[0]["env"].contains("NOTIFY_SOCKET"));
+  const std::string slot0_socket = envs[0]["env"]["NOTIFY_SOCKET"].get<std::string>();
+  CHECK(slot0_socket != envs[1]["env"]["NOTIFY_SOCKET"].get<std::string>());
+
+  const auto r = d.ctl({"upgrade"});
+  INFO(r.out << r.err << "\nlog:\n" << d.log());
+  REQUIRE(r.exit_code == 0);
+  // WATCHDOG=1 still reaches the new image on each run's socket: the same workers outlive
+  // three watchdog periods after the upgrade.
+  const auto upgraded_at = std::chrono::steady_clock::now();
+  REQUIRE(wait_until([&] {
+    const auto s = d.status();
+    return s && pids_in(*s) == pids && std::chrono::steady_clock::now() - upgraded_at > 3s;
+  }));
+  CHECK(d.count_log("watchdog timeout") == 0);
+  // A replacement in the same run gets the run's socket, which the new image serves:
+  // its READY=1 arrives there.
+  REQUIRE(::kill(pids[0], SIGKILL) == 0);
+  REQUIRE(wait_until([&] {
+    const auto s = d.status();
+    if (!s) return false;
+    const auto now = pids_in(*s);
+    return now.size() == 2 && now[0] > 0 && now[0] != pids[0] && (*s)["workers"][0]["state"] == "ready";
+  }));
+  const auto envs_after = env_of_workers(port, 2);
+  CHECK(envs_after[0]["env"]["NOTIFY_SOCKET"] == slot0_socket);
+  CHECK(pids_in(*d.status())[1] == pids[1]);
+  d.stop_cleanly();
+}
+
 TEST_CASE("a failed preflight leaves the running master as it was and says why", "[upgrade]") {
   const int port = free_port();
   Installed program;
@@ -282,7 +324,7 @@ TEST_CASE("a failed preflight leaves the running master as it was and says why",
   program.put_script("echo \"$2: ok\"\necho 'state-format: 99'\necho 'version: 9.9'\n");
   r = d.ctl({"upgrade"});
   CHECK(r.exit_code == 1);
-  CHECK(r.err.find("does not read state format 1 (it reads 99)") != std::string::npos);
+  CHECK(r.err.find("does not read state format 2 (it reads 99)") != std::string::npos);
 
   // SIGUSR2 fails the same way, in the log.
   d.signal(SIGUSR2);
@@ -308,7 +350,7 @@ TEST_CASE("an exec that fails leaves the old image running with its fds and sign
   REQUIRE(sockets_in(fds_before).size() == own_sockets);
 
   // Passes its check, then takes away its own execute permission: the exec itself fails.
-  program.put_script("echo \"$2: ok\"\necho 'state-format: 1'\necho 'version: 9.9'\nchmod a-x \"$0\"\n");
+  program.put_script("echo \"$2: ok\"\necho 'state-format: 1,2'\necho 'version: 9.9'\nchmod a-x \"$0\"\n");
   const auto r = d.ctl({"upgrade"});
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("cannot execute '" + program.path() + "': Permission denied; the running preforkd carries on") !=

@@ -30,6 +30,18 @@ TEST_CASE("fds_needed counts sockets per slot and pipes per worker and a margin"
   CHECK(os::fds_needed(c, 4) == 2 * 5 + 1 + 5 + limits::fd_margin);
 }
 
+TEST_CASE("fds_needed counts a notify socket per worker run when workers speak sd_notify", "[fd_limit]") {
+  Config c = with_listeners(1, 0);
+  c.worker.ready = {ReadyKind::notify, Duration::zero()};
+  // 32 workers + 1 surge slot: 33 sockets, 33 * (3 pipes + 1 notify socket), the margin.
+  CHECK(os::fds_needed(c, 32) == 33 + 33 * 4 + limits::fd_margin);
+  c.worker.ready = {ReadyKind::immediate, Duration::zero()};
+  c.worker.watchdog = std::chrono::seconds(5);
+  CHECK(os::fds_needed(c, 32) == 33 + 33 * 4 + limits::fd_margin);
+  c.worker.watchdog = Duration::zero();
+  CHECK(os::fds_needed(c, 32) == 33 + 33 * 3 + limits::fd_margin);
+}
+
 TEST_CASE("check_fd_limit names the numbers and the limit", "[fd_limit]") {
   const Config c = with_listeners(1, 0);
   CHECK(os::check_fd_limit(c, 2, {64, 64}).ok());

@@ -18,7 +18,7 @@ MasterState sample() {
   s.control_fd = 5;
   s.control_dev = 64769;
   s.control_ino = 123456789012ULL;
-  s.notify_fd = 6;
+  s.notify_fd = 6;  // a format-1 image's shared socket, still served
   s.notify_address = "@preforkd/42/notify";
   s.listeners.push_back({"http", "127.0.0.1:8080", {7, 8, 9}, "", 0, 0});
   s.listeners.push_back({"admin", "unix:/run/a.sock", {10}, "/run/a.sock", 2049, 77});
@@ -30,6 +30,8 @@ MasterState sample() {
   ready.run.watchdog_ms = 900;
   ready.run.stdout_fd = 11;
   ready.run.stderr_fd = 12;
+  ready.run.notify_fd = 14;
+  ready.run.notify_address = "@preforkd/42/notify/0.3";
   ready.run.notify_status = "serving";
   ready.run.cpu = 1;
   ready.had_process = true;
@@ -75,7 +77,30 @@ TEST_CASE("master state: an unknown format is refused - saying which formats are
   s.format = 99;
   auto back = decode_master_state(encode_master_state(s));
   REQUIRE_FALSE(back);
-  CHECK(back.error() == "upgrade state: format 99 is not accepted (this preforkd reads 1)");
+  CHECK(back.error() == "upgrade state: format 99 is not accepted (this preforkd reads 1,2)");
+}
+
+TEST_CASE("master state: a format-1 document reads with no notify socket per run") {
+  // Written by an image whose workers all shared the master's one notify socket.
+  auto j = nlohmann::json::parse(encode_master_state(sample()));
+  j["format"] = 1;
+  for (auto& slot : j["slots"]) {
+    slot["run"].erase("notify_fd");
+    slot["run"].erase("notify_address");
+  }
+  auto back = decode_master_state(j.dump());
+  REQUIRE(back);
+  CHECK(back->format == 1);
+  CHECK(back->notify_fd == 6);
+  for (const auto& slot : back->slots) {
+    CHECK(slot.run.notify_fd == -1);
+    CHECK(slot.run.notify_address.empty());
+  }
+  // Format 2 requires them.
+  j["format"] = 2;
+  auto missing = decode_master_state(j.dump());
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error() == "upgrade state.slots[0].run.notify_fd: missing");
 }
 
 TEST_CASE("master state: malformed or incomplete documents are refused with the field named") {

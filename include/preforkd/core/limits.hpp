@@ -66,8 +66,8 @@ inline constexpr std::size_t control_clients = 256;
 
 // ---- file descriptors ----
 
-// Descriptors the master keeps beside listeners and worker pipes (log, control socket and
-// its clients, notify socket, signal pipes, /proc reads), checked against RLIMIT_NOFILE.
+// Descriptors the master keeps beside listeners and each worker's pipes and notify socket
+// (log, control socket and its clients, signal pipes, /proc reads), checked against RLIMIT_NOFILE.
 inline constexpr std::size_t fd_margin = 32;
 
 }  // namespace preforkd::limits

@@ -20,7 +20,8 @@
 namespace preforkd {
 
 // The format this build writes; the formats it reads are in accepted_state_formats().
-inline constexpr int master_state_format = 1;
+// 2: each run carries its own notify socket (1: one socket shared by all workers).
+inline constexpr int master_state_format = 2;
 [[nodiscard]] std::vector<int> accepted_state_formats();
 
 // A worker run in a slot, as the old image left it.
@@ -33,6 +34,8 @@ struct RunState {
   std::optional<std::int64_t> watchdog_ms;   // the watchdog's remaining time, if armed
   int stdout_fd = -1;  // the read ends of the worker's output pipes (worker_output = "log")
   int stderr_fd = -1;
+  int notify_fd = -1;         // the run's own NOTIFY_SOCKET; -1: none (format 1 had none)
+  std::string notify_address;
   std::string notify_status;
   bool notified_stopping = false;
   int cpu = -1;  // pinned to (worker.cpu_affinity); -1: not pinned
@@ -86,7 +89,9 @@ struct MasterState {
   int control_fd = -1;      // the listening control socket
   std::uint64_t control_dev = 0;  // its file, removed at stop while it is still this one
   std::uint64_t control_ino = 0;
-  int notify_fd = -1;       // the workers' NOTIFY_SOCKET
+  // The NOTIFY_SOCKET that an image of format 1 shared among all its workers, still served
+  // for the runs it started until they have sockets of their own; -1: none.
+  int notify_fd = -1;
   std::string notify_address;
   std::vector<ListenerState> listeners;
   std::vector<SlotState> slots;

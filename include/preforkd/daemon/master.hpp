@@ -73,7 +73,8 @@ class Master {
   std::unique_ptr<Supervisor> supervisor_;
   std::unique_ptr<SystemdNotifier> systemd_;
   FdStore fd_store_;  // the listening sockets in systemd's fd store
-  std::unique_ptr<NotifySocket> notify_;
+  // The notify socket a format-1 image shared among its workers, after an upgrade from it.
+  std::unique_ptr<NotifySocket> shared_notify_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<Timer> sampler_;
   std::unique_ptr<Balancer> balancer_;

@@ -14,6 +14,7 @@
 #include <preforkd/core/rolling_plan.hpp>
 #include <preforkd/core/worker_lifecycle.hpp>
 #include <preforkd/daemon/line_reader.hpp>
+#include <preforkd/daemon/notify_socket.hpp>
 #include <preforkd/daemon/timer.hpp>
 #include <preforkd/os/cgroup.hpp>
 #include <preforkd/os/listener_set.hpp>
@@ -83,8 +84,14 @@ struct WorkerRun {
   os::Fd exec_report;
   std::optional<LastExit> exit;  // how its last process ended, for a report_crash
   std::string spawn_error;    // why the last spawn failed, for its report
+  // The run's own NOTIFY_SOCKET, made before its first process starts when the generation
+  // speaks sd_notify (ready = "notify" or a watchdog), kept while the run lasts (its
+  // replacements after a crash get the same one) and closed when it leaves: what arrives
+  // there is this run's, whatever pid it claims.
+  std::unique_ptr<NotifySocket> notify;
   std::string notify_status;  // last STATUS= from the worker
   bool notified_stopping = false;
+  bool notify_refusal_logged = false;  // a message from a process not its worker was logged
   std::string stall_note;  // set when it was found stalled: "3 connections queued, none taken for 1.2s"
   Usage usage;  // sampled every few seconds
   // The cgroup of the current process and its descendants (none without worker cgroups).
@@ -128,10 +135,9 @@ class Supervisor {
   void stop(StopMode mode);
   // Called on SIGCHLD: reaps every exited child and feeds worker exits to their runs.
   void reap_children();
-  // A datagram from the notify socket, attributed by the sender's pid.
-  void on_notify(pid_t sender, const NotifyMessage& message);
-  // NOTIFY_SOCKET for workers ("" for none).
-  void set_notify_address(std::string address) { notify_address_ = std::move(address); }
+  // A datagram on the notify socket an older image shared among all its workers (after an
+  // upgrade from it), attributed by the sender's pid, for runs that still use it.
+  void on_shared_notify(pid_t sender, const NotifyMessage& message);
 
   // Sets the worker count; the slots converge to the latest count asked for. New slots
   // start at once; removed slots (the highest) stop gracefully once no new connection
@@ -247,6 +253,10 @@ class Supervisor {
   void remove_dead_cgroups();
   [[nodiscard]] Result<std::unique_ptr<WorkerRun>> make_run(int slot, std::shared_ptr<const Generation> gen);
   WorkerRun* find_run(pid_t pid);
+  // sd_notify (supervisor_notify.cpp): the run's own socket, made when its process needs one.
+  [[nodiscard]] Result<Ok, NotifySocketError> open_notify_socket(WorkerRun& run);
+  [[nodiscard]] Status adopt_notify_socket(WorkerRun& run, int fd, std::string address);  // after an upgrade
+  void on_notify(WorkerRun& run, pid_t sender, const NotifyMessage& message);
   void arm_watchdog(WorkerRun& run);
   void read_output(WorkerRun& run, os::Fd out, os::Fd err);
   void update_steering();
@@ -281,7 +291,7 @@ class Supervisor {
   int target_count_ = 0;
   std::unordered_map<pid_t, WorkerRun*> by_pid_;
   std::vector<std::string> master_env_;
-  std::string notify_address_;
+  std::uint64_t notify_serial_ = 0;  // the next run's notify socket name
   std::mt19937_64 rng_;
   std::unique_ptr<RollingUpdate> rolling_;
   std::deque<RollEvent> roll_events_;

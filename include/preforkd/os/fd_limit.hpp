@@ -12,8 +12,9 @@ namespace preforkd::os {
 
 // The descriptors the master holds for `config` with `workers` workers: every listening
 // socket (one per worker slot and listener in reuseport mode, including the max_surge slots
-// of a rolling update), each worker's output pipes and exec report, and limits::fd_margin for
-// the rest (stdio, log, control socket and clients, notify socket, signal pipe, /proc reads).
+// of a rolling update), each worker's output pipes, exec report and notify socket (one per run,
+// with ready = "notify" or a watchdog), and limits::fd_margin for the rest (stdio, log,
+// control socket and clients, signal pipe, /proc reads).
 [[nodiscard]] std::uint64_t fds_needed(const Config& config, int workers);
 
 struct FdLimit {
