@@ -69,6 +69,13 @@ Error load_error(std::string_view what, int err) {
   return Error{std::move(message)};
 }
 
+// Whether index `key` of a SOCKMAP holds no socket. A lookup from user space reads the
+// socket's cookie; an index without one answers ENOENT.
+bool sockmap_slot_empty(int map, std::uint32_t key) {
+  std::uint64_t cookie = 0;
+  return bpf_map_lookup_elem(map, &key, &cookie) != 0 && errno == ENOENT;
+}
+
 std::uint64_t socket_cookie(int fd) {
   std::uint64_t cookie = 0;
   socklen_t len = sizeof cookie;
@@ -121,11 +128,16 @@ Status ReuseportSteering::set_sockets(const std::vector<int>& fds) {
     known_[i] = cookie;
   }
   // Slots removed since: their sockets leave the map when closed, unless another set of
-  // the master still holds them (a reload in progress), so remove them here.
+  // the master still holds them (a reload in progress), so remove them here. Usually the
+  // socket is closed already and its index empty, and deleting an empty index of a
+  // SOCKMAP fails with EINVAL, not ENOENT (FACTS.md): an index that holds no socket
+  // afterwards is what was wanted, whatever the delete answered.
   for (std::size_t i = fds.size(); i < known_.size(); ++i) {
     const auto key = static_cast<std::uint32_t>(i);
-    if (bpf_map_delete_elem(sockets_, &key) != 0 && errno != ENOENT)
-      return errno_error("remove from the eBPF steering map", "socket of slot " + std::to_string(i));
+    if (bpf_map_delete_elem(sockets_, &key) == 0) continue;
+    const int err = errno;
+    if (err == ENOENT || sockmap_slot_empty(sockets_, key)) continue;
+    return errno_error("remove from the eBPF steering map", "socket of slot " + std::to_string(i), err);
   }
   known_.resize(fds.size());
   if (!attached_ && !fds.empty()) {
