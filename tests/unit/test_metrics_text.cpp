@@ -264,7 +264,7 @@ TEST_CASE("metrics: the eBPF balancer's counts are one counter by reason", "[met
   CHECK(doc.get<StatusSnapshot>() == s);
 }
 
-TEST_CASE("metrics: whether the eBPF balancer balances each load listener, 1 or 0", "[metrics]") {
+TEST_CASE("metrics: whether the eBPF balancer balances each load listener as 1 or 0", "[metrics]") {
   StatusSnapshot s = sample();
   s.listeners.resize(2);
   s.listeners[0].balance = "load";
