@@ -81,11 +81,7 @@ bool ListenerSet::steer_in_kernel(Listener& l, const std::vector<int>& live) {
     l.steered_slots = -1;
   }
   if (l.steered_slots == slots_ && live == l.steered) return true;
-  // The live set first, then the sockets (which attaches the program on first use), so
-  // the program never runs with the sockets but no live set.
-  Status st = l.ebpf->set_live(live);
-  if (st) st = l.ebpf->set_sockets(fds_of(l.fds));
-  if (!st) return give_up(st.error());
+  if (Status st = l.ebpf->steer(fds_of(l.fds), live); !st) return give_up(st.error());
   l.steered = live;
   l.steered_slots = slots_;
   return true;
