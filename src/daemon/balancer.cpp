@@ -144,21 +144,19 @@ void Balancer::steer(const std::vector<int>& balanced) {
   // A kernel program that failed at run time: the listener keeps working, at a cost the
   // operator should know of, so it is an error (status and /metrics show it as well).
   const os::ListenerSet& listeners = supervisor_.listeners();
+  std::map<std::string, std::string> failed;  // of the listeners there are now
   for (std::size_t l = 0; l < listeners.configs().size(); ++l) {
     const std::string& name = listeners.configs()[l].name;
     std::string why = listeners.ebpf_error(l);
-    if (why.empty()) {
-      ebpf_errors_.erase(name);
-      continue;
-    }
-    auto [it, fresh] = ebpf_errors_.try_emplace(name, why);
-    if (!fresh && it->second == why) continue;
-    it->second = why;
+    if (why.empty()) continue;
+    failed[name] = why;
+    if (auto logged = ebpf_errors_.find(name); logged != ebpf_errors_.end() && logged->second == why) continue;
     spdlog::error(
         "listener '{}': the eBPF balancer failed: {}; the sampler balances it instead: the master reads /proc "
         "every {} while a worker is busy (every {} while all wait), which costs CPU and balances less evenly",
         name, why, format_duration(tuning_.fast), format_duration(tuning_.slow));
   }
+  ebpf_errors_ = std::move(failed);
 }
 
 SlotSample Balancer::last_seen(int slot) {
