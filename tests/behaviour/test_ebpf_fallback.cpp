@@ -7,10 +7,10 @@
 // and with only a `balance = "hash"` listener at start, which needs no program: a reload
 // then makes it `balance = "load"`, and the new listener set's program fails to load.
 
-#include <catch2/catch.hpp>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 
+#include <catch2/catch.hpp>
 #include <memory>
 #include <thread>
 

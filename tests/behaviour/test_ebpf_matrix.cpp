@@ -62,7 +62,9 @@ std::vector<std::string> crashable(const TempDir& dir) {
               fixture("sync_worker") + "'"};
 }
 
-json listener_of(const json& status) { return status["listeners"][0]; }
+json listener_of(const json& status) {
+  return status["listeners"][0];
+}
 
 std::uint64_t steered(const json& listener, const char* outcome) {
   if (!listener.contains("steered")) return 0;
@@ -277,8 +279,8 @@ TEST_CASE("kernel balancer: fail fast while no worker is ready") {
   require_kernel_balancer();
   const int port = free_port();
   TempDir files;
-  Daemon d(config(port, {.count = 2, .listen = "fail_fast_after = \"1s\"\n", .ready = "500ms",
-                         .command = crashable(files)}));
+  Daemon d(config(port,
+                  {.count = 2, .listen = "fail_fast_after = \"1s\"\n", .ready = "500ms", .command = crashable(files)}));
   check_kernel_balances(d, port, 2, "start");
   // Every worker crashes: after 1 s with none ready the master refuses connections.
   files.write("crash-all", "crash\n");
