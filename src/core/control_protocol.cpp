@@ -358,7 +358,7 @@ void to_json(json& j, const WorkerStatus& v) {
 
 void to_json(json& j, const ListenerStatus& v) {
   j = json{{"name", v.name}, {"address", v.address}, {"mode", v.mode}, {"balance", v.balance},
-           {"balanced_by", v.balanced_by},
+           {"balanced_by", v.balanced_by}, {"ebpf_error", v.ebpf_error},
            {"queue_depth", v.queue_depth}, {"defer_accept_s", v.defer_accept_s}, {"fastopen", v.fastopen},
            {"refusing", v.refusing},       {"refused_total", v.refused_total},
            {"keep_alive", v.keep_alive},   {"keep_alive_time_s", v.keep_alive_time_s},
@@ -460,6 +460,7 @@ void from_json(const json& j, ListenerStatus& v) {
   j.at("mode").get_to(v.mode);
   v.balance = j.value("balance", std::string());
   v.balanced_by = j.value("balanced_by", std::string());
+  v.ebpf_error = j.value("ebpf_error", std::string());
   v.steered = j.value("steered", std::map<std::string, std::uint64_t>());
   v.queue_depth = j.value("queue_depth", std::vector<int>());
   v.defer_accept_s = j.value("defer_accept_s", 0);

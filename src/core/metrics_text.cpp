@@ -310,6 +310,14 @@ std::string render(const nlohmann::json& status) {
             1);
   }
   for (const json& l : listeners) {
+    const std::string by = text(l, "balanced_by");
+    if (by.empty()) continue;  // balance = "hash", shared and unix listeners: nothing balances on load
+    out.add("preforkd_listener_ebpf",
+            "Whether the kernel's eBPF program balances the listener (balance = \"load\"): 1; 0 when the master's "
+            "sampler does (preforkd.ebpf = \"off\", or the program failed: see listeners[].ebpf_error in status).",
+            Type::gauge, labels({label("listener", text(l, "name"))}), by == "ebpf" ? 1 : 0);
+  }
+  for (const json& l : listeners) {
     const bool per_slot = text(l, "mode") == "reuseport";
     const auto depths = l.find("queue_depth");
     if (depths == l.end() || !depths->is_array()) continue;

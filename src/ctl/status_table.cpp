@@ -213,6 +213,12 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
     }
     out += '\n';
     out += render_table(listeners, colour);
+    // A kernel balancer that failed at run time: the table says "sampler", this says why.
+    for (const auto& l : status.listeners) {
+      if (!l.ebpf_error.empty())
+        out += fmt::format("listener '{}': the eBPF balancer failed, the master's sampler balances it: {}\n", l.name,
+                           l.ebpf_error);
+    }
   }
   return out;
 }

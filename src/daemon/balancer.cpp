@@ -2,6 +2,8 @@
 
 #include <preforkd/daemon/balancer.hpp>
 
+#include <preforkd/core/units.hpp>
+
 #include <algorithm>
 
 #include <fmt/ranges.h>
@@ -121,14 +123,13 @@ void Balancer::apply() {
     // Only hash listeners and load listeners balanced in the kernel: the live set, and
     // nothing to sample for.
     timer_.stop();
-    if (auto s = supervisor_.steer(live_, live_); !s) spdlog::warn("cannot steer connections: {}, ignoring", s.error());
+    steer(live_);
     // A listener whose kernel program just failed is the sampler's from now on.
     if (supervisor_.listeners().balances_on_load()) timer_.start(tuning_.fast);
     return;
   }
   BalancePlan plan = plan_balance(live_, samples_, steered_, tuning_);
-  if (auto s = supervisor_.steer(live_, plan.steer_to); !s)
-    spdlog::warn("cannot steer connections: {}, ignoring", s.error());
+  steer(plan.steer_to);
   if (plan.steer_to != steered_ && spdlog::should_log(spdlog::level::trace)) {
     std::string seen;
     for (const SlotSample& x : samples_) seen += fmt::format(" {}:{}/{}", x.slot, to_string(x.activity), x.queued);
@@ -136,6 +137,26 @@ void Balancer::apply() {
   }
   steered_ = std::move(plan.steer_to);
   timer_.start(plan.next_sample);
+}
+
+void Balancer::steer(const std::vector<int>& balanced) {
+  if (auto s = supervisor_.steer(live_, balanced); !s) spdlog::warn("cannot steer connections: {}, ignoring", s.error());
+  // A kernel program that failed at run time: the listener keeps working, at a cost the
+  // operator should know of, so it is an error (status and /metrics show it as well).
+  const os::ListenerSet& listeners = supervisor_.listeners();
+  std::map<std::string, std::string> failed;  // of the listeners there are now
+  for (std::size_t l = 0; l < listeners.configs().size(); ++l) {
+    const std::string& name = listeners.configs()[l].name;
+    std::string why = listeners.ebpf_error(l);
+    if (why.empty()) continue;
+    failed[name] = why;
+    if (auto logged = ebpf_errors_.find(name); logged != ebpf_errors_.end() && logged->second == why) continue;
+    spdlog::error(
+        "listener '{}': the eBPF balancer failed: {}; the sampler balances it instead: the master reads /proc "
+        "every {} while a worker is busy (every {} while all wait), which costs CPU and balances less evenly",
+        name, why, format_duration(tuning_.fast), format_duration(tuning_.slow));
+  }
+  ebpf_errors_ = std::move(failed);
 }
 
 SlotSample Balancer::last_seen(int slot) {

@@ -209,6 +209,7 @@ control::StatusSnapshot Master::status() {
     const bool per_slot = c.mode == ListenMode::reuseport && c.address.family != AddressFamily::unix_path;
     if (per_slot) ls.balance = to_string(c.balance);
     ls.balanced_by = listeners.balanced_by(l);
+    ls.ebpf_error = listeners.ebpf_error(l);
     if (auto counts = listeners.steer_counts(l))
       ls.steered = {{"waiting", counts->to_waiting}, {"busy", counts->to_busy}, {"hash", counts->to_hash}};
     const int sockets = per_slot ? listeners.slot_count() : 1;

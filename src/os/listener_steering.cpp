@@ -55,23 +55,23 @@ Status ListenerSet::steer(const std::vector<int>& live_slots, const std::vector<
   Status result = Ok{};
   for (Listener& l : listeners_) {
     if (!l.per_slot || l.fds.empty()) continue;
-    if (l.config.balance == ListenBalance::load && steer_in_kernel(l, *live, result)) continue;
+    if (l.config.balance == ListenBalance::load && steer_in_kernel(l, *live)) continue;
     const auto& slots = l.config.balance == ListenBalance::load ? *balanced : *live;
     if (Status st = steer_listener(l, slots); !st && result) result = st;
   }
   return result;
 }
 
-bool ListenerSet::steer_in_kernel(Listener& l, const std::vector<int>& live, Status& result) {
+bool ListenerSet::steer_in_kernel(Listener& l, const std::vector<int>& live) {
   if (!in_kernel(l)) return false;
   // Where the probe at start succeeded a failure here is rare (memory, a changed kernel
-  // policy). It is reported once through `result`, and the listener goes back to classic
-  // BPF and the sampler for good: steering away from dead slots must not stop with it.
+  // policy). The listener goes back to classic BPF and the sampler for good, steering
+  // away from dead slots must not stop with it; the reason stays in ebpf_error() for the
+  // daemon to report (a failure to steer, reported through steer()'s status, is not one).
   const auto give_up = [&](const std::string& why) {
-    l.ebpf_failed = true;
+    l.ebpf_error = why;
     l.ebpf.reset();
     l.steered_slots = -1;
-    if (result) result = failure(l.config, "cannot balance in the kernel", why + "; the sampler balances it instead");
     return false;
   };
   if (!l.ebpf) {
@@ -81,11 +81,7 @@ bool ListenerSet::steer_in_kernel(Listener& l, const std::vector<int>& live, Sta
     l.steered_slots = -1;
   }
   if (l.steered_slots == slots_ && live == l.steered) return true;
-  // The live set first, then the sockets (which attaches the program on first use), so
-  // the program never runs with the sockets but no live set.
-  Status st = l.ebpf->set_live(live);
-  if (st) st = l.ebpf->set_sockets(fds_of(l.fds));
-  if (!st) return give_up(st.error());
+  if (Status st = l.ebpf->steer(fds_of(l.fds), live); !st) return give_up(st.error());
   l.steered = live;
   l.steered_slots = slots_;
   return true;
@@ -126,7 +122,7 @@ Status ListenerSet::steer_listener(Listener& l, const std::vector<int>& slots) {
 }
 
 bool ListenerSet::in_kernel(const Listener& l) const {
-  return load_steering_ == LoadSteering::ebpf && !l.ebpf_failed;
+  return load_steering_ == LoadSteering::ebpf && l.ebpf_error.empty();
 }
 
 bool ListenerSet::balances_on_load() const {
@@ -140,6 +136,10 @@ std::string ListenerSet::balanced_by(std::size_t listener) const {
   const Listener& l = listeners_[listener];
   if (!l.per_slot || l.config.balance != ListenBalance::load) return "";
   return in_kernel(l) ? "ebpf" : "sampler";
+}
+
+std::string ListenerSet::ebpf_error(std::size_t listener) const {
+  return listener < listeners_.size() ? listeners_[listener].ebpf_error : std::string();
 }
 
 std::optional<SteerCounts> ListenerSet::steer_counts(std::size_t listener) const {

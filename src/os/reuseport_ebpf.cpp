@@ -69,6 +69,13 @@ Error load_error(std::string_view what, int err) {
   return Error{std::move(message)};
 }
 
+// Whether index `key` of a SOCKMAP holds no socket. A lookup from user space reads the
+// socket's cookie; an index without one answers ENOENT.
+bool sockmap_slot_empty(int map, std::uint32_t key) {
+  std::uint64_t cookie = 0;
+  return bpf_map_lookup_elem(map, &key, &cookie) != 0 && errno == ENOENT;
+}
+
 std::uint64_t socket_cookie(int fd) {
   std::uint64_t cookie = 0;
   socklen_t len = sizeof cookie;
@@ -105,29 +112,19 @@ Result<std::unique_ptr<ReuseportSteering>> ReuseportSteering::load() {
   return s;
 }
 
-Status ReuseportSteering::set_sockets(const std::vector<int>& fds) {
-  if (fds.size() > PREFORKD_STEER_MAX_SLOTS) {
-    return Error{"eBPF steering: " + std::to_string(fds.size()) + " sockets, at most " +
-                 std::to_string(PREFORKD_STEER_MAX_SLOTS)};
+Status ReuseportSteering::steer(const std::vector<int>& fds, const std::vector<int>& live) {
+  if (fds.size() > PREFORKD_STEER_MAX_SLOTS || live.size() > PREFORKD_STEER_MAX_SLOTS) {
+    return Error{"eBPF steering: " + std::to_string(fds.size()) + " sockets and " + std::to_string(live.size()) +
+                 " live slots, at most " + std::to_string(PREFORKD_STEER_MAX_SLOTS)};
   }
-  for (std::size_t i = 0; i < fds.size(); ++i) {
-    const std::uint64_t cookie = socket_cookie(fds[i]);
-    if (i < known_.size() && cookie != 0 && known_[i] == cookie) continue;
-    const auto key = static_cast<std::uint32_t>(i);
-    const auto value = static_cast<std::uint64_t>(fds[i]);
-    if (bpf_map_update_elem(sockets_, &key, &value, BPF_ANY) != 0)
-      return errno_error("add to the eBPF steering map", "socket of slot " + std::to_string(i));
-    if (known_.size() <= i) known_.resize(i + 1, 0);
-    known_[i] = cookie;
-  }
-  // Slots removed since: their sockets leave the map when closed, unless another set of
-  // the master still holds them (a reload in progress), so remove them here.
-  for (std::size_t i = fds.size(); i < known_.size(); ++i) {
-    const auto key = static_cast<std::uint32_t>(i);
-    if (bpf_map_delete_elem(sockets_, &key) != 0 && errno != ENOENT)
-      return errno_error("remove from the eBPF steering map", "socket of slot " + std::to_string(i));
-  }
-  known_.resize(fds.size());
+  // In the order that never lets the program pick a slot whose index is empty: a new
+  // socket is in the map before the live set names its slot, and a removed slot left
+  // the live set before its index is emptied (the supervisor takes a slot out of the
+  // live set before its socket closes). The program is attached last, once, with both
+  // in place: until then the group hashes as if it had none.
+  if (Status st = add_sockets(fds); !st) return st;
+  if (Status st = set_live(live); !st) return st;
+  if (Status st = remove_sockets_from(fds.size()); !st) return st;
   if (!attached_ && !fds.empty()) {
     // The program belongs to the group: attaching it on any member replaces whatever
     // program (classic or eBPF) the group had.
@@ -138,10 +135,38 @@ Status ReuseportSteering::set_sockets(const std::vector<int>& fds) {
   return Ok{};
 }
 
+Status ReuseportSteering::add_sockets(const std::vector<int>& fds) {
+  for (std::size_t i = 0; i < fds.size(); ++i) {
+    const std::uint64_t cookie = socket_cookie(fds[i]);
+    if (i < known_.size() && cookie != 0 && known_[i] == cookie) continue;
+    const auto key = static_cast<std::uint32_t>(i);
+    const auto value = static_cast<std::uint64_t>(fds[i]);
+    if (bpf_map_update_elem(sockets_, &key, &value, BPF_ANY) != 0)
+      return errno_error("add to the eBPF steering map", "socket of slot " + std::to_string(i));
+    if (known_.size() <= i) known_.resize(i + 1, 0);
+    known_[i] = cookie;
+  }
+  return Ok{};
+}
+
+Status ReuseportSteering::remove_sockets_from(std::size_t count) {
+  // Slots removed since: their sockets leave the map when closed, unless another set of
+  // the master still holds them (a reload in progress), so remove them here. Usually the
+  // socket is closed already and its index empty, and deleting an empty index of a
+  // SOCKMAP fails with EINVAL, not ENOENT (FACTS.md): an index that holds no socket
+  // afterwards is what was wanted, whatever the delete answered.
+  for (std::size_t i = count; i < known_.size(); ++i) {
+    const auto key = static_cast<std::uint32_t>(i);
+    if (bpf_map_delete_elem(sockets_, &key) == 0) continue;
+    const int err = errno;
+    if (err == ENOENT || sockmap_slot_empty(sockets_, key)) continue;
+    return errno_error("remove from the eBPF steering map", "socket of slot " + std::to_string(i), err);
+  }
+  if (known_.size() > count) known_.resize(count);
+  return Ok{};
+}
+
 Status ReuseportSteering::set_live(const std::vector<int>& slots) {
-  if (slots.size() > PREFORKD_STEER_MAX_SLOTS)
-    return Error{"eBPF steering: " + std::to_string(slots.size()) + " live slots, at most " +
-                 std::to_string(PREFORKD_STEER_MAX_SLOTS)};
   auto value = std::make_unique<LiveSlots>();
   value->count = static_cast<std::uint32_t>(slots.size());
   for (std::size_t i = 0; i < slots.size(); ++i) value->slots[i] = static_cast<std::uint32_t>(slots[i]);

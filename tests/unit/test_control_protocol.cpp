@@ -221,7 +221,8 @@ TEST_CASE("the status reply has the contract's field names", "[control_protocol]
   CHECK(keys(reply["workers"][1]["last_exit"]) ==
         std::set<std::string>{"text", "code", "signal", "unix_time", "ago_s", "cause"});
   CHECK(reply["workers"][1]["pid"] == -1);
-  CHECK(keys(reply["listeners"][0]) == std::set<std::string>{"name", "address", "mode", "balance", "balanced_by", "queue_depth",
+  CHECK(keys(reply["listeners"][0]) == std::set<std::string>{"name", "address", "mode", "balance", "balanced_by",
+                                                             "ebpf_error", "queue_depth",
                                                              "defer_accept_s", "fastopen", "refusing",
                                                              "refused_total", "keep_alive", "keep_alive_time_s",
                                                              "keep_alive_interval_s", "keep_alive_probes",

@@ -263,3 +263,33 @@ TEST_CASE("metrics: the eBPF balancer's counts are one counter by reason", "[met
   CHECK(doc["listeners"][0]["balanced_by"] == "ebpf");
   CHECK(doc.get<StatusSnapshot>() == s);
 }
+
+TEST_CASE("metrics: whether the eBPF balancer balances each load listener as 1 or 0", "[metrics]") {
+  StatusSnapshot s = sample();
+  s.listeners.resize(2);
+  s.listeners[0].balance = "load";
+  s.listeners[0].balanced_by = "ebpf";
+  s.listeners[1].name = "api";
+  s.listeners[1].mode = "reuseport";
+  s.listeners[1].balance = "load";
+  s.listeners[1].balanced_by = "sampler";
+  s.listeners[1].ebpf_error = "failed to add to the eBPF steering map 'socket of slot 2': out of memory";
+  CHECK(family(metrics::render(s), "preforkd_listener_ebpf") ==
+        "# HELP preforkd_listener_ebpf Whether the kernel's eBPF program balances the listener (balance = \"load\"): "
+        "1; 0 when the master's sampler does (preforkd.ebpf = \"off\", or the program failed: see "
+        "listeners[].ebpf_error in status).\n"
+        "# TYPE preforkd_listener_ebpf gauge\n"
+        "preforkd_listener_ebpf{listener=\"http\"} 1\n"
+        "preforkd_listener_ebpf{listener=\"api\"} 0\n");
+  // A listener nothing balances on load (hash, shared) has no series.
+  s.listeners[1].balance = "hash";
+  s.listeners[1].balanced_by = "";
+  s.listeners[1].ebpf_error = "";
+  CHECK(family(metrics::render(s), "preforkd_listener_ebpf").find("api") == std::string::npos);
+  // The reason round-trips through the status document.
+  s.listeners[0].balanced_by = "sampler";
+  s.listeners[0].ebpf_error = "eBPF steering: cannot load the program: out of memory";
+  const nlohmann::json doc = s;
+  CHECK(doc["listeners"][0]["ebpf_error"] == "eBPF steering: cannot load the program: out of memory");
+  CHECK(doc.get<StatusSnapshot>() == s);
+}

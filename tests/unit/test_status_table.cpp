@@ -88,6 +88,18 @@ TEST_CASE("render_status says when a listener refuses connections (fail_fast_aft
   CHECK(table.find("3             3\n") != std::string::npos);
 }
 
+TEST_CASE("render_status says why the eBPF balancer of a listener fell back to the sampler", "[status_table]") {
+  StatusSnapshot s = sample();
+  s.listeners[0].balanced_by = "ebpf";
+  CHECK(ctl::render_status(s, ctl::Colour::off).find("eBPF balancer failed") == std::string::npos);
+  s.listeners[0].balanced_by = "sampler";
+  s.listeners[0].ebpf_error = "failed to add to the eBPF steering map 'socket of slot 2': out of memory";
+  const std::string table = ctl::render_status(s, ctl::Colour::off);
+  CHECK(table.find("reuseport (load, sampler)") != std::string::npos);
+  CHECK(table.find("\nlistener 'http': the eBPF balancer failed, the master's sampler balances it: failed to add to "
+                   "the eBPF steering map 'socket of slot 2': out of memory\n") != std::string::npos);
+}
+
 TEST_CASE("render_status shows the workers' STATUS= text when there is some", "[status_table]") {
   auto s = sample();
   s.master.notify_status = "3 workers";

@@ -151,6 +151,7 @@ struct ListenerStatus {
   std::vector<int> queue_depth;  // accept queue: one per slot (reuseport) or one (shared); -1 unknown
   std::string balance{};         // load|hash for reuseport; "" for shared
   std::string balanced_by{};     // balance = load: "ebpf" (the kernel program) or "sampler"; "" otherwise
+  std::string ebpf_error{};      // why its eBPF program failed while the master ran (the sampler took over); "" if not
   // balanced_by = ebpf: new connections the program sent to a "waiting" worker, to a
   // "busy" one (every live worker was busy), or left to the kernel's "hash" (none live)
   std::map<std::string, std::uint64_t> steered{};

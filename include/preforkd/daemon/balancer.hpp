@@ -11,6 +11,8 @@
 #include <preforkd/daemon/timer.hpp>
 #include <preforkd/os/worker_activity.hpp>
 
+#include <map>
+#include <string>
 #include <vector>
 
 namespace preforkd::daemon {
@@ -40,6 +42,9 @@ class Balancer {
   void apply();
   // Lists the process trees again when that is older than relist_every.
   void relist_if_old(Clock::time_point now);
+  // Steers the listeners and logs what failed, once per listener whose eBPF program
+  // fell back to the sampler.
+  void steer(const std::vector<int>& balanced);
   // The socket inodes of `slot`, cached until the listener set or the slot count changes.
   const std::vector<ino_t>& inodes_for(int slot);
 
@@ -54,6 +59,7 @@ class Balancer {
   const os::ListenerSet* inodes_of_ = nullptr;
   Clock::time_point sampled_{};
   Clock::time_point trees_listed_{};
+  std::map<std::string, std::string> ebpf_errors_;  // listener -> the fallback last logged
 };
 
 }  // namespace preforkd::daemon

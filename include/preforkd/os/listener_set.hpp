@@ -71,8 +71,9 @@ class ListenerSet {
   // listener's program is re-attached only when its set changes.
   [[nodiscard]] Status steer(const std::vector<int>& live_slots, const std::vector<int>& balanced_slots);
   // How balance = "load" listeners steer: the eBPF program where it loads (a listener
-  // whose program fails to load falls back to the sampler, logged), or always the
-  // sampler. Set before the first steer(); a reopened set keeps its predecessor's.
+  // whose program fails falls back to the sampler: ebpf_error()), or always the
+  // sampler. Set before the first steer(); a reopened set keeps its predecessor's, and
+  // loads the program again for each listener, also one that had fallen back.
   void use_load_steering(LoadSteering how) { load_steering_ = how; }
   // Whether any listener has per-slot sockets with balance = "load" steered by the
   // master's sampler (worth sampling for).
@@ -80,6 +81,10 @@ class ListenerSet {
   // How `listener` balances: "ebpf" or "sampler" for balance = "load" with per-slot
   // sockets, "" otherwise (hash, shared, unix).
   [[nodiscard]] std::string balanced_by(std::size_t listener) const;
+  // Why the eBPF program of a load listener failed while the master ran (a map update
+  // refused, a load that failed), so that the sampler balances it from then on; "" when
+  // it did not fail. The caller reports it: steer() succeeds when the fallback steers.
+  [[nodiscard]] std::string ebpf_error(std::size_t listener) const;
   // What the eBPF program of `listener` did so far (nullopt when it has none).
   [[nodiscard]] std::optional<SteerCounts> steer_counts(std::size_t listener) const;
   // The inodes of every socket of the set.
@@ -134,7 +139,7 @@ class ListenerSet {
     std::vector<int> steered;  // last slot set applied to its group
     int steered_slots = -1;    // slot count when `steered` was applied; -1: nothing valid
     std::unique_ptr<ReuseportSteering> ebpf;  // balance = "load" in the kernel, once loaded
-    bool ebpf_failed = false;                 // it did not load: the sampler steers
+    std::string ebpf_error;                   // why it failed ("": it did not); the sampler steers
   };
   // Binds a listener that is new to this master. `own_inodes`: the master's sockets so
   // far, which do not count as the address being taken.
@@ -143,8 +148,9 @@ class ListenerSet {
   // Whether a load listener is balanced by the kernel program (loaded, or to be loaded
   // at its next steer) rather than the sampler.
   [[nodiscard]] bool in_kernel(const Listener& l) const;
-  // The eBPF path of a load listener; false when it has no program (failed to load).
-  bool steer_in_kernel(Listener& l, const std::vector<int>& live, Status& result);
+  // The eBPF path of a load listener; false when it has no program (it failed: the
+  // listener's ebpf_error says why, and classic BPF steers it).
+  bool steer_in_kernel(Listener& l, const std::vector<int>& live);
   // Binds the sockets a listener is missing: all of them, or per-slot ones up to `slots`.
   Status complete_listener(Listener& l, int slots, const std::vector<std::uint64_t>& own_inodes);
 

@@ -36,15 +36,19 @@ class ReuseportSteering {
   ~ReuseportSteering();
 
   // Makes `fds` (slot i's socket at index i, all of one reuseport group) the sockets to
-  // steer over and attaches the program to their group once. Sockets already known are
-  // kept; a closed socket leaves the map by itself.
-  [[nodiscard]] Status set_sockets(const std::vector<int>& fds);
-  // The slots new connections may go to; empty: the kernel's hash over the whole group.
-  [[nodiscard]] Status set_live(const std::vector<int>& slots);
+  // steer over and `live` (slot numbers, each below fds.size()) the slots new connections
+  // may go to, empty: the kernel's hash over the whole group; attaches the program to
+  // the group once. Sockets already known are kept; a closed socket leaves the map by
+  // itself.
+  [[nodiscard]] Status steer(const std::vector<int>& fds, const std::vector<int>& live);
   [[nodiscard]] SteerCounts counts() const;
 
  private:
   ReuseportSteering() = default;
+  [[nodiscard]] Status add_sockets(const std::vector<int>& fds);
+  // Empties the map's indices from `count` on.
+  [[nodiscard]] Status remove_sockets_from(std::size_t count);
+  [[nodiscard]] Status set_live(const std::vector<int>& slots);
   struct ObjectClose {
     void operator()(bpf_object* o) const;
   };
