@@ -1,12 +1,13 @@
-#include <preforkd/core/exec_failure.hpp>
-
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <preforkd/core/exec_failure.hpp>
 
 namespace preforkd {
 
-bool cannot_execute(int exec_errno) { return exec_errno == ENOENT || exec_errno == EACCES || exec_errno == ENOEXEC; }
+bool cannot_execute(int exec_errno) {
+  return exec_errno == ENOENT || exec_errno == EACCES || exec_errno == ENOEXEC;
+}
 
 StartVerdict judge_start(const std::vector<std::optional<int>>& first_exec_errnos) {
   if (first_exec_errnos.empty()) return StartVerdict::running;

@@ -146,7 +146,8 @@ Transition as_exec_failure(Transition t) {
     ++it;
   }
   if (!merged) {
-    auto at = std::find_if(t.actions.begin(), t.actions.end(), [](const Action& a) { return a.kind == A::report_crash; });
+    auto at =
+        std::find_if(t.actions.begin(), t.actions.end(), [](const Action& a) { return a.kind == A::report_crash; });
     t.actions.insert(at == t.actions.end() ? t.actions.begin() : at + 1, act(A::report_exec_failed));
   }
   return t;

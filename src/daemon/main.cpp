@@ -58,7 +58,8 @@ int fail_resumed(const std::optional<preforkd::MasterState>& resumed, const std:
   spdlog::error("upgrade: the new image cannot carry on: {}; exiting with status {}", why, exit_failed);
   if (resumed && resumed->reply)
     preforkd::daemon::answer_upgrade_client(
-        resumed->reply->fd, preforkd::control::make_error("upgrade: the new image cannot carry on: " + why).dump() + "\n");
+        resumed->reply->fd,
+        preforkd::control::make_error("upgrade: the new image cannot carry on: " + why).dump() + "\n");
   return exit_failed;
 }
 
@@ -133,7 +134,10 @@ int main(int argc, char** argv) {
     if (!fits) {
       std::fprintf(stderr, "preforkd: cannot resume after an upgrade: %s; exiting with status %d\n",
                    fits.error().c_str(), exit_failed);
-      if (state && state->reply) daemon::answer_upgrade_client(state->reply->fd, control::make_error("upgrade: the new image cannot resume: " + fits.error()).dump() + "\n");
+      if (state && state->reply)
+        daemon::answer_upgrade_client(
+            state->reply->fd,
+            control::make_error("upgrade: the new image cannot resume: " + fits.error()).dump() + "\n");
       return exit_failed;
     }
     resumed = std::move(*state);

@@ -86,21 +86,21 @@ TEST_CASE("a missing worker binary fails the start with one error naming it") {
   TempDir dir;
   const std::string program = dir.file("no-such-server");
   Daemon d(toml(failing(free_port(), {program, "--flag"})));
-  check_start_fails(d, {"cannot execute '" + program + "': No such file or directory", "working directory '",
-                        "PATH=" + path_env()});
+  check_start_fails(
+      d, {"cannot execute '" + program + "': No such file or directory", "working directory '", "PATH=" + path_env()});
 }
 
 TEST_CASE("a typo in the command fails the start and names the PATH it was searched in") {
   Daemon d(toml(failing(free_port(), {"gunicornn-preforkd-typo"})));
   check_start_fails(d, {"cannot execute 'gunicornn-preforkd-typo': No such file or directory (not found in PATH=" +
-                            path_env() + "; working directory '"});
+                        path_env() + "; working directory '"});
 }
 
 TEST_CASE("a relative command that does not resolve names the directory it was resolved against") {
   TempDir dir;
   Daemon d(toml(failing(free_port(), {"./app.py"}, "directory = " + toml_string(dir.path()) + "\n")));
   check_start_fails(d, {"cannot execute './app.py': No such file or directory (resolved to '" + dir.file("app.py") +
-                            "' against the working directory '" + dir.path() + "'"});
+                        "' against the working directory '" + dir.path() + "'"});
 }
 
 TEST_CASE("a worker binary without execute permission fails the start with EACCES") {
@@ -123,7 +123,8 @@ TEST_CASE("under systemd a command that cannot run fails the unit before READY=1
   // What systemctl status shows: the reason.
   bool said_why = false;
   for (const auto& m : systemd.messages())
-    said_why = said_why || m.get("STATUS").value_or("").find("cannot execute 'gunicornn-preforkd-typo'") != std::string::npos;
+    said_why =
+        said_why || m.get("STATUS").value_or("").find("cannot execute 'gunicornn-preforkd-typo'") != std::string::npos;
   CHECK(said_why);
 }
 

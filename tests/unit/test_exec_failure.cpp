@@ -1,10 +1,8 @@
 // A command that cannot be run: which errors end a start, and what the message says.
 
-#include <preforkd/core/exec_failure.hpp>
-
 #include <catch2/catch.hpp>
-
 #include <cerrno>
+#include <preforkd/core/exec_failure.hpp>
 
 using namespace preforkd;
 
@@ -29,10 +27,10 @@ TEST_CASE("the start fails only when the first exec of every slot could not run 
       {V{ENOENT, ENOENT, ENOENT, ENOENT}, StartVerdict::cannot_execute},
       {V{EACCES, ENOEXEC}, StartVerdict::cannot_execute},
       {V{0}, StartVerdict::running},
-      {V{ENOENT, 0}, StartVerdict::running},                // one worker runs
-      {V{ENOENT, std::nullopt}, StartVerdict::running},     // a spawn failure is retried as a crash
-      {V{ENOENT, E2BIG}, StartVerdict::running},            // another error: supervised as usual
-      {V{ETXTBSY, ETXTBSY}, StartVerdict::running},         // a binary being written: it may work soon
+      {V{ENOENT, 0}, StartVerdict::running},             // one worker runs
+      {V{ENOENT, std::nullopt}, StartVerdict::running},  // a spawn failure is retried as a crash
+      {V{ENOENT, E2BIG}, StartVerdict::running},         // another error: supervised as usual
+      {V{ETXTBSY, ETXTBSY}, StartVerdict::running},      // a binary being written: it may work soon
       {V{}, StartVerdict::running},
   };
   for (std::size_t i = 0; i < table.size(); ++i) {

@@ -1,17 +1,16 @@
 // The upgrade's preflight: how the new binary's check run is read. A wait that fails is an
 // error that refuses the upgrade, never a status of 0.
 
-#include <preforkd/daemon/upgrade.hpp>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
-
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <preforkd/daemon/upgrade.hpp>
 #include <sstream>
-#include <sys/stat.h>
-#include <unistd.h>
 
 using namespace preforkd;
 
@@ -65,7 +64,8 @@ MasterState some_state() {
 
 TEST_CASE("preflight: the check run gets the state document on its stdin and passes") {
   Dir dir;
-  const auto result = daemon::run_preflight(passing_binary(dir), "/etc/app.toml", some_state(), std::chrono::seconds(20));
+  const auto result =
+      daemon::run_preflight(passing_binary(dir), "/etc/app.toml", some_state(), std::chrono::seconds(20));
   REQUIRE(result);
   CHECK(result->version == "9.9");
   const std::string handed = read_file(dir.file("state.json"));
@@ -76,7 +76,8 @@ TEST_CASE("preflight: a wait that fails refuses the upgrade instead of reading a
   Dir dir;
   const std::string binary = passing_binary(dir);
   // With SIGCHLD ignored the kernel reaps the check run itself: waitpid fails with ECHILD.
-  struct sigaction ignore {}, saved {};
+  struct sigaction ignore {
+  }, saved{};
   ignore.sa_handler = SIG_IGN;
   sigemptyset(&ignore.sa_mask);
   REQUIRE(::sigaction(SIGCHLD, &ignore, &saved) == 0);

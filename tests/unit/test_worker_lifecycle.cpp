@@ -449,7 +449,10 @@ TEST_CASE("a process whose exec failed is never ready and is reported once per a
   };
   const std::vector<Row> table = {
       // The first failure of a run: tried again at once, in the same line.
-      {in(S::starting, 0), S::starting, {A::report_crash, A::disarm_timer, A::report_exec_failed, A::disarm_timer, A::spawn}, 0ms},
+      {in(S::starting, 0),
+       S::starting,
+       {A::report_crash, A::disarm_timer, A::report_exec_failed, A::disarm_timer, A::spawn},
+       0ms},
       // Then backing off: one line with the delay, none when the timer starts the next try.
       {in(S::starting, 1), S::backoff, {A::report_crash, A::disarm_timer, A::report_exec_failed, A::arm_timer}, 100ms},
       {in(S::starting, 3), S::backoff, {A::report_crash, A::disarm_timer, A::report_exec_failed, A::arm_timer}, 400ms},
@@ -460,7 +463,8 @@ TEST_CASE("a process whose exec failed is never ready and is reported once per a
     CHECK(t.next.state == table[i].next);
     CHECK(t.next.exec_failed);
     CHECK(kinds(t) == table[i].actions);
-    const auto report = std::find_if(t.actions.begin(), t.actions.end(), [](const Action& a) { return a.kind == A::report_exec_failed; });
+    const auto report = std::find_if(t.actions.begin(), t.actions.end(),
+                                     [](const Action& a) { return a.kind == A::report_exec_failed; });
     REQUIRE(report != t.actions.end());
     CHECK(report->delay == table[i].delay);
   }
