@@ -3,6 +3,8 @@
 
 #include <preforkd/core/master_state.hpp>
 
+#include <preforkd/core/limits.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -265,6 +267,33 @@ std::vector<int> parse_state_formats(std::string_view output) {
     }
   }
   return formats;
+}
+
+Status check_handed_listeners(const std::vector<ListenConfig>& listeners, int slots,
+                              const std::vector<ListenerState>& handed) {
+  if (listeners.size() != handed.size())
+    return Error{"listeners: the config has " + std::to_string(listeners.size()) + " and the running master had " +
+                 std::to_string(handed.size())};
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    const ListenConfig& l = listeners[i];
+    const ListenerState& h = handed[i];
+    if (h.name != l.name || h.address != l.address.text)
+      return Error{"listener '" + l.name + "': the running master had '" + h.name + "' at '" + h.address +
+                   "' in its place"};
+    const bool per_slot = l.mode == ListenMode::reuseport && l.address.family != AddressFamily::unix_path;
+    const std::size_t want = per_slot ? static_cast<std::size_t>(slots) : 1;
+    if (h.fds.size() != want)
+      return Error{"listener '" + l.name + "': expected " + std::to_string(want) + " sockets, got " +
+                   std::to_string(h.fds.size())};
+  }
+  return Ok{};
+}
+
+Status check_resumable(const MasterState& state, const Config& config) {
+  if (state.target_count < 1 || state.target_count > max_workers)
+    return Error{"target_count: " + std::to_string(state.target_count) + " is not a worker count from 1 to " +
+                 std::to_string(max_workers)};
+  return check_handed_listeners(config.listeners, state.target_count, state.listeners);
 }
 
 }  // namespace preforkd

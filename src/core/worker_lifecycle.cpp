@@ -82,15 +82,19 @@ Transition on_spawn_failed(const Lifecycle& l, const Event& e, const LifecyclePo
   }
   Lifecycle n = l;
   n.short_of_fds = false;
+  n.exec_failed = false;
   // No process ran: as one that was never ready.
   return prefixed({act(A::report_spawn_failed)},
                   after_failure(n, after_crash(p.restart, l.failures, false, Duration::zero(), e.jitter)));
 }
 
-Transition on_spawned(const Lifecycle& current, const LifecyclePolicy& p) {
+Transition on_spawned(const Lifecycle& current, const Event& e, const LifecyclePolicy& p) {
   if (current.state != S::starting) return stay(current);
   Lifecycle l = current;
   l.short_of_fds = false;
+  // It never ran the program: not ready, whatever the ready policy; its exit follows.
+  if (e.exec_errno != 0) return {l, {}};
+  l.exec_failed = false;
   switch (p.ready.kind) {
     case ReadyKind::immediate:
       return enter_ready(l);
@@ -110,8 +114,9 @@ Transition on_timer(const Lifecycle& l, const LifecyclePolicy& p) {
       // notify: READY=1 never came; accepting: it was never seen waiting on its socket.
       return enter_stopping(l, p, StopIntent::replace, true, {act(A::report_ready_timeout)});
     case S::backoff:
-      // A quiet retry after an fd shortage is no replacement of a crashed process.
-      return enter_starting(l, l.short_of_fds ? Start::first : Start::replacement);
+      // A quiet retry after an fd shortage is no replacement of a crashed process; after
+      // an exec failure, its report already said this try would come.
+      return enter_starting(l, l.short_of_fds || l.exec_failed ? Start::first : Start::replacement);
     case S::stopping:
       return {l, {act(A::report_stop_timeout), act(A::send_kill)}};
     case S::stopped:
@@ -120,6 +125,40 @@ Transition on_timer(const Lifecycle& l, const LifecyclePolicy& p) {
       return stay(l);
   }
   return stay(l);
+}
+
+// A process whose exec failed: one report of the attempt, which says what follows, in
+// place of the backoff and restart reports (after the crash is counted).
+Transition as_exec_failure(Transition t) {
+  t.next.exec_failed = true;
+  bool merged = false;
+  for (auto it = t.actions.begin(); it != t.actions.end();) {
+    if (it->kind != A::report_backoff && it->kind != A::report_restart) {
+      ++it;
+      continue;
+    }
+    if (merged) {
+      it = t.actions.erase(it);
+      continue;
+    }
+    *it = act(A::report_exec_failed, it->kind == A::report_backoff ? it->delay : Duration::zero());
+    merged = true;
+    ++it;
+  }
+  if (!merged) {
+    auto at =
+        std::find_if(t.actions.begin(), t.actions.end(), [](const Action& a) { return a.kind == A::report_crash; });
+    t.actions.insert(at == t.actions.end() ? t.actions.begin() : at + 1, act(A::report_exec_failed));
+  }
+  return t;
+}
+
+Transition on_exited(const Lifecycle& l, const Event& e, const LifecyclePolicy& p);
+
+Transition on_exited_after_exec(const Lifecycle& l, const Event& e, const LifecyclePolicy& p) {
+  Transition t = on_exited(l, e, p);
+  if (e.exec_errno == 0 || (l.state != S::starting && l.state != S::ready)) return t;
+  return as_exec_failure(std::move(t));
 }
 
 Transition on_exited(const Lifecycle& l, const Event& e, const LifecyclePolicy& p) {
@@ -267,7 +306,7 @@ Transition step(const Lifecycle& l, const Event& e, const LifecyclePolicy& p) {
       return enter_starting(n, Start::first);
     }
     case E::spawned:
-      return on_spawned(l, p);
+      return on_spawned(l, e, p);
     case E::spawn_failed:
       return on_spawn_failed(l, e, p);
     case E::timer:
@@ -284,7 +323,7 @@ Transition step(const Lifecycle& l, const Event& e, const LifecyclePolicy& p) {
     case E::kill:
       return on_kill(l);
     case E::exited:
-      return on_exited(l, e, p);
+      return on_exited_after_exec(l, e, p);
     case E::stalled:
       return on_stalled(l, p);
     case E::seen_accepting:

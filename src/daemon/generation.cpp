@@ -1,6 +1,7 @@
 #include <preforkd/daemon/generation.hpp>
 
 #include <cstdlib>
+#include <filesystem>
 #include <unistd.h>
 
 namespace preforkd::daemon {
@@ -18,7 +19,13 @@ Result<std::shared_ptr<Generation>> make_generation(const Config& config, int nu
   gen->number = number;
   gen->worker = config.worker;
   const char* path_env = std::getenv("PATH");
-  gen->executable = os::resolve_executable(config.worker.command.front(), path_env ? path_env : "/usr/bin:/bin");
+  gen->path_env = path_env ? path_env : "/usr/bin:/bin";
+  gen->executable = os::resolve_executable(config.worker.command.front(), gen->path_env);
+  // Where the worker's chdir lands: a relative directory is the master's, as for chdir(2).
+  std::error_code ec;
+  const auto dir = std::filesystem::absolute(config.worker.directory.empty() ? "." : config.worker.directory, ec);
+  gen->directory = ec ? config.worker.directory : dir.lexically_normal().string();
+  if (gen->directory.size() > 1 && gen->directory.ends_with('/')) gen->directory.pop_back();
   gen->credentials = std::move(credentials.value());
   gen->output = config.daemon.worker_output == WorkerOutput::log ? os::OutputMode::capture : os::OutputMode::inherit;
   gen->policy = LifecyclePolicy::from(config.worker);

@@ -46,8 +46,22 @@ struct Options {
   std::string config;
   bool check = false;
   bool state_format = false;
+  int check_state_fd = -1;
   int resume_from_fd = -1;
 };
+
+// After the exec of an upgrade there is no old image to go back to: a new image that
+// cannot carry on says why, answers the client that asked, and exits 1, so that a service
+// manager restarts it (systemd's Restart=on-failure; its fd store keeps the sockets and
+// their queues). Its workers go with it (their parent-death signal).
+int fail_resumed(const std::optional<preforkd::MasterState>& resumed, const std::string& why) {
+  spdlog::error("upgrade: the new image cannot carry on: {}; exiting with status {}", why, exit_failed);
+  if (resumed && resumed->reply)
+    preforkd::daemon::answer_upgrade_client(
+        resumed->reply->fd,
+        preforkd::control::make_error("upgrade: the new image cannot carry on: " + why).dump() + "\n");
+  return exit_failed;
+}
 
 }  // namespace
 
@@ -64,7 +78,10 @@ int main(int argc, char** argv) {
                "(what `preforkctl upgrade` asks the new binary before it execs it)")
       ->needs(check);
   // Internal: set by the running master when it execs its new image (preforkctl upgrade).
-  app.add_option("--resume-from-fd", opt.resume_from_fd)->group("");
+  app.add_option(daemon::resume_option, opt.resume_from_fd)->group("");
+  // Internal: the upgrade's preflight hands the state it would hand over, to be decoded and
+  // checked against the config as the resumed image will (nothing is opened).
+  app.add_option(daemon::check_state_option, opt.check_state_fd)->group("")->needs(check);
   app.set_version_flag("--version", std::string("preforkd ") + daemon_version);
   try {
     app.parse(argc, argv);
@@ -96,6 +113,15 @@ int main(int argc, char** argv) {
   }
   Config config = std::move(*loaded.config);
   if (opt.check) {
+    if (opt.check_state_fd >= 0) {
+      // The same steps as the resumed image's, up to the fds: decode, then check.
+      auto state = daemon::read_state(opt.check_state_fd);
+      Status fits = state ? check_resumable(*state, config) : Status{Error{state.error()}};
+      if (!fits) {
+        std::fprintf(stderr, "%s: the running master's state: %s\n", opt.config.c_str(), fits.error().c_str());
+        return exit_failed;
+      }
+    }
     std::printf("%s: ok\n", opt.config.c_str());
     if (opt.state_format) std::printf("%sversion: %s\n", describe_state_formats().c_str(), daemon_version);
     return exit_ok;
@@ -104,8 +130,14 @@ int main(int argc, char** argv) {
   std::optional<MasterState> resumed;
   if (opt.resume_from_fd >= 0) {
     auto state = daemon::read_state(opt.resume_from_fd);
-    if (!state) {
-      std::fprintf(stderr, "preforkd: cannot resume after an upgrade: %s\n", state.error().c_str());
+    Status fits = state ? check_resumable(*state, config) : Status{Error{state.error()}};
+    if (!fits) {
+      std::fprintf(stderr, "preforkd: cannot resume after an upgrade: %s; exiting with status %d\n",
+                   fits.error().c_str(), exit_failed);
+      if (state && state->reply)
+        daemon::answer_upgrade_client(
+            state->reply->fd,
+            control::make_error("upgrade: the new image cannot resume: " + fits.error()).dump() + "\n");
       return exit_failed;
     }
     resumed = std::move(*state);
@@ -126,6 +158,7 @@ int main(int argc, char** argv) {
   if (auto fd_limit = os::raise_fd_limit(); !fd_limit) {
     spdlog::warn("{}, ignoring", fd_limit.error());
   } else if (Status fits = os::check_fd_limit(config, config.worker.count, *fd_limit); !fits) {
+    if (resumed) return fail_resumed(resumed, fits.error());
     spdlog::error("{}", fits.error());
     return exit_failed;
   }
@@ -135,6 +168,7 @@ int main(int argc, char** argv) {
   auto cgroups = daemon::open_worker_cgroups(config.daemon.worker_cgroups,
                                              resumed ? os::OwnCgroup::adopt : os::OwnCgroup::fresh);
   if (!cgroups) {
+    if (resumed) return fail_resumed(resumed, cgroups.error());
     spdlog::error("{}", cgroups.error());
     return exit_failed;
   }
@@ -157,14 +191,14 @@ int main(int argc, char** argv) {
                    : inherited.listeners ? Result<os::ListenerSet>(std::move(*inherited.listeners))
                                          : os::ListenerSet::open(config.listeners, config.worker.count);
   if (!listeners) {
+    if (resumed) return fail_resumed(resumed, "cannot take the sockets: " + listeners.error());
     spdlog::error("{}", listeners.error());
-    if (resumed && resumed->reply)
-      daemon::answer_upgrade_client(resumed->reply->fd, control::make_error("upgrade: the new image cannot take the sockets: " + listeners.error()).dump() + "\n");
     return exit_failed;
   }
   // balance = "load" in the kernel where the eBPF program loads (preforkd.ebpf).
   auto steering = daemon::choose_load_steering(config.daemon.ebpf, config.listeners);
   if (!steering) {
+    if (resumed) return fail_resumed(resumed, steering.error());
     spdlog::error("{}", steering.error());
     return exit_failed;
   }
@@ -172,9 +206,15 @@ int main(int argc, char** argv) {
   // The program, the user and group are resolved once, before any fork.
   auto gen = daemon::make_generation(config, resumed ? resumed->generation : 0);
   if (!gen) {
+    if (resumed) return fail_resumed(resumed, opt.config + ": " + gen.error());
     std::fprintf(stderr, "%s: %s\n", opt.config.c_str(), gen.error().c_str());
     return exit_config;
   }
+#ifdef PREFORKD_VERSION_OVERRIDE
+  // The upgrade tests' build only: a new image that fails after it has taken its state.
+  if (resumed && std::getenv("PREFORKD_NEXT_FAIL_AFTER_RESUME") != nullptr)
+    return fail_resumed(resumed, "PREFORKD_NEXT_FAIL_AFTER_RESUME is set (a test build)");
+#endif
 
   // Orphaned grandchildren are re-parented to us and reaped, as PID 1 or not.
   if (!os::become_subreaper()) spdlog::warn("cannot become a child subreaper, ignoring");

@@ -197,11 +197,25 @@ int Master::run() {
   } else if (Status started = supervisor_->start(); !started) {
     spdlog::error("cannot start the workers: {}", started.error());
     return 1;
+  } else if (judge_start(supervisor_->first_exec_errnos()) == StartVerdict::cannot_execute) {
+    give_up_start();
   }
   fd_store_.sync(supervisor_->listeners());
   uv_run(&loop_, UV_RUN_DEFAULT);
   spdlog::info("all workers stopped, exiting");
   return exit_code_;
+}
+
+// No worker could run the command (as systemd's 203/EXEC): one error line, then exit 1
+// before READY=1, so that a unit fails and says why instead of retrying for ever.
+void Master::give_up_start() {
+  const auto first = supervisor_->first_exec_errnos();
+  const int err = first.empty() || !first.front() ? 0 : *first.front();
+  const std::string why = supervisor_->generation().exec_failure(err);
+  spdlog::error("cannot start any worker: {}; exiting", why);
+  systemd_->status("cannot start any worker: " + why);
+  exit_code_ = exit_code::failed;
+  supervisor_->stop(StopMode::fast);
 }
 
 void Master::on_signal(int signum) {

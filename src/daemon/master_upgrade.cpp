@@ -79,8 +79,12 @@ Status Master::upgrade(int reply_fd) {
     return Error{"'" + config_.path + "' has changed since it was loaded (" + join(changed) +
                  "); run preforkctl reload first, or undo the change"};
 
-  // Preflight: the new binary must accept the config and read our state format.
-  auto preflight = run_preflight(self_path_, config_.path, preflight_deadline);
+  // Preflight: the new binary must accept the config, read our state format, and decode
+  // and check the state as it is now (the one handed over is taken again after it, with
+  // the timers' remaining times as they are then).
+  auto now = handoff_state(reply_fd);
+  if (!now) return Error{now.error()};
+  auto preflight = run_preflight(self_path_, config_.path, *now, preflight_deadline);
   if (!preflight) return Error{preflight.error()};
   spdlog::info("upgrade: '{}' (version {}) passed its check; handing over", self_path_,
                preflight->version.empty() ? "unknown" : preflight->version);
@@ -106,8 +110,8 @@ Status Master::upgrade(int reply_fd) {
   systemd_->reloading();
   spdlog::info("upgrade: exec '{}' (pid {} stays, {} workers kept)", self_path_, ::getpid(), state->slots.size());
   spdlog::default_logger()->flush();
-  const Error failed = attempt.exec(self_path_, {self_path_, "--config", config_.path, "--resume-from-fd",
-                                                 std::to_string(*memfd)});
+  const Error failed =
+      attempt.exec(self_path_, {self_path_, "--config", config_.path, resume_option, std::to_string(*memfd)});
   // Still the old image: everything is as it was (ExecAttempt undoes the rest).
   attempt.undo();
   systemd_->ready();

@@ -186,6 +186,7 @@ std::vector<Event> Supervisor::perform(WorkerRun& run, const Action& action) {
     case Action::Kind::report_restart:
     case Action::Kind::report_spawn_failed:
     case Action::Kind::report_spawn_retry:
+    case Action::Kind::report_exec_failed:
     case Action::Kind::report_stalled:
       report(run, action);
       return {};
@@ -242,6 +243,16 @@ void Supervisor::report(const WorkerRun& run, const Action& action) const {
       spdlog::error("worker {}: cannot start '{}': {}; retrying in {} (not counted as a crash)", run.slot,
                     run.gen->executable, run.spawn_error, format_duration(action.delay));
       return;
+    case Action::Kind::report_exec_failed: {
+      // Once per attempt, at warn: a binary gone mid-deploy keeps its slot backing off.
+      std::string next;
+      if (run.life.state == WorkerState::backoff)
+        next = fmt::format("; restarting in {} (crash {} in a row)", format_duration(action.delay), run.life.failures);
+      else if (run.life.state == WorkerState::starting)
+        next = fmt::format("; starting again (restart {})", restarts + 1);
+      spdlog::warn("worker {}: {}{}", run.slot, run.gen->exec_failure(run.exec_errno), next);
+      return;
+    }
     case Action::Kind::spawn:
     case Action::Kind::send_stop_signal:
     case Action::Kind::send_kill:
@@ -305,6 +316,7 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
     return {Event::spawn_failed_with(cause_of(spawned.failure()), std::uniform_real_distribution<double>(0.0, 1.0)(rng_))};
   }
   if (slot.had_process) ++slot.restarts;
+  if (!slot.had_process) slot.first_exec_errno = spawned->exec_errno;
   slot.had_process = true;
   run.pid = spawned->pid;
   run.cpu = spec.cpu;
@@ -317,12 +329,14 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
   run.stall_note.clear();
   run.usage = Usage{};
   run.known_tree.clear();
-  run.exec_report = std::move(spawned->exec_report);
+  run.exec_errno = spawned->exec_errno;
   by_pid_[run.pid] = &run;
   read_output(run, std::move(spawned->stdout_pipe), std::move(spawned->stderr_pipe));
   spdlog::debug("{} started (generation {})", who(run), gen.number);
-  arm_watchdog(run);
-  return {Event::of(Event::Kind::spawned)};
+  Event started = Event::of(Event::Kind::spawned);
+  started.exec_errno = run.exec_errno;
+  if (run.exec_errno == 0) arm_watchdog(run);
+  return {started};
 }
 
 void Supervisor::read_output(WorkerRun& run, os::Fd out, os::Fd err) {
@@ -404,20 +418,20 @@ void Supervisor::on_worker_exit(WorkerRun& run, const ExitStatus& status) {
   if (run.out) run.out->drain();
   if (run.err) run.err->drain();
   run.watchdog->stop();
-  const int exec_errno = run.exec_report.valid() ? os::read_exec_errno(run.exec_report) : 0;
-  run.exec_report.reset();
-  if (exec_errno != 0) {
-    spdlog::error("worker {} (pid {}): cannot execute '{}': {}", run.slot, run.pid, run.gen->executable,
-                  std::strerror(exec_errno));
-  } else {
+  // Kept in the run until its next process: report_exec_failed names it.
+  const int exec_errno = run.exec_errno;
+  // An exec failure is reported by step() (report_exec_failed), with what follows.
+  if (exec_errno == 0) {
     const bool expected = run.life.state == WorkerState::stopping;
     const auto level = (expected || status.success()) ? spdlog::level::info : spdlog::level::warn;
     spdlog::log(level, "{} {}", who(run), describe(status));
   }
   // The slot's last exit only if step() finds it unplanned (report_crash).
-  run.exit = LastExit{status, std::chrono::system_clock::now(), run.stall_note.empty() ? "" : "stalled"};
+  const char* cause = exec_errno != 0 ? exec_failed_cause : run.stall_note.empty() ? "" : "stalled";
+  run.exit = LastExit{status, std::chrono::system_clock::now(), cause};
   Event e = Event::of(Event::Kind::exited);
   e.status = status;
+  e.exec_errno = exec_errno;
   // An exec that failed never started the program: never count it as healthy.
   e.was_ready = run.reached_ready && exec_errno == 0;
   e.uptime = std::chrono::duration_cast<Duration>(Clock::now() - run.started);

@@ -47,14 +47,59 @@ std::string own_executable_path() {
   return path;
 }
 
-Result<Preflight> run_preflight(const std::string& binary, const std::string& config, Duration deadline) {
+namespace {
+
+// The state document in a memfd (close-on-exec here; the child gets it as its stdin).
+Result<int> state_memfd(const MasterState& state) {
+  const int fd = ::memfd_create("preforkd-preflight-state", MFD_CLOEXEC);
+  if (fd < 0) return Error{"preflight: memfd_create: " + errno_text(errno)};
+  const std::string text = encode_master_state(state);
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      return Error{"preflight: writing the state to a memfd: " + errno_text(err)};
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::lseek(fd, 0, SEEK_SET) < 0) {
+    const int err = errno;
+    ::close(fd);
+    return Error{"preflight: lseek on the state memfd: " + errno_text(err)};
+  }
+  return fd;
+}
+
+}  // namespace
+
+Result<ExitStatus> wait_for_child(pid_t pid) {
+  int wstatus = 0;
+  while (::waitpid(pid, &wstatus, 0) < 0) {
+    if (errno == EINTR) continue;
+    return Error{"waitpid " + std::to_string(pid) + ": " + errno_text(errno)};
+  }
+  return ExitStatus::from_wait_status(wstatus);
+}
+
+Result<Preflight> run_preflight(const std::string& binary, const std::string& config, const MasterState& state,
+                                Duration deadline) {
+  auto memfd = state_memfd(state);
+  if (!memfd) return Error{memfd.error()};
+  const int state_fd = *memfd;
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return Error{"preflight: pipe2: " + errno_text(errno)};
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    const int err = errno;
+    ::close(state_fd);
+    return Error{"preflight: pipe2: " + errno_text(err)};
+  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, state_fd, STDIN_FILENO);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t empty;
@@ -65,7 +110,7 @@ Result<Preflight> run_preflight(const std::string& binary, const std::string& co
   sigaddset(&defaults, SIGPIPE);
   posix_spawnattr_setsigdefault(&attr, &defaults);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  std::vector<std::string> args = {binary, "--config", config, "--check", "--state-format"};
+  std::vector<std::string> args = {binary, "--config", config, "--check", "--state-format", check_state_option, "0"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -74,6 +119,7 @@ Result<Preflight> run_preflight(const std::string& binary, const std::string& co
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   ::close(fds[1]);
+  ::close(state_fd);
   if (rc != 0) {
     ::close(fds[0]);
     return Error{"preflight: cannot run '" + binary + "': " + errno_text(rc)};
@@ -100,11 +146,11 @@ Result<Preflight> run_preflight(const std::string& binary, const std::string& co
   }
   ::close(fds[0]);
   if (timed_out) ::kill(pid, SIGKILL);
-  int wstatus = 0;
-  while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
-  }
+  // Never read a status that was not reported: a failed wait refuses the upgrade.
+  const auto waited = wait_for_child(pid);
   if (timed_out) return Error{"preflight: '" + binary + "' did not finish its check within " + format_duration(deadline)};
-  const ExitStatus status = ExitStatus::from_wait_status(wstatus);
+  if (!waited) return Error{"preflight: cannot learn how '" + binary + "' ended its check: " + waited.error()};
+  const ExitStatus status = *waited;
   if (!status.success()) {
     std::string why = "preflight: '" + binary + "' " + describe(status);
     if (const std::string line = last_line(output); !line.empty()) why += ": " + line;

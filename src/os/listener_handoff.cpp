@@ -29,9 +29,8 @@ std::vector<ListenerState> ListenerSet::handoff() const {
 
 Result<ListenerSet> ListenerSet::adopt(const std::vector<ListenConfig>& listeners, int slots,
                                        const std::vector<ListenerState>& handed) {
-  if (listeners.size() != handed.size())
-    return Error{"listeners: the config has " + std::to_string(listeners.size()) + " and the running master had " +
-                 std::to_string(handed.size())};
+  // The check the preflight makes on the same state, before any fd is taken.
+  if (Status fits = check_handed_listeners(listeners, slots, handed); !fits) return Error{fits.error()};
   ListenerSet set;
   set.configs_ = listeners;
   set.slots_ = slots;
@@ -50,14 +49,6 @@ Result<ListenerSet> ListenerSet::adopt(const std::vector<ListenConfig>& listener
   }
   for (std::size_t i = 0; i < listeners.size(); ++i) {
     const Listener& l = set.listeners_[i];
-    const ListenerState& h = handed[i];
-    if (h.name != l.config.name || h.address != l.config.address.text)
-      return Error{"listener '" + l.config.name + "': the running master had '" + h.name + "' at '" + h.address +
-                   "' in its place"};
-    const std::size_t want = l.per_slot ? static_cast<std::size_t>(slots) : 1;
-    if (l.fds.size() != want)
-      return Error{"listener '" + l.config.name + "': expected " + std::to_string(want) + " sockets, got " +
-                   std::to_string(l.fds.size())};
     for (const Fd& fd : l.fds) {
       int listening = 0;
       socklen_t len = sizeof listening;

@@ -186,6 +186,16 @@ Result<std::pair<Fd, Fd>> make_pipe(int read_flags, int& err) {
   return std::make_pair(std::move(r), std::move(w));
 }
 
+// The child's errno from the report pipe, or 0 at EOF: its exec closed the write end.
+int read_exec_report(const Fd& report) {
+  int err = 0;
+  ssize_t n = 0;
+  do {
+    n = ::read(report.get(), &err, sizeof err);
+  } while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(sizeof err) ? err : 0;
+}
+
 }  // namespace
 
 Result<SpawnedProcess, SpawnError> spawn(const SpawnSpec& spec) {
@@ -231,9 +241,10 @@ Result<SpawnedProcess, SpawnError> spawn(const SpawnSpec& spec) {
     plan.out_w = out_w.get();
     plan.err_w = err_w.get();
   }
-  auto report = make_pipe(O_NONBLOCK, err);
+  // Blocking: read below until the child has exec'd (EOF, the write end is CLOEXEC) or failed.
+  auto report = make_pipe(0, err);
   if (!report) return spawn_error(Error{report.error()}, err);
-  out.exec_report = std::move(report->first);
+  Fd report_r = std::move(report->first);
   Fd report_w = std::move(report->second);
   plan.report_w = report_w.get();
 
@@ -249,6 +260,10 @@ Result<SpawnedProcess, SpawnError> spawn(const SpawnSpec& spec) {
   // Also from this side, so the group exists before the master could signal it.
   ::setpgid(pid, pid);
   out.pid = pid;
+  // With clone(CLONE_VFORK) the child has exec'd or failed by now; after a fork this waits
+  // for it, as posix_spawn does, so that the caller knows whether the program runs.
+  report_w.reset();
+  out.exec_errno = read_exec_report(report_r);
   return out;
 }
 
@@ -268,12 +283,6 @@ Status check_single_threaded() {
   }
   fork_only = false;
   return Ok{};
-}
-
-int read_exec_errno(const Fd& exec_report) {
-  int err = 0;
-  const ssize_t n = ::read(exec_report.get(), &err, sizeof err);
-  return n == static_cast<ssize_t>(sizeof err) ? err : 0;
 }
 
 std::string resolve_executable(const std::string& name, const std::string& path_env) {

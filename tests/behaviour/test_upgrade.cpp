@@ -52,13 +52,17 @@ class Installed {
 // socket <dir>/app.sock. The destructor kills it and whatever is left of its workers.
 class Master {
  public:
-  Master(const std::string& program, const std::string& config) : dir_("preforkd-upgrade-run") {
+  // `env`: more NAME=value pairs for the master's environment (which an upgrade keeps).
+  Master(const std::string& program, const std::string& config,
+         const std::vector<std::pair<std::string, std::string>>& env = {})
+      : dir_("preforkd-upgrade-run") {
     dir_.write("app.toml", config);
     const std::string conf = dir_.file("app.toml"), log = dir_.file("log");
     pid_ = ::fork();
     if (pid_ == 0) {
       ::setpgid(0, 0);
       ::setenv("RUNTIME_DIRECTORY", dir_.path().c_str(), 1);
+      for (const auto& [name, value] : env) ::setenv(name.c_str(), value.c_str(), 1);
       const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       ::dup2(fd, 1);
       ::dup2(fd, 2);
@@ -371,4 +375,54 @@ TEST_CASE("an exec that fails leaves the old image running with its fds and sign
            (*s)["workers"][1]["state"] == "ready";
   }));
   d.stop_cleanly();
+}
+
+TEST_CASE("a preflight given a state it cannot parse refuses the upgrade and the old image keeps serving",
+          "[upgrade]") {
+  const int port = free_port();
+  Installed program;
+  Master d(program.path(), toml(demo(port, 2)));
+  const auto before = d.wait_ready(2);
+  REQUIRE(before);
+  const auto pids = pids_in(*before);
+
+  // The real build, whose check run reads a broken document instead of the master's state.
+  program.put_script(std::string("case \" $* \" in *\" --check \"*) exec ") + PREFORKD_BIN +
+                     " \"$@\" <<'EOF'\n{\"format\": 1, \"version\": \nEOF\n;;\nesac\nexec " + PREFORKD_BIN +
+                     " \"$@\"\n");
+  const auto r = d.ctl({"upgrade"});
+  INFO(r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("preflight: '" + program.path() + "' exited with status 1") != std::string::npos);
+  CHECK(r.err.find("the running master's state: upgrade state") != std::string::npos);
+
+  const auto after = d.wait_ready(2);
+  REQUIRE(after);
+  CHECK(pids_in(*after) == pids);
+  CHECK((*after)["master"]["pid"].get<int>() == d.pid());
+  CHECK(d.count_log("upgraded from") == 0);
+  CHECK(distinct_workers(port, 2).size() == 2);
+  d.stop_cleanly();
+}
+
+TEST_CASE("a new image that fails after the exec exits non-zero so that a service manager restarts it",
+          "[upgrade]") {
+  const int port = free_port();
+  Installed program;
+  // preforkd_next fails right after it has taken its state when this is set; the running
+  // build ignores it, and the exec keeps the environment.
+  Master d(program.path(), toml(demo(port, 2)), {{"PREFORKD_NEXT_FAIL_AFTER_RESUME", "1"}});
+  REQUIRE(d.wait_ready(2));
+  program.put(PREFORKD_NEXT_BIN);
+  const auto r = d.ctl({"upgrade"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("the new image cannot carry on") != std::string::npos);
+  const auto code = d.wait_exit(30s);
+  INFO(d.log());
+  REQUIRE(code);
+  CHECK(*code == 1);  // not 0: systemd's Restart=on-failure restarts it
+  CHECK(d.log().find("upgrade: the new image cannot carry on: PREFORKD_NEXT_FAIL_AFTER_RESUME is set") !=
+        std::string::npos);
+  CHECK(no_process_left(d.pid()));
 }

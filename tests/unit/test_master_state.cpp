@@ -1,5 +1,7 @@
 #include <preforkd/core/master_state.hpp>
 
+#include <preforkd/core/address.hpp>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -142,4 +144,52 @@ TEST_CASE("master state: the formats a check run prints are read back") {
   CHECK(parse_state_formats("app.toml: ok\nstate-format: 1,2\nversion: 0.2.0\n") == std::vector<int>{1, 2});
   CHECK(parse_state_formats("app.toml: ok\n").empty());
   CHECK(parse_state_formats("state-format: x,3\n") == std::vector<int>{3});
+}
+
+namespace {
+
+ListenConfig listen(const std::string& name, const std::string& address, ListenMode mode = ListenMode::reuseport) {
+  ListenConfig l;
+  l.name = name;
+  l.address = *parse_address(address);
+  l.mode = mode;
+  return l;
+}
+
+}  // namespace
+
+TEST_CASE("master state: what a new image checks of the state before it takes any fd") {
+  // sample(): 'http' per slot (3 sockets for 3 slots), 'admin' one unix socket.
+  Config config;
+  config.listeners = {listen("http", "127.0.0.1:8080"), listen("admin", "unix:/run/a.sock")};
+  CHECK(check_resumable(sample(), config));
+
+  struct Row {
+    std::vector<ListenConfig> listeners;
+    std::string error;
+  };
+  const std::vector<Row> table = {
+      {{listen("http", "127.0.0.1:8080")}, "listeners: the config has 1 and the running master had 2"},
+      {{listen("web", "127.0.0.1:8080"), listen("admin", "unix:/run/a.sock")},
+       "listener 'web': the running master had 'http' at '127.0.0.1:8080' in its place"},
+      {{listen("http", "127.0.0.1:8081"), listen("admin", "unix:/run/a.sock")},
+       "listener 'http': the running master had 'http' at '127.0.0.1:8080' in its place"},
+      // One shared socket where the running master had one per slot.
+      {{listen("http", "127.0.0.1:8080", ListenMode::shared), listen("admin", "unix:/run/a.sock")},
+       "listener 'http': expected 1 sockets, got 3"},
+  };
+  for (const auto& row : table) {
+    config.listeners = row.listeners;
+    const auto fits = check_resumable(sample(), config);
+    REQUIRE_FALSE(fits);
+    CHECK(fits.error() == row.error);
+  }
+
+  config.listeners = {listen("http", "127.0.0.1:8080"), listen("admin", "unix:/run/a.sock")};
+  MasterState fewer = sample();
+  fewer.listeners[0].fds.pop_back();
+  CHECK(check_resumable(fewer, config).error() == "listener 'http': expected 3 sockets, got 2");
+  MasterState none = sample();
+  none.target_count = 0;
+  CHECK(check_resumable(none, config).error() == "target_count: 0 is not a worker count from 1 to 1024");
 }

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <string>
 
 using namespace preforkd;
@@ -418,4 +419,76 @@ TEST_CASE("every state has a name") {
   CHECK(has_process(S::ready));
   CHECK(has_process(S::stopping));
   CHECK_FALSE(has_process(S::backoff));
+}
+
+namespace {
+
+Event exec_failed(int err) {
+  Event e = exited(ExitStatus::exited_with(err == ENOENT ? 127 : 126), false, 1ms);
+  e.exec_errno = err;
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("a process whose exec failed is never ready and is reported once per attempt") {
+  const auto p = policy(ReadyKind::immediate);
+  // Even with ready = "immediate": it never ran the program.
+  Event spawned = Event::of(E::spawned);
+  spawned.exec_errno = ENOENT;
+  auto s = step(in(S::starting), spawned, p);
+  CHECK(s.next.state == S::starting);
+  CHECK(s.actions.empty());
+
+  // Each row: the lifecycle before the exit, and the one line it gets with what follows.
+  struct Row {
+    Lifecycle before;
+    S next;
+    std::vector<A> actions;
+    Duration delay;  // of report_exec_failed
+  };
+  const std::vector<Row> table = {
+      // The first failure of a run: tried again at once, in the same line.
+      {in(S::starting, 0),
+       S::starting,
+       {A::report_crash, A::disarm_timer, A::report_exec_failed, A::disarm_timer, A::spawn},
+       0ms},
+      // Then backing off: one line with the delay, none when the timer starts the next try.
+      {in(S::starting, 1), S::backoff, {A::report_crash, A::disarm_timer, A::report_exec_failed, A::arm_timer}, 100ms},
+      {in(S::starting, 3), S::backoff, {A::report_crash, A::disarm_timer, A::report_exec_failed, A::arm_timer}, 400ms},
+  };
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    INFO("row " << i);
+    auto t = step(table[i].before, exec_failed(ENOENT), p);
+    CHECK(t.next.state == table[i].next);
+    CHECK(t.next.exec_failed);
+    CHECK(kinds(t) == table[i].actions);
+    const auto report = std::find_if(t.actions.begin(), t.actions.end(),
+                                     [](const Action& a) { return a.kind == A::report_exec_failed; });
+    REQUIRE(report != t.actions.end());
+    CHECK(report->delay == table[i].delay);
+  }
+  auto backing_off = step(in(S::starting, 1), exec_failed(EACCES), p);
+  auto retry = step(backing_off.next, Event::of(E::timer), p);
+  CHECK(retry.next.state == S::starting);
+  CHECK(kinds(retry) == std::vector{A::disarm_timer, A::spawn});  // no report_restart
+  // Once a process runs the program, a later crash reports its restart again.
+  auto runs = step(retry.next, Event::of(E::spawned), p);
+  CHECK_FALSE(runs.next.exec_failed);
+  auto crash = step(in(S::starting, 1), exited(ExitStatus::exited_with(1), false, 10ms), p);
+  CHECK(kinds(step(crash.next, Event::of(E::timer), p)) == std::vector{A::report_restart, A::disarm_timer, A::spawn});
+}
+
+TEST_CASE("an exec failure that is not restarted is reported before the verdict") {
+  auto p = policy();
+  p.restart.mode = RestartMode::never;
+  auto t = step(in(S::starting), exec_failed(ENOENT), p);
+  CHECK(t.next.state == S::failed);
+  CHECK(kinds(t) == std::vector{A::report_crash, A::report_exec_failed, A::disarm_timer, A::report_failed});
+  // A rolling update's candidate: reported, never restarted.
+  Lifecycle trial = in(S::starting);
+  trial.trial = true;
+  auto c = step(trial, exec_failed(ENOENT), policy());
+  CHECK(c.next.state == S::failed);
+  CHECK(kinds(c) == std::vector{A::report_crash, A::report_exec_failed, A::disarm_timer, A::disarm_timer});
 }

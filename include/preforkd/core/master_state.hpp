@@ -106,6 +106,16 @@ struct MasterState {
 // accepted (this preforkd reads 1)"), malformed JSON, or missing fields, saying which.
 [[nodiscard]] Result<MasterState> decode_master_state(std::string_view text);
 
+// Whether the listeners handed on can be taken under `listeners` without opening anything:
+// the same names and addresses, in order, with one socket per slot (`slots` of them) for
+// a reuseport listener and one for the others. ListenerSet::adopt checks it before it
+// takes the fds, and so does the preflight on the running master's real state.
+[[nodiscard]] Status check_handed_listeners(const std::vector<ListenConfig>& listeners, int slots,
+                                            const std::vector<ListenerState>& handed);
+// What the new image checks of a decoded state under the config it reads, before it
+// touches an fd: the worker count within limits, and check_handed_listeners.
+[[nodiscard]] Status check_resumable(const MasterState& state, const Config& config);
+
 // "state-format: 1" lines of `preforkd --check --state-format`, and their reading.
 [[nodiscard]] std::string describe_state_formats();
 [[nodiscard]] std::vector<int> parse_state_formats(std::string_view check_output);

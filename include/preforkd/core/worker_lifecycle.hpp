@@ -70,6 +70,10 @@ struct Lifecycle {
   bool trial = false;
   // Retrying after a spawn failed for want of file descriptors: reported once, not per try.
   bool short_of_fds = false;
+  // Backing off after a process whose exec failed: its one report said when the next try
+  // comes, so that try starts without another line. (Not in the upgrade state: after an
+  // upgrade, at most one "starting again" line more.)
+  bool exec_failed = false;
   bool operator==(const Lifecycle&) const = default;
 };
 
@@ -102,6 +106,9 @@ struct Event {
   double jitter = 0.5;                     // for exited and spawn_failed: a draw in [0,1)
   bool trial = false;                      // for start: a rolling update's candidate
   SpawnFailure spawn_failure = SpawnFailure::error;  // for spawn_failed
+  // For spawned and exited: the errno of the process's failed exec (it never ran the
+  // program, and exits at once), 0 when it runs the program.
+  int exec_errno = 0;
 
   [[nodiscard]] static Event of(Kind k) {
     Event e;
@@ -148,6 +155,10 @@ struct Action {
     report_restart,        // a replacement process starts in the same run
     report_spawn_failed,   // could not start, counted as a crash (what follows is reported too)
     report_spawn_retry,    // could not start for want of file descriptors: retried in `delay`
+    // Its exec failed (Event::exec_errno): the one line about that attempt, at warn, with
+    // what follows (the next try in `delay`, at once, or none) instead of report_backoff
+    // and report_restart.
+    report_exec_failed,
     // Counters: every exit is either a crash or planned, and this decides which.
     report_crash,     // an unplanned exit (a crash, a clean exit not asked for, a watchdog or
                       // ready timeout): counts as a crash and is the slot's last exit

@@ -45,6 +45,7 @@ class Master {
  private:
   void on_signal(int signum);
   void on_change();
+  void give_up_start();
   void handle(const control::Request& request, ControlServer::Responder respond);
   [[nodiscard]] control::StatusSnapshot status();
   void sample_usage();

@@ -9,6 +9,7 @@
 
 #include <preforkd/core/config.hpp>
 #include <preforkd/core/drain_queue.hpp>
+#include <preforkd/core/exec_failure.hpp>
 #include <preforkd/core/master_state.hpp>
 #include <preforkd/core/notify_message.hpp>
 #include <preforkd/core/rolling_plan.hpp>
@@ -44,9 +45,16 @@ struct Generation {
   int number = 0;  // PREFORK_GENERATION: the reload count
   WorkerConfig worker;
   std::string executable;
+  std::string directory;  // the workers' working directory, absolute: a relative command resolves there
+  std::string path_env;   // the PATH `executable` was searched in
   std::optional<os::Credentials> credentials;
   os::OutputMode output = os::OutputMode::capture;
   LifecyclePolicy policy;
+
+  // "cannot execute 'x': ... (not found in PATH=...; working directory '...')".
+  [[nodiscard]] std::string exec_failure(int exec_errno) const {
+    return describe_exec_failure({worker.command.front(), executable, directory, path_env, exec_errno});
+  }
 };
 
 struct LastExit {
@@ -81,7 +89,7 @@ struct WorkerRun {
   std::unique_ptr<Timer> watchdog;
   std::unique_ptr<LineReader> out;
   std::unique_ptr<LineReader> err;
-  os::Fd exec_report;
+  int exec_errno = 0;  // of the current process: it never ran the program (os::SpawnedProcess)
   std::optional<LastExit> exit;  // how its last process ended, for a report_crash
   std::string spawn_error;    // why the last spawn failed, for its report
   // The run's own NOTIFY_SOCKET, made before its first process starts when the generation
@@ -114,6 +122,7 @@ struct Slot {
   int replacements = 0;                              // planned replacements, of every reason
   std::map<ReplaceReason, int> replaced_for;         // the same, by reason
   bool had_process = false;                          // a process has been started in it
+  std::optional<int> first_exec_errno;               // the exec errno of its first process (0: it ran)
 
   void count_replacement(ReplaceReason why) {
     ++replacements;
@@ -203,6 +212,13 @@ class Supervisor {
   [[nodiscard]] bool stopping() const { return stopping_; }
   [[nodiscard]] int target_count() const { return target_count_; }
   [[nodiscard]] int ready_count() const;
+  // Per slot, the exec errno of its first process (nullopt: none started yet), for
+  // judge_start: whether the workers can be executed at all.
+  [[nodiscard]] std::vector<std::optional<int>> first_exec_errnos() const {
+    std::vector<std::optional<int>> out;
+    for (const auto& slot : slots_) out.push_back(slot.first_exec_errno);
+    return out;
+  }
   // Rolling updates that failed and rolled back since start (for status and metrics).
   [[nodiscard]] int rollbacks() const { return rollbacks_; }
 

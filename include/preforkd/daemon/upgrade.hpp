@@ -5,11 +5,13 @@
 // blocks every signal and execs the binary at its own path with --resume-from-fd. Same
 // pid, so the workers stay its children and systemd's MAINPID does not change.
 
+#include <preforkd/core/exit_status.hpp>
 #include <preforkd/core/master_state.hpp>
 #include <preforkd/core/result.hpp>
 #include <preforkd/core/units.hpp>
 
 #include <csignal>
+#include <sys/types.h>
 #include <string>
 #include <vector>
 
@@ -21,10 +23,23 @@ struct Preflight {
   std::vector<int> formats;
 };
 
-// Runs `<binary> --config <config> --check --state-format`, waiting at most `deadline`.
-// An error says what failed: "preflight: '/usr/bin/preforkd' exited with status 1: <its
-// last output line>", or that it does not read this master's state format.
-[[nodiscard]] Result<Preflight> run_preflight(const std::string& binary, const std::string& config, Duration deadline);
+// Runs `<binary> --config <config> --check --state-format --check-state-fd 0` with `state`
+// (the document the exec would hand over) on its stdin, waiting at most `deadline`: the
+// new binary decodes the real state and checks it against the config, as its resumed
+// image will, and opens nothing. An error says what failed: "preflight: '/usr/bin/preforkd'
+// exited with status 1: <its last output line>", that it does not read this master's state
+// format, or that it could not be waited for (a failed waitpid is never a success).
+[[nodiscard]] Result<Preflight> run_preflight(const std::string& binary, const std::string& config,
+                                              const MasterState& state, Duration deadline);
+
+// The option that hands the state to the check (the preflight) and the one that hands it
+// to the resumed image: internal, between two images of preforkd.
+inline constexpr const char* check_state_option = "--check-state-fd";
+inline constexpr const char* resume_option = "--resume-from-fd";
+
+// Waits for the child `pid` (retrying on EINTR) and returns how it ended; a failed waitpid
+// (ECHILD: someone else reaped it) is an error, never a status of 0.
+[[nodiscard]] Result<ExitStatus> wait_for_child(pid_t pid);
 
 // The path of this program as it was at start: /proc/self/exe, read before a package
 // can replace the file (after that, the link reads "... (deleted)").

@@ -42,7 +42,9 @@ struct SpawnedProcess {
   pid_t pid = -1;
   Fd stdout_pipe;  // read ends, non-blocking; invalid when output is inherited
   Fd stderr_pipe;
-  Fd exec_report;  // read end: empty at EOF when exec succeeded, else the exec errno
+  // 0 when the child exec'd the program, else the errno of its failed exec (or of the
+  // set-up before it): known when spawn returns, as posix_spawn reports it.
+  int exec_errno = 0;
 };
 
 struct SpawnError {
@@ -50,16 +52,15 @@ struct SpawnError {
   bool fd_shortage = false;  // EMFILE or ENFILE: the master is short of fds, not the worker at fault
 };
 
-// Starts the child. The error names the failing call ("fork: resource temporarily unavailable").
+// Starts the child and waits until it has exec'd or failed to (as posix_spawn does). A child
+// that failed to exec still exists until it is reaped: it exits 127 (ENOENT) or 126. The
+// error names the failing call ("fork: resource temporarily unavailable").
 [[nodiscard]] Result<SpawnedProcess, SpawnError> spawn(const SpawnSpec& spec);
 
 // spawn() starts children with clone(CLONE_VM), which is safe only while this process has
 // exactly one thread (see spawn.cpp). Checks that; when it does not hold, or cannot be
 // checked, spawn() uses fork from now on and the error says why.
 [[nodiscard]] Status check_single_threaded();
-
-// After the child has exited: the errno of its failed exec, or 0 if exec succeeded.
-[[nodiscard]] int read_exec_errno(const Fd& exec_report);
 
 // Resolves a command name: a name with a '/' is used as is (relative to the worker's
 // directory when relative); a bare name is searched in PATH. Unresolvable names come back
