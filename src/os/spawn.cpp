@@ -197,8 +197,9 @@ long preforkd_clone3_on_stack(clone_args*, std::size_t, int (*)(void*), void*) {
 #endif
 
 // Starts the child in the cgroup `plan.spec->cgroup_fd`: with CLONE_VM | CLONE_VFORK on a
-// stack of its own where the architecture has the entry above (x86-64), else as a fork.
-// -1 with errno as clone3 set it.
+// stack of its own where the architecture has the entry above (x86-64), else as a fork of
+// a master with one thread (a raw clone3 skips glibc's fork handlers, which only threads
+// need). -1 with errno as clone3 set it.
 pid_t clone_into(ChildPlan& plan, void* stack, std::size_t stack_size) {
   clone_args args{};
   args.flags = CLONE_INTO_CGROUP;
@@ -236,9 +237,11 @@ pid_t clone_into(ChildPlan& plan, void* stack, std::size_t stack_size) {
 //
 // A child with a cgroup starts in it (clone_into); when the kernel refuses that for want of
 // clone3 or CLONE_INTO_CGROUP (ENOSYS, E2BIG, EINVAL; EPERM from a seccomp filter), every
-// child from then on joins by writing cgroup.procs, and `fallback` says why, once.
+// child from then on joins by writing cgroup.procs, and `fallback` says why, once. So does
+// the child of a master with threads: only glibc's fork() resets, in the child, the locks
+// and the thread list that its setuid() would walk.
 pid_t start_child(ChildPlan& plan, std::string& fallback) {
-  const bool into_cgroup = plan.spec->cgroup_fd >= 0 && clone_into_cgroup;
+  const bool into_cgroup = plan.spec->cgroup_fd >= 0 && clone_into_cgroup && !fork_only;
   plan.join_cgroup = plan.spec->cgroup_fd >= 0 && !into_cgroup;
   if (!share_memory_until_exec || fork_only) {
     if (into_cgroup) {

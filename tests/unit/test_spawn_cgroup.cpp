@@ -1,7 +1,7 @@
 // spawn into a cgroup: the child is created in the cgroup it is given (clone3 with
-// CLONE_INTO_CGROUP) and what it forks is there too, both when the child shares the
-// parent's memory until exec and when spawn forks (the fork-only mode of a master that has
-// threads). As root with a cgroup2 mount, where it must work: there it fails, not skips.
+// CLONE_INTO_CGROUP, sharing the parent's memory until exec) and what it forks is there
+// too; in the fork-only mode of a master that has threads it joins by writing cgroup.procs
+// before exec. As root with a cgroup2 mount, where it must work: there it fails, not skips.
 
 #include <preforkd/os/cgroup.hpp>
 #include <preforkd/os/spawn.hpp>
@@ -72,7 +72,7 @@ void check_spawn_into(const TestCgroup& cgroup) {
   spec.cgroup_fd = dir->get();
   auto spawned = os::spawn(spec);
   REQUIRE(spawned);
-  // This kernel (5.7 and later) starts it there: no fall-back to a cgroup.procs write.
+  // This kernel (5.7 and later) can start it there: no fall-back said.
   CHECK(spawned->cgroup_fallback.empty());
   CHECK(wait_exit(spawned->pid) == 0);
 }
@@ -92,7 +92,7 @@ TEST_CASE("spawn starts the child in its cgroup", "[cgroup]") {
   check_spawn_into(cgroup);
 }
 
-TEST_CASE("spawn starts the child in its cgroup also when it forks", "[cgroup]") {
+TEST_CASE("spawn puts the child in its cgroup also in the fork-only mode", "[cgroup]") {
   if (not_root()) return;
   TestCgroup cgroup;
   // A second thread puts spawn in its fork-only mode (check_single_threaded).
