@@ -196,6 +196,11 @@ constexpr bool have_clone3_on_stack = false;
 long preforkd_clone3_on_stack(clone_args*, std::size_t, int (*)(void*), void*) { return -ENOSYS; }
 #endif
 
+// clone3 errors that say the kernel cannot start a child in a cgroup at all: no clone3
+// (before Linux 5.3, or refused by a seccomp filter: ENOSYS, EPERM), or no
+// CLONE_INTO_CGROUP (before 5.7: E2BIG for its larger clone_args, EINVAL for the flag).
+bool cannot_clone_into_cgroup(int err) { return err == ENOSYS || err == EPERM || err == E2BIG || err == EINVAL; }
+
 // Starts the child in the cgroup `plan.spec->cgroup_fd`: with CLONE_VM | CLONE_VFORK on a
 // stack of its own where the architecture has the entry above (x86-64), else as a fork of
 // a master with one thread (a raw clone3 skips glibc's fork handlers, which only threads
@@ -241,37 +246,37 @@ pid_t clone_into(ChildPlan& plan, void* stack, std::size_t stack_size) {
 // the child of a master with threads: only glibc's fork() resets, in the child, the locks
 // and the thread list that its setuid() would walk.
 pid_t start_child(ChildPlan& plan, std::string& fallback) {
-  const bool into_cgroup = plan.spec->cgroup_fd >= 0 && clone_into_cgroup && !fork_only;
-  plan.join_cgroup = plan.spec->cgroup_fd >= 0 && !into_cgroup;
-  if (!share_memory_until_exec || fork_only) {
-    if (into_cgroup) {
-      const pid_t pid = clone_into(plan, nullptr, 0);
-      if (pid >= 0 || !(errno == ENOSYS || errno == E2BIG || errno == EINVAL || errno == EPERM)) return pid;
-      clone_into_cgroup = false;
-      fallback = std::string("clone3(CLONE_INTO_CGROUP): ") + std::strerror(errno);
-      plan.join_cgroup = true;
-    }
-    const pid_t pid = ::fork();
-    if (pid == 0) run_child(plan);
-    return pid;
-  }
+  const bool shared = share_memory_until_exec && !fork_only;
+  const bool cgroup = plan.spec->cgroup_fd >= 0;
+  plan.join_cgroup = cgroup && !(clone_into_cgroup && !fork_only);
   constexpr std::size_t stack_size = 256 * 1024;
-  void* stack = ::mmap(nullptr, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) return -1;
+  void* stack = nullptr;
+  if (shared) {
+    stack = ::mmap(nullptr, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) return -1;
+  }
   pid_t pid = -1;
-  if (into_cgroup) {
+  if (cgroup && !plan.join_cgroup) {
     pid = clone_into(plan, stack, stack_size);
-    if (pid < 0 && (errno == ENOSYS || errno == E2BIG || errno == EINVAL || errno == EPERM)) {
+    if (pid < 0 && cannot_clone_into_cgroup(errno)) {
       clone_into_cgroup = false;
       fallback = std::string("clone3(CLONE_INTO_CGROUP): ") + std::strerror(errno);
       plan.join_cgroup = true;
     }
   }
-  if (!into_cgroup || plan.join_cgroup)
-    pid = ::clone(child_entry, static_cast<char*>(stack) + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
-  const int err = errno;
-  ::munmap(stack, stack_size);
-  errno = err;
+  if (!cgroup || (pid < 0 && plan.join_cgroup)) {
+    if (shared) {
+      pid = ::clone(child_entry, static_cast<char*>(stack) + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+    } else {
+      pid = ::fork();
+      if (pid == 0) run_child(plan);
+    }
+  }
+  if (stack != nullptr) {
+    const int err = errno;
+    ::munmap(stack, stack_size);
+    errno = err;
+  }
   return pid;
 }
 
