@@ -118,6 +118,7 @@ void Supervisor::remove_drained_slots() {
     slots_.pop_back();
     --shrink_to;
   }
+  if (cgroups_) cgroups_->drop_spares(shrink_to);
   if (shrink_to < listeners_->slot_count()) {
     listeners_->shrink(shrink_to);
     spdlog::info("now running {} workers", shrink_to);

@@ -39,6 +39,9 @@ std::string Supervisor::handoff_blocker() const {
 }
 
 std::vector<SlotState> Supervisor::handoff() {
+  // The new image makes its own spare cgroups; these would be left empty in its tree (and
+  // if the exec fails, the next starts make new ones).
+  if (cgroups_) cgroups_->drop_spares();
   std::vector<SlotState> out;
   const auto now = Clock::now();
   for (const Slot& slot : slots_) {

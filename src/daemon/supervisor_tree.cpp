@@ -3,6 +3,11 @@
 // a cgroup, its process group goes, and so do the descendants last seen from /proc (a
 // setsid() leaves the group; once the worker exits they belong to the master, a subreaper,
 // and could no longer be told from other orphans).
+//
+// None of the cgroup work sits between a crash and the replacement's start: the
+// replacement starts in its slot's spare cgroup, made after the previous start, and the
+// dead worker's cgroup is killed and removed once the replacement has started (a cgroup of
+// its own, so the kill never reaches the replacement).
 
 #include <preforkd/daemon/supervisor.hpp>
 
@@ -12,17 +17,31 @@
 
 namespace preforkd::daemon {
 
-void Supervisor::prepare_cgroup(WorkerRun& run, os::SpawnSpec& spec) {
+os::Fd Supervisor::prepare_cgroup(WorkerRun& run) {
   run.cgroup.reset();
-  if (!cgroups_) return;
-  auto cgroup = cgroups_->make_worker(run.slot);
-  if (!cgroup) {
+  if (!cgroups_) return {};
+  auto cgroup = cgroups_->take_worker(run.slot);
+  Result<os::Fd> dir = cgroup ? (*cgroup)->open_directory() : Result<os::Fd>(Error{cgroup.error()});
+  if (!dir) {
     // The worker still starts, in the master's cgroup: its tree is then found from /proc.
-    spdlog::warn("worker {}: cannot make its cgroup: {}; starting it without one", run.slot, cgroup.error());
-    return;
+    spdlog::warn("worker {}: cannot make its cgroup: {}; starting it without one", run.slot, dir.error());
+    if (cgroup) (*cgroup)->remove();
+    return {};
   }
   run.cgroup = std::move(*cgroup);
-  spec.cgroup_procs_fd = run.cgroup->procs_fd();
+  return std::move(*dir);
+}
+
+void Supervisor::make_spare_cgroups() {
+  std::vector<int> slots;
+  slots.swap(spare_wanted_);
+  if (!cgroups_ || stopping_) return;
+  for (int slot : slots) {
+    if (slot >= static_cast<int>(slots_.size()) || slots_[static_cast<std::size_t>(slot)].removing) continue;
+    // The next start makes it then, and says why if it fails again.
+    if (Status made = cgroups_->make_spare(slot); !made)
+      spdlog::debug("worker {}: cannot make the cgroup of its next process ahead: {}", slot, made.error());
+  }
 }
 
 void Supervisor::adopt_cgroup(WorkerRun& run) {
@@ -53,6 +72,20 @@ void Supervisor::kill_tree(WorkerRun& run) {
   const int killed = os::kill_processes(run.known_tree);
   if (killed > 0) spdlog::info("{}: killed {} of its descendants that were still running", who(run), killed);
   run.known_tree.clear();
+}
+
+void Supervisor::kill_tree_after_queue(WorkerRun& run) {
+  if (!run.cgroup) return kill_tree(run);
+  exited_cgroups_.push_back(std::move(run.cgroup));
+}
+
+void Supervisor::kill_exited_cgroups() {
+  for (auto& cgroup : exited_cgroups_) {
+    if (Status killed = cgroup->kill(); !killed)
+      spdlog::warn("{}: cannot kill the processes left in it: {}", cgroup->path(), killed.error());
+    if (!cgroup->remove()) dead_cgroups_.push_back(std::move(cgroup));
+  }
+  exited_cgroups_.clear();
 }
 
 void Supervisor::remove_dead_cgroups() {

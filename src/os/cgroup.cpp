@@ -201,6 +201,12 @@ std::optional<std::uint64_t> WorkerCgroup::cpu_usage_usec() const {
   return parse_cpu_stat_usage_usec(*text);
 }
 
+Result<Fd> WorkerCgroup::open_directory() const {
+  Fd fd(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return Error{"open '" + path_ + "': " + errno_text(errno)};
+  return fd;
+}
+
 Status WorkerCgroup::kill() const { return kill_all(path_); }
 
 bool WorkerCgroup::remove() const { return ::rmdir(path_.c_str()) == 0 || errno == ENOENT; }
@@ -236,7 +242,8 @@ Result<std::unique_ptr<CgroupTree>> CgroupTree::create(OwnCgroup existing) {
 }
 
 CgroupTree::~CgroupTree() {
-  // Only empty cgroups go; the processes of a cgroup still populated are not ours to wait for.
+  // Only empty cgroups go (the spares among them); the processes of a cgroup still
+  // populated are not ours to wait for.
   remove_tree(path_);
 }
 
@@ -248,14 +255,27 @@ Result<std::unique_ptr<WorkerCgroup>> CgroupTree::make_worker(int slot) {
     if (::mkdir(dir.c_str(), 0755) == 0) break;
     if (errno != EEXIST) return Error{"mkdir '" + dir + "': " + errno_text(errno)};
   }
-  const std::string procs = dir + "/cgroup.procs";
-  Fd fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd.valid()) {
-    const int err = errno;
-    ::rmdir(dir.c_str());
-    return Error{"open '" + procs + "': " + errno_text(err)};
+  return std::make_unique<WorkerCgroup>(dir);
+}
+
+Result<std::unique_ptr<WorkerCgroup>> CgroupTree::take_worker(int slot) {
+  if (auto spare = spares_.extract(slot)) return std::move(spare.mapped());
+  return make_worker(slot);
+}
+
+Status CgroupTree::make_spare(int slot) {
+  if (spares_.contains(slot)) return Ok{};
+  auto made = make_worker(slot);
+  if (!made) return Error{made.error()};
+  spares_.emplace(slot, std::move(*made));
+  return Ok{};
+}
+
+void CgroupTree::drop_spares(int from) {
+  for (auto it = spares_.lower_bound(from); it != spares_.end();) {
+    it->second->remove();
+    it = spares_.erase(it);
   }
-  return std::make_unique<WorkerCgroup>(dir, std::move(fd));
 }
 
 Result<std::unique_ptr<WorkerCgroup>> CgroupTree::adopt_worker(pid_t pid) const {
@@ -268,7 +288,7 @@ Result<std::unique_ptr<WorkerCgroup>> CgroupTree::adopt_worker(pid_t pid) const 
   if (!path || path->find(own + "/") == std::string::npos)
     return Error{"pid " + std::to_string(pid) + " is not in " + path_};
   const std::string dir = path_ + path->substr(path->find(own + "/") + own.size());
-  return std::make_unique<WorkerCgroup>(dir, Fd());
+  return std::make_unique<WorkerCgroup>(dir);
 }
 
 std::vector<StaleCgroup> CgroupTree::kill_stale() const {

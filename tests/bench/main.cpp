@@ -28,7 +28,8 @@ struct Entry {
 
 const std::vector<Entry>& entries() {
   static const std::vector<Entry> all = {
-      {"respawn", "SIGKILL of a worker to its replacement's main(), p50/p99 over 200 kills", bench::respawn},
+      {"respawn", "SIGKILL of a worker to its replacement's main(), worker cgroups off and on side by side, 3 rounds",
+       bench::respawn},
       {"startup", "time to start 256 workers", bench::startup},
       {"rss", "master RSS with 8 and with 256 workers", bench::rss},
       {"throughput", "demo requests/s through preforkd vs. the same 2 workers alone (wrk)", bench::throughput},

@@ -262,10 +262,17 @@ class Supervisor {
   void send_signal(const WorkerRun& run, pid_t target, int signum) const;
   // Worker trees (supervisor_tree.cpp): the cgroup a new process goes into, the
   // descendants remembered before a stop, and what is left once the top process exits.
-  void prepare_cgroup(WorkerRun& run, os::SpawnSpec& spec);
+  // The cgroup the next process of `run` starts in (run.cgroup) and its open directory for
+  // spawn; no fd without worker cgroups or when none could be made.
+  [[nodiscard]] os::Fd prepare_cgroup(WorkerRun& run);
+  void make_spare_cgroups();  // for the slots in spare_wanted_
   void adopt_cgroup(WorkerRun& run);  // after an upgrade: the running worker's own cgroup
   void remember_tree(WorkerRun& run);
   void kill_tree(WorkerRun& run);
+  // After the top process exited: the same, but a cgroup is killed by kill_exited_cgroups()
+  // when the queue has been drained, i.e. after the replacement has started.
+  void kill_tree_after_queue(WorkerRun& run);
+  void kill_exited_cgroups();
   void remove_dead_cgroups();
   [[nodiscard]] Result<std::unique_ptr<WorkerRun>> make_run(int slot, std::shared_ptr<const Generation> gen);
   WorkerRun* find_run(pid_t pid);
@@ -322,6 +329,10 @@ class Supervisor {
   std::unique_ptr<os::CgroupTree> cgroups_;
   // Cgroups of exited workers whose processes are still dying: removed once empty.
   std::vector<std::unique_ptr<os::WorkerCgroup>> dead_cgroups_;
+  // Cgroups of workers that exited, killed once their replacements have started.
+  std::vector<std::unique_ptr<os::WorkerCgroup>> exited_cgroups_;
+  // Slots that started a process since the queue last ran: each gets a spare cgroup then.
+  std::vector<int> spare_wanted_;
   int rollbacks_ = 0;
 };
 

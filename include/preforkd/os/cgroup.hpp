@@ -8,13 +8,16 @@
 // hybrid layout the `unified` mount. No controller is enabled in the subtree, so the
 // "no internal processes" rule does not apply and the master stays where it is.
 //
-// A child joins its cgroup between fork and exec by writing "0" to the cgroup.procs fd
-// opened here beforehand (os/spawn.cpp): one async-signal-safe write.
+// A child starts in its cgroup: os/spawn.cpp passes the directory fd opened here to
+// clone3(CLONE_INTO_CGROUP) (or, where the kernel lacks it, the child writes "0" to its
+// cgroup.procs between fork and exec). The cgroup of a slot's next process is made ahead,
+// after the current one has started (make_spare), so a respawn makes no directory.
 
 #include <preforkd/core/result.hpp>
 #include <preforkd/os/fd.hpp>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,11 +45,11 @@ namespace preforkd::os {
 
 class WorkerCgroup {
  public:
-  WorkerCgroup(std::string path, Fd procs) : path_(std::move(path)), procs_(std::move(procs)) {}
+  explicit WorkerCgroup(std::string path) : path_(std::move(path)) {}
   [[nodiscard]] const std::string& path() const { return path_; }
-  // The cgroup.procs fd the child writes "0" to; -1 once closed (after the spawn).
-  [[nodiscard]] int procs_fd() const { return procs_.get(); }
-  void close_procs_fd() { procs_.reset(); }
+  // The cgroup's directory, for a child to start in (SpawnSpec::cgroup_fd). The error
+  // names the directory and the errno.
+  [[nodiscard]] Result<Fd> open_directory() const;
   // The processes in it now (cgroup.procs).
   [[nodiscard]] std::vector<pid_t> pids() const;
   // CPU time used by every process that was ever in it (cpu.stat usage_usec).
@@ -59,7 +62,6 @@ class WorkerCgroup {
 
  private:
   std::string path_;
-  Fd procs_;
 };
 
 // --- the master's cgroup ------------------------------------------------------------------
@@ -87,8 +89,16 @@ class CgroupTree {
   CgroupTree& operator=(const CgroupTree&) = delete;
 
   [[nodiscard]] const std::string& path() const { return path_; }
-  // `slot-<slot>.<n>` with its cgroup.procs open, for the next process of `slot`.
-  [[nodiscard]] Result<std::unique_ptr<WorkerCgroup>> make_worker(int slot);
+  // The cgroup for the next process of `slot`: its spare (make_spare), or a new
+  // `slot-<slot>.<n>` made now.
+  [[nodiscard]] Result<std::unique_ptr<WorkerCgroup>> take_worker(int slot);
+  // Makes `slot`'s spare, the cgroup its next process starts in, unless it has one: called
+  // once a process has started, so that the next start (a respawn) makes no directory.
+  [[nodiscard]] Status make_spare(int slot);
+  // Removes the spares of slot `from` and above (every spare with 0): slots scaled away, or
+  // before an in-place upgrade (the new image makes its own).
+  void drop_spares(int from = 0);
+  [[nodiscard]] bool has_spare(int slot) const { return spares_.contains(slot); }
   // The cgroup of a running worker (after an upgrade), from /proc/<pid>/cgroup; an error
   // when it is not one of this tree's.
   [[nodiscard]] Result<std::unique_ptr<WorkerCgroup>> adopt_worker(pid_t pid) const;
@@ -98,9 +108,11 @@ class CgroupTree {
 
  private:
   CgroupTree(std::string parent, std::string path) : parent_(std::move(parent)), path_(std::move(path)) {}
+  [[nodiscard]] Result<std::unique_ptr<WorkerCgroup>> make_worker(int slot);
   std::string parent_;  // the master's own cgroup
   std::string path_;    // parent_/preforkd-<pid>
   unsigned long next_ = 0;
+  std::map<int, std::unique_ptr<WorkerCgroup>> spares_;  // by slot: empty, made ahead
 };
 
 }  // namespace preforkd::os

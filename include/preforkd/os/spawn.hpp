@@ -4,6 +4,12 @@
 // Everything the child needs is prepared before fork; between fork and exec the child
 // only makes async-signal-safe calls. LISTEN_PID is written into a buffer prepared in
 // advance, since only the child knows its pid.
+//
+// A worker with a cgroup starts in it: clone3(CLONE_INTO_CGROUP) puts the child there as it
+// is created. Moving a running process instead (a write to cgroup.procs) takes the cgroup
+// core's global lock for writing, which waits for an RCU grace period: ~13 ms per start on
+// the 2-core VM (README, Performance). Where clone3 or CLONE_INTO_CGROUP is missing (Linux
+// before 5.7, a seccomp filter) the child joins by that write, between fork and exec.
 
 #include <preforkd/core/result.hpp>
 #include <preforkd/os/fd.hpp>
@@ -34,7 +40,7 @@ struct SpawnSpec {
   OutputMode output = OutputMode::capture;
   pid_t master_pid = 0;            // the child exits if its parent is no longer this pid
   bool with_watchdog_pid = false;  // also set WATCHDOG_PID to the child's pid
-  int cgroup_procs_fd = -1;        // an open cgroup.procs: the child joins that cgroup before exec
+  int cgroup_fd = -1;              // an open cgroup v2 directory: the child starts in that cgroup
   int cpu = -1;                    // pin the child to this CPU (worker.cpu_affinity); -1: inherit the mask
 };
 
@@ -45,6 +51,9 @@ struct SpawnedProcess {
   // 0 when the child exec'd the program, else the errno of its failed exec (or of the
   // set-up before it): known when spawn returns, as posix_spawn reports it.
   int exec_errno = 0;
+  // Set on the first spawn into a cgroup that could not use clone3(CLONE_INTO_CGROUP): why.
+  // That child and every later one join their cgroup by writing cgroup.procs before exec.
+  std::string cgroup_fallback;
 };
 
 struct SpawnError {
