@@ -341,10 +341,11 @@ pid_t start_process(const std::vector<std::string>& args, const std::string& log
       env_text.emplace_back(entry);
     }
     env_text.push_back("RUNTIME_DIRECTORY=" + log_path.substr(0, log_path.rfind('/')));
-    env_text.push_back("LISTEN_FDS=" + std::to_string(passed.fds.size()));
+    env_text.push_back("LISTEN_FDS=" + std::to_string(passed.listen_fds > 0 ? static_cast<std::size_t>(passed.listen_fds)
+                                                                              : passed.fds.size()));
     env_text.push_back("LISTEN_FDNAMES=" + passed.names);
     pid_entry = env_text.size();
-    env_text.push_back("LISTEN_PID=" + std::string(20, '\0'));
+    env_text.push_back("LISTEN_PID=" + (passed.listen_pid.empty() ? std::string(20, '\0') : passed.listen_pid));
     for (auto& e : env_text) envp.push_back(e.data());
     envp.push_back(nullptr);
   }
@@ -356,13 +357,17 @@ pid_t start_process(const std::vector<std::string>& args, const std::string& log
     ::dup2(fd, 2);
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
+    // Only fds 3, 4, ... below are passed: no other fd of this child outlives the exec.
+    if (devnull > 2) ::close(devnull);
     // LISTEN_PID=<own pid>, written without allocating.
     char* digits = envp[pid_entry] + std::strlen("LISTEN_PID=");
     char reversed[20];
     int n = 0;
     for (auto v = static_cast<unsigned long>(::getpid()); v > 0 || n == 0; v /= 10) reversed[n++] = static_cast<char>('0' + v % 10);
-    for (int i = 0; i < n; ++i) digits[i] = reversed[n - 1 - i];
-    digits[n] = '\0';
+    if (passed.listen_pid.empty()) {
+      for (int i = 0; i < n; ++i) digits[i] = reversed[n - 1 - i];
+      digits[n] = '\0';
+    }
     // Out of the way first (a source may be one of the targets), then to 3, 4, …;
     // dup2 clears FD_CLOEXEC.
     const int count = static_cast<int>(passed.fds.size());
