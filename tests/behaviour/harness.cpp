@@ -349,8 +349,21 @@ pid_t start_process(const std::vector<std::string>& args, const std::string& log
     for (auto& e : env_text) envp.push_back(e.data());
     envp.push_back(nullptr);
   }
+  int go[2] = {-1, -1};  // closed by the test process once it closed its copies
+  if (passed.close_in_test && ::pipe2(go, O_CLOEXEC) != 0) return -1;
   const pid_t pid = ::fork();
+  if (pid > 0 && passed.close_in_test) {
+    for (int fd : passed.fds) ::close(fd);
+    ::close(go[0]);
+    ::close(go[1]);
+  }
   if (pid == 0 && !passed.fds.empty()) {
+    if (passed.close_in_test) {
+      ::close(go[1]);
+      char byte;
+      while (::read(go[0], &byte, 1) < 0 && errno == EINTR) {
+      }
+    }
     ::setpgid(0, 0);
     int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     ::dup2(fd, 1);

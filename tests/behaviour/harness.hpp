@@ -128,6 +128,9 @@ struct PassedFds {
   // another LISTEN_FDS than the number of fds (0 for that number).
   std::string listen_pid{};
   int listen_fds = 0;
+  // Close `fds` in the test process before preforkd runs (it waits for that), so that
+  // preforkd holds the only copies from its first instruction on.
+  bool close_in_test = false;
 };
 
 // A running preforkd. The destructor kills it (and so, through the parent-death

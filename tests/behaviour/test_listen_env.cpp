@@ -46,8 +46,8 @@ void starts_and_closes_fd_3(PassedFds passed, const std::function<std::string(pi
   const int leftover = leftover_socket(port);
   REQUIRE(leftover >= 0);
   passed.fds = {leftover};
+  passed.close_in_test = true;  // from the start, only the master holds it
   Daemon d(toml({.address = local_address(port), .count = 2}), {}, 0, passed);
-  ::close(leftover);  // the child has its copy: from here only the master holds it
   const auto ready = wait_workers_ready(d, 2);
   const auto answer = http_get(port, "/");
   INFO(d.log());

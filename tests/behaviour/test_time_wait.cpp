@@ -88,8 +88,7 @@ TEST_CASE("time wait: a socket taken back from the fd store without SO_REUSEADDR
   REQUIRE(::getsockopt(stored, SOL_SOCKET, SO_REUSEADDR, &reuse, &len) == 0);
   REQUIRE(reuse == 0);
   Daemon d(toml({.address = local_address(port), .count = 1, .command = {fixture("sockopt_worker")}}), {}, 0,
-           PassedFds{{stored}, "preforkd.http.0"});
-  ::close(stored);
+           PassedFds{.fds = {stored}, .names = "preforkd.http.0", .close_in_test = true});
   const bool reported = d.wait_log("sockopt fd 3 generation 0:");
   INFO(d.log());
   REQUIRE(reported);
