@@ -40,6 +40,68 @@ std::optional<SocketPlace> parse_name(std::string_view name) {
   return place;
 }
 
+namespace {
+
+// A decimal number without sign or leading zero, as systemd writes it.
+template <class T>
+std::optional<T> parse_decimal(std::string_view text) {
+  if (text.empty() || text.size() > 18 || (text.size() > 1 && text.front() == '0') ||
+      !std::ranges::all_of(text, [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  T value{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// "a:b::c" -> {"a", "b", "", "c"}: empty names kept, as systemd splits it.
+std::vector<std::string> split_names(std::string_view text) {
+  std::vector<std::string> out;
+  for (std::size_t start = 0;;) {
+    const auto colon = text.find(':', start);
+    out.emplace_back(text.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start));
+    if (colon == std::string_view::npos) return out;
+    start = colon + 1;
+  }
+}
+
+}  // namespace
+
+PassedFds passed_fds(const ListenEnv& env, long self, const std::vector<int>& open) {
+  PassedFds out;
+  if (!env.fds) return out;  // nothing passed (a lone LISTEN_PID or LISTEN_FDNAMES names no fd)
+  const auto count = parse_decimal<int>(*env.fds);
+  if (!count || *count <= 0 || *count > 1 << 20) {
+    out.ignored = "LISTEN_FDS='" + *env.fds + "' is not a count of fds";
+    return out;
+  }
+  const int first = listen_fds_start;
+  const int last = first + *count - 1;
+  for (int fd : open)
+    if (fd >= first && fd <= last) out.stray.push_back(fd);
+  const std::string passed = "LISTEN_FDS=" + *env.fds;
+  if (!env.pid) {
+    out.ignored = passed + " without LISTEN_PID";
+  } else if (const auto pid = parse_decimal<long>(*env.pid); !pid || *pid != self) {
+    out.ignored = "LISTEN_PID=" + *env.pid + " is not preforkd's pid " + std::to_string(self);
+  } else if (static_cast<int>(out.stray.size()) != *count) {
+    int missing = first;
+    for (int fd : out.stray) {
+      if (fd != missing) break;
+      ++missing;
+    }
+    out.ignored = passed + " but fd " + std::to_string(missing) + " is not open";
+  } else if (env.names && split_names(*env.names).size() != static_cast<std::size_t>(*count)) {
+    out.ignored = "LISTEN_FDNAMES='" + *env.names + "' has " + std::to_string(split_names(*env.names).size()) +
+                  " names for " + passed;
+  }
+  if (out.ignored) return out;
+  out.count = *count;
+  out.names = env.names ? split_names(*env.names) : std::vector<std::string>(static_cast<std::size_t>(*count), "unknown");
+  out.stray.clear();
+  return out;
+}
+
 Matching match_inherited(const std::vector<std::string>& names, const std::vector<ListenerShape>& listeners,
                          int slots, const SocketCheck& check) {
   Matching m;

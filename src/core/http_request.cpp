@@ -38,6 +38,15 @@ std::optional<std::size_t> head_end(std::string_view buffer) {
   return lf + 2;
 }
 
+HeadScan scan_head(std::string_view buffer) {
+  // Only the first max_head_bytes may hold the end: what arrived after them (one large
+  // read) counts the same as what would have arrived later (a trickle).
+  const auto end = head_end(buffer.substr(0, max_head_bytes));
+  if (end) return {HeadScan::Kind::complete, *end};
+  if (buffer.size() >= max_head_bytes) return {HeadScan::Kind::too_large, 0};
+  return {HeadScan::Kind::incomplete, 0};
+}
+
 Routed route(std::string_view head, std::string_view path) {
   Routed bad;
   const auto eol = head.find('\n');

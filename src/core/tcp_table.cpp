@@ -79,6 +79,7 @@ std::optional<TcpSocketLine> parse_tcp_line(std::string_view line, TcpTable tabl
   unsigned state = 0;
   if (!parse_hex(next_field(rest), state)) return std::nullopt;
   out.listening = state == 0x0A;
+  out.time_wait = state == 0x06;
   for (int skip = 0; skip < 5; ++skip) next_field(rest);  // queues, timer, retransmits, uid, timeout
   const std::string_view inode = next_field(rest);
   const auto [end, ec] = std::from_chars(inode.data(), inode.data() + inode.size(), out.inode);
@@ -95,6 +96,23 @@ bool endpoints_overlap(const TcpEndpoint& held, const TcpEndpoint& wanted) {
   if (is_wildcard(v6)) return true;
   if (auto mapped = mapped_v4(v6)) return same_family_overlap(*mapped, v4);
   return false;
+}
+
+AddressUse address_use(const std::vector<TcpSocketLine>& table, const TcpEndpoint& wanted) {
+  AddressUse use;
+  for (const TcpSocketLine& line : table) {
+    if (!endpoints_overlap(line.local, wanted)) continue;
+    if (line.listening && line.inode != 0) use.listening.push_back(line.inode);
+    if (line.time_wait) ++use.time_wait;
+  }
+  return use;
+}
+
+std::optional<std::string> time_wait_cause(const AddressUse& use) {
+  if (!use.listening.empty() || use.time_wait == 0) return std::nullopt;
+  return std::to_string(use.time_wait) + (use.time_wait == 1 ? " connection" : " connections") +
+         " in TIME_WAIT and no listener: connections closed on a socket without SO_REUSEADDR hold the address "
+         "until the kernel drops them, 60 s after they closed";
 }
 
 }  // namespace preforkd

@@ -3,7 +3,9 @@
 #include <preforkd/daemon/fd_store.hpp>
 
 #include <preforkd/core/fd_store_names.hpp>
+#include <preforkd/os/open_fds.hpp>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
@@ -12,6 +14,7 @@
 #include <cstring>
 #include <string_view>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -101,24 +104,38 @@ void FdStore::sync(const os::ListenerSet& listeners) {
     spdlog::debug("fd store: stored {} sockets, removed {}", added, plan.remove.size());
 }
 
-Result<InheritedSockets> take_inherited_sockets(const std::vector<ListenConfig>& listeners, int slots) {
-  InheritedSockets out;
-  char** raw_names = nullptr;
-  // Checks LISTEN_PID, and unsets LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES in any case.
-  const int n = sd_listen_fds_with_names(1, &raw_names);
-  if (n < 0) {
-    spdlog::warn("LISTEN_FDS: {}, ignoring", std::strerror(-n));
-    return out;
-  }
-  std::vector<std::string> names;
-  for (int i = 0; i < n; ++i) {
-    names.emplace_back(raw_names != nullptr && raw_names[i] != nullptr ? raw_names[i] : "unknown");
-    if (raw_names != nullptr) std::free(raw_names[i]);
-  }
-  std::free(static_cast<void*>(raw_names));
-  if (n == 0) return out;
+fd_store::PassedFds read_listen_fds() {
+  const auto variable = [](const char* name) -> std::optional<std::string> {
+    const char* value = std::getenv(name);
+    return value != nullptr ? std::optional<std::string>(value) : std::nullopt;
+  };
+  const fd_store::ListenEnv env{variable("LISTEN_PID"), variable("LISTEN_FDS"), variable("LISTEN_FDNAMES")};
+  for (const char* name : {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"}) ::unsetenv(name);
+  fd_store::PassedFds passed = fd_store::passed_fds(env, ::getpid(), os::open_fds_from(fd_store::listen_fds_start));
+  // As sd_listen_fds() does: a fork before they are taken or closed must not leak them.
+  for (int i = 0; i < passed.count; ++i) ::fcntl(fd_store::listen_fds_start + i, F_SETFD, FD_CLOEXEC);
+  for (int fd : passed.stray) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return passed;
+}
 
-  const auto fd_of = [](std::size_t i) { return SD_LISTEN_FDS_START + static_cast<int>(i); };
+Result<InheritedSockets> take_inherited_sockets(const fd_store::PassedFds& passed,
+                                                const std::vector<ListenConfig>& listeners, int slots) {
+  InheritedSockets out;
+  if (passed.ignored) {
+    // Closed, not only ignored: a leftover socket on a configured address would make the
+    // bind below fail with "address already in use" by the master itself.
+    std::string closed;
+    for (int fd : passed.stray) {
+      closed += (closed.empty() ? "" : ", ") + fmt::format("fd {} ({})", fd, os::describe_fd(fd));
+      ::close(fd);
+    }
+    spdlog::warn("LISTEN_FDS: {}, not taking the fds passed: {}", *passed.ignored,
+                 closed.empty() ? std::string("no fd to close") : "closed " + closed);
+  }
+  if (passed.count == 0) return out;
+  const std::vector<std::string>& names = passed.names;
+
+  const auto fd_of = [](std::size_t i) { return fd_store::listen_fds_start + static_cast<int>(i); };
   std::vector<fd_store::ListenerShape> shapes;
   for (const auto& l : listeners) shapes.push_back({l.name, per_slot(l)});
   const fd_store::Matching m = fd_store::match_inherited(names, shapes, slots, [&](std::size_t i, std::size_t l) {

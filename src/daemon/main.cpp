@@ -93,6 +93,11 @@ int main(int argc, char** argv) {
     app.exit(e);
     return exit_usage;
   }
+  // The fds systemd passed (LISTEN_FDS), noted before the master opens any of its own, so
+  // that only fds open at this instant are taken or closed as passed ones. After an upgrade
+  // the first image read them already.
+  const fd_store::PassedFds passed =
+      opt.check || opt.resume_from_fd >= 0 ? fd_store::PassedFds{} : daemon::read_listen_fds();
   // A stop or control signal sent while the master starts waits for its handler
   // (Master::run) instead of killing the master half started. (--check stays interruptible.)
   if (!opt.check) daemon::block_master_signals();
@@ -174,11 +179,11 @@ int main(int argc, char** argv) {
   }
 
   // The sockets systemd kept in its fd store for us (a restart after a crash): taken
-  // back where they match the config, so their accept queues survive. LISTEN_* is unset
-  // here either way. After an upgrade the env was already read by the first image.
+  // back where they match the config, so their accept queues survive; passed fds that are
+  // not taken are closed here. After an upgrade the first image took them.
   daemon::InheritedSockets inherited;
   if (!resumed) {
-    auto taken = daemon::take_inherited_sockets(config.listeners, config.worker.count);
+    auto taken = daemon::take_inherited_sockets(passed, config.listeners, config.worker.count);
     if (!taken) {
       spdlog::error("{}", taken.error());
       return exit_failed;

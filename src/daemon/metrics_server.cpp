@@ -135,15 +135,17 @@ class MetricsServer::Connection : public std::enable_shared_from_this<Connection
   void consume(std::string_view data) {
     if (answered_) return;  // discarded: one request per connection
     buffer_.append(data);
-    const auto end = http::head_end(buffer_);
-    if (!end) {
-      if (buffer_.size() > http::max_head_bytes) {
+    const http::HeadScan scan = http::scan_head(buffer_);
+    switch (scan.kind) {
+      case http::HeadScan::Kind::incomplete:
+        return;
+      case http::HeadScan::Kind::too_large:
         spdlog::debug("metrics: request head longer than {} bytes, closing", http::max_head_bytes);
-        respond(http::error_response(431));
-      }
-      return;
+        return respond(http::error_response(431));
+      case http::HeadScan::Kind::complete:
+        break;
     }
-    const std::string_view head = std::string_view(buffer_).substr(0, *end);
+    const std::string_view head = std::string_view(buffer_).substr(0, scan.length);
     MetricsServer& server = *server_;
     respond(http::answer(head, "/metrics", metrics::content_type, [&server] { return server.render_(); }));
   }

@@ -107,10 +107,14 @@ Result<SockAddr> resolve(const ListenConfig& l) {
 
 enum class Sharing { per_slot, shared };
 
-// "address already in use by pid 1234 (nginx)", with as much as /proc shows.
-std::string in_use_text(const std::vector<std::uint64_t>& inodes) {
+// "address already in use by pid 1234 (nginx)", with as much as /proc shows; with no
+// listener, the TIME_WAIT connections on `endpoint` when they are the cause.
+std::string in_use_text(const std::vector<std::uint64_t>& inodes, const std::optional<TcpEndpoint>& endpoint) {
   const std::string base = "address already in use";
-  if (inodes.empty()) return base;
+  if (inodes.empty()) {
+    const auto cause = endpoint ? time_wait_cause(address_use_now(*endpoint)) : std::nullopt;
+    return cause ? base + " by " + *cause : base;
+  }
   const auto holders = socket_holders(inodes);
   if (holders.empty()) return base + " by a process this user cannot see in /proc";
   return base + " by " + describe_holders(holders);
@@ -138,7 +142,7 @@ Status check_port_free(const ListenConfig& l, const SockAddr& sa, const std::vec
   const std::size_t seen = others.size();
   std::erase_if(others, [&](std::uint64_t inode) { return std::ranges::find(own, inode) != own.end(); });
   if (seen > 0 && others.empty()) return Ok{};  // only our own sockets overlap it
-  return failure(l, "failed to bind", in_use_text(others));
+  return failure(l, "failed to bind", in_use_text(others, endpoint));
 }
 
 Error option_failure(const ListenConfig& l, const OptionFailure& f) {
@@ -162,7 +166,8 @@ Result<Fd> open_ip_socket(const ListenConfig& l, const SockAddr& sa, Sharing sha
   if (::bind(fd.get(), sa.get(), sa.len) != 0) {
     const int err = errno;
     const auto endpoint = endpoint_of(sa.get());
-    if (err == EADDRINUSE && endpoint) return failure(l, "failed to bind", in_use_text(listening_inodes(*endpoint)));
+    if (err == EADDRINUSE && endpoint)
+      return failure(l, "failed to bind", in_use_text(listening_inodes(*endpoint), endpoint));
     return errno_failure(l, "failed to bind", err);
   }
   if (auto failed = apply_listen_options(l, fd.get())) return option_failure(l, *failed);
@@ -394,6 +399,12 @@ Result<ListenerSet> ListenerSet::take_inherited(const std::vector<ListenConfig>&
         return errno_failure(l.config, "failed to listen on the stored socket of", errno);
       if (l.config.address.family != AddressFamily::unix_path) {
         if (auto failed = apply_listen_options(l.config, fd.get())) return option_failure(l.config, *failed);
+        // As the master's own sockets have it: without it, the connections a socket
+        // accepted keep the address in TIME_WAIT after it closes, and the next start
+        // fails to bind it for 60 s.
+        const int one = 1;
+        if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+          return errno_failure(l.config, "failed to set SO_REUSEADDR on the stored socket of", errno);
       }
     }
     // The file of a stored unix socket is the one the previous master bound: ours to

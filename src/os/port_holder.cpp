@@ -86,18 +86,20 @@ std::optional<TcpEndpoint> endpoint_of(const sockaddr* sa) {
   return std::nullopt;
 }
 
-std::vector<std::uint64_t> listening_inodes(const TcpEndpoint& wanted) {
-  std::vector<std::uint64_t> out;
+AddressUse address_use_now(const TcpEndpoint& wanted) {
+  std::vector<TcpSocketLine> table;
   const std::pair<const char*, TcpTable> tables[] = {{"/proc/net/tcp", TcpTable::v4}, {"/proc/net/tcp6", TcpTable::v6}};
-  for (const auto& [path, table] : tables) {
+  for (const auto& [path, kind] : tables) {
     std::ifstream in(path);
     for (std::string line; std::getline(in, line);) {
-      const auto entry = parse_tcp_line(line, table);
-      if (entry && entry->listening && entry->inode != 0 && endpoints_overlap(entry->local, wanted))
-        out.push_back(entry->inode);
+      if (auto entry = parse_tcp_line(line, kind)) table.push_back(*entry);
     }
   }
-  return out;
+  return address_use(table, wanted);
+}
+
+std::vector<std::uint64_t> listening_inodes(const TcpEndpoint& wanted) {
+  return address_use_now(wanted).listening;
 }
 
 std::vector<PortHolder> socket_holders(const std::vector<std::uint64_t>& inodes) {

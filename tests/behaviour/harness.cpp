@@ -341,28 +341,46 @@ pid_t start_process(const std::vector<std::string>& args, const std::string& log
       env_text.emplace_back(entry);
     }
     env_text.push_back("RUNTIME_DIRECTORY=" + log_path.substr(0, log_path.rfind('/')));
-    env_text.push_back("LISTEN_FDS=" + std::to_string(passed.fds.size()));
+    env_text.push_back("LISTEN_FDS=" + std::to_string(passed.listen_fds > 0 ? static_cast<std::size_t>(passed.listen_fds)
+                                                                              : passed.fds.size()));
     env_text.push_back("LISTEN_FDNAMES=" + passed.names);
     pid_entry = env_text.size();
-    env_text.push_back("LISTEN_PID=" + std::string(20, '\0'));
+    env_text.push_back("LISTEN_PID=" + (passed.listen_pid.empty() ? std::string(20, '\0') : passed.listen_pid));
     for (auto& e : env_text) envp.push_back(e.data());
     envp.push_back(nullptr);
   }
+  int go[2] = {-1, -1};  // closed by the test process once it closed its copies
+  if (passed.close_in_test && ::pipe2(go, O_CLOEXEC) != 0) return -1;
   const pid_t pid = ::fork();
+  if (pid > 0 && passed.close_in_test) {
+    for (int fd : passed.fds) ::close(fd);
+    ::close(go[0]);
+    ::close(go[1]);
+  }
   if (pid == 0 && !passed.fds.empty()) {
+    if (passed.close_in_test) {
+      ::close(go[1]);
+      char byte;
+      while (::read(go[0], &byte, 1) < 0 && errno == EINTR) {
+      }
+    }
     ::setpgid(0, 0);
     int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
+    // Only fds 3, 4, ... below are passed: no other fd of this child outlives the exec.
+    if (devnull > 2) ::close(devnull);
     // LISTEN_PID=<own pid>, written without allocating.
     char* digits = envp[pid_entry] + std::strlen("LISTEN_PID=");
     char reversed[20];
     int n = 0;
     for (auto v = static_cast<unsigned long>(::getpid()); v > 0 || n == 0; v /= 10) reversed[n++] = static_cast<char>('0' + v % 10);
-    for (int i = 0; i < n; ++i) digits[i] = reversed[n - 1 - i];
-    digits[n] = '\0';
+    if (passed.listen_pid.empty()) {
+      for (int i = 0; i < n; ++i) digits[i] = reversed[n - 1 - i];
+      digits[n] = '\0';
+    }
     // Out of the way first (a source may be one of the targets), then to 3, 4, …;
     // dup2 clears FD_CLOEXEC.
     const int count = static_cast<int>(passed.fds.size());

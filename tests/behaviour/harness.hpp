@@ -122,8 +122,15 @@ std::string fixture(const std::string& name);
 // Sockets handed to a preforkd as systemd hands its fd store back on a restart: at fds
 // 3, 4, … with LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID (the child's own pid).
 struct PassedFds {
-  std::vector<int> fds;
-  std::string names;  // the LISTEN_FDNAMES value
+  std::vector<int> fds{};
+  std::string names{};  // the LISTEN_FDNAMES value
+  // What systemd would not pass: another LISTEN_PID than preforkd's own ("" for its own),
+  // another LISTEN_FDS than the number of fds (0 for that number).
+  std::string listen_pid{};
+  int listen_fds = 0;
+  // Close `fds` in the test process before preforkd runs (it waits for that), so that
+  // preforkd holds the only copies from its first instruction on.
+  bool close_in_test = false;
 };
 
 // A running preforkd. The destructor kills it (and so, through the parent-death

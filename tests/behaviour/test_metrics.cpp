@@ -16,6 +16,7 @@
 #include <map>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "control_helpers.hpp"
 #include "../support/skip.hpp"
@@ -255,6 +256,62 @@ TEST_CASE("metrics: 400 and 404 and 405 and an oversized request while status ke
   const auto s = scrape(metrics_port);
   REQUIRE(s);
   CHECK(s->status == 200);
+  stop_cleanly(d);
+}
+
+namespace {
+
+// A GET /metrics head of exactly `bytes` bytes, its blank line included.
+std::string head_of(std::size_t bytes) {
+  std::string head = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  while (head.size() + 2 < bytes) {
+    const std::size_t room = bytes - 2 - head.size();
+    const std::size_t line = room <= 1006 ? room : 1000;
+    head += "X: " + std::string(line - 5, 'a') + "\r\n";
+  }
+  return head + "\r\n";
+}
+
+// The answer to `head` sent in one write, or trickled in small writes. The pause between
+// writes is the trickle itself (so the server reads the pieces one by one), not a wait.
+std::optional<Scrape> send_head(int port, const std::string& head, bool trickle) {
+  Client c(port);
+  if (!c.connected()) return std::nullopt;
+  if (!trickle) {
+    if (!c.send(head)) return std::nullopt;
+  } else {
+    for (std::size_t at = 0; at < head.size(); at += 256) {
+      if (!c.send(head.substr(at, 256))) return std::nullopt;
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+  const auto raw = c.read_all(10s);
+  if (!raw) return std::nullopt;
+  return parse_response(*raw);
+}
+
+}  // namespace
+
+TEST_CASE("metrics: one request head limit of 8 KiB whether the head comes in one write or trickled", "[metrics]") {
+  const int port = free_port(), metrics_port = free_port();
+  Daemon d(metrics_config(port, metrics_port, 1));
+  REQUIRE(wait_workers_ready(d, 1, 0));
+  INFO(d.log());
+  struct Case {
+    std::size_t bytes;
+    int status;
+  };
+  // 8,192 bytes is the limit itself; 8,999 and 12,279 are the issue's two heads.
+  for (const Case c : {Case{8000, 200}, Case{8192, 200}, Case{8193, 431}, Case{8999, 431}, Case{12279, 431}}) {
+    for (const bool trickle : {false, true}) {
+      INFO("a head of " << c.bytes << " bytes " << (trickle ? "trickled" : "in one write"));
+      const std::string head = head_of(c.bytes);
+      REQUIRE(head.size() == c.bytes);
+      const auto answer = send_head(metrics_port, head, trickle);
+      REQUIRE(answer);
+      CHECK(answer->status == c.status);
+    }
+  }
   stop_cleanly(d);
 }
 

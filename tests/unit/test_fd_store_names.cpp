@@ -139,3 +139,47 @@ TEST_CASE("syncing the store: remove what is gone or changed (highest slot first
     CHECK(plan_sync(r.stored, r.wanted) == r.plan);
   }
 }
+
+TEST_CASE("fd store: the LISTEN variables apply only to this pid with every fd open and one name each, else the open fds are stray",
+          "[fd_store]") {
+  // Plain strings (nullptr: unset), not optionals in the table: see the first test case.
+  struct Case {
+    const char* what;
+    const char* pid;
+    const char* fds;
+    const char* names;
+    std::vector<int> open;
+    int count;
+    std::vector<std::string> passed_names;
+    const char* ignored;  // nullptr: they apply
+    std::vector<int> stray;
+  };
+  const std::vector<Case> cases = {
+      {"nothing passed", nullptr, nullptr, nullptr, {3, 4}, 0, {}, nullptr, {}},
+      {"a lone LISTEN_PID", "42", nullptr, nullptr, {3}, 0, {}, nullptr, {}},
+      {"two fds for us", "42", "2", "a:b", {3, 4, 7}, 2, {"a", "b"}, nullptr, {}},
+      {"no names", "42", "1", nullptr, {3}, 1, {"unknown"}, nullptr, {}},
+      {"empty names kept", "42", "3", "a::c", {3, 4, 5}, 3, {"a", "", "c"}, nullptr, {}},
+      {"another process's pid", "41", "2", "a:b", {3, 4, 9}, 0, {}, "LISTEN_PID=41 is not preforkd's pid 42", {3, 4}},
+      {"a malformed pid", "4x2", "1", nullptr, {3}, 0, {}, "LISTEN_PID=4x2 is not preforkd's pid 42", {3}},
+      {"no LISTEN_PID", nullptr, "1", nullptr, {3}, 0, {}, "LISTEN_FDS=1 without LISTEN_PID", {3}},
+      {"more fds than open", "42", "3", "a:b:c", {3, 5, 8}, 0, {}, "LISTEN_FDS=3 but fd 4 is not open", {3, 5}},
+      {"none open", "42", "2", nullptr, {}, 0, {}, "LISTEN_FDS=2 but fd 3 is not open", {}},
+      {"too few names", "42", "2", "a", {3, 4}, 0, {}, "LISTEN_FDNAMES='a' has 1 names for LISTEN_FDS=2", {3, 4}},
+      {"too many names", "42", "1", "a:b", {3}, 0, {}, "LISTEN_FDNAMES='a:b' has 2 names for LISTEN_FDS=1", {3}},
+      {"a count that is not one", "42", "x", nullptr, {3}, 0, {}, "LISTEN_FDS='x' is not a count of fds", {}},
+      {"a zero count", "42", "0", nullptr, {3}, 0, {}, "LISTEN_FDS='0' is not a count of fds", {}},
+  };
+  const auto value = [](const char* text) {
+    return text != nullptr ? std::optional<std::string>(text) : std::optional<std::string>();
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    const PassedFds p = passed_fds(ListenEnv{value(c.pid), value(c.fds), value(c.names)}, 42, c.open);
+    CHECK(p.count == c.count);
+    CHECK(p.names == c.passed_names);
+    CHECK(p.ignored.has_value() == (c.ignored != nullptr));
+    if (c.ignored != nullptr && p.ignored) CHECK(*p.ignored == c.ignored);
+    CHECK(p.stray == c.stray);
+  }
+}

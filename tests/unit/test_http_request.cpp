@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 
 using namespace preforkd;
@@ -75,4 +76,63 @@ TEST_CASE("http: answers on the wire", "[http]") {
   CHECK(http::serialize(http::error_response(404)).starts_with("HTTP/1.1 404 Not Found\r\n"));
   CHECK(http::serialize(http::error_response(400)).starts_with("HTTP/1.1 400 Bad Request\r\n"));
   CHECK(http::serialize(http::error_response(431)).starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+}
+
+namespace {
+
+// A GET /metrics head of exactly `bytes` bytes (blank line included), filled with headers.
+std::string head_of(std::size_t bytes) {
+  std::string head = "GET /metrics HTTP/1.1\r\n";
+  const std::string end = "\r\n";
+  while (head.size() + end.size() < bytes) {
+    const std::size_t room = bytes - head.size() - end.size();
+    // "X: " + value + "\r\n": at least 6 bytes; leave at least 6 for the next one.
+    const std::size_t line = room <= 1000 + 6 ? room : 1000;
+    head += "X: " + std::string(line - 5, 'a') + "\r\n";
+  }
+  return head + end;
+}
+
+// The scan after the bytes arrived in reads of `step` bytes (0: all in one), as the
+// server sees them: the first result that is not "incomplete".
+http::HeadScan scan_arriving(const std::string& bytes, std::size_t step) {
+  std::string buffer;
+  http::HeadScan scan;
+  for (std::size_t at = 0; at < bytes.size();) {
+    const std::size_t n = step == 0 ? bytes.size() : std::min(step, bytes.size() - at);
+    buffer.append(bytes, at, n);
+    at += n;
+    scan = http::scan_head(buffer);
+    if (scan.kind != http::HeadScan::Kind::incomplete) return scan;
+  }
+  return scan;
+}
+
+}  // namespace
+
+TEST_CASE("http: one head limit whatever the reads it arrives in", "[http]") {
+  using Kind = http::HeadScan::Kind;
+  REQUIRE(http::max_head_bytes == 8192u);
+  struct Case {
+    std::size_t bytes;
+    Kind kind;
+  };
+  const Case cases[] = {
+      {100, Kind::complete},   {8000, Kind::complete},  {8191, Kind::complete},   {8192, Kind::complete},
+      {8193, Kind::too_large}, {8999, Kind::too_large}, {12279, Kind::too_large}, {65536, Kind::too_large},
+  };
+  for (const Case& c : cases) {
+    const std::string head = head_of(c.bytes);
+    REQUIRE(head.size() == c.bytes);
+    for (const std::size_t step : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{4096}}) {
+      INFO("head of " << c.bytes << " bytes, reads of " << step << " bytes (0: one read)");
+      const http::HeadScan scan = scan_arriving(head + "trailing bytes", step);
+      CHECK(scan.kind == c.kind);
+      if (c.kind == Kind::complete) CHECK(scan.length == c.bytes);
+    }
+  }
+  // Without its end: incomplete under the limit, too large at it.
+  CHECK(http::scan_head(std::string(8191, 'a')).kind == Kind::incomplete);
+  CHECK(http::scan_head(std::string(8192, 'a')).kind == Kind::too_large);
+  CHECK(http::scan_head("").kind == Kind::incomplete);
 }

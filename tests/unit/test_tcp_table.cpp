@@ -112,3 +112,42 @@ TEST_CASE("tcp_table: which listening addresses take connections for another") {
     CHECK(endpoints_overlap(r.held, r.wanted) == r.overlap);
   }
 }
+
+TEST_CASE("tcp table: TIME_WAIT connections and no listener are named as the cause of EADDRINUSE", "[tcp_table]") {
+  // A snapshot of /proc/net/tcp: port 8080 (1F90) with two connections in TIME_WAIT (06)
+  // and an established one (01), 8081 (1F91) listening (0A), 8082 (1F92) with one TIME_WAIT.
+  const char* lines[] = {
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+      "   0: 0100007F:1F90 0100007F:A1B2 06 00000000:00000000 03:00001770 00000000     0        0 0 3",
+      "   1: 0100007F:1F90 0100007F:A1B3 06 00000000:00000000 03:00001770 00000000     0        0 0 3",
+      "   2: 0100007F:1F90 0100007F:A1B4 01 00000000:00000000 00:00000000 00000000  1000        0 5551 1",
+      "   3: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 7777 1",
+      "   4: 0100007F:1F91 0100007F:A1B5 06 00000000:00000000 03:00001770 00000000     0        0 0 3",
+      "   5: 0100007F:1F92 0100007F:A1B6 06 00000000:00000000 03:00001770 00000000     0        0 0 3",
+  };
+  std::vector<preforkd::TcpSocketLine> table;
+  for (const char* line : lines) {
+    if (auto parsed = parse_tcp_line(line, TcpTable::v4)) table.push_back(*parsed);
+  }
+  REQUIRE(table.size() == 6);
+  CHECK(table[0].time_wait);
+  CHECK_FALSE(table[0].listening);
+  CHECK_FALSE(table[2].time_wait);
+  CHECK(table[3].listening);
+  CHECK_FALSE(table[3].time_wait);
+
+  const auto at = [&](const char* host, std::uint16_t port) { return preforkd::address_use(table, v4(host, port)); };
+  // Two in TIME_WAIT, no listener: they are the cause, on the address and on the wildcard.
+  CHECK(at("127.0.0.1", 8080).time_wait == 2);
+  CHECK(preforkd::time_wait_cause(at("127.0.0.1", 8080)) ==
+        "2 connections in TIME_WAIT and no listener: connections closed on a socket without SO_REUSEADDR hold the "
+        "address until the kernel drops them, 60 s after they closed");
+  CHECK(preforkd::time_wait_cause(at("0.0.0.0", 8080)).has_value());
+  CHECK(preforkd::time_wait_cause(at("127.0.0.1", 8082)).value_or("").starts_with("1 connection in TIME_WAIT"));
+  // A listener holds 8081: it is the holder to name, not its TIME_WAIT connection.
+  CHECK(at("127.0.0.1", 8081).listening == std::vector<std::uint64_t>{7777});
+  CHECK_FALSE(preforkd::time_wait_cause(at("127.0.0.1", 8081)));
+  // Another address or port: nothing there.
+  CHECK_FALSE(preforkd::time_wait_cause(at("127.0.0.2", 8080)));
+  CHECK_FALSE(preforkd::time_wait_cause(at("127.0.0.1", 8083)));
+}

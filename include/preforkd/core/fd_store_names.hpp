@@ -23,6 +23,8 @@ inline constexpr std::string_view name_prefix = "preforkd.";
 inline constexpr std::string_view shared_suffix = "shared";
 // systemd's FDNAME_MAX.
 inline constexpr std::size_t max_name_length = 255;
+// The first fd passed in LISTEN_FDS (systemd's SD_LISTEN_FDS_START).
+inline constexpr int listen_fds_start = 3;
 
 // Where a stored socket belongs: a listener and a slot (nullopt: the shared socket).
 struct SocketPlace {
@@ -36,6 +38,27 @@ struct SocketPlace {
 // The place a name of our scheme stands for; nullopt for any other name (a .socket
 // unit's FileDescriptorName=, "unknown", a malformed one).
 [[nodiscard]] std::optional<SocketPlace> parse_name(std::string_view name);
+
+// LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES as the master found them (nullopt: unset).
+struct ListenEnv {
+  std::optional<std::string> pid;
+  std::optional<std::string> fds;
+  std::optional<std::string> names;
+};
+
+// What the variables pass to the process `self`, whose open fds from 3 on are `open`
+// (ascending). They apply, as sd_listen_fds_with_names() would read them, when LISTEN_PID
+// is `self`, LISTEN_FDS a count whose fds are all open and LISTEN_FDNAMES (when set) names
+// each of them: then `count` and `names` ("unknown" for each without LISTEN_FDNAMES).
+// Otherwise `ignored` says why, and `stray` are the fds of 3 .. 3+LISTEN_FDS-1 that are
+// open: passed to nobody else (they are this process's), used by nothing, so to close.
+struct PassedFds {
+  int count = 0;
+  std::vector<std::string> names;
+  std::optional<std::string> ignored;
+  std::vector<int> stray;
+};
+[[nodiscard]] PassedFds passed_fds(const ListenEnv& env, long self, const std::vector<int>& open);
 
 // A [[listen]] entry as matching needs it.
 struct ListenerShape {

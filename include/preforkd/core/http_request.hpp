@@ -3,6 +3,8 @@
 // its request line, decide the answer, and write a response. Pure: the server in
 // daemon/metrics_server does the I/O.
 
+#include <preforkd/core/limits.hpp>
+
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -10,12 +12,23 @@
 
 namespace preforkd::http {
 
-// Bytes after which a request head without its blank line is refused.
-inline constexpr std::size_t max_head_bytes = 8 * 1024;
+// The longest request head, its blank line included; a longer one is refused with 431.
+inline constexpr std::size_t max_head_bytes = limits::metrics_head_bytes;
 
 // Where the head ends in `buffer` (the index after "\r\n\r\n" or "\n\n"), or nullopt
 // while it is incomplete.
 [[nodiscard]] std::optional<std::size_t> head_end(std::string_view buffer);
+
+// What the bytes received so far hold, whatever the reads they came in: a complete head of
+// at most max_head_bytes (`length` bytes, the rest is after it), a head still incomplete and
+// under the limit, or a head over it (complete or not: its end is past the limit).
+struct HeadScan {
+  enum class Kind { complete, incomplete, too_large };
+  Kind kind = Kind::incomplete;
+  std::size_t length = 0;  // complete: the head's length
+  bool operator==(const HeadScan&) const = default;
+};
+[[nodiscard]] HeadScan scan_head(std::string_view buffer);
 
 struct Response {
   int status = 200;

@@ -64,6 +64,12 @@ inline constexpr std::size_t control_unsent_bytes = 1024 * 1024;
 // a complete request is closed to make room.
 inline constexpr std::size_t control_clients = 256;
 
+// ---- the metrics endpoint ----
+
+// A request head, from its first byte to the end of its blank line: a longer one gets 431,
+// however its bytes arrive (one write or a trickle).
+inline constexpr std::size_t metrics_head_bytes = 8 * 1024;
+
 // ---- file descriptors ----
 
 // Descriptors the master keeps beside listeners and each worker's pipes and notify socket

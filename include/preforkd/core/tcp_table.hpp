@@ -3,9 +3,12 @@
 // sockets listen on which address, and their inodes (to find the process holding one).
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace preforkd {
 
@@ -22,6 +25,7 @@ struct TcpEndpoint {
 struct TcpSocketLine {
   TcpEndpoint local;
   bool listening = false;  // state 0A (TCP_LISTEN)
+  bool time_wait = false;  // state 06 (TCP_TIME_WAIT): a closed connection the kernel keeps
   std::uint64_t inode = 0;
 };
 
@@ -35,5 +39,19 @@ struct TcpSocketLine {
 // wildcard ("::", unless it is IPv6-only, which the table does not show) and an
 // IPv4-mapped address (::ffff:a.b.c.d) overlap IPv4 addresses as well.
 [[nodiscard]] bool endpoints_overlap(const TcpEndpoint& held, const TcpEndpoint& wanted);
+
+// Who uses an address, from the lines of both tables: the inodes of the sockets listening
+// on an overlapping address, and the connections in TIME_WAIT on one.
+struct AddressUse {
+  std::vector<std::uint64_t> listening;
+  std::size_t time_wait = 0;
+};
+[[nodiscard]] AddressUse address_use(const std::vector<TcpSocketLine>& table, const TcpEndpoint& wanted);
+
+// Why a bind of an address failed with EADDRINUSE when nothing listens on it but
+// connections in TIME_WAIT are: "3 connections in TIME_WAIT …" (those of a socket without
+// SO_REUSEADDR hold the address until the kernel drops them, 60 s after their close).
+// nullopt when a listener holds it or no TIME_WAIT connection is there.
+[[nodiscard]] std::optional<std::string> time_wait_cause(const AddressUse& use);
 
 }  // namespace preforkd

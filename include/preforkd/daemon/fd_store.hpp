@@ -11,6 +11,7 @@
 // fds (systemd >= 254 says so in $FDSTORE, and then nothing is sent either).
 
 #include <preforkd/core/config.hpp>
+#include <preforkd/core/fd_store_names.hpp>
 #include <preforkd/core/result.hpp>
 #include <preforkd/os/listener_set.hpp>
 
@@ -49,11 +50,20 @@ struct InheritedSockets {
   std::vector<std::string> dropped_names;    // ours but not taken: to remove from the store
 };
 
-// Reads LISTEN_FDS / LISTEN_FDNAMES when LISTEN_PID is this process (and unsets all
-// three, so no worker inherits them), takes the stored sockets that match the config's
-// listeners for `slots` slots, binds what is missing, and closes the rest, logging what was
-// taken, dropped and why. Sockets of other names (a .socket unit) are closed with a
-// warning. An error when the missing sockets cannot be bound.
-[[nodiscard]] Result<InheritedSockets> take_inherited_sockets(const std::vector<ListenConfig>& listeners, int slots);
+// Reads LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES and unsets them (no worker inherits
+// them), with the fds open at this instant: called first thing in main, before the master
+// opens any fd of its own, so that only fds found open here count as passed. The fds of
+// 3 .. 3+LISTEN_FDS-1 get FD_CLOEXEC until take_inherited_sockets takes or closes them.
+[[nodiscard]] fd_store::PassedFds read_listen_fds();
+
+// Takes the stored sockets of `passed` that match the config's listeners for `slots`
+// slots, binds what is missing, and closes the rest, logging what was taken, dropped and
+// why. Sockets of other names (a .socket unit) are closed with a warning. When the
+// variables did not apply (another process's LISTEN_PID, more fds than are open, a wrong
+// number of names), every fd they name that is open is closed, and one warning says why and
+// what each fd was, so that a leftover socket cannot hold the master's own address. An
+// error when the missing sockets cannot be bound.
+[[nodiscard]] Result<InheritedSockets> take_inherited_sockets(const fd_store::PassedFds& passed,
+                                                              const std::vector<ListenConfig>& listeners, int slots);
 
 }  // namespace preforkd::daemon

@@ -17,6 +17,10 @@ namespace preforkd::os {
 // The endpoint of a bound IPv4 or IPv6 address (nullopt for other families).
 [[nodiscard]] std::optional<TcpEndpoint> endpoint_of(const sockaddr* sa);
 
+// Who uses `wanted` now (listeners and TIME_WAIT connections), from both tables.
+// Unreadable tables give nothing.
+[[nodiscard]] AddressUse address_use_now(const TcpEndpoint& wanted);
+
 // The inodes of the listening TCP sockets whose address overlaps `wanted`
 // (see endpoints_overlap), from both tables. Unreadable tables give nothing.
 [[nodiscard]] std::vector<std::uint64_t> listening_inodes(const TcpEndpoint& wanted);
