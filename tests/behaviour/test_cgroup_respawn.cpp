@@ -1,6 +1,6 @@
-// Worker cgroups and respawn: a worker killed with SIGKILL is replaced about as fast as
-// without worker cgroups (the replacement starts in a cgroup made ahead, with
-// clone3(CLONE_INTO_CGROUP)), and the dead worker's whole tree is still killed, in its own
+// Worker cgroups and respawn: a worker killed with SIGKILL is replaced in a cgroup made
+// ahead (clone3(CLONE_INTO_CGROUP); how fast is a benchmark's question, `preforkd_bench
+// respawn`, never a timed assertion here), and the dead worker's whole tree is still killed, in its own
 // cgroup, although the replacement already runs. No cgroup is left behind: each slot has
 // its current cgroup and one spare, and a slot scaled away takes both.
 //
@@ -88,121 +88,7 @@ std::optional<TreeHello> tree_hello_other_than(int port, pid_t old) {
   return h;
 }
 
-// ---------------------------------------------------------------- respawn timing
-
-std::int64_t mono_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-// The Unix datagram socket the bench_worker fixture reports "<pid> <slot> <ns>" to.
-class Starts {
- public:
-  explicit Starts(std::string path) : path_(std::move(path)) {
-    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strncpy(a.sun_path, path_.c_str(), sizeof a.sun_path - 1);
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) FAIL("bind " << path_);
-  }
-  ~Starts() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Starts(const Starts&) = delete;
-  Starts& operator=(const Starts&) = delete;
-  [[nodiscard]] const std::string& path() const { return path_; }
-
-  struct Start {
-    pid_t pid = -1;
-    int slot = -1;
-    std::int64_t ns = 0;
-  };
-  std::optional<Start> next(Ms timeout) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;
-    char buf[128];
-    const ssize_t n = ::recv(fd_, buf, sizeof buf - 1, 0);
-    if (n <= 0) return std::nullopt;
-    buf[n] = '\0';
-    Start s;
-    long long ns = 0;
-    std::istringstream in(buf);
-    if (!(in >> s.pid >> s.slot >> ns)) return std::nullopt;
-    s.ns = ns;
-    return s;
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-};
-
-// Median time in ms from SIGKILL of a worker to its replacement's main(), over `kills`
-// kills of 2 bench_workers (in turn, each up for more than the 1 s healthy window, so
-// that every crash is restarted at once), with `worker_cgroups`.
-double respawn_median_ms(const std::string& worker_cgroups, int kills) {
-  TempDir dir;
-  Starts starts(dir.file("starts.sock"));
-  DemoConfig c;
-  c.address = local_address(free_port());
-  c.count = 2;
-  c.command = {fixture("bench_worker")};
-  c.worker = "env = { BENCH_SOCKET = " + toml_string(starts.path()) + " }\n";
-  c.preforkd = "worker_cgroups = " + toml_string(worker_cgroups) + "\n";
-  Daemon d(toml(c));
-  INFO("worker_cgroups = " << worker_cgroups);
-  std::map<int, Starts::Start> current;
-  while (current.size() < 2) {
-    const auto s = starts.next(30s);
-    INFO(d.log());
-    REQUIRE(s);
-    current[s->slot] = *s;
-  }
-  REQUIRE(wait_workers_ready(d, 2));
-  const std::string cgroup = cgroup_of_slot(d, 0);
-  CHECK(cgroup.empty() == (worker_cgroups == "off"));
-
-  std::vector<double> ms;
-  for (int k = 0; k < kills; ++k) {
-    const int slot = k % 2;
-    const Starts::Start victim = current.at(slot);
-    // Past the healthy window: a crash before it is backed off, which is not measured here.
-    wait_until([&] { return mono_ns() >= victim.ns + 1'200'000'000; }, 5s);
-    const std::int64_t t0 = mono_ns();
-    REQUIRE(::kill(victim.pid, SIGKILL) == 0);
-    std::optional<Starts::Start> next;
-    while (!next) {
-      const auto s = starts.next(30s);
-      INFO(d.log());
-      REQUIRE(s);
-      current[s->slot] = *s;
-      if (s->slot == slot && s->pid != victim.pid) next = s;
-    }
-    ms.push_back(static_cast<double>(next->ns - t0) / 1e6);
-  }
-  std::sort(ms.begin(), ms.end());
-  std::ostringstream all;
-  for (double m : ms) all << m << " ";
-  UNSCOPED_INFO("respawn ms with worker_cgroups = " << worker_cgroups << ": " << all.str());
-  stop_cleanly(d);
-  return ms[ms.size() / 2];
-}
-
 }  // namespace
-
-TEST_CASE("worker cgroups: a respawn takes about as long as without them") {
-  require_cgroups();
-  // The same machine, one after the other: compare the medians. Before the cgroup work
-  // left the respawn path, "on" took ~12 ms against ~1.2 ms (a write to cgroup.procs waits
-  // for an RCU grace period, unless one has just passed: some kills were fast even then);
-  // the bench (preforkd_bench respawn) measures the 1.3 target, this guards against that
-  // regression, with room for a loaded machine.
-  const double off = respawn_median_ms("off", 12);
-  const double on = respawn_median_ms("on", 12);
-  INFO("median respawn: " << off << " ms off, " << on << " ms on");
-  CHECK(on <= 2 * off + 2.0);
-}
 
 TEST_CASE("worker cgroups: after a crash the old tree is killed while the replacement runs") {
   require_cgroups();
