@@ -39,7 +39,7 @@ TEST_CASE("the start fails only when the first exec of every slot could not run 
   }
 }
 
-TEST_CASE("the message names the command, what it resolved to, the directory and PATH") {
+TEST_CASE("the message names the command and what it resolved to and the directory and PATH") {
   struct Row {
     ExecFacts facts;
     std::string text;

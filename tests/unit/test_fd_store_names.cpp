@@ -140,7 +140,7 @@ TEST_CASE("syncing the store: remove what is gone or changed (highest slot first
   }
 }
 
-TEST_CASE("fd store: the LISTEN variables apply only to this pid with every fd open and one name each, else the open fds are stray",
+TEST_CASE("fd store: the LISTEN variables apply only to this pid with every fd open and one name each or the open fds are stray",
           "[fd_store]") {
   // Plain strings (nullptr: unset), not optionals in the table: see the first test case.
   struct Case {
