@@ -128,3 +128,51 @@ TEST_CASE("a cpu_affinity CPU outside the master's mask is a config error naming
   CHECK(bad.log().find(R"(worker.cpu_affinity: must be "auto" or a list of CPU numbers such as [0, 2], got "all")") !=
         std::string::npos);
 }
+
+// A reload that changes cpu_affinity: a change replaces the workers, and the new ones run on
+// the new CPUs, as status says.
+TEST_CASE("a reload that changes cpu_affinity replaces the workers on the new CPUs", "[affinity][control]") {
+  const auto cpus = own_cpus();
+  if (cpus.size() < 2) SKIP_OR_FAIL("this process may run on " << cpus.size() << " CPU(s), the test needs 2");
+  const std::string all = cpus_allowed(::getpid());
+  DemoConfig c{.address = local_address(free_port()), .count = 2};
+  Daemon d(toml(c));
+  INFO(d.log());
+  auto s = wait_workers_ready(d, 2, 0);
+  REQUIRE(s);
+  for (const pid_t pid : pids_in(*s)) CHECK(cpus_allowed(pid) == all);
+
+  // None → auto: slot i on the i-th CPU.
+  c.worker = "cpu_affinity = \"auto\"\n";
+  rewrite_config(d, toml(c));
+  REQUIRE(ctl(d, {"reload"}).exit_code == 0);
+  s = wait_workers_ready(d, 2, 1);
+  REQUIRE(s);
+  auto pids = pids_in(*s);
+  for (std::size_t slot = 0; slot < 2; ++slot) {
+    INFO("slot " << slot);
+    CHECK(cpus_allowed(pids[slot]) == std::to_string(cpus[slot]));
+    CHECK((*s)["workers"][slot].value("cpus", "") == std::to_string(cpus[slot]));
+  }
+
+  // auto → a list of one CPU: both slots there.
+  c.worker = "cpu_affinity = [" + std::to_string(cpus[1]) + "]\n";
+  rewrite_config(d, toml(c));
+  REQUIRE(ctl(d, {"reload"}).exit_code == 0);
+  s = wait_workers_ready(d, 2, 2);
+  REQUIRE(s);
+  pids = pids_in(*s);
+  for (std::size_t slot = 0; slot < 2; ++slot) {
+    INFO("slot " << slot);
+    CHECK(cpus_allowed(pids[slot]) == std::to_string(cpus[1]));
+  }
+
+  // Removed again: the workers may run on every CPU of the master.
+  c.worker = "";
+  rewrite_config(d, toml(c));
+  REQUIRE(ctl(d, {"reload"}).exit_code == 0);
+  s = wait_workers_ready(d, 2, 3);
+  REQUIRE(s);
+  for (const pid_t pid : pids_in(*s)) CHECK(cpus_allowed(pid) == all);
+  stop_cleanly(d);
+}
