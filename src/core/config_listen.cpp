@@ -13,8 +13,8 @@
 namespace preforkd::config_detail {
 namespace {
 
-constexpr std::array<std::string_view, 18> listen_keys{
-    "name", "address", "mode", "balance", "backlog", "defer_accept", "fastopen", "fail_fast_after",
+constexpr std::array<std::string_view, 19> listen_keys{
+    "name", "address", "mode", "balance", "backlog", "defer_accept", "fastopen", "fail_fast_after", "non_blocking",
     // Named after systemd.socket(5)'s settings, in snake_case.
     "keep_alive", "keep_alive_time", "keep_alive_interval", "keep_alive_probes", "receive_buffer", "send_buffer",
     "no_delay", "free_bind", "bind_ipv6_only", "bind_to_device"};
@@ -281,6 +281,8 @@ std::optional<Entry> read_entry(Diagnostics& diag, const toml::node& node, std::
   read_bind_ipv6_only(s, e);
   read_bind_to_device(s, e);
   if (auto after = read_duration(diag, s.field("fail_fast_after"))) e.listen.fail_fast_after = *after;
+  // systemd's NonBlocking=: O_NONBLOCK on the socket the workers get, TCP or unix alike.
+  if (auto non_blocking = read_bool(s, s.field("non_blocking"))) e.listen.non_blocking = *non_blocking;
   return e;
 }
 
@@ -343,7 +345,8 @@ bool same_socket_options(const ListenConfig& a, const ListenConfig& b) {
          a.keep_alive == b.keep_alive && a.keep_alive_time == b.keep_alive_time &&
          a.keep_alive_interval == b.keep_alive_interval && a.keep_alive_probes == b.keep_alive_probes &&
          a.receive_buffer == b.receive_buffer && a.send_buffer == b.send_buffer && a.no_delay == b.no_delay &&
-         a.free_bind == b.free_bind && a.bind_ipv6_only == b.bind_ipv6_only && a.bind_to_device == b.bind_to_device;
+         a.free_bind == b.free_bind && a.bind_ipv6_only == b.bind_ipv6_only && a.bind_to_device == b.bind_to_device &&
+         a.non_blocking == b.non_blocking;
 }
 
 const char* to_string(BindIpv6Only v) {

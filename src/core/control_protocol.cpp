@@ -365,7 +365,8 @@ void to_json(json& j, const ListenerStatus& v) {
            {"keep_alive_interval_s", v.keep_alive_interval_s}, {"keep_alive_probes", v.keep_alive_probes},
            {"receive_buffer", v.receive_buffer}, {"send_buffer", v.send_buffer},
            {"no_delay", v.no_delay},       {"free_bind", v.free_bind},
-           {"bind_ipv6_only", v.bind_ipv6_only}, {"bind_to_device", v.bind_to_device}};
+           {"bind_ipv6_only", v.bind_ipv6_only}, {"bind_to_device", v.bind_to_device},
+           {"non_blocking", v.non_blocking}};
   if (!v.steered.empty()) j["steered"] = v.steered;
 }
 
@@ -477,6 +478,7 @@ void from_json(const json& j, ListenerStatus& v) {
   v.free_bind = j.value("free_bind", false);
   v.bind_ipv6_only = j.value("bind_ipv6_only", std::string());
   v.bind_to_device = j.value("bind_to_device", std::string());
+  v.non_blocking = j.value("non_blocking", false);
 }
 
 void from_json(const json& j, MemorySummary& v) {

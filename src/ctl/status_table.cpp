@@ -95,6 +95,7 @@ std::string socket_options_text(const control::ListenerStatus& l) {
   if (!l.bind_ipv6_only.empty() && l.bind_ipv6_only != "ipv6-only")
     text += fmt::format(", bind_ipv6_only {}", l.bind_ipv6_only);
   if (!l.bind_to_device.empty()) text += fmt::format(", bind_to_device {}", l.bind_to_device);
+  if (l.non_blocking) text += ", non_blocking";
   return text;
 }
 

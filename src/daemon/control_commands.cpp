@@ -206,6 +206,7 @@ control::StatusSnapshot Master::status() {
     ls.free_bind = c.free_bind;
     if (c.address.family == AddressFamily::ipv6) ls.bind_ipv6_only = to_string(c.bind_ipv6_only);
     ls.bind_to_device = c.bind_to_device;
+    ls.non_blocking = c.non_blocking;
     const bool per_slot = c.mode == ListenMode::reuseport && c.address.family != AddressFamily::unix_path;
     if (per_slot) ls.balance = to_string(c.balance);
     ls.balanced_by = listeners.balanced_by(l);

@@ -3,11 +3,13 @@
 #include <preforkd/daemon/fail_fast.hpp>
 
 #include <preforkd/os/connection_reset.hpp>
+#include <preforkd/os/input_watch.hpp>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 
 namespace preforkd::daemon {
 
@@ -26,13 +28,17 @@ bool per_slot(const ListenConfig& c) {
 
 }  // namespace
 
-// A poll on one held socket of a refusing listener.
+// A poll on one held socket of a refusing listener: through an epoll instance of the
+// master's own (os/input_watch), since uv_poll_init on the socket would set O_NONBLOCK on
+// the open file the workers share. Declared before the handle, so the handle is closed
+// (and libuv stops polling the epoll fd) before the epoll fd is.
 struct FailFast::Poll {
   FailFast* owner = nullptr;
   std::string listener;
   int fd = -1;
   ino_t inode = 0;
   bool paused = false;  // accept failed (no fd left): resumed at the next update
+  std::optional<os::InputWatch> watch;
   UvHandle<uv_poll_t> handle;
 };
 
@@ -161,15 +167,14 @@ void FailFast::sync_polls() {
     p->listener = w.listener;
     p->fd = w.fd;
     p->inode = os::socket_inode(w.fd);
-    // uv_poll_init makes the fd non-blocking, and the workers share its flags: put them back.
-    auto flags = os::file_status_flags(w.fd);
-    if (!flags) {
-      spdlog::warn("listener \"{}\": cannot refuse connections: {}, ignoring", w.listener, flags.error());
+    auto watch = os::InputWatch::open(w.fd);
+    if (!watch) {
+      spdlog::warn("listener \"{}\": cannot refuse connections: {}, ignoring", w.listener, watch.error());
       continue;
     }
-    const int rc = uv_poll_init(loop_, p->handle.get(), w.fd);
-    if (Status back = os::set_file_status_flags(w.fd, *flags); !back)
-      spdlog::warn("listener \"{}\": {}, ignoring", w.listener, back.error());
+    p->watch = std::move(*watch);
+    // The epoll fd is the master's alone: libuv may make it non-blocking.
+    const int rc = uv_poll_init(loop_, p->handle.get(), p->watch->fd());
     if (rc < 0) {
       spdlog::warn("listener \"{}\": cannot refuse connections: uv_poll_init: {}, ignoring", w.listener, uv_strerror(rc));
       continue;
@@ -202,6 +207,14 @@ void FailFast::pause(Poll& poll, const std::string& why) {
 }
 
 void FailFast::on_readable(Poll& poll) {
+  // A reload may have closed the fd and reused its number before the next update().
+  // Stopped quietly: the next update() drops the poll (it finds another inode there).
+  if (os::socket_inode(poll.fd) != poll.inode) {
+    uv_poll_stop(poll.handle.get());
+    poll.paused = true;
+    timer_->start(retry_paused);
+    return;
+  }
   const auto it = listeners_.find(poll.listener);
   auto count = os::reset_waiting_connections(poll.fd, reset_batch);
   if (!count) return pause(poll, count.error());

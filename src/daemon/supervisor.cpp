@@ -303,6 +303,7 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
   spec.argv = gen.worker.command;
   spec.env = build_worker_env(master_env_, gen.worker, id);
   spec.listen_fds = listeners.fds_for_slot(run.slot);
+  hand_over_socket_flags(run, listeners, spec.listen_fds);
   spec.directory = gen.worker.directory;
   spec.credentials = gen.credentials;
   spec.output = gen.output;

@@ -1,11 +1,11 @@
-// Accept-and-reset on a held listening socket, without blocking and without leaving the
-// shared file's flags changed.
+// Accept-and-reset on a held listening socket, without blocking and without touching the
+// shared file's flags.
 
 #include <preforkd/os/connection_reset.hpp>
 
+#include <preforkd/os/input_watch.hpp>
 #include <preforkd/os/sys_error.hpp>
 
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,27 +28,17 @@ void close_with_reset(int conn) {
 
 }  // namespace
 
-Result<int> file_status_flags(int fd) {
-  const int flags = ::fcntl(fd, F_GETFL);
-  if (flags < 0) return errno_error("read the flags of", fd_text(fd));
-  return flags;
-}
-
-Status set_file_status_flags(int fd, int flags) {
-  if (::fcntl(fd, F_SETFL, flags) != 0) return errno_error("set the flags of", fd_text(fd));
-  return Ok{};
-}
-
 Result<ResetCount> reset_waiting_connections(int fd, int max) {
-  auto flags = file_status_flags(fd);
-  if (!flags) return Error{flags.error()};
-  const bool was_blocking = (*flags & O_NONBLOCK) == 0;
-  if (was_blocking) {
-    if (Status s = set_file_status_flags(fd, *flags | O_NONBLOCK); !s) return Error{s.error()};
-  }
   ResetCount count;
   int failure = 0;
   while (count.reset < max) {
+    // The socket may be blocking (the workers' default): accept only what is there.
+    auto waiting = input_waiting(fd);
+    if (!waiting) return Error{waiting.error()};
+    if (!*waiting) {
+      count.drained = true;
+      break;
+    }
     const int conn = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (conn >= 0) {
       close_with_reset(conn);
@@ -57,15 +47,13 @@ Result<ResetCount> reset_waiting_connections(int fd, int max) {
     }
     // The client gave up before it was accepted: nothing to reset, go on.
     if (errno == EINTR || errno == ECONNABORTED) continue;
+    // Only when the socket is non-blocking and someone else took the connection.
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       count.drained = true;
     } else {
       failure = errno;
     }
     break;
-  }
-  if (was_blocking) {
-    if (Status s = set_file_status_flags(fd, *flags); !s) return Error{s.error()};
   }
   if (failure != 0) count.error = errno_error("accept a connection to reset on", fd_text(fd), failure).message;
   return count;

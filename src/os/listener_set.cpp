@@ -149,8 +149,13 @@ Error option_failure(const ListenConfig& l, const OptionFailure& f) {
   return errno_failure(l, "failed to set " + f.option + " on", f.err);
 }
 
+// The type flags of a new listening socket: closed at a worker's exec (spawn dup2s it to
+// fd 3 and up), and blocking unless non_blocking says otherwise, as systemd hands it. The
+// master never relies on the flag: daemon/fail_fast checks readiness before it accepts.
+int socket_type(const ListenConfig& l) { return SOCK_STREAM | SOCK_CLOEXEC | (l.non_blocking ? SOCK_NONBLOCK : 0); }
+
 Result<Fd> open_ip_socket(const ListenConfig& l, const SockAddr& sa, Sharing sharing) {
-  Fd fd(::socket(sa.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  Fd fd(::socket(sa.family(), socket_type(l), 0));
   if (!fd.valid()) return errno_failure(l, "failed to create a socket for", errno);
   const int one = 1;
   if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
@@ -212,7 +217,7 @@ Result<Fd> open_unix_socket(const ListenConfig& l, const SockAddr& sa, std::stri
   } else if (errno != ENOENT) {
     return errno_failure(l, "failed to inspect", errno);
   }
-  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  Fd fd(::socket(AF_UNIX, socket_type(l), 0));
   if (!fd.valid()) return errno_failure(l, "failed to create a socket for", errno);
   if (::bind(fd.get(), sa.get(), sa.len) != 0) return errno_failure(l, "failed to bind", errno);
   // Ours from here on (the caller unlinks it if anything later fails).
@@ -389,11 +394,12 @@ Result<ListenerSet> ListenerSet::take_inherited(const std::vector<ListenConfig>&
   }
   for (Listener& l : set.listeners_) {
     for (const Fd& fd : l.fds) {
-      // As the master's own sockets are: closed at a worker's exec, never blocking.
-      const int flags = ::fcntl(fd.get(), F_GETFL);
-      if (::fcntl(fd.get(), F_SETFD, FD_CLOEXEC) != 0 || flags < 0 ||
-          ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0)
+      // As the master's own sockets are: closed at a worker's exec, and blocking or not as
+      // the config says (not as the previous master or systemd's NonBlocking= left it). No
+      // worker holds it yet: the previous master's went with it.
+      if (::fcntl(fd.get(), F_SETFD, FD_CLOEXEC) != 0)
         return errno_failure(l.config, "failed to set the flags of the stored socket of", errno);
+      if (auto failed = set_blocking_mode(l.config, fd.get())) return option_failure(l.config, *failed);
       // The config's backlog and TCP options, which the store does not know.
       if (::listen(fd.get(), l.config.backlog) != 0)
         return errno_failure(l.config, "failed to listen on the stored socket of", errno);

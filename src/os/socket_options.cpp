@@ -1,6 +1,7 @@
 // Setting a [[listen]] entry's options on its TCP sockets, each failure named after the
 // option and its config key.
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -93,7 +94,20 @@ std::optional<OptionFailure> apply_held_options(const ListenConfig& l, int fd) {
   return apply_listen_options(l, fd);
 }
 
+std::optional<OptionFailure> set_blocking_mode(const ListenConfig& l, int fd) {
+  const char* option = "O_NONBLOCK (non_blocking)";
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) return OptionFailure{option, errno};
+  const int wanted = l.non_blocking ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+  if (wanted != flags && ::fcntl(fd, F_SETFL, wanted) != 0) return OptionFailure{option, errno};
+  return std::nullopt;
+}
+
 std::optional<std::string> held_socket_refusal(const ListenConfig& before, const ListenConfig& after) {
+  // The flag belongs to the open file, which the running workers share with the master and
+  // a reload keeps: flipping it would change their accept() under them.
+  if (before.non_blocking != after.non_blocking)
+    return "non_blocking cannot change on a socket the running workers share (O_NONBLOCK belongs to the open file)";
   if (before.bind_ipv6_only != after.bind_ipv6_only) return "bind_ipv6_only cannot change on a bound socket";
   if (before.bind_to_device != after.bind_to_device) return "bind_to_device cannot change on a bound socket";
   // setsockopt has no value that means "the kernel's default" for these.

@@ -3,8 +3,10 @@
 // balance = "load" (the default: the eBPF program picks a worker per connection; needs
 // root) and the same with preforkd.ebpf = "off" (the master's /proc sampler) — wrk runs
 // against preforkd with
-//   - the sync_worker fixture (blocking accept, one request at a time), 4 workers, a
-//     fresh connection per request: uniform (/?ms=2) and uneven (90 % 2 ms, 10 % 50 ms);
+//   - the sync_worker fixture (a plain accept loop on fd 3 as handed over, its flags
+//     untouched: blocking, as preforkd hands it by default; one request at a time), 4
+//     workers, a fresh connection per request: uniform (/?ms=2) and uneven (90 % 2 ms,
+//     10 % 50 ms);
 //   - preforkd-demo (an epoll event loop), 2 workers: keep-alive and fresh connections
 //     on GET /, and fresh connections on the uneven CPU mix (/work?ms=2 and 50).
 // wrk -t1 -c3 --latency (-c64 -t2 for keep-alive), BENCH_BALANCE_SECONDS (default 5)
@@ -47,7 +49,7 @@ constexpr std::size_t kLoad = 2, kSampled = 3;
 
 struct Workload {
   const char* name;
-  bool sync;        // the sync_worker fixture (4 workers) or preforkd-demo (2)
+  bool sync;        // the sync_worker fixture (4 workers, a plain accept loop) or preforkd-demo (2)
   bool keep_alive;  // wrk's persistent connections, or "Connection: close"
   const char* short_path;
   const char* long_path;  // every 10th request; nullptr: uniform

@@ -142,3 +142,24 @@ TEST_CASE("listen socket options: a change to any of them is a listener change f
   CHECK(diff_configs(*a.config, *c.config).listeners_changed);
   CHECK_FALSE(diff_configs(*a.config, *a.config).listeners_changed);
 }
+
+TEST_CASE("listen non_blocking: off by default, a bool on any listener, and a listener change for a reload") {
+  const auto unset = parse(listener("127.0.0.1:80", ""));
+  REQUIRE(unset.config);
+  CHECK_FALSE(unset.config->listeners[0].non_blocking);  // blocking, as systemd hands sockets
+  const auto tcp = parse(listener("127.0.0.1:80", "non_blocking = true\n"));
+  INFO(first_error(tcp));
+  REQUIRE(tcp.config);
+  CHECK(tcp.config->listeners[0].non_blocking);
+  const auto unix_socket = parse(listener("unix:/run/app.sock", "non_blocking = true\n"));
+  REQUIRE(unix_socket.config);
+  CHECK(unix_socket.config->listeners[0].non_blocking);
+  CHECK(first_error(parse(listener("127.0.0.1:80", "non_blocking = \"yes\"\n"))) ==
+        R"(app.toml:5:16: listen[0].non_blocking: expected true or false, got "yes")");
+  CHECK(first_error(parse(listener("127.0.0.1:80", "non_blocking = 1\n"))) ==
+        "app.toml:5:16: listen[0].non_blocking: expected true or false, got 1");
+  CHECK(first_error(parse(listener("127.0.0.1:80", "nonblocking = true\n"))).find("non_blocking") !=
+        std::string::npos);
+  CHECK_FALSE(same_socket_options(unset.config->listeners[0], tcp.config->listeners[0]));
+  CHECK(diff_configs(*unset.config, *tcp.config).listeners_changed);
+}

@@ -227,7 +227,7 @@ TEST_CASE("the status reply has the contract's field names", "[control_protocol]
                                                              "refused_total", "keep_alive", "keep_alive_time_s",
                                                              "keep_alive_interval_s", "keep_alive_probes",
                                                              "receive_buffer", "send_buffer", "no_delay",
-                                                             "free_bind", "bind_ipv6_only", "bind_to_device"});
+                                                             "free_bind", "bind_ipv6_only", "bind_to_device", "non_blocking"});
   CHECK(reply["listeners"][0]["queue_depth"] == json::array({0, -1}));
   CHECK(reply["master"]["uptime_s"].is_number());
   CHECK(reply["workers"][0]["rss_bytes"] == 12'900'000);

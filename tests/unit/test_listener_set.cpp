@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -125,9 +126,13 @@ std::vector<int> accept_all(const std::vector<int>& fds, int expected) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   while (total < expected && std::chrono::steady_clock::now() < deadline) {
     for (std::size_t i = 0; i < fds.size(); ++i) {
-      for (int c; (c = ::accept4(fds[i], nullptr, nullptr, SOCK_CLOEXEC)) >= 0; ++total) {
+      // The sockets are blocking (as workers get them): accept only what waits.
+      for (pollfd p{fds[i], POLLIN, 0}; ::poll(&p, 1, 0) == 1; p.revents = 0) {
+        const int c = ::accept4(fds[i], nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) break;
         ::close(c);
         ++counts[i];
+        ++total;
       }
     }
     if (total < expected) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -245,7 +250,7 @@ TEST_CASE("reuseport listeners get one socket per slot - in one group") {
     CHECK(listening == 1);
     CHECK(local_port(fd) == local_port(fds[0]));
     CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
-    CHECK((::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
+    CHECK((::fcntl(fd, F_GETFL) & O_NONBLOCK) == 0);  // blocking, as systemd hands sockets
     struct stat st {};
     REQUIRE(::fstat(fd, &st) == 0);
     inodes.push_back(st.st_ino);
@@ -837,4 +842,45 @@ TEST_CASE("eBPF steering keeps balancing after the slot count shrinks and grows"
   set->shrink(3);
   REQUIRE(set->steer({0, 1, 2}, {0, 1, 2}).ok());
   placed_by_program(3);
+}
+
+TEST_CASE("non_blocking hands every socket over with O_NONBLOCK and a reopen refuses to change it") {
+  TempDir dir;
+  ListenConfig http = tcp4("http", free_port());
+  ListenConfig api = tcp4("api", free_port(), ListenMode::shared);
+  ListenConfig admin = unix_listener("admin", dir.path + "/admin.sock");
+  for (ListenConfig* c : {&http, &api, &admin}) c->non_blocking = true;
+  auto set = ListenerSet::open({http, api, admin}, 2);
+  REQUIRE(set.ok());
+  for (int slot = 0; slot < 2; ++slot)
+    for (int fd : set->fds_for_slot(slot)) CHECK((::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
+  // A new slot's socket too.
+  REQUIRE(set->grow(3).ok());
+  CHECK((::fcntl(set->fds_for_slot(2).at(0), F_GETFL) & O_NONBLOCK) != 0);
+
+  ListenConfig blocking = http;
+  blocking.non_blocking = false;
+  auto next = ListenerSet::reopen({blocking, api, admin}, *set);
+  REQUIRE_FALSE(next.ok());
+  CHECK(next.error().find("non_blocking cannot change on a socket the running workers share") != std::string::npos);
+  CHECK((::fcntl(set->fds_for_slot(0).at(0), F_GETFL) & O_NONBLOCK) != 0);  // nothing changed
+}
+
+TEST_CASE("sockets taken back from the fd store get the configured O_NONBLOCK whatever they had") {
+  for (const bool non_blocking : {false, true}) {
+    INFO("non_blocking = " << non_blocking);
+    ListenConfig http = tcp4("http", free_port());
+    http.non_blocking = non_blocking;
+    // As a previous master left it in the store: the other flag.
+    ListenConfig previous = http;
+    previous.non_blocking = !non_blocking;
+    auto old = ListenerSet::open({previous}, 1);
+    REQUIRE(old.ok());
+    const int stored = ::fcntl(old->fds_for_slot(0).at(0), F_DUPFD_CLOEXEC, 3);
+    REQUIRE(stored >= 0);
+    auto taken = ListenerSet::take_inherited({http}, 2, {{stored}});
+    REQUIRE(taken.ok());
+    for (int slot = 0; slot < 2; ++slot)
+      CHECK(((::fcntl(taken->fds_for_slot(slot).at(0), F_GETFL) & O_NONBLOCK) != 0) == non_blocking);
+  }
 }

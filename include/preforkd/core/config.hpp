@@ -117,6 +117,9 @@ struct ListenConfig {
   bool free_bind = false;                          // IP_FREEBIND / IPV6_FREEBIND, before bind()
   BindIpv6Only bind_ipv6_only = BindIpv6Only::ipv6_only;  // IPV6_V6ONLY, IPv6 only, before bind()
   std::string bind_to_device{};                    // SO_BINDTODEVICE, before bind()
+  // systemd's NonBlocking=: the workers get the socket with O_NONBLOCK set; by default it
+  // is blocking, as systemd hands it. A flag of the open file every holder shares.
+  bool non_blocking = false;
   // While no slot has had a ready worker for this long, new connections are reset at
   // once instead of waiting (core/fail_fast_plan); zero turns it off.
   Duration fail_fast_after = std::chrono::seconds(5);
@@ -124,8 +127,9 @@ struct ListenConfig {
 
 // TCP_DEFER_ACCEPT's value: seconds, rounded up.
 [[nodiscard]] int defer_accept_seconds(const ListenConfig& l);
-// Whether two listeners set the same socket options (all of them, defer_accept and
-// fastopen included): a reload compares them to decide what to apply to a held socket.
+// Whether two listeners set the same socket options (all of them, defer_accept,
+// fastopen and non_blocking included): a reload compares them to decide what to apply to
+// a held socket.
 [[nodiscard]] bool same_socket_options(const ListenConfig& a, const ListenConfig& b);
 
 struct Config {

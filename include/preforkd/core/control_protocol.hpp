@@ -167,6 +167,7 @@ struct ListenerStatus {
   bool free_bind = false;             // IP_FREEBIND / IPV6_FREEBIND
   std::string bind_ipv6_only{};       // ipv6-only|both|default for an IPv6 listener; "" otherwise
   std::string bind_to_device{};       // SO_BINDTODEVICE; "" for none
+  bool non_blocking = false;          // the workers get the socket with O_NONBLOCK
   bool refusing = false;              // resetting new connections: no worker ready for fail_fast_after
   std::uint64_t refused_total = 0;    // connections reset that way since the master started
   bool operator==(const ListenerStatus&) const = default;

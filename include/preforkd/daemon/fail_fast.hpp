@@ -4,6 +4,9 @@
 // listener refuses; while it does, a libuv poll on each of its held sockets that no worker
 // process holds accepts what arrives and resets it (os/connection_reset). The polls
 // exist only in that state: otherwise this costs nothing but the check on each change.
+// Each polls an epoll instance of the master's own (os/input_watch) rather than the
+// socket, and checks that a connection waits before each accept: the socket's open file is
+// shared with the workers, so the master neither changes its O_NONBLOCK nor relies on it.
 
 #include <preforkd/core/config.hpp>
 #include <preforkd/core/fail_fast_plan.hpp>

@@ -274,6 +274,9 @@ class Supervisor {
   void kill_tree_after_queue(WorkerRun& run);
   void kill_exited_cgroups();
   void remove_dead_cgroups();
+  // Before a spawn (supervisor_socket_flags.cpp): O_NONBLOCK as the config says on each of
+  // `fds` (the sockets `run` gets from `listeners`) that no other worker process holds.
+  void hand_over_socket_flags(const WorkerRun& run, const os::ListenerSet& listeners, const std::vector<int>& fds);
   [[nodiscard]] Result<std::unique_ptr<WorkerRun>> make_run(int slot, std::shared_ptr<const Generation> gen);
   WorkerRun* find_run(pid_t pid);
   // sd_notify (supervisor_notify.cpp): the run's own socket, made when its process needs one.

@@ -30,6 +30,11 @@ struct OptionFailure {
 // record: it only acts at bind) and the listen options. held_socket_refusal() comes first.
 [[nodiscard]] std::optional<OptionFailure> apply_held_options(const ListenConfig& l, int fd);
 
+// O_NONBLOCK set or cleared as `l.non_blocking` says (systemd's NonBlocking=). The flag is
+// the open file's, shared by every process holding the socket: call it only on a socket
+// no worker process holds (one just made or taken back, or a slot's socket between runs).
+[[nodiscard]] std::optional<OptionFailure> set_blocking_mode(const ListenConfig& l, int fd);
+
 // Why a held socket cannot go from `before`'s options to `after`'s ("bind_to_device cannot
 // change on a bound socket"), or nullopt when apply_listen_options() can do it.
 [[nodiscard]] std::optional<std::string> held_socket_refusal(const ListenConfig& before, const ListenConfig& after);
