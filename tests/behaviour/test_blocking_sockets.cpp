@@ -402,7 +402,7 @@ TEST_CASE("a reload that changes non_blocking is refused and changes nothing") {
   stop_cleanly(d);
 }
 
-TEST_CASE("sockets taken back from the fd store get the configured flags, not the stored ones") {
+TEST_CASE("sockets taken back from the fd store get the configured flags and not the stored ones") {
   for (const bool non_blocking : {false, true}) {
     INFO("non_blocking = " << non_blocking);
     const int port = free_port();

@@ -143,7 +143,7 @@ TEST_CASE("listen socket options: a change to any of them is a listener change f
   CHECK_FALSE(diff_configs(*a.config, *a.config).listeners_changed);
 }
 
-TEST_CASE("listen non_blocking: off by default, a bool on any listener, and a listener change for a reload") {
+TEST_CASE("listen non_blocking: off by default and a bool on any listener and a listener change for a reload") {
   const auto unset = parse(listener("127.0.0.1:80", ""));
   REQUIRE(unset.config);
   CHECK_FALSE(unset.config->listeners[0].non_blocking);  // blocking, as systemd hands sockets

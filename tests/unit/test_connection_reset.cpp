@@ -45,7 +45,7 @@ bool readable(int fd) {
 
 }  // namespace
 
-TEST_CASE("connection reset: on a blocking socket only the waiting connections are accepted, flags untouched") {
+TEST_CASE("connection reset: on a blocking socket only the waiting connections are accepted with the flags untouched") {
   sockaddr_in at{};
   const os::Fd listener = blocking_listener(at);
   const int flags = ::fcntl(listener.get(), F_GETFL);
