@@ -28,6 +28,8 @@ bench=false
 [ "${1:-}" = "--bench" ] && bench=true
 # the churn benchmark runs pm2 beside preforkd: npm's pm2 (Debian has no package of it)
 $bench && packages+=(wrk)
+# make test-system (tests/system/): a rootfs by mmdebstrap, rootful podman with runc
+[[ " $* " == *" --system "* ]] && packages+=(mmdebstrap podman runc)
 
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
