@@ -171,6 +171,18 @@ TEST_CASE("journal log: under the journal every line begins with its priority an
   }));
 }
 
+TEST_CASE("journal log: under the journal a config error printed before the log starts is an error") {
+  JournalRun run(toml({.address = local_address(free_port()), .worker = "restart = \"sometimes\"\n"}),
+                 JournalStream::names_stderr);
+  CHECK(run.wait_exit() == 78);
+  const std::string log = run.log();
+  INFO(log);
+  const auto lines = lines_of(log);
+  REQUIRE(!lines.empty());
+  for (const auto& line : lines) CHECK(line.starts_with("<3>"));
+  CHECK(log.find("app.toml:") != std::string::npos);
+}
+
 TEST_CASE("journal log: under the journal a worker line keeps the priority it names") {
   JournalRun run(prefixing_worker_config(), JournalStream::names_stderr);
   REQUIRE(run.wait_log("plain line"));
