@@ -214,7 +214,8 @@ TEST_CASE("journal log: without JOURNAL_STREAM or with one naming another file t
     REQUIRE(!lines.empty());
     for (const auto& line : lines) {
       INFO(line);
-      CHECK(std::regex_search(line, std::regex(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3} (info |warn |error|debug|trace) )")));
+      CHECK(std::regex_search(
+          line, std::regex(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3} (info |warn |error|debug|trace) )")));
     }
     // A worker's line stays as it wrote it, its "<3>" included.
     CHECK(any_line(lines, [](const std::string& l) {

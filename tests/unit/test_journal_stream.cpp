@@ -48,7 +48,8 @@ TEST_CASE("journal stream: a socket's fstat matches the JOURNAL_STREAM made from
   // As systemd makes it: the stream socket's st_dev and st_ino in decimal.
   int pair[2] = {-1, -1};
   REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
-  struct stat journal {}, other {};
+  struct stat journal {};
+  struct stat other {};
   REQUIRE(::fstat(pair[0], &journal) == 0);
   REQUIRE(::fstat(pair[1], &other) == 0);
   const std::string value = std::to_string(journal.st_dev) + ":" + std::to_string(journal.st_ino);

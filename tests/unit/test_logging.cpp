@@ -120,7 +120,8 @@ TEST_CASE("logging: a stream gets the time and no priority prefix") {
   const LogInto capture(out, LogFormat::text, daemon::LogTarget::stream);
   spdlog::error("bad");
   INFO(out.str());
-  CHECK(std::regex_match(lines_of(out.str()).at(0), std::regex(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3} error bad$)")));
+  CHECK(
+      std::regex_match(lines_of(out.str()).at(0), std::regex(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3} error bad$)")));
 }
 
 TEST_CASE("logging: json under the journal has the priority in front and no time") {
