@@ -3,6 +3,7 @@
 #include <preforkd/daemon/balancer.hpp>
 
 #include <preforkd/core/units.hpp>
+#include <preforkd/daemon/logging.hpp>
 
 #include <algorithm>
 
@@ -151,10 +152,10 @@ void Balancer::steer(const std::vector<int>& balanced) {
     if (why.empty()) continue;
     failed[name] = why;
     if (auto logged = ebpf_errors_.find(name); logged != ebpf_errors_.end() && logged->second == why) continue;
-    spdlog::error(
-        "listener '{}': the eBPF balancer failed: {}; the sampler balances it instead: the master reads /proc "
-        "every {} while a worker is busy (every {} while all wait), which costs CPU and balances less evenly",
-        name, why, format_duration(tuning_.fast), format_duration(tuning_.slow));
+    log_with({.listener = name}, spdlog::level::err,
+             "listener '{}': the eBPF balancer failed: {}; the sampler balances it instead: the master reads /proc "
+             "every {} while a worker is busy (every {} while all wait), which costs CPU and balances less evenly",
+             name, why, format_duration(tuning_.fast), format_duration(tuning_.slow));
   }
   ebpf_errors_ = std::move(failed);
 }

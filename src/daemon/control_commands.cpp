@@ -35,7 +35,8 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
       respond(control::make_ok(nlohmann::json(status())));
       return;
     case control::Request::Command::reload:
-      spdlog::info("reload requested on the control socket");
+      log_with({.generation = supervisor_->generation().number + 1}, spdlog::level::info,
+               "reload requested on the control socket");
       reload([reply_when_done](Status st, const std::string& message) {
         log_reload_result(st, message);
         reply_when_done(std::move(st), message);

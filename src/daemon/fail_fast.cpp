@@ -2,6 +2,7 @@
 
 #include <preforkd/daemon/fail_fast.hpp>
 
+#include <preforkd/daemon/logging.hpp>
 #include <preforkd/os/connection_reset.hpp>
 #include <preforkd/os/input_watch.hpp>
 
@@ -84,13 +85,15 @@ void FailFast::update() {
     l.state = step.next;
     switch (step.change) {
       case FailFastChange::started:
-        spdlog::warn("listener \"{}\": no worker ready for {}, refusing connections until one is", c.name,
-                     format_duration(after));
+        log_with({.listener = c.name}, spdlog::level::warn,
+                 "listener \"{}\": no worker ready for {}, refusing connections until one is", c.name,
+                 format_duration(after));
         break;
       case FailFastChange::ended:
-        spdlog::info("listener \"{}\": {}, no longer refusing connections ({} refused in {:.1f}s)", c.name,
-                     any_ready ? "a worker is ready" : "fail_fast_after is off", step.refused,
-                     std::chrono::duration<double>(step.refused_for).count());
+        log_with({.listener = c.name}, spdlog::level::info,
+                 "listener \"{}\": {}, no longer refusing connections ({} refused in {:.1f}s)", c.name,
+                 any_ready ? "a worker is ready" : "fail_fast_after is off", step.refused,
+                 std::chrono::duration<double>(step.refused_for).count());
         break;
       case FailFastChange::none:
         break;
@@ -169,14 +172,16 @@ void FailFast::sync_polls() {
     p->inode = os::socket_inode(w.fd);
     auto watch = os::InputWatch::open(w.fd);
     if (!watch) {
-      spdlog::warn("listener \"{}\": cannot refuse connections: {}, ignoring", w.listener, watch.error());
+      log_with({.listener = w.listener}, spdlog::level::warn,
+               "listener \"{}\": cannot refuse connections: {}, ignoring", w.listener, watch.error());
       continue;
     }
     p->watch = std::move(*watch);
     // The epoll fd is the master's alone: libuv may make it non-blocking.
     const int rc = uv_poll_init(loop_, p->handle.get(), p->watch->fd());
     if (rc < 0) {
-      spdlog::warn("listener \"{}\": cannot refuse connections: uv_poll_init: {}, ignoring", w.listener, uv_strerror(rc));
+      log_with({.listener = w.listener}, spdlog::level::warn,
+               "listener \"{}\": cannot refuse connections: uv_poll_init: {}, ignoring", w.listener, uv_strerror(rc));
       continue;
     }
     p->handle.get()->data = p.get();
@@ -194,13 +199,14 @@ void FailFast::start(Poll& poll) {
   });
   poll.paused = rc < 0;
   if (rc < 0)
-    spdlog::warn("listener \"{}\": cannot refuse connections: uv_poll_start: {}, ignoring", poll.listener,
-                 uv_strerror(rc));
+    log_with({.listener = poll.listener}, spdlog::level::warn,
+             "listener \"{}\": cannot refuse connections: uv_poll_start: {}, ignoring", poll.listener, uv_strerror(rc));
 }
 
 void FailFast::pause(Poll& poll, const std::string& why) {
-  spdlog::warn("listener \"{}\": cannot refuse connections: {}; trying again in {}", poll.listener, why,
-               format_duration(retry_paused));
+  log_with({.listener = poll.listener}, spdlog::level::warn,
+           "listener \"{}\": cannot refuse connections: {}; trying again in {}", poll.listener, why,
+           format_duration(retry_paused));
   uv_poll_stop(poll.handle.get());
   poll.paused = true;
   timer_->start(retry_paused);

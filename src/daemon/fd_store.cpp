@@ -3,6 +3,7 @@
 #include <preforkd/daemon/fd_store.hpp>
 
 #include <preforkd/core/fd_store_names.hpp>
+#include <preforkd/daemon/logging.hpp>
 #include <preforkd/os/open_fds.hpp>
 
 #include <fmt/format.h>
@@ -75,9 +76,10 @@ void FdStore::sync(const os::ListenerSet& listeners) {
       const auto name = fd_store::name_of({configs[i].name, own ? std::optional<int>(slot) : std::nullopt});
       if (!name) {
         if (warned_.insert(configs[i].name).second)
-          spdlog::warn("fd store: the name of listener '{}' is too long for systemd's fd store ({} bytes at most), "
-                       "not storing its sockets",
-                       configs[i].name, fd_store::max_name_length);
+          log_with({.listener = configs[i].name}, spdlog::level::warn,
+                   "fd store: the name of listener '{}' is too long for systemd's fd store ({} bytes at most), "
+                   "not storing its sockets",
+                   configs[i].name, fd_store::max_name_length);
         continue;
       }
       if (wanted.size() >= limit_) {
@@ -161,8 +163,9 @@ Result<InheritedSockets> take_inherited_sockets(const fd_store::PassedFds& passe
     for (std::size_t i : m.taken[l]) taken[l].push_back(fd_of(i));
     count += taken[l].size();
     if (!taken[l].empty())
-      spdlog::info("fd store: took {} stored socket{} of listener '{}' ({})", taken[l].size(),
-                   taken[l].size() == 1 ? "" : "s", listeners[l].name, listeners[l].address.text);
+      log_with({.listener = listeners[l].name}, spdlog::level::info,
+               "fd store: took {} stored socket{} of listener '{}' ({})", taken[l].size(),
+               taken[l].size() == 1 ? "" : "s", listeners[l].name, listeners[l].address.text);
   }
   if (count == 0) return out;
   auto set = os::ListenerSet::take_inherited(listeners, slots, taken);

@@ -6,23 +6,67 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <iterator>
 #include <string_view>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace preforkd::daemon {
 
 namespace {
+
+// The fields of the message being logged on this thread (log_with), or none.
+thread_local const LogFields* current_fields = nullptr;
+LogTarget current_target = LogTarget::stream;
+
+std::string json_string(std::string_view text) {
+  return nlohmann::json(std::string(text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 // %j: the message as a JSON string, quotes included, so a worker's output line cannot
 // break the log's JSON.
 class JsonMessageFlag final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
-    const std::string quoted = nlohmann::json(std::string(msg.payload.data(), msg.payload.size())).dump(
-        -1, ' ', false, nlohmann::json::error_handler_t::replace);
+    const std::string quoted = json_string(std::string_view(msg.payload.data(), msg.payload.size()));
     dest.append(quoted.data(), quoted.data() + quoted.size());
   }
   [[nodiscard]] std::unique_ptr<custom_flag_formatter> clone() const override {
     return std::make_unique<JsonMessageFlag>();
+  }
+};
+
+// %F: the message's fields (log_with), each as `,"name":value`, in the order of LogFields.
+class JsonFieldsFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg&, const std::tm&, spdlog::memory_buf_t& dest) override {
+    const LogFields* f = current_fields;
+    if (f == nullptr) return;
+    if (f->slot) fmt::format_to(std::back_inserter(dest), ",\"slot\":{}", *f->slot);
+    if (f->worker_pid) fmt::format_to(std::back_inserter(dest), ",\"worker_pid\":{}", *f->worker_pid);
+    if (f->generation) fmt::format_to(std::back_inserter(dest), ",\"generation\":{}", *f->generation);
+    if (!f->listener.empty()) fmt::format_to(std::back_inserter(dest), ",\"listener\":{}", json_string(f->listener));
+  }
+  [[nodiscard]] std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonFieldsFlag>();
+  }
+};
+
+// %N: "<N>", the line's syslog priority for the journal: the message's own (a worker's
+// line that named it) or its level's.
+class PriorityFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    const LogFields* f = current_fields;
+    const std::string_view prefix =
+        priority_prefix(f != nullptr && f->priority ? *f->priority : syslog_priority(msg.level));
+    dest.append(prefix.data(), prefix.data() + prefix.size());
+  }
+  [[nodiscard]] std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<PriorityFlag>();
   }
 };
 
@@ -100,25 +144,41 @@ spdlog::level::level_enum to_spdlog(LogLevel level) {
   return spdlog::level::info;
 }
 
-}  // namespace
-
-void setup_logging(LogLevel level, LogFormat format) {
-  setup_logging(level, format, std::make_shared<spdlog::sinks::stderr_color_sink_st>());
+// The line patterns: the journal has a priority in front and no time.
+std::string pattern(LogFormat format, LogTarget target) {
+  const bool journal = target == LogTarget::journal;
+  switch (format) {
+    case LogFormat::text:
+      return journal ? "%N%k %v" : "%Y-%m-%dT%H:%M:%S.%e %^%k%$ %v";
+    case LogFormat::json:
+      return journal ? R"(%N{"level":"%K","pid":%P%F,"msg":%j})"
+                     : R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%K","pid":%P%F,"msg":%j})";
+  }
+  return "%v";
 }
 
-void setup_logging(LogLevel level, LogFormat format, spdlog::sink_ptr out) {
+}  // namespace
+
+LogTarget stderr_target() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  struct stat st {};
+  if (stream == nullptr || ::fstat(STDERR_FILENO, &st) != 0) return LogTarget::stream;
+  return is_journal_stream(stream, static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino))
+             ? LogTarget::journal
+             : LogTarget::stream;
+}
+
+void setup_logging(LogLevel level, LogFormat format) {
+  setup_logging(level, format, std::make_shared<spdlog::sinks::stderr_color_sink_st>(), stderr_target());
+}
+
+void setup_logging(LogLevel level, LogFormat format, spdlog::sink_ptr out, LogTarget target) {
   auto logger = std::make_shared<spdlog::logger>("preforkd", std::make_shared<LineSplittingSink>(std::move(out)));
   auto formatter = std::make_unique<spdlog::pattern_formatter>();
   formatter->add_flag<LevelFlag<Padding::aligned>>('k').add_flag<LevelFlag<Padding::none>>('K');
-  switch (format) {
-    case LogFormat::text:
-      formatter->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%k%$ %v");
-      break;
-    case LogFormat::json:
-      formatter->add_flag<JsonMessageFlag>('j').set_pattern(
-          R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%K","pid":%P,"msg":%j})");
-      break;
-  }
+  formatter->add_flag<JsonMessageFlag>('j').add_flag<JsonFieldsFlag>('F').add_flag<PriorityFlag>('N');
+  formatter->set_pattern(pattern(format, target));
+  current_target = target;
   logger->set_formatter(std::move(formatter));
   logger->set_level(to_spdlog(level));
   // Every line reaches the pipe or journal at once: a supervisor's log is read live.
@@ -127,5 +187,75 @@ void setup_logging(LogLevel level, LogFormat format, spdlog::sink_ptr out) {
 }
 
 void set_log_level(LogLevel level) { spdlog::set_level(to_spdlog(level)); }
+
+LogTarget log_target() {
+  return current_target;
+}
+
+SyslogPriority syslog_priority(spdlog::level::level_enum level) {
+  switch (level) {
+    case spdlog::level::trace:
+    case spdlog::level::debug:
+      return SyslogPriority::debug;
+    case spdlog::level::info:
+      return SyslogPriority::info;
+    case spdlog::level::warn:
+      return SyslogPriority::warning;
+    case spdlog::level::err:
+      return SyslogPriority::err;
+    case spdlog::level::critical:
+      return SyslogPriority::crit;
+    case spdlog::level::off:
+    case spdlog::level::n_levels:
+      break;
+  }
+  return SyslogPriority::info;
+}
+
+spdlog::level::level_enum log_level_of(SyslogPriority priority) {
+  switch (priority) {
+    case SyslogPriority::emerg:
+    case SyslogPriority::alert:
+    case SyslogPriority::crit:
+      return spdlog::level::critical;
+    case SyslogPriority::err:
+      return spdlog::level::err;
+    case SyslogPriority::warning:
+      return spdlog::level::warn;
+    case SyslogPriority::notice:
+    case SyslogPriority::info:
+      return spdlog::level::info;
+    case SyslogPriority::debug:
+      return spdlog::level::debug;
+  }
+  return spdlog::level::info;
+}
+
+LogFieldsScope::LogFieldsScope(const LogFields& fields) : previous_(current_fields) {
+  current_fields = &fields;
+}
+
+LogFieldsScope::~LogFieldsScope() {
+  current_fields = previous_;
+}
+
+OutputLine output_line(std::string_view line, LogTarget target) {
+  if (target != LogTarget::journal) return {spdlog::level::info, std::nullopt, line};
+  const PrefixedLine own = split_priority_prefix(line);
+  if (!own.priority) return {spdlog::level::info, std::nullopt, line};
+  return {log_level_of(*own.priority), own.priority, own.text};
+}
+
+void print_error(std::string_view text) {
+  const std::string_view prefix =
+      stderr_target() == LogTarget::journal ? priority_prefix(SyslogPriority::err) : std::string_view{};
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    const std::string_view line = text.substr(0, nl);
+    std::fprintf(stderr, "%.*s%.*s\n", static_cast<int>(prefix.size()), prefix.data(), static_cast<int>(line.size()),
+                 line.data());
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+  }
+}
 
 }  // namespace preforkd::daemon

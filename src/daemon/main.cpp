@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
   cpus_only.usable_cpu_list = os::read_usable_cpu_list;
   ConfigResult loaded = load_config(opt.config, os::read_usable_cpus(), opt.check ? &lookup : &cpus_only);
   if (!loaded.errors.empty()) {
-    for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+    for (const auto& e : loaded.errors) daemon::print_error(e.to_string());
     return exit_config;
   }
   Config config = std::move(*loaded.config);
@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
       auto state = daemon::read_state(opt.check_state_fd);
       Status fits = state ? check_resumable(*state, config) : Status{Error{state.error()}};
       if (!fits) {
-        std::fprintf(stderr, "%s: the running master's state: %s\n", opt.config.c_str(), fits.error().c_str());
+        daemon::print_error(opt.config + ": the running master's state: " + fits.error());
         return exit_failed;
       }
     }
@@ -137,8 +137,8 @@ int main(int argc, char** argv) {
     auto state = daemon::read_state(opt.resume_from_fd);
     Status fits = state ? check_resumable(*state, config) : Status{Error{state.error()}};
     if (!fits) {
-      std::fprintf(stderr, "preforkd: cannot resume after an upgrade: %s; exiting with status %d\n",
-                   fits.error().c_str(), exit_failed);
+      daemon::print_error(fmt::format("preforkd: cannot resume after an upgrade: {}; exiting with status {}",
+                                      fits.error(), exit_failed));
       if (state && state->reply)
         daemon::answer_upgrade_client(
             state->reply->fd,
@@ -212,7 +212,7 @@ int main(int argc, char** argv) {
   auto gen = daemon::make_generation(config, resumed ? resumed->generation : 0);
   if (!gen) {
     if (resumed) return fail_resumed(resumed, opt.config + ": " + gen.error());
-    std::fprintf(stderr, "%s: %s\n", opt.config.c_str(), gen.error().c_str());
+    daemon::print_error(opt.config + ": " + gen.error());
     return exit_config;
   }
 #ifdef PREFORKD_VERSION_OVERRIDE

@@ -237,7 +237,8 @@ void Master::on_signal(int signum) {
       return;
     case SignalAction::reload:
       if (wait_for_recycle("reload (SIGHUP)", [this, signum] { on_signal(signum); })) return;
-      spdlog::info("received SIGHUP, reloading {}", config_.path);
+      log_with({.generation = supervisor_->generation().number + 1}, spdlog::level::info,
+               "received SIGHUP, reloading {}", config_.path);
       reload(log_reload_result);
       return;
     case SignalAction::upgrade:

@@ -50,18 +50,20 @@ void ReadinessWatch::on_timer() {
   struct Seen {
     pid_t pid;
     os::AcceptWait how;
+    LogFields fields;
   };
   std::vector<Seen> seen;
   bool waiting = false;
   for_each_awaiting(supervisor_, [&](const WorkerRun& run) {
     if (auto how = os::find_accept_wait(run.pid, supervisor_.socket_inodes_of(run)))
-      seen.push_back({run.pid, *how});
+      seen.push_back({run.pid, *how, log_fields(run)});
     else
       waiting = true;
   });
   // After the walk: a worker that becomes ready changes the slots.
   for (const Seen& s : seen) {
-    spdlog::debug("worker pid {} is accepting: {} (pid {})", s.pid, s.how.describe(), s.how.pid);
+    log_with(s.fields, spdlog::level::debug, "worker pid {} is accepting: {} (pid {})", s.pid, s.how.describe(),
+             s.how.pid);
     supervisor_.seen_accepting(s.pid);
   }
   if (waiting) timer_->start(look_every);

@@ -3,6 +3,8 @@
 
 #include <preforkd/daemon/recycler.hpp>
 
+#include <preforkd/daemon/logging.hpp>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -23,6 +25,9 @@ ReplaceReason reason_of(RecycleCause c) {
 }
 
 std::string who(int slot, pid_t pid) { return fmt::format("worker {} (pid {})", slot, pid); }
+LogFields fields(const RecycleOrder& o) {
+  return {.slot = o.slot, .worker_pid = o.pid};
+}
 
 }  // namespace
 
@@ -77,7 +82,8 @@ void Recycler::start(const std::vector<RecycleOrder>& orders) {
   std::vector<int> slots;
   std::vector<ReplaceReason> reasons;
   for (const RecycleOrder& o : orders) {
-    spdlog::info("{}: recycled: {}; its replacement starts beside it", who(o.slot, o.pid), recycle_text(o));
+    log_with(fields(o), spdlog::level::info, "{}: recycled: {}; its replacement starts beside it", who(o.slot, o.pid),
+             recycle_text(o));
     slots.push_back(o.slot);
     reasons.push_back(reason_of(o.cause));
   }
@@ -96,14 +102,15 @@ void Recycler::finished(const std::vector<RecycleOrder>& orders, const Status& r
     const bool replaced = run != nullptr && run->pid != o.pid;
     if (replaced) {
       if (i < last_.size()) last_[i] = recycle_text(o);
-      spdlog::info("{}: recycle done: worker {} (pid {}) serves in its place", who(o.slot, o.pid), o.slot, run->pid);
+      log_with(fields(o), spdlog::level::info, "{}: recycle done: worker {} (pid {}) serves in its place",
+               who(o.slot, o.pid), o.slot, run->pid);
       continue;
     }
     if (i < watches_.size() && watches_[i].pid == o.pid) watches_[i] = after_failed_recycle(watches_[i], now);
     if (supervisor_.stopping()) continue;  // cut short by the stop: nothing to say
-    spdlog::warn("{}: recycle failed: {}; it keeps serving, next try in {} at the earliest", who(o.slot, o.pid),
-                 result ? std::string("its replacement did not take over") : result.error(),
-                 format_duration(recycle_retry_after));
+    log_with(fields(o), spdlog::level::warn, "{}: recycle failed: {}; it keeps serving, next try in {} at the earliest",
+             who(o.slot, o.pid), result ? std::string("its replacement did not take over") : result.error(),
+             format_duration(recycle_retry_after));
   }
   // On the loop, not inside the supervisor's step that called this.
   timer_->start(Duration::zero());

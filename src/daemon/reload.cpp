@@ -33,9 +33,13 @@ void Master::log_reload_result(const Status& result, const std::string& message)
 
 void Master::reload(Done done) {
   ++reloads_;
-  // Counted for status and metrics however it ends.
-  done = [this, inner = std::move(done)](Status st, const std::string& message) {
+  const int target = supervisor_->generation().number + 1;
+  // Counted for status and metrics however it ends; what is logged about its end names the
+  // generation it went to (or would have).
+  done = [this, target, inner = std::move(done)](Status st, const std::string& message) {
     if (!st) ++reload_failures_;
+    const LogFields fields{.generation = target};
+    const LogFieldsScope scope(fields);
     inner(std::move(st), message);
   };
   if (reloading_ || supervisor_->busy()) return done(Error{"busy: another reload, restart or stop is in progress"}, "");
@@ -52,9 +56,10 @@ void Master::reload(Done done) {
 
 void Master::apply_reload(Config next, Done done) {
   const ConfigDiff diff = diff_configs(config_, next);
-  for (const auto& key : diff.needs_restart)
-    spdlog::warn("reload: {} changed; it takes effect when preforkd restarts, ignoring", key);
   const Generation& running = supervisor_->generation();
+  const LogFields fields{.generation = running.number + 1};
+  for (const auto& key : diff.needs_restart)
+    log_with(fields, spdlog::level::warn, "reload: {} changed; it takes effect when preforkd restarts, ignoring", key);
 
   // New listeners are bound before anything else moves; a failure changes nothing.
   std::unique_ptr<os::ListenerSet> listeners;
@@ -97,7 +102,7 @@ void Master::apply_reload(Config next, Done done) {
     supervisor_->adopt(std::move(*gen));
     return finish(Ok{}, "no worker needed a restart");
   }
-  spdlog::info("reload: replacing workers ({} changed)", join(diff.roll_reasons, ", "));
+  log_with(fields, spdlog::level::info, "reload: replacing workers ({} changed)", join(diff.roll_reasons, ", "));
   supervisor_->roll(
       std::move(*gen), {},
       [finish](Status st, const std::string& message) mutable {

@@ -43,8 +43,9 @@ void Supervisor::begin_roll(std::shared_ptr<const Generation> gen, std::vector<i
   rolling_->done = std::move(done);
   // A recycle says why in the recycler's own line.
   if (rolling_->slot_reasons.empty())
-    spdlog::info("rolling update to generation {}: {} workers, {} at a time", rolling_->target->number, slots.size(),
-                 rolling_->target->worker.max_surge);
+    log_with({.generation = rolling_->target->number}, spdlog::level::info,
+             "rolling update to generation {}: {} workers, {} at a time", rolling_->target->number, slots.size(),
+             rolling_->target->worker.max_surge);
   roll_event(RollEvent{});
   run_queue();
 }
@@ -157,11 +158,12 @@ void Supervisor::carry_out(const RollAction& a) {
     case RollAction::Kind::report_failure:
       // A failed recycle is no rollback: the old worker never stopped (the recycler logs it).
       if (!r.slot_reasons.empty()) return;
-      spdlog::error("rolling update to generation {} failed: {}; rolling back", r.target->number, a.message);
+      log_with({.generation = r.target->number}, spdlog::level::err,
+               "rolling update to generation {} failed: {}; rolling back", r.target->number, a.message);
       ++rollbacks_;
       return;
     case RollAction::Kind::report_rollback_failure:
-      spdlog::error("rollback failed too: {}", a.message);
+      log_with({.generation = r.target->number}, spdlog::level::err, "rollback failed too: {}", a.message);
       return;
     case RollAction::Kind::finish: {
       std::unique_ptr<RollingUpdate> done = std::move(rolling_);

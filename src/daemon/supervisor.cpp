@@ -56,6 +56,14 @@ Supervisor::Supervisor(uv_loop_t* loop, std::shared_ptr<const Generation> gen, o
 
 Supervisor::~Supervisor() = default;
 
+LogFields log_fields(const WorkerRun& run) {
+  LogFields f;
+  f.slot = run.slot;
+  if (const pid_t pid = run.pid > 0 ? run.pid : run.last_pid; pid > 0) f.worker_pid = pid;
+  if (run.gen) f.generation = run.gen->number;
+  return f;
+}
+
 std::string Supervisor::who(const WorkerRun& run) const {
   if (run.pid > 0) return fmt::format("worker {} (pid {})", run.slot, run.pid);
   return fmt::format("worker {}", run.slot);
@@ -131,7 +139,7 @@ void Supervisor::apply(WorkerRun& run, const Event& event) {
   run.life = t.next;
   if (run.life.state == WorkerState::ready && before != WorkerState::ready) {
     run.reached_ready = true;
-    spdlog::debug("{} is ready", who(run));
+    log_with(log_fields(run), spdlog::level::debug, "{} is ready", who(run));
   }
   for (const Action& a : t.actions)
     for (Event& caused : perform(run, a)) post(run, std::move(caused));
@@ -149,8 +157,8 @@ void Supervisor::settle() {
 
 void Supervisor::send_signal(const WorkerRun& run, pid_t target, int signum) const {
   if (::kill(target, signum) == 0 || errno == ESRCH) return;
-  spdlog::warn("failed to send {} to {}{}: {}", signal_name(signum), who(run), target < 0 ? "'s process group" : "",
-               std::strerror(errno));
+  log_with(log_fields(run), spdlog::level::warn, "failed to send {} to {}{}: {}", signal_name(signum), who(run),
+           target < 0 ? "'s process group" : "", std::strerror(errno));
 }
 
 std::vector<Event> Supervisor::perform(WorkerRun& run, const Action& action) {
@@ -203,7 +211,7 @@ std::vector<Event> Supervisor::perform(WorkerRun& run, const Action& action) {
       return {};
     case Action::Kind::report_replaced:
       if (run.slot < static_cast<int>(slots_.size())) slots_[static_cast<std::size_t>(run.slot)].count_replacement(action.reason);
-      spdlog::debug("{}: replaced ({})", who(run), to_string(action.reason));
+      log_with(log_fields(run), spdlog::level::debug, "{}: replaced ({})", who(run), to_string(action.reason));
       return {};
   }
   return {};
@@ -213,6 +221,8 @@ std::vector<Event> Supervisor::perform(WorkerRun& run, const Action& action) {
 void Supervisor::report(const WorkerRun& run, const Action& action) const {
   const bool in_slot = run.slot < static_cast<int>(slots_.size());
   const int restarts = in_slot ? slots_[static_cast<std::size_t>(run.slot)].restarts : 0;
+  const LogFields fields = log_fields(run);
+  const LogFieldsScope scope(fields);
   switch (action.kind) {
     case Action::Kind::report_ready_timeout:
       spdlog::warn("{} was not ready within {}{}; stopping it", who(run), format_duration(run.gen->worker.ready_timeout),
@@ -322,9 +332,10 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
     return {Event::spawn_failed_with(cause_of(spawned.failure()), std::uniform_real_distribution<double>(0.0, 1.0)(rng_))};
   }
   if (!spawned->cgroup_fallback.empty())
-    spdlog::warn("worker cgroups: workers cannot start in their cgroup ({}); each joins it before exec instead, "
-                 "which makes every start wait for the kernel (about 13 ms on a 2-core VM)",
-                 spawned->cgroup_fallback);
+    log_with(log_fields(run), spdlog::level::warn,
+             "worker cgroups: workers cannot start in their cgroup ({}); each joins it before exec instead, "
+             "which makes every start wait for the kernel (about 13 ms on a 2-core VM)",
+             spawned->cgroup_fallback);
   if (run.cgroup) spare_wanted_.push_back(run.slot);
   if (slot.had_process) ++slot.restarts;
   if (!slot.had_process) slot.first_exec_errno = spawned->exec_errno;
@@ -343,7 +354,7 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
   run.exec_errno = spawned->exec_errno;
   by_pid_[run.pid] = &run;
   read_output(run, std::move(spawned->stdout_pipe), std::move(spawned->stderr_pipe));
-  spdlog::debug("{} started (generation {})", who(run), gen.number);
+  log_with(log_fields(run), spdlog::level::debug, "{} started (generation {})", who(run), gen.number);
   Event started = Event::of(Event::Kind::spawned);
   started.exec_errno = run.exec_errno;
   if (run.exec_errno == 0) arm_watchdog(run);
@@ -353,9 +364,11 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
 void Supervisor::read_output(WorkerRun& run, os::Fd out, os::Fd err) {
   const int s = run.slot;
   const pid_t pid = run.pid;
-  auto log_line = [s, pid](std::string_view line) {
+  auto log_line = [s, pid, fields = log_fields(run)](std::string_view line) mutable {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    spdlog::info("worker {} (pid {}): {}", s, pid, line);
+    const OutputLine out = output_line(line, log_target());
+    fields.priority = out.priority;
+    log_with(fields, out.level, "worker {} (pid {}): {}", s, pid, out.text);
   };
   if (out.valid()) run.out = std::make_unique<LineReader>(loop_, std::move(out), log_line);
   if (err.valid()) run.err = std::make_unique<LineReader>(loop_, std::move(err), log_line);
@@ -436,7 +449,7 @@ void Supervisor::on_worker_exit(WorkerRun& run, const ExitStatus& status) {
   if (exec_errno == 0) {
     const bool expected = run.life.state == WorkerState::stopping;
     const auto level = (expected || status.success()) ? spdlog::level::info : spdlog::level::warn;
-    spdlog::log(level, "{} {}", who(run), describe(status));
+    log_with(log_fields(run), level, "{} {}", who(run), describe(status));
   }
   // The slot's last exit only if step() finds it unplanned (report_crash).
   const char* cause = exec_errno != 0 ? exec_failed_cause : run.stall_note.empty() ? "" : "stalled";
@@ -448,6 +461,7 @@ void Supervisor::on_worker_exit(WorkerRun& run, const ExitStatus& status) {
   e.was_ready = run.reached_ready && exec_errno == 0;
   e.uptime = std::chrono::duration_cast<Duration>(Clock::now() - run.started);
   e.jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  run.last_pid = run.pid;
   run.pid = -1;
   post(run, e);
 }

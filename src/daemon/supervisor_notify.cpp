@@ -36,11 +36,13 @@ void Supervisor::on_notify(WorkerRun& run, pid_t sender, const NotifyMessage& me
     // Once per process: a worker that forwards its children's messages would repeat it.
     if (run.pid > 0 && !run.notify_refusal_logged) {
       run.notify_refusal_logged = true;
-      spdlog::warn("{}: dropped a notify message from pid {} on its NOTIFY_SOCKET: only the worker process itself "
-                   "may notify (as NotifyAccess=main)",
-                   who(run), sender);
+      log_with(log_fields(run), spdlog::level::warn,
+               "{}: dropped a notify message from pid {} on its NOTIFY_SOCKET: only the worker process itself "
+               "may notify (as NotifyAccess=main)",
+               who(run), sender);
     } else {
-      spdlog::debug("notify: dropped a message from pid {} on the socket of {}", sender, who(run));
+      log_with(log_fields(run), spdlog::level::debug, "notify: dropped a message from pid {} on the socket of {}",
+               sender, who(run));
     }
     return;
   }

@@ -122,8 +122,8 @@ Status Supervisor::resume(const std::vector<SlotState>& handed) {
     if (h.run.timer_ms) run.timer->start(Duration(*h.run.timer_ms));
     if (h.run.watchdog_ms) run.watchdog->start(Duration(*h.run.watchdog_ms));
   }
-  spdlog::info("took over {} workers of '{}' (generation {})", handed.size(), gen_->worker.command.front(),
-               gen_->number);
+  log_with({.generation = gen_->number}, spdlog::level::info, "took over {} workers of '{}' (generation {})",
+           handed.size(), gen_->worker.command.front(), gen_->number);
   update_steering();
   // Workers that exited while the new image started are zombies of this same process.
   reap_children();

@@ -24,7 +24,8 @@ os::Fd Supervisor::prepare_cgroup(WorkerRun& run) {
   Result<os::Fd> dir = cgroup ? (*cgroup)->open_directory() : Result<os::Fd>(Error{cgroup.error()});
   if (!dir) {
     // The worker still starts, in the master's cgroup: its tree is then found from /proc.
-    spdlog::warn("worker {}: cannot make its cgroup: {}; starting it without one", run.slot, dir.error());
+    log_with(log_fields(run), spdlog::level::warn, "worker {}: cannot make its cgroup: {}; starting it without one",
+             run.slot, dir.error());
     if (cgroup) (*cgroup)->remove();
     return {};
   }
@@ -40,7 +41,8 @@ void Supervisor::make_spare_cgroups() {
     if (slot >= static_cast<int>(slots_.size()) || slots_[static_cast<std::size_t>(slot)].removing) continue;
     // The next start makes it then, and says why if it fails again.
     if (Status made = cgroups_->make_spare(slot); !made)
-      spdlog::debug("worker {}: cannot make the cgroup of its next process ahead: {}", slot, made.error());
+      log_with({.slot = slot}, spdlog::level::debug, "worker {}: cannot make the cgroup of its next process ahead: {}",
+               slot, made.error());
   }
 }
 
@@ -49,7 +51,8 @@ void Supervisor::adopt_cgroup(WorkerRun& run) {
   if (!cgroups_) return;
   auto cgroup = cgroups_->adopt_worker(run.pid);
   if (!cgroup) {
-    spdlog::warn("worker {} (pid {}): {}; its tree is found from /proc instead", run.slot, run.pid, cgroup.error());
+    log_with(log_fields(run), spdlog::level::warn, "worker {} (pid {}): {}; its tree is found from /proc instead",
+             run.slot, run.pid, cgroup.error());
     return;
   }
   run.cgroup = std::move(*cgroup);
@@ -64,13 +67,16 @@ void Supervisor::remember_tree(WorkerRun& run) {
 void Supervisor::kill_tree(WorkerRun& run) {
   if (run.cgroup) {
     if (Status killed = run.cgroup->kill(); !killed)
-      spdlog::warn("{}: cannot kill the processes left in its cgroup: {}", who(run), killed.error());
+      log_with(log_fields(run), spdlog::level::warn, "{}: cannot kill the processes left in its cgroup: {}", who(run),
+               killed.error());
     if (!run.cgroup->remove()) dead_cgroups_.push_back(std::move(run.cgroup));
     run.cgroup.reset();
     return;
   }
   const int killed = os::kill_processes(run.known_tree);
-  if (killed > 0) spdlog::info("{}: killed {} of its descendants that were still running", who(run), killed);
+  if (killed > 0)
+    log_with(log_fields(run), spdlog::level::info, "{}: killed {} of its descendants that were still running", who(run),
+             killed);
   run.known_tree.clear();
 }
 

@@ -15,6 +15,7 @@
 #include <preforkd/core/rolling_plan.hpp>
 #include <preforkd/core/worker_lifecycle.hpp>
 #include <preforkd/daemon/line_reader.hpp>
+#include <preforkd/daemon/logging.hpp>
 #include <preforkd/daemon/notify_socket.hpp>
 #include <preforkd/daemon/timer.hpp>
 #include <preforkd/os/cgroup.hpp>
@@ -83,6 +84,7 @@ struct WorkerRun {
   std::shared_ptr<const Generation> gen;
   Lifecycle life;
   pid_t pid = -1;
+  pid_t last_pid = -1;  // of its last process once it exited: the messages about its end name it
   Clock::time_point started{};
   bool reached_ready = false;  // the current process has been ready
   std::unique_ptr<Timer> timer;
@@ -109,6 +111,10 @@ struct WorkerRun {
   std::vector<os::ProcessId> known_tree;
   int cpu = -1;  // the CPU the process is pinned to (worker.cpu_affinity), -1: not pinned
 };
+
+// What a message about `run` is about, for the JSON log: its slot, its process (or the
+// one that just exited) and its generation.
+[[nodiscard]] LogFields log_fields(const WorkerRun& run);
 
 struct Slot {
   std::unique_ptr<WorkerRun> current;
