@@ -1,14 +1,13 @@
 // [worker] env_file: the key (a path or a list of paths) and reading the files it names,
 // which load_config does after the TOML is read, at start, at every reload and for --check.
 
-#include <preforkd/core/env_file.hpp>
-#include <preforkd/core/limits.hpp>
-
 #include <fmt/format.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <memory>
+#include <preforkd/core/env_file.hpp>
+#include <preforkd/core/limits.hpp>
 #include <system_error>
 
 #include "config_reader.hpp"
@@ -79,8 +78,8 @@ void read_env_file(const Section& s, WorkerConfig& out) {
   if (f.node->is_string()) return read_entry(s, f, out);
   const auto* array = f.node->as_array();
   if (array == nullptr) {
-    report(s.diag(), f, fmt::format("expected a path or a list of paths such as {}, got {}", env_file_example,
-                                    type_name(*f.node)));
+    report(s.diag(), f,
+           fmt::format("expected a path or a list of paths such as {}, got {}", env_file_example, type_name(*f.node)));
     return;
   }
   if (array->size() > limits::env_files) {

@@ -2,23 +2,30 @@
 // the one of systemd's src/basic/env-file.c (v254 and later), with errors where systemd
 // skips a line.
 
-#include <preforkd/core/env_file.hpp>
-#include <preforkd/core/message_text.hpp>
-
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
+#include <preforkd/core/env_file.hpp>
+#include <preforkd/core/message_text.hpp>
 
 namespace preforkd {
 
 namespace {
 
-bool is_newline(char c) { return c == '\n' || c == '\r'; }
-bool is_blank(char c) { return c == ' ' || c == '\t' || is_newline(c); }
-bool is_comment(char c) { return c == '#' || c == ';'; }
+bool is_newline(char c) {
+  return c == '\n' || c == '\r';
+}
+bool is_blank(char c) {
+  return c == ' ' || c == '\t' || is_newline(c);
+}
+bool is_comment(char c) {
+  return c == '#' || c == ';';
+}
 // Inside "double quotes" a backslash unescapes these and is kept before any other.
-bool needs_shell_escape(char c) { return c == '"' || c == '\\' || c == '`' || c == '$'; }
+bool needs_shell_escape(char c) {
+  return c == '"' || c == '\\' || c == '`' || c == '$';
+}
 
 enum class State {
   pre_key,       // at the start of a line, before the name
@@ -192,8 +199,8 @@ class Parser {
   void push() {
     state_ = State::pre_key;
     if (!env_name_is_valid(key_)) {
-      const std::string_view why = key_.starts_with("export ") ? "; \"export\" is shell syntax that systemd does not accept"
-                                                                : "";
+      const std::string_view why =
+          key_.starts_with("export ") ? "; \"export\" is shell syntax that systemd does not accept" : "";
       return fail(fmt::format("invalid variable name {}: letters, digits and \"_\", not starting with a digit{}",
                               quoted(key_), why));
     }
@@ -221,7 +228,8 @@ constexpr std::array<std::string_view, 6> reserved_env{"LISTEN_FDS",    "LISTEN_
 }  // namespace
 
 bool env_name_is_reserved(std::string_view name) {
-  return name.starts_with("PREFORK_") || std::find(reserved_env.begin(), reserved_env.end(), name) != reserved_env.end();
+  return name.starts_with("PREFORK_") ||
+         std::find(reserved_env.begin(), reserved_env.end(), name) != reserved_env.end();
 }
 
 bool env_name_is_valid(std::string_view name) {
@@ -231,7 +239,9 @@ bool env_name_is_valid(std::string_view name) {
   });
 }
 
-EnvFileParse parse_env_file(std::string_view text) { return Parser{}.run(text); }
+EnvFileParse parse_env_file(std::string_view text) {
+  return Parser{}.run(text);
+}
 
 EnvFilePath parse_env_file_path(std::string_view entry) {
   if (entry.starts_with('-')) return {std::string(entry.substr(1)), true};

@@ -1,7 +1,6 @@
-#include <preforkd/ctl/config_choice.hpp>
-
 #include <algorithm>
 #include <filesystem>
+#include <preforkd/ctl/config_choice.hpp>
 
 namespace preforkd::ctl {
 
@@ -25,9 +24,9 @@ ConfigChoice choose_config(const char* env_config, const std::string& dir,
     return {{}, "no --config or --socket, PREFORKD_CONFIG is not set and '" + dir + "' has no *.toml; " + how};
   }
   return {{},
-          "no --config or --socket, PREFORKD_CONFIG is not set and '" + dir + "' has " +
-              std::to_string(tomls->size()) + " configs (" + join_names(*tomls) + "); choose one: --config " + prefix +
-              tomls->front() + " or PREFORKD_CONFIG=" + prefix + tomls->front()};
+          "no --config or --socket, PREFORKD_CONFIG is not set and '" + dir + "' has " + std::to_string(tomls->size()) +
+              " configs (" + join_names(*tomls) + "); choose one: --config " + prefix + tomls->front() +
+              " or PREFORKD_CONFIG=" + prefix + tomls->front()};
 }
 
 std::optional<std::vector<std::string>> toml_files_in(const std::string& dir) {

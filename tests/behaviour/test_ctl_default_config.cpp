@@ -9,8 +9,7 @@
 
 using namespace bt;
 
-TEST_CASE("preforkctl status finds the daemon through PREFORKD_CONFIG or the only toml of the directory",
-          "[control]") {
+TEST_CASE("preforkctl status finds the daemon through PREFORKD_CONFIG or the only toml of the directory", "[control]") {
   Daemon d(toml({.address = local_address(free_port()), .count = 1}));
   REQUIRE(wait_workers_ready(d, 1));
   const std::string runtime = "RUNTIME_DIRECTORY=" + d.dir().path();
@@ -23,7 +22,8 @@ TEST_CASE("preforkctl status finds the daemon through PREFORKD_CONFIG or the onl
   CHECK(nlohmann::json::parse(r.out).at("master").at("pid").get<int>() == d.pid());
 
   // The daemon's directory holds one toml: its config.
-  r = run_ctl({"--json", "status"}, ctl_deadline, {runtime, "PREFORKD_CONFIG=", "PREFORKD_CONFIG_DIR=" + d.dir().path()});
+  r = run_ctl({"--json", "status"}, ctl_deadline,
+              {runtime, "PREFORKD_CONFIG=", "PREFORKD_CONFIG_DIR=" + d.dir().path()});
   INFO("stdout: " << r.out << "\nstderr: " << r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(nlohmann::json::parse(r.out).at("master").at("pid").get<int>() == d.pid());

@@ -1,10 +1,9 @@
 // preforkctl without --config or --socket: which config file it uses.
 
-#include <preforkd/ctl/config_choice.hpp>
-
 #include <catch2/catch.hpp>
-#include <fstream>
 #include <filesystem>
+#include <fstream>
+#include <preforkd/ctl/config_choice.hpp>
 
 #include "../support/test_support.hpp"
 

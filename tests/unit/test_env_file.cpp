@@ -2,12 +2,11 @@
 // own src/test/test-env-file.c, then the lines preforkd rejects, with their line numbers.
 // Then the config side: env_file read by load_config, relative paths, optional files.
 
+#include <catch2/catch.hpp>
+#include <fstream>
 #include <preforkd/core/config.hpp>
 #include <preforkd/core/config_diff.hpp>
 #include <preforkd/core/env_file.hpp>
-
-#include <catch2/catch.hpp>
-#include <fstream>
 
 #include "../support/test_support.hpp"
 
@@ -29,7 +28,9 @@ struct Bad {
   std::string message;
 };
 
-void write_file(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
 
 }  // namespace
 
@@ -50,9 +51,7 @@ TEST_CASE("env file syntax as systemd reads it", "[env_file]") {
       {"semicolon comments", "; a=1\n  # b=2\nc=3 # not a comment\n", {{"c", "3 # not a comment"}}},
       {"empty values (env_file_5)", "a=\nb=", {{"a", ""}, {"b", ""}}},
       {"unquoted escapes (env_file_6 a)", "a=\\ \\n \\t \\x \\y \\' \n", {{"a", " n t x y '"}}},
-      {"single quotes keep everything (env_file_6 c)",
-       "c= ' \\n\\t\\$\\`\\\\\n'\n",
-       {{"c", " \\n\\t\\$\\`\\\\\n"}}},
+      {"single quotes keep everything (env_file_6 c)", "c= ' \\n\\t\\$\\`\\\\\n'\n", {{"c", " \\n\\t\\$\\`\\\\\n"}}},
       {"double quotes unescape \" \\ ` $ only (env_file_6 d)",
        "d= \" \\n\\t\\$\\`\\\\\n\"\n",
        {{"d", " \\n\\t$`\\\n"}}},
@@ -131,8 +130,9 @@ TEST_CASE("load_config reads env files relative to the config and names a bad on
   write_file(dir.file("app.toml"), head + "\"missing.env\"\n");
   r = load_config(dir.file("app.toml"), 1);
   REQUIRE(r.errors.size() == 1);
-  CHECK(r.errors.front().to_string() == dir.file("app.toml") + ":3:12: worker.env_file: " + dir.file("missing.env") +
-                                            ": cannot read: No such file or directory (\"-missing.env\" makes it optional)");
+  CHECK(r.errors.front().to_string() ==
+        dir.file("app.toml") + ":3:12: worker.env_file: " + dir.file("missing.env") +
+            ": cannot read: No such file or directory (\"-missing.env\" makes it optional)");
 
   // Not a path: reported by parse_config, before any file is read.
   const ConfigResult typed = parse_config(head + "3\n", "app.toml", 1);
