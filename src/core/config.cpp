@@ -209,7 +209,11 @@ ConfigResult load_config(const std::string& file, int usable_cpus, const SystemL
   }
   // fopen() succeeds on a directory; the read then fails with EISDIR.
   if (std::ferror(f.get())) return cannot_read(std::generic_category().message(errno));
-  return parse_config(text, file, usable_cpus, lookup);
+  ConfigResult result = parse_config(text, file, usable_cpus, lookup);
+  // The env files are read only once the config is valid: their paths come from it.
+  if (result.config) load_env_files(*result.config, result.errors);
+  if (!result.errors.empty()) result.config.reset();
+  return result;
 }
 
 const char* to_string(LogLevel v) {

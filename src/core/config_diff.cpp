@@ -29,6 +29,8 @@ ConfigDiff diff_configs(const Config& running, const Config& next) {
   };
   roll_if(a.command != b.command, "worker.command");
   roll_if(a.env != b.env, "worker.env");
+  // What the files set, not their names: an edited file rolls, a renamed identical one does not.
+  roll_if(a.env_file_vars != b.env_file_vars, "worker.env_file");
   roll_if(a.user != b.user, "worker.user");
   roll_if(a.group != b.group, "worker.group");
   roll_if(a.directory != b.directory, "worker.directory");

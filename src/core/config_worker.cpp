@@ -1,6 +1,7 @@
 // [worker]: what to run, how many, and the policy for readiness, stopping and restarting.
 
 #include <preforkd/core/cpu_affinity.hpp>
+#include <preforkd/core/env_file.hpp>
 #include <preforkd/core/limits.hpp>
 #include <preforkd/core/recycle_plan.hpp>
 #include <preforkd/core/stall_plan.hpp>
@@ -16,8 +17,8 @@
 namespace preforkd::config_detail {
 namespace {
 
-constexpr std::array<std::string_view, 21> worker_keys{
-    "command",       "count",       "directory",    "user",      "group",           "env",          "ready",
+constexpr std::array<std::string_view, 22> worker_keys{
+    "command",       "count",       "directory",    "user",      "group",           "env",          "env_file", "ready",
     "ready_timeout", "stop_signal", "stop_timeout", "restart",   "backoff_initial", "backoff_max",  "fatal_exit_codes",
     "watchdog",      "max_memory",  "max_lifetime", "max_surge", "cpu_affinity",    "stall_timeout",
     "memory_sample_interval"};
@@ -44,11 +45,6 @@ constexpr std::array<Choice<int>, 31> signal_names{{
 }};
 // The highest signal number on Linux (SIGRTMAX); NSIG is one past it.
 constexpr int max_signal = NSIG - 1;
-
-// Variables preforkd sets for every worker: a value in the config would be silently
-// replaced, and a key that is accepted and ignored is a bug.
-constexpr std::array<std::string_view, 6> reserved_env{"LISTEN_FDS",    "LISTEN_PID",    "LISTEN_FDNAMES",
-                                                       "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"};
 
 void read_command(const Section& s, WorkerConfig& out) {
   const Field f = s.field("command");
@@ -128,9 +124,7 @@ void read_env(const Section& s, WorkerConfig& out) {
       report(s.diag(), {&node, var.key, place_of(key)}, "a variable name must not be empty or contain \"=\" or NUL");
       continue;
     }
-    const bool reserved =
-        name.starts_with("PREFORK_") || std::find(reserved_env.begin(), reserved_env.end(), name) != reserved_env.end();
-    if (reserved) {
+    if (env_name_is_reserved(name)) {
       report(s.diag(), {&node, var.key, place_of(key)}, "is set by preforkd for every worker and cannot be set here");
       continue;
     }
@@ -425,6 +419,7 @@ void read_worker(const Section& s, int usable_cpus, WorkerConfig& out) {
     check_group(s.diag(), group, *v);
   }
   read_env(s, out);
+  read_env_file(s, out);
   // ready is checked against ready_timeout, so that comes first; when ready_timeout is
   // itself wrong, the comparison is skipped rather than made against the default.
   const Field timeout_field = s.field("ready_timeout");

@@ -1,5 +1,7 @@
 #include <preforkd/core/worker_env.hpp>
 
+#include <preforkd/core/env_file.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <string_view>
@@ -21,14 +23,17 @@ std::string_view name_of(std::string_view entry) { return entry.substr(0, entry.
 
 std::vector<std::string> build_worker_env(const std::vector<std::string>& master_env, const WorkerConfig& worker,
                                           const WorkerIdentity& id) {
+  // The env files in order, then env on top (as docker compose's env_file and environment).
+  std::vector<std::pair<std::string, std::string>> vars = worker.env_file_vars;
+  for (const auto& [k, v] : worker.env) set_env_var(vars, k, v);
   std::vector<std::string> env;
-  env.reserve(master_env.size() + worker.env.size() + 12);
+  env.reserve(master_env.size() + vars.size() + 12);
   for (const auto& e : master_env) {
     if (belongs_to_master(e)) continue;
-    const bool overridden = std::ranges::any_of(worker.env, [&](const auto& kv) { return kv.first == name_of(e); });
+    const bool overridden = std::ranges::any_of(vars, [&](const auto& kv) { return kv.first == name_of(e); });
     if (!overridden) env.push_back(e);
   }
-  for (const auto& [k, v] : worker.env) env.push_back(k + "=" + v);
+  for (const auto& [k, v] : vars) env.push_back(k + "=" + v);
   env.push_back("LISTEN_FDS=" + std::to_string(id.listen_fds));
   env.push_back("LISTEN_FDNAMES=" + id.fd_names);
   env.push_back("PREFORK_CHILD=1");

@@ -6,6 +6,7 @@
 #include <preforkd/core/control_protocol.hpp>
 #include <preforkd/core/exit_codes.hpp>
 #include <preforkd/ctl/check_command.hpp>
+#include <preforkd/ctl/config_choice.hpp>
 #include <preforkd/ctl/control_client.hpp>
 #include <preforkd/ctl/socket_lookup.hpp>
 #include <preforkd/ctl/status_table.hpp>
@@ -110,7 +111,9 @@ int main(int argc, char** argv) {
   Options opt;
   CLI::App app{"preforkctl: control a running preforkd through its control socket"};
   auto* socket_opt = app.add_option("-s,--socket", opt.socket, "the control socket's path");
-  app.add_option("-c,--config", opt.config, "the daemon's config file: its control_socket, or the default path")
+  app.add_option("-c,--config", opt.config,
+                 "the daemon's config file: its control_socket, or the default path (default: $PREFORKD_CONFIG, "
+                 "else the only *.toml in /etc/preforkd)")
       ->excludes(socket_opt);
   app.add_flag("--json", opt.json, "print the reply as a JSON document");
   app.add_option("--timeout", opt.timeout, "how long to wait (default 10m; reload waits until done, stop until the master exited, 90s; check 2s)");
@@ -172,7 +175,14 @@ int main(int argc, char** argv) {
 
   // Where to send it: the socket given, or the one the daemon's config leads to.
   std::string path = opt.socket;
-  if (path.empty() && opt.config.empty()) return fail(exit_usage, "give --socket PATH or --config FILE");
+  if (path.empty() && opt.config.empty()) {
+    // As preforkd@NAME is run: $PREFORKD_CONFIG, else the one config in /etc/preforkd.
+    const char* dir_env = std::getenv("PREFORKD_CONFIG_DIR");
+    const std::string dir = dir_env != nullptr && *dir_env != '\0' ? dir_env : ctl::default_config_dir;
+    const ctl::ConfigChoice chosen = ctl::choose_config(std::getenv("PREFORKD_CONFIG"), dir, ctl::toml_files_in(dir));
+    if (!chosen.error.empty()) return fail(exit_usage, chosen.error);
+    opt.config = chosen.path;
+  }
   if (path.empty()) {
     const auto env = [](const char* name) -> const char* { return std::getenv(name); };
     const ctl::SocketLookup found = ctl::find_control_socket(opt.config, env, ::geteuid());

@@ -66,6 +66,15 @@ struct CpuAffinity {
   bool operator==(const CpuAffinity&) const = default;
 };
 
+// One entry of [worker] env_file and where the config file names it.
+struct EnvFileEntry {
+  std::string entry;  // "-/etc/app.env"
+  std::string key;    // "worker.env_file", "worker.env_file[1]"
+  int line = 0;
+  int column = 0;
+  bool operator==(const EnvFileEntry&) const = default;
+};
+
 struct WorkerConfig {
   std::vector<std::string> command;
   int count = 1;            // resolved: "auto" becomes the usable CPU count
@@ -74,6 +83,11 @@ struct WorkerConfig {
   std::string user;
   std::string group;
   std::vector<std::pair<std::string, std::string>> env;  // in file order
+  // env_file as written (a "-" prefix: optional), each with its place for messages, and
+  // what the files set: read by load_config (core/env_file.hpp has the syntax), in order,
+  // a later file overriding an earlier one. env applies on top of them.
+  std::vector<EnvFileEntry> env_files;
+  std::vector<std::pair<std::string, std::string>> env_file_vars;
   ReadyPolicy ready;
   Duration ready_timeout = std::chrono::seconds(30);
   int stop_signal = 15;  // SIGTERM

@@ -35,7 +35,10 @@ inline constexpr std::size_t string_bytes = 64 * 1024;
 // Array lengths.
 inline constexpr std::size_t listen_entries = 64;
 inline constexpr std::size_t command_args = 4096;
-inline constexpr std::size_t env_entries = 4096;
+inline constexpr std::size_t env_entries = 4096;  // also: all env_file variables together
+// [worker] env_file: how many files, and the size of each (an environment, not a data file).
+inline constexpr std::size_t env_files = 64;
+inline constexpr std::size_t env_file_bytes = 1024 * 1024;
 inline constexpr std::size_t fatal_exit_codes = 256;
 // Errors printed for one file; the rest are counted ("... and N more errors").
 inline constexpr std::size_t config_errors = 50;
