@@ -16,7 +16,7 @@ deb=${2:-$(ls "$(dirname "$0")"/../../build/preforkd_*_amd64.deb 2>/dev/null | h
 # libraries preforkd links (the Depends of today's package, so that a rootfs made before
 # the package is built serves it).
 base="systemd systemd-sysv dbus iproute2 curl python3 procps
-  libuv1 libspdlog1.10 libfmt9 libtomlplusplus3 libsystemd0 libbpf1 libstdc++6"
+  libuv1 libspdlog1.10 libspdlog1.10-fmt9 libfmt9 libtomlplusplus3 libsystemd0 libbpf1 libstdc++6"
 # Depends: "libuv1 (>= 1.18.0), libfmt9 (>= 9.1.0+ds1), a | b" -> the first of each alternative.
 depends=""
 if [ -f "$deb" ]; then
@@ -26,14 +26,15 @@ packages=$(printf '%s\n' $base $depends | sort -u | paste -sd, -)
 
 rootfs=$cache/rootfs
 stamp=$cache/rootfs.stamp
-# Reused when complete (the stamp is written last) and holding every package needed now.
+# Reused when complete (the stamp, written last, lists the packages it was made with) and
+# made with every package needed now (some Depends are virtual: compared by name here).
 if [ -f "$stamp" ] && [ -x "$rootfs/lib/systemd/systemd" ]; then
   missing=""
   for p in ${packages//,/ }; do
-    dpkg-query --admindir="$rootfs/var/lib/dpkg" -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+    grep -q "\(^\|,\)$p\(,\|$\)" "$stamp" || missing="$missing $p"
   done
   if [ -z "$missing" ]; then echo "$rootfs"; exit 0; fi
-  echo "rootfs: $rootfs lacks$missing: making it again" >&2
+  echo "rootfs: $rootfs was made without$missing: making it again" >&2
 fi
 
 # The mirror apt uses here: the URIs of the bookworm suite in deb822 sources, else sources.list.
