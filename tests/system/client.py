@@ -2,12 +2,12 @@
 # A fresh-connection HTTP client for the system tests, run inside the container:
 #   client.py PORT STOPFILE OUTFILE [THREADS]
 # THREADS loops each open a new connection per GET / to 127.0.0.1:PORT until STOPFILE
-# exists; then OUTFILE gets "ok N failed M" (a failure: refused, reset, timeout or not 200).
+# exists; OUTFILE.started appears after the first answered request; then OUTFILE gets "ok N failed M max_ms L" (L: the slowest answered request; a failure: refused, reset, timeout or not 200).
 import os, socket, sys, threading, time
 
 port, stop, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 threads = int(sys.argv[4]) if len(sys.argv) > 4 else 2
-counts = {"ok": 0, "failed": 0}
+counts = {"ok": 0, "failed": 0, "max_ms": 0}
 lock = threading.Lock()
 
 def one():
@@ -23,12 +23,18 @@ def one():
 
 def loop():
     while not os.path.exists(stop):
+        t = time.monotonic()
         try:
             ok = one()
         except OSError:
             ok = False
+        ms = int((time.monotonic() - t) * 1000)
         with lock:
+            if ok:
+                counts["max_ms"] = max(counts["max_ms"], ms)
             counts["ok" if ok else "failed"] += 1
+            if counts["ok"] == 1 and ok:
+                open(out + ".started", "w").close()
         if not ok:
             time.sleep(0.01)
 
@@ -36,5 +42,5 @@ ts = [threading.Thread(target=loop) for _ in range(threads)]
 for t in ts: t.start()
 for t in ts: t.join()
 with open(out + ".tmp", "w") as f:
-    f.write("ok %d failed %d\n" % (counts["ok"], counts["failed"]))
+    f.write("ok %d failed %d max_ms %d\n" % (counts["ok"], counts["failed"], counts["max_ms"]))
 os.rename(out + ".tmp", out)

@@ -123,14 +123,18 @@ unit=preforkd@app
 main_pid() { c systemctl show -P MainPID "$unit"; }
 # Workers: the children of the master (the shell of the command exec'd the demo worker).
 workers() { c ps -o pid= --ppid "$(main_pid)" | tr -d ' ' | sort; }
-count_ready() { [ "$(workers | wc -l)" -eq 3 ]; }
-# Returns once the client's first request was counted (the client is under way).
-first_request() { wait_for 20 'c python3 -c "import urllib.request; urllib.request.urlopen(\"http://127.0.0.1:8080/\")" 2>/dev/null'; }
-client_start() { rm -f "$root/root/stop" "$root/root/$1"; c python3 /root/client.py 8080 /root/stop "/root/$1" "${2:-2}" & client_pid=$!; }
+count_ready() { [[ "$(c systemctl show -P StatusText "$unit")" == "3/3 workers ready"* ]]; }
+# Returns once the client (client_start) has had its first answer: it is under way.
+first_request() { wait_for 20 '[ -f "$root/root/$client_out.started" ]' || fail "the client got no answer in 20s"; }
+client_start() {
+  client_out=$1
+  rm -f "$root/root/stop" "$root/root/$1" "$root/root/$1.started"
+  c python3 /root/client.py 8080 /root/stop "/root/$1" "${2:-2}" & client_pid=$!
+}
 client_stop() {
   touch "$root/root/stop"; wait "$client_pid" || true
   [ -f "$root/root/$1" ] || fail "the client wrote no result"
-  read -r _ client_ok _ client_failed < "$root/root/$1"
+  read -r _ client_ok _ client_failed _ client_max_ms < "$root/root/$1"
 }
 
 step "a: start"
@@ -172,7 +176,11 @@ for p in $(workers); do
 done
 sleepers=$(c ps -eo pid=,args= | awk '$2=="sleep" && $3=="1000" {print $1}' | paste -sd' ')
 [ "$(wc -w <<<"$sleepers")" -ge 3 ] || fail "the workers' setsid grandchildren are not running: '$sleepers'"
-c systemd-cgls --no-pager -u "$unit" > "$work/cgls.txt" 2>&1 || true
+c systemd-cgls --no-pager -u "$unit.service" > "$work/cgls.txt" 2>&1 || fail "systemd-cgls -u $unit: $(cat "$work/cgls.txt")"
+for p in $(workers); do
+  grep -q "[^0-9]$p /usr/bin/preforkd-demo" "$work/cgls.txt" || fail "systemd-cgls does not show worker $p: $(cat "$work/cgls.txt")"
+done
+[ "$(grep -c 'slot-' "$work/cgls.txt")" -ge 3 ] || fail "systemd-cgls shows no slot cgroups: $(cat "$work/cgls.txt")"
 c systemctl stop "$unit"
 left=$(c ps -eo pid=,args= | awk '($2=="sleep" && $3=="1000") || $2 ~ /preforkd/ {print}')
 [ -z "$left" ] || fail "systemctl stop left processes: $left"
@@ -193,7 +201,7 @@ client_stop kill.out
 c journalctl -u "$unit" --since "$t_journal" --no-pager -o cat > "$work/kill.log"
 grep -q "fd store: took .* stored socket" "$work/kill.log" || { cat "$work/kill.log" >&2; fail "the new master did not take its sockets from the fd store"; }
 [ "$client_failed" -le 2 ] || fail "kill -9 under a client: $client_failed failed, more than the 2 requests in flight at the kill"
-ok "kill -9 of the master ($master): systemd restarted it ($(main_pid)), '$(grep -o 'fd store: took [^(]*' "$work/kill.log" | head -1)'; $client_failed failed of $((client_ok + client_failed)) (at most 2 in flight)"
+ok "kill -9 of the master ($master): systemd restarted it ($(main_pid)), '$(grep -o 'fd store: took [^(]*' "$work/kill.log" | head -1)'; $client_failed failed of $((client_ok + client_failed)) (at most 2 in flight); the slowest answered request took ${client_max_ms} ms (one that waited out the restart in the stored queue)"
 
 step "e: watchdog"
 master=$(main_pid)
