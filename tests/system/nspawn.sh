@@ -27,7 +27,7 @@ fail() { echo "nspawn: FAIL $* ($(since "$t_step")s)" >&2; exit 1; }
 failed_checks=""
 fail_later() { echo "nspawn: FAIL $2 ($(since "$t_step")s)" >&2; failed_checks="$failed_checks $1"; }
 # Waits for a shell condition, polling, up to $1 seconds.
-wait_for() { local limit=$1; shift; local end=$(( $(date +%s) + limit )); until eval "$@"; do [ "$(date +%s)" -lt "$end" ] || return 1; sleep 0.2; done; }
+wait_for() { local limit=$1; shift; local end=$(( $(date +%s) + limit )); until eval "$*"; do [ "$(date +%s)" -lt "$end" ] || return 1; sleep 0.2; done; }
 
 step "rootfs"
 rootfs=$("$here/rootfs.sh" "$cache" "$deb")
@@ -49,8 +49,9 @@ cleanup() {
   # Anything left in our cgroups (the container's processes) is killed, then the subtree removed.
   for cg in "${cgroups[@]}"; do
     [ -f "$cg/cgroup.kill" ] && echo 1 > "$cg/cgroup.kill" 2>/dev/null
-    for p in $(cat $(find "$cg" -name cgroup.procs) 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
-    for _ in $(seq 50); do [ -z "$(cat $(find "$cg" -name cgroup.procs) 2>/dev/null)" ] && break; sleep 0.1; done
+    procs() { find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null; }
+    for p in $(procs); do kill -KILL "$p" 2>/dev/null; done
+    for _ in $(seq 50); do [ -z "$(procs)" ] && break; sleep 0.1; done
     find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
   done
   [ -n "$merged" ] && umount "$merged" 2>/dev/null
@@ -125,8 +126,10 @@ main_pid() { c systemctl show -P MainPID "$unit"; }
 workers() { c ps -o pid= --ppid "$(main_pid)" | tr -d ' ' | sort; }
 count_ready() { [[ "$(c systemctl show -P StatusText "$unit")" == "3/3 workers ready"* ]]; }
 # Returns once the client (client_start) has had its first answer: it is under way.
+# shellcheck disable=SC2016  # expanded by wait_for's eval
 first_request() { wait_for 20 '[ -f "$root/root/$client_out.started" ]' || fail "the client got no answer in 20s"; }
 client_start() {
+  # shellcheck disable=SC2034  # read by first_request, in wait_for's eval
   client_out=$1
   rm -f "$root/root/stop" "$root/root/$1" "$root/root/$1.started"
   c python3 /root/client.py 8080 /root/stop "/root/$1" "${2:-2}" & client_pid=$!
