@@ -72,3 +72,10 @@ man: deps
 
 deb: build
 	cd $(BUILD) && cpack -G DEB
+
+# The .deb under a real systemd (systemd-nspawn, systemd as PID 1) and podman: tests/system/.
+# Needs root; the Debian 12 rootfs is made once into /var/cache/preforkd-test-system.
+.PHONY: test-system
+test-system: deb
+	@scripts/install-deps.sh --system
+	tests/system/run.sh $(BUILD)

@@ -26,6 +26,8 @@ packages+=(
 )
 bench=false
 [ "${1:-}" = "--bench" ] && bench=true
+# `make test-system`: systemd-nspawn boots a rootfs mmdebstrap makes (tests/system/)
+[ "${1:-}" = "--system" ] && packages+=(systemd-container mmdebstrap)
 # the churn benchmark runs pm2 beside preforkd: npm's pm2 (Debian has no package of it)
 $bench && packages+=(wrk)
 # make test-system (tests/system/): a rootfs by mmdebstrap, rootful podman with runc
