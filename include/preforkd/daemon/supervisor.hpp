@@ -84,6 +84,7 @@ struct WorkerRun {
   Lifecycle life;
   pid_t pid = -1;
   Clock::time_point started{};
+  std::chrono::system_clock::time_point started_wall{};  // the same on the wall clock, for status
   bool reached_ready = false;  // the current process has been ready
   std::unique_ptr<Timer> timer;
   std::unique_ptr<Timer> watchdog;
