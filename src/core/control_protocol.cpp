@@ -316,6 +316,7 @@ void to_json(json& j, const MasterStatus& v) {
            {"config", v.config},
            {"generation", v.generation},
            {"uptime_s", v.uptime_s},
+           {"start_unix_time", v.start_unix_time},
            {"workers_ready", v.workers_ready},
            {"workers_total", v.workers_total},
            {"notify_status", v.notify_status},
@@ -337,6 +338,7 @@ void to_json(json& j, const WorkerStatus& v) {
            {"generation", v.generation},
            {"restarts", v.restarts},
            {"uptime_s", v.uptime_s},
+           {"start_unix_time", v.start_unix_time},
            {"rss_bytes", v.rss_bytes},
            {"cpu_percent", v.cpu_percent},
            {"last_exit", v.last_exit ? json(*v.last_exit) : json(nullptr)},
@@ -406,6 +408,7 @@ void from_json(const json& j, MasterStatus& v) {
   j.at("config").get_to(v.config);
   j.at("generation").get_to(v.generation);
   j.at("uptime_s").get_to(v.uptime_s);
+  v.start_unix_time = j.value("start_unix_time", 0.0);
   v.workers_ready = j.value("workers_ready", 0);
   v.workers_total = j.value("workers_total", 0);
   v.notify_status = j.value("notify_status", std::string());
@@ -430,6 +433,7 @@ void from_json(const json& j, WorkerStatus& v) {
   j.at("state").get_to(v.state);
   j.at("restarts").get_to(v.restarts);
   j.at("uptime_s").get_to(v.uptime_s);
+  v.start_unix_time = j.value("start_unix_time", 0.0);
   j.at("rss_bytes").get_to(v.rss_bytes);
   j.at("cpu_percent").get_to(v.cpu_percent);
   const json& last = j.at("last_exit");

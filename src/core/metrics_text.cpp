@@ -1,18 +1,20 @@
 #include <preforkd/core/metrics_text.hpp>
 
+#include <preforkd/core/worker_lifecycle.hpp>
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <map>
-#include <optional>
-#include <vector>
+#include <functional>
 
 namespace preforkd::metrics {
 namespace {
 
-using nlohmann::json;
+using control::ListenerStatus;
+using control::StatusSnapshot;
+using control::WorkerStatus;
 
 enum class Type { gauge, counter };
 
@@ -24,203 +26,343 @@ const char* type_name(Type t) {
   return "untyped";
 }
 
-// Status fields that count events since something started: counters, named `_total`.
-// Add a key here when a new counting field joins the status model.
-constexpr std::array<std::string_view, 11> counter_keys{"restarts", "crashes",         "replacements", "recycles",
-                                                        "stalls",   "refused",         "reloads",      "reload_failures",
-                                                        "rollbacks", "cpu_s",          "steered"};
-
-// Fields with a name and help chosen by hand ("" name: not exported). Keyed by scope and
-// dotted JSON path.
-struct Named {
-  std::string_view path;  // "worker.pid"
-  std::string_view name;  // the full metric name, "" to leave it out
-  std::string_view help;
-  double scale = 1;  // the value times this: percent to ratio
-};
-
-constexpr std::array<Named, 23> named_fields{{
-    {"master.pid", "preforkd_master_pid", "Process id of the master."},
-    {"master.generation", "preforkd_master_generation",
-     "Configuration generation: successful reloads since start (PREFORK_GENERATION of new workers)."},
-    {"master.uptime_s", "preforkd_master_uptime_seconds", "Seconds since the master started."},
-    {"master.workers_ready", "preforkd_workers_ready", "Worker slots whose worker is ready."},
-    {"master.workers_total", "preforkd_workers_desired", "Worker slots the master keeps (worker.count, or the last scale)."},
-    {"master.rss_bytes", "preforkd_master_rss_bytes", "Resident memory of the master process."},
-    {"master.reloads", "preforkd_master_reloads_total", "Reloads asked for (control socket or SIGHUP), done or failed."},
-    {"master.reload_failures", "preforkd_master_reload_failures_total",
-     "Reloads that failed: a bad config, a bind error or a rollback."},
-    {"master.rollbacks", "preforkd_master_rollbacks_total",
-     "Rolling updates (reload, restart) rolled back because a new worker never became ready."},
-    {"worker.slot", "", ""},
-    {"worker.pid", "preforkd_worker_pid", "Process id of the slot's worker; -1 while the slot has no process."},
-    {"worker.generation", "preforkd_worker_generation", "Configuration generation the slot's worker was started from."},
-    {"worker.restarts", "preforkd_worker_restarts_total", "Processes started in the slot after its first one."},
-    {"worker.uptime_s", "preforkd_worker_uptime_seconds", "Seconds since the slot's current process started; 0 without one."},
-    {"worker.rss_bytes", "preforkd_worker_rss_bytes",
-     "Resident memory of the worker process; shared pages count in every process that maps them."},
-    {"worker.cpu_percent", "preforkd_worker_cpu_ratio",
-     "CPU used by the worker over the last sampling interval (1 = one CPU busy).", 0.01},
-    {"worker.cpu_s", "preforkd_worker_cpu_seconds_total",
-     "CPU time (user + system) of the slot's current process, as last sampled; restarts from 0 with a new process."},
-    {"worker.queued", "preforkd_worker_queued_connections",
-     "Connections waiting in the slot's accept queues of balanced listeners."},
-    {"worker.last_exit.code", "preforkd_worker_last_exit_code", "Exit status of the slot's last exited process; -1 if killed by a signal."},
-    {"worker.last_exit.signal", "preforkd_worker_last_exit_signal", "Signal that killed the slot's last exited process; 0 if it exited."},
-    {"worker.last_exit.unix_time", "preforkd_worker_last_exit_timestamp_seconds",
-     "When the slot's last process exited, in seconds since the epoch."},
-    {"worker.last_exit.ago_s", "", ""},  // unix_time says it, and a scrape's age changes it
-    {"listener.steered", "preforkd_listener_steered_total",
-     "New connections the eBPF balancer sent to a waiting worker, to a busy one (every worker was busy), or left "
-     "to the kernel's hash (no live slot), by reason."},
-}};
-
 constexpr std::array<std::string_view, 6> worker_states{"starting", "ready", "stopping", "backoff", "failed", "stopped"};
 constexpr std::array<std::string_view, 3> activities{"waiting", "busy", "unknown"};
-
-bool is_counter_key(std::string_view key) {
-  return std::find(counter_keys.begin(), counter_keys.end(), key) != counter_keys.end();
-}
-
-struct Family {
-  std::string name;
-  std::string help;
-  Type type = Type::gauge;
-  std::vector<std::string> samples;  // "{labels} value" (labels may be empty)
-};
-
-// Metric families in the order they first appear; every sample of one family is printed
-// together, as the format requires.
-class Families {
- public:
-  void add(const std::string& name, std::string_view help, Type type, const std::string& labels, double value) {
-    auto [it, fresh] = index_.try_emplace(name, families_.size());
-    if (fresh) families_.push_back(Family{name, std::string(help), type, {}});
-    Family& f = families_[it->second];
-    if (f.type != type) return;  // two fields that map to one name: the first one wins
-    f.samples.push_back(labels + ' ' + format_value(value));
-  }
-
-  [[nodiscard]] std::string text() const {
-    std::string out;
-    for (const Family& f : families_) {
-      if (f.samples.empty()) continue;
-      out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", f.name, escape_help(f.help), f.name, type_name(f.type));
-      for (const std::string& s : f.samples) {
-        out += f.name;
-        out += s;
-        out += '\n';
-      }
-    }
-    return out;
-  }
-
- private:
-  std::vector<Family> families_;
-  std::map<std::string, std::size_t, std::less<>> index_;
-};
+// The eBPF balancer's decisions (ListenerStatus::steered), each shown from the start.
+constexpr std::array<std::string_view, 3> steer_reasons{"waiting", "busy", "hash"};
 
 std::string label(std::string_view name, std::string_view value) {
   return fmt::format("{}=\"{}\"", name, escape_label_value(value));
 }
 
-std::string labels(std::initializer_list<std::string> parts) {
-  std::string out;
-  for (const auto& p : parts) {
-    if (p.empty()) continue;
-    out += out.empty() ? "{" : ",";
-    out += p;
-  }
-  return out.empty() ? out : out + "}";
-}
+std::string slot_label(const WorkerStatus& w) { return label("slot", std::to_string(w.slot)); }
+std::string listener_label(const ListenerStatus& l) { return label("listener", l.name); }
 
-// How one numeric field is exported.
-struct Metric {
-  std::string name;
-  std::string help;
-  Type type = Type::gauge;
-  double scale = 1;
+// The text, one family at a time: its HELP and TYPE, then every sample of it (the format
+// wants a family's samples together). A family without samples is not written at all.
+class Writer {
+ public:
+  void family(std::string_view name, std::string_view help, Type type) {
+    name_ = name;
+    help_ = help;
+    type_ = type;
+    open_ = false;
+  }
+
+  void sample(double value) { sample(std::string(), value); }
+  void sample(const std::string& labels, double value) {
+    if (!open_) {
+      out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name_, escape_help(help_), name_, type_name(type_));
+      open_ = true;
+    }
+    out_ += name_;
+    if (!labels.empty()) {
+      out_ += '{';
+      out_ += labels;
+      out_ += '}';
+    }
+    out_ += ' ';
+    out_ += format_value(value);
+    out_ += '\n';
+  }
+
+  // One sample per worker: `value` returns nothing for a worker without one.
+  void per_worker(const StatusSnapshot& s, const std::function<std::optional<double>(const WorkerStatus&)>& value) {
+    for (const WorkerStatus& w : s.workers) {
+      if (const auto v = value(w)) sample(slot_label(w), *v);
+    }
+  }
+  void per_listener(const StatusSnapshot& s, const std::function<std::optional<double>(const ListenerStatus&)>& value) {
+    for (const ListenerStatus& l : s.listeners) {
+      if (const auto v = value(l)) sample(listener_label(l), *v);
+    }
+  }
+
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+  std::string_view name_, help_;
+  Type type_ = Type::gauge;
+  bool open_ = false;
 };
 
-// The name, type and unit of a field from its key, by the rules in the header.
-std::optional<Metric> metric_for(std::string_view scope, std::string_view path, std::string_view key) {
-  const std::string full = std::string(scope) + "." + std::string(path);
-  for (const Named& n : named_fields) {
-    if (n.path != full) continue;
-    if (n.name.empty()) return std::nullopt;
-    return Metric{std::string(n.name), std::string(n.help), is_counter_key(key) ? Type::counter : Type::gauge, n.scale};
-  }
-  Metric m;
-  std::string base = name_part(path);
-  const auto ends = [&](std::string_view suffix) {
-    if (!base.ends_with(suffix)) return false;
-    base.resize(base.size() - suffix.size());
-    return true;
+double number(bool b) { return b ? 1 : 0; }
+
+void write_process(Writer& out, const ProcessMetrics& p) {
+  // Names and help texts as client_golang's process collector has them, so dashboards for
+  // any Prometheus client work unchanged.
+  const auto one = [&](std::string_view name, std::string_view help, Type type, auto value) {
+    if (!value) return;
+    out.family(name, help, type);
+    out.sample(static_cast<double>(*value));
   };
-  if (ends("_ms")) {
-    base += "_seconds";
-    m.scale = 0.001;
-  } else if (ends("_s")) {
-    base += "_seconds";
-  } else if (ends("_percent")) {
-    base += "_ratio";
-    m.scale = 0.01;
-  }
-  m.type = is_counter_key(key) ? Type::counter : Type::gauge;
-  // _total is for counters only; a gauge named so (workers_total) drops it.
-  if (m.type == Type::counter && !base.ends_with("_total")) base += "_total";
-  if (m.type == Type::gauge) ends("_total");
-  m.name = "preforkd_" + std::string(scope) + "_" + base;
-  const std::string_view where = scope == "master" ? "master." : scope == "worker" ? "workers[]." : "listeners[].";
-  m.help = fmt::format("The status field {}{} (preforkctl status --json).", where, path);
-  return m;
+  one("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", Type::counter, p.cpu_seconds);
+  one("process_open_fds", "Number of open file descriptors.", Type::gauge, p.open_fds);
+  one("process_max_fds", "Maximum number of open file descriptors.", Type::gauge, p.max_fds);
+  one("process_virtual_memory_bytes", "Virtual memory size in bytes.", Type::gauge, p.virtual_memory_bytes);
+  one("process_resident_memory_bytes", "Resident memory size in bytes.", Type::gauge, p.resident_memory_bytes);
+  one("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", Type::gauge,
+      p.start_time_seconds);
 }
 
-// Every number (and boolean) in `object`, nested objects joined with '_' in the name and '.'
-// in the path; strings and arrays are left to the callers that know what they mean.
-// An object of numbers under a counter key (replacements: {"memory": 2}) is one counter
-// with a `reason` label.
-void add_numbers(Families& out, std::string_view scope, const json& object, const std::string& labels_prefix,
-                 const std::string& path_prefix = "") {
-  for (const auto& [key, value] : object.items()) {
-    const std::string path = path_prefix.empty() ? key : path_prefix + "." + key;
-    if (value.is_object()) {
-      const bool by_reason = path_prefix.empty() && is_counter_key(key) &&
-                             std::all_of(value.begin(), value.end(), [](const json& v) { return v.is_number(); });
-      if (by_reason) {
-        const auto m = metric_for(scope, path, key);
-        if (!m) continue;
-        for (const auto& [reason, n] : value.items()) {
-          const std::string l = labels_prefix.empty() ? labels({label("reason", reason)})
-                                                      : labels_prefix.substr(0, labels_prefix.size() - 1) + "," +
-                                                            label("reason", reason) + "}";
-          out.add(m->name, m->help, m->type, l, n.get<double>() * m->scale);
-        }
-      } else {
-        add_numbers(out, scope, value, labels_prefix, path);
-      }
-      continue;
+void write_master(Writer& out, const StatusSnapshot& s) {
+  out.family("preforkd_build_info", "The running preforkd's version, as a label; always 1.", Type::gauge);
+  out.sample(label("version", s.master.version), 1);
+  out.family("preforkd_start_time_seconds",
+             "When the master started, in seconds since the epoch; an in-place upgrade keeps it.", Type::gauge);
+  out.sample(s.master.start_unix_time);
+  out.family("preforkd_master_pid", "Process id of the master.", Type::gauge);
+  out.sample(s.master.pid);
+  out.family("preforkd_master_generation",
+             "Configuration generation: successful reloads since the start (PREFORK_GENERATION of new workers).",
+             Type::gauge);
+  out.sample(s.master.generation);
+  out.family("preforkd_master_reloads_total", "Reloads asked for (control socket or SIGHUP), whether done or failed.",
+             Type::counter);
+  out.sample(s.master.reloads);
+  out.family("preforkd_master_reload_failures_total", "Reloads that failed: a bad config, a bind error or a rollback.",
+             Type::counter);
+  out.sample(s.master.reload_failures);
+  out.family("preforkd_master_rollbacks_total",
+             "Rolling updates (reload, restart) rolled back because a new worker never became ready.", Type::counter);
+  out.sample(s.master.rollbacks);
+  out.family("preforkd_workers_desired", "Worker slots the master keeps: worker.count, or the last scale.",
+             Type::gauge);
+  out.sample(s.master.workers_total);
+  out.family("preforkd_workers_ready", "Worker slots whose worker is ready.", Type::gauge);
+  out.sample(s.master.workers_ready);
+}
+
+// One 0/1 series per possible value of a string, so that a query can sum them; a value this
+// build does not know gets a series too.
+void write_enum(Writer& out, const StatusSnapshot& s, std::string_view label_name, const auto& values,
+                const std::function<const std::string&(const WorkerStatus&)>& value_of) {
+  for (const WorkerStatus& w : s.workers) {
+    const std::string& value = value_of(w);
+    bool known = false;
+    for (const std::string_view v : values) {
+      known = known || v == value;
+      out.sample(slot_label(w) + "," + label(label_name, v), v == value ? 1 : 0);
     }
-    if (!value.is_number() && !value.is_boolean()) continue;
-    const auto m = metric_for(scope, path, key);
-    if (!m) continue;
-    const double v = value.is_boolean() ? (value.get<bool>() ? 1.0 : 0.0) : value.get<double>();
-    out.add(m->name, m->help, m->type, labels_prefix, v * m->scale);
+    if (!known && !value.empty()) out.sample(slot_label(w) + "," + label(label_name, value), 1);
   }
 }
 
-// One 0/1 series per possible value of a string field, so that a query can sum them.
-void add_enum(Families& out, const std::string& name, std::string_view help, const std::string& slot_label,
-              std::string_view label_name, const std::string& value, const auto& values) {
-  bool known = false;
-  for (const std::string_view v : values) {
-    known = known || v == value;
-    out.add(name, help, Type::gauge, labels({slot_label, label(label_name, v)}), v == value ? 1 : 0);
+void write_workers(Writer& out, const StatusSnapshot& s) {
+  const auto has_process = [](const WorkerStatus& w) { return w.pid > 0; };
+  out.family("preforkd_worker_state",
+             "The slot's worker state: 1 for the current one (starting, ready, stopping, backoff, failed, stopped).",
+             Type::gauge);
+  write_enum(out, s, "state", worker_states, [](const WorkerStatus& w) -> const std::string& { return w.state; });
+  out.family("preforkd_worker_activity",
+             "Whether the slot's worker was last seen waiting for a connection (balanced accept): 1 for the current "
+             "value.",
+             Type::gauge);
+  write_enum(out, s, "activity", activities, [](const WorkerStatus& w) -> const std::string& { return w.activity; });
+
+  out.family("preforkd_worker_pid", "Process id of the slot's worker; -1 while the slot has no process.", Type::gauge);
+  out.per_worker(s, [](const WorkerStatus& w) { return w.pid; });
+  out.family("preforkd_worker_generation", "Configuration generation the slot's worker was started from.", Type::gauge);
+  out.per_worker(s, [](const WorkerStatus& w) { return w.generation; });
+  out.family("preforkd_worker_start_time_seconds",
+             "When the slot's current process started, in seconds since the epoch; absent while it has none.",
+             Type::gauge);
+  out.per_worker(s, [&](const WorkerStatus& w) -> std::optional<double> {
+    if (!has_process(w) || w.start_unix_time <= 0) return std::nullopt;
+    return w.start_unix_time;
+  });
+
+  out.family("preforkd_worker_restarts_total", "Processes started in the slot after its first one, for any reason.",
+             Type::counter);
+  out.per_worker(s, [](const WorkerStatus& w) { return w.restarts; });
+  out.family("preforkd_worker_crashes_total",
+             "Unplanned exits in the slot: the worker exited or was killed without preforkd asking it to.",
+             Type::counter);
+  out.per_worker(s, [](const WorkerStatus& w) { return w.crashes; });
+  out.family("preforkd_worker_replaced_total",
+             "Planned replacements of the slot's worker, by reason: reload, restart, scale, or recycled for memory "
+             "or lifetime.",
+             Type::counter);
+  for (const WorkerStatus& w : s.workers) {
+    for (const ReplaceReason r : replace_reasons) {
+      const auto it = w.replaced_for.find(to_string(r));
+      out.sample(slot_label(w) + "," + label("reason", to_string(r)), it == w.replaced_for.end() ? 0 : it->second);
+    }
+    for (const auto& [reason, n] : w.replaced_for) {  // one this build does not know (a newer master's)
+      const bool known = std::any_of(replace_reasons.begin(), replace_reasons.end(),
+                                     [&](ReplaceReason r) { return reason == to_string(r); });
+      if (!known) out.sample(slot_label(w) + "," + label("reason", reason), n);
+    }
   }
-  if (!known && !value.empty()) out.add(name, help, Type::gauge, labels({slot_label, label(label_name, value)}), 1);
+
+  out.family("preforkd_worker_rss_bytes",
+             "Resident memory of the slot's worker and the processes it started; shared pages count in each one.",
+             Type::gauge);
+  out.per_worker(s, [](const WorkerStatus& w) { return static_cast<double>(w.rss_bytes); });
+  out.family("preforkd_worker_pss_bytes",
+             "Proportional memory of the slot's worker and its processes: shared pages divided among their users, so "
+             "it sums to the real total.",
+             Type::gauge);
+  out.per_worker(s, [](const WorkerStatus& w) { return static_cast<double>(w.pss_bytes); });
+  out.family("preforkd_worker_uss_bytes",
+             "Private memory of the slot's worker and its processes: what replacing it would free.", Type::gauge);
+  out.per_worker(s, [](const WorkerStatus& w) { return static_cast<double>(w.uss_bytes); });
+  out.family("preforkd_worker_processes", "Processes in the slot's worker tree (the worker and what it started).",
+             Type::gauge);
+  out.per_worker(s, [](const WorkerStatus& w) { return w.processes; });
+  out.family("preforkd_worker_cpu_seconds_total",
+             "CPU time (user + system) of the slot's current process tree, as last sampled; starts again at 0 with "
+             "a new process.",
+             Type::counter);
+  out.per_worker(s, [](const WorkerStatus& w) { return w.cpu_s; });
+  out.family("preforkd_worker_cpu_ratio", "CPU used by the slot's worker over the last sampling interval; 1 is one CPU.",
+             Type::gauge);
+  out.per_worker(s, [](const WorkerStatus& w) { return w.cpu_percent / 100; });
+  out.family("preforkd_worker_queued_connections",
+             "Connections waiting in the slot's accept queues of balanced listeners.", Type::gauge);
+  out.per_worker(s, [](const WorkerStatus& w) { return w.queued; });
+  out.family("preforkd_worker_recycle_in_seconds",
+             "Time left before the slot's worker is recycled for max_lifetime; absent when none is planned.",
+             Type::gauge);
+  out.per_worker(s, [](const WorkerStatus& w) -> std::optional<double> {
+    if (w.recycle_in_s < 0) return std::nullopt;
+    return w.recycle_in_s;
+  });
+
+  out.family("preforkd_worker_last_exit_code",
+             "Exit status of the slot's last exited process; -1 if a signal killed it.", Type::gauge);
+  out.per_worker(s, [](const WorkerStatus& w) -> std::optional<double> {
+    if (!w.last_exit) return std::nullopt;
+    return w.last_exit->code;
+  });
+  out.family("preforkd_worker_last_exit_signal", "Signal that killed the slot's last exited process; 0 if it exited.",
+             Type::gauge);
+  out.per_worker(s, [](const WorkerStatus& w) -> std::optional<double> {
+    if (!w.last_exit) return std::nullopt;
+    return w.last_exit->signal;
+  });
+  out.family("preforkd_worker_last_exit_timestamp_seconds",
+             "When the slot's last process exited, in seconds since the epoch.", Type::gauge);
+  out.per_worker(s, [](const WorkerStatus& w) -> std::optional<double> {
+    if (!w.last_exit) return std::nullopt;
+    return w.last_exit->unix_time;
+  });
+}
+
+void write_listeners(Writer& out, const StatusSnapshot& s) {
+  out.family("preforkd_listener_info", "A listening address with its mode and balancing, as labels; always 1.",
+             Type::gauge);
+  for (const ListenerStatus& l : s.listeners) {
+    out.sample(listener_label(l) + "," + label("address", l.address) + "," + label("mode", l.mode) + "," +
+                   label("balance", l.balance),
+               1);
+  }
+  out.family("preforkd_listener_queued_connections",
+             "Connections waiting in the listener's accept queue: one per slot (reuseport) or one (shared).",
+             Type::gauge);
+  for (const ListenerStatus& l : s.listeners) {
+    const bool per_slot = l.mode == "reuseport";
+    for (std::size_t i = 0; i < l.queue_depth.size(); ++i) {
+      if (l.queue_depth[i] < 0) continue;  // unknown
+      out.sample(per_slot ? listener_label(l) + "," + label("slot", std::to_string(i)) : listener_label(l),
+                 l.queue_depth[i]);
+    }
+  }
+  // balance = "load" listeners only: nothing balances the others on load.
+  out.family("preforkd_listener_ebpf",
+             "Whether the kernel's eBPF program balances the listener (balance = \"load\"): 1; 0 while the master's "
+             "sampler does, because ebpf = \"off\" or the program failed (status says why).",
+             Type::gauge);
+  out.per_listener(s, [](const ListenerStatus& l) -> std::optional<double> {
+    if (l.balanced_by.empty()) return std::nullopt;
+    return number(l.balanced_by == "ebpf");
+  });
+  out.family("preforkd_listener_steered_total",
+             "New connections the eBPF balancer sent to a waiting worker, to a busy one (every worker was busy), or "
+             "left to the kernel's hash (no live slot), by reason.",
+             Type::counter);
+  for (const ListenerStatus& l : s.listeners) {
+    if (l.balanced_by.empty()) continue;
+    for (const std::string_view reason : steer_reasons) {
+      const auto it = l.steered.find(std::string(reason));
+      out.sample(listener_label(l) + "," + label("reason", reason),
+                 it == l.steered.end() ? 0 : static_cast<double>(it->second));
+    }
+  }
+  out.family("preforkd_listener_refusing",
+             "1 while the master resets the listener's new connections because no worker has been ready for "
+             "fail_fast_after.",
+             Type::gauge);
+  out.per_listener(s, [](const ListenerStatus& l) { return number(l.refusing); });
+  out.family("preforkd_listener_refused_total",
+             "Connections the master reset because no worker was ready (fail_fast_after).", Type::counter);
+  out.per_listener(s, [](const ListenerStatus& l) { return static_cast<double>(l.refused_total); });
+
+  // Socket options as configured, so that a dashboard can tell listeners apart by them.
+  out.family("preforkd_listener_defer_accept_seconds", "TCP_DEFER_ACCEPT of the listener; 0 when off.", Type::gauge);
+  out.per_listener(s, [](const ListenerStatus& l) { return l.defer_accept_s; });
+  out.family("preforkd_listener_fastopen_queue_length", "TCP_FASTOPEN queue length of the listener; 0 when off.",
+             Type::gauge);
+  out.per_listener(s, [](const ListenerStatus& l) { return l.fastopen; });
+  out.family("preforkd_listener_keep_alive", "Whether the listener's connections have SO_KEEPALIVE: 1 or 0.",
+             Type::gauge);
+  out.per_listener(s, [](const ListenerStatus& l) { return number(l.keep_alive); });
+  out.family("preforkd_listener_keep_alive_time_seconds",
+             "Idle time before the first keep-alive probe (TCP_KEEPIDLE); 0 for the kernel's default.", Type::gauge);
+  out.per_listener(s, [](const ListenerStatus& l) { return l.keep_alive_time_s; });
+  out.family("preforkd_listener_keep_alive_interval_seconds",
+             "Time between keep-alive probes (TCP_KEEPINTVL); 0 for the kernel's default.", Type::gauge);
+  out.per_listener(s, [](const ListenerStatus& l) { return l.keep_alive_interval_s; });
+  out.family("preforkd_listener_keep_alive_probes",
+             "Unanswered keep-alive probes before a connection is dropped (TCP_KEEPCNT); 0 for the kernel's default.",
+             Type::gauge);
+  out.per_listener(s, [](const ListenerStatus& l) { return l.keep_alive_probes; });
+  out.family("preforkd_listener_receive_buffer_bytes",
+             "Receive buffer size set on the listener (SO_RCVBUF); 0 for the kernel's default.", Type::gauge);
+  out.per_listener(s, [](const ListenerStatus& l) { return static_cast<double>(l.receive_buffer); });
+  out.family("preforkd_listener_send_buffer_bytes",
+             "Send buffer size set on the listener (SO_SNDBUF); 0 for the kernel's default.", Type::gauge);
+  out.per_listener(s, [](const ListenerStatus& l) { return static_cast<double>(l.send_buffer); });
+  out.family("preforkd_listener_no_delay", "Whether the listener's connections have TCP_NODELAY: 1 or 0.", Type::gauge);
+  out.per_listener(s, [](const ListenerStatus& l) { return number(l.no_delay); });
+  out.family("preforkd_listener_free_bind", "Whether the listener may bind an address not (yet) local: 1 or 0.",
+             Type::gauge);
+  out.per_listener(s, [](const ListenerStatus& l) { return number(l.free_bind); });
 }
 
 }  // namespace
+
+const std::vector<std::string_view>& exported_fields() {
+  static const std::vector<std::string_view> fields{
+      "master.start_unix_time", "master.pid", "master.generation", "master.reloads", "master.reload_failures",
+      "master.rollbacks", "master.workers_total", "master.workers_ready",
+      "workers[].pid", "workers[].generation", "workers[].start_unix_time", "workers[].restarts",
+      "workers[].crashes", "workers[].replaced_for", "workers[].rss_bytes", "workers[].pss_bytes",
+      "workers[].uss_bytes", "workers[].processes", "workers[].cpu_s", "workers[].cpu_percent", "workers[].queued",
+      "workers[].recycle_in_s", "workers[].last_exit.code", "workers[].last_exit.signal",
+      "workers[].last_exit.unix_time",
+      "listeners[].queue_depth", "listeners[].steered", "listeners[].refusing", "listeners[].refused_total",
+      "listeners[].defer_accept_s", "listeners[].fastopen", "listeners[].keep_alive",
+      "listeners[].keep_alive_time_s", "listeners[].keep_alive_interval_s", "listeners[].keep_alive_probes",
+      "listeners[].receive_buffer", "listeners[].send_buffer", "listeners[].no_delay", "listeners[].free_bind",
+  };
+  return fields;
+}
+
+const std::vector<std::string_view>& left_out_fields() {
+  static const std::vector<std::string_view> fields{
+      "master.uptime_s",             // preforkd_start_time_seconds: an age changes with every scrape
+      "master.rss_bytes",            // process_resident_memory_bytes
+      "workers[].slot",              // the slot label
+      "workers[].uptime_s",          // preforkd_worker_start_time_seconds
+      "workers[].replacements",      // sum by (slot) of preforkd_worker_replaced_total
+      "workers[].last_exit.ago_s",   // preforkd_worker_last_exit_timestamp_seconds
+      "memory.workers", "memory.rss_bytes", "memory.pss_bytes", "memory.uss_bytes", "memory.shared_bytes",
+      "memory.master_rss_bytes", "memory.master_pss_bytes", "memory.master_uss_bytes",  // sums of the series above
+  };
+  return fields;
+}
 
 std::string escape_label_value(std::string_view text) {
   std::string out;
@@ -258,81 +400,13 @@ std::string format_value(double value) {
   return fmt::format("{}", value);
 }
 
-std::string name_part(std::string_view key) {
-  std::string out(key);
-  for (char& c : out) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-    if (!ok) c = '_';
-  }
-  return out;
-}
-
-std::string render(const control::StatusSnapshot& snapshot) { return render(json(snapshot)); }
-
-std::string render(const nlohmann::json& status) {
-  Families out;
-  const json empty = json::object();
-  const json& master = status.contains("master") && status["master"].is_object() ? status["master"] : empty;
-  const json no_items = json::array();
-  const json& workers = status.contains("workers") && status["workers"].is_array() ? status["workers"] : no_items;
-  const json& listeners =
-      status.contains("listeners") && status["listeners"].is_array() ? status["listeners"] : no_items;
-  const auto text = [](const json& object, const char* key) {
-    const auto it = object.find(key);
-    return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
-  const auto slot_label = [](const json& w) {
-    const auto it = w.find("slot");
-    return label("slot", it != w.end() && it->is_number_integer() ? std::to_string(it->get<long long>()) : "?");
-  };
-
-  out.add("preforkd_build_info", "The running preforkd's version; always 1.", Type::gauge,
-          labels({label("version", text(master, "version"))}), 1);
-  add_numbers(out, "master", master, "");
-
-  for (const json& w : workers) {
-    add_enum(out, "preforkd_worker_state",
-             "The slot's worker state: 1 for the current one (starting, ready, stopping, backoff, failed, stopped).",
-             slot_label(w), "state", text(w, "state"), worker_states);
-  }
-  for (const json& w : workers) {
-    add_enum(out, "preforkd_worker_activity",
-             "Whether the slot's worker was last seen waiting for a connection (balanced accept): 1 for the current "
-             "value.",
-             slot_label(w), "activity", text(w, "activity"), activities);
-  }
-  for (const json& w : workers) add_numbers(out, "worker", w, labels({slot_label(w)}));
-
-  for (const json& l : listeners) {
-    out.add("preforkd_listener_info", "A listening address; always 1.", Type::gauge,
-            labels({label("listener", text(l, "name")), label("address", text(l, "address")),
-                    label("mode", text(l, "mode")), label("balance", text(l, "balance"))}),
-            1);
-  }
-  for (const json& l : listeners) {
-    const std::string by = text(l, "balanced_by");
-    if (by.empty()) continue;  // balance = "hash", shared and unix listeners: nothing balances on load
-    out.add("preforkd_listener_ebpf",
-            "Whether the kernel's eBPF program balances the listener (balance = \"load\"): 1; 0 when the master's "
-            "sampler does (preforkd.ebpf = \"off\", or the program failed: see listeners[].ebpf_error in status).",
-            Type::gauge, labels({label("listener", text(l, "name"))}), by == "ebpf" ? 1 : 0);
-  }
-  for (const json& l : listeners) {
-    const bool per_slot = text(l, "mode") == "reuseport";
-    const auto depths = l.find("queue_depth");
-    if (depths == l.end() || !depths->is_array()) continue;
-    for (std::size_t i = 0; i < depths->size(); ++i) {
-      const json& d = (*depths)[i];
-      if (!d.is_number() || d.get<double>() < 0) continue;  // -1: unknown
-      out.add("preforkd_listener_queued_connections",
-              "Connections waiting in the listener's accept queue: one per slot (reuseport) or one (shared).",
-              Type::gauge,
-              labels({label("listener", text(l, "name")), per_slot ? label("slot", std::to_string(i)) : std::string()}),
-              d.get<double>());
-    }
-  }
-  for (const json& l : listeners) add_numbers(out, "listener", l, labels({label("listener", text(l, "name"))}));
-  return out.text();
+std::string render(const StatusSnapshot& snapshot, const ProcessMetrics& process) {
+  Writer out;
+  write_process(out, process);
+  write_master(out, snapshot);
+  write_workers(out, snapshot);
+  write_listeners(out, snapshot);
+  return out.take();
 }
 
 }  // namespace preforkd::metrics

@@ -16,6 +16,10 @@ namespace {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+double unix_time(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
 std::string address_text(const Address& a) { return a.text; }
 
 }  // namespace
@@ -114,6 +118,7 @@ control::StatusSnapshot Master::status() {
   s.master.config = config_.path;
   s.master.generation = gen.number;
   s.master.uptime_s = seconds_since(started_);
+  s.master.start_unix_time = unix_time(started_wall_);
   s.master.workers_ready = supervisor_->ready_count();
   s.master.workers_total = supervisor_->target_count();
   s.master.notify_status = systemd_->last_status();
@@ -138,6 +143,7 @@ control::StatusSnapshot Master::status() {
       w.notify_status = run->notify_status;
       if (run->pid > 0) {
         w.uptime_s = seconds_since(run->started);
+        w.start_unix_time = unix_time(run->started_wall);
         // Sampled with the CPU time (sample_usage): smaps_rollup is read once per sample,
         // never per status request; a worker not sampled yet is read now.
         Usage u = run->usage;

@@ -4,6 +4,7 @@
 #include <preforkd/core/exit_codes.hpp>
 #include <preforkd/core/metrics_text.hpp>
 #include <preforkd/daemon/upgrade.hpp>
+#include <preforkd/os/process_metrics.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -77,7 +78,7 @@ Status Master::open_metrics() {
   if (!address) return Error{"metrics_listen '" + config_.daemon.metrics_listen + "': " + why};
   MetricsServerOptions options;
   options.address = std::move(*address);
-  auto server = MetricsServer::open(&loop_, std::move(options), [this] { return metrics::render(status()); });
+  auto server = MetricsServer::open(&loop_, std::move(options), [this] { return metrics::render(status(), os::read_own_process_metrics()); });
   if (!server) return Error{server.error()};
   metrics_ = std::move(*server);
   spdlog::info("metrics at http://{}/metrics", metrics_->address());

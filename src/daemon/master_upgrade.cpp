@@ -35,6 +35,8 @@ void Master::set_program(std::string path, std::string version) {
 void Master::resume_from(MasterState state) {
   upgrades_ = state.upgrades;
   started_ = Clock::now() - std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(state.uptime_s));
+  started_wall_ = std::chrono::system_clock::now() -
+                  std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(state.uptime_s));
   resume_ = std::move(state);
 }
 

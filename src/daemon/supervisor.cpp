@@ -343,6 +343,7 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
   run.pid = spawned->pid;
   run.cpu = spec.cpu;
   run.started = Clock::now();
+  run.started_wall = std::chrono::system_clock::now();
   run.reached_ready = false;
   run.spawn_error.clear();
   run.notify_status.clear();

@@ -108,6 +108,7 @@ Status Supervisor::resume(const std::vector<SlotState>& handed) {
     run.pid = h.run.pid;
     run.reached_ready = h.run.reached_ready;
     run.started = now - Duration(h.run.uptime_ms);
+    run.started_wall = std::chrono::system_clock::now() - Duration(h.run.uptime_ms);
     run.notify_status = h.run.notify_status;
     run.notified_stopping = h.run.notified_stopping;
     run.cpu = h.run.cpu;

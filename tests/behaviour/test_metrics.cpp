@@ -1,4 +1,5 @@
-// [preforkd] metrics_listen: GET /metrics from the master's loop. It passes promtool, its
+// [preforkd] metrics_listen: GET /metrics from the master's loop. It passes promtool
+// without a warning and follows the naming guide (counters by reason at 0, start times), its
 // values are status --json's, bad requests get 400/404/405, silent, oversized and many
 // clients do not stop it (nor the control socket), a bind error stops the start, and a
 // real Prometheus server scrapes it.
@@ -11,6 +12,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <cmath>
 #include <csignal>
 #include <fstream>
 #include <map>
@@ -172,6 +175,31 @@ TEST_CASE("metrics: GET /metrics passes promtool and its values are status --jso
     const auto [rc, out] = shell("/usr/bin/promtool check metrics < " + d.dir().file("scrape.txt"));
     INFO("promtool: " << out);
     CHECK(rc == 0);
+    CHECK(out.empty());  // not even a lint warning
+  }
+
+  // The guide's rules that promtool does not check: every counter shows each reason at 0
+  // before any event, times are start times (never an age), sizes are _bytes.
+  for (int slot = 0; slot < 3; ++slot) {
+    for (const char* reason : {"reload", "restart", "scale", "memory", "lifetime"}) {
+      INFO("slot " << slot << " reason " << reason);
+      CHECK(samples(s->body, "preforkd_worker_replaced_total")
+                .at("{slot=\"" + std::to_string(slot) + "\",reason=\"" + reason + "\"}") == 0);
+    }
+    CHECK(samples(s->body, "preforkd_worker_crashes_total").at("{slot=\"" + std::to_string(slot) + "\"}") == 0);
+  }
+  CHECK(s->body.find("# TYPE preforkd_listener_refused_total counter\n") != std::string::npos);
+  CHECK(samples(s->body, "preforkd_listener_refused_total").at("{listener=\"http\"}") == 0);
+  CHECK(s->body.find("uptime") == std::string::npos);
+  CHECK(s->body.find("status field") == std::string::npos);
+  CHECK(s->body.find("preforkd_listener_receive_buffer_bytes{") != std::string::npos);
+  {
+    std::istringstream in(s->body);
+    for (std::string l; std::getline(in, l);) {
+      if (!l.starts_with("# TYPE ")) continue;
+      INFO(l);
+      CHECK(l.substr(7, l.find(' ', 7) - 7).ends_with("_total") == l.ends_with(" counter"));
+    }
   }
 
   // The same workers as status --json: one pid per slot, all ready.
@@ -193,7 +221,23 @@ TEST_CASE("metrics: GET /metrics passes promtool and its values are status --jso
   CHECK(samples(s->body, "preforkd_workers_ready").at("") == 3);
   CHECK(samples(s->body, "preforkd_master_pid").at("") == d.pid());
   CHECK(samples(s->body, "preforkd_master_generation").at("") == 0);
-  CHECK(samples(s->body, "preforkd_master_rss_bytes").at("") > 0);
+  // The master's process metrics, as a client library's process collector has them.
+  const double wall = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  CHECK(samples(s->body, "process_resident_memory_bytes").at("") > 1'000'000);
+  CHECK(samples(s->body, "process_virtual_memory_bytes").at("") >= samples(s->body, "process_resident_memory_bytes").at(""));
+  CHECK(samples(s->body, "process_cpu_seconds_total").at("") >= 0);
+  CHECK(samples(s->body, "process_open_fds").at("") > 3);
+  CHECK(samples(s->body, "process_max_fds").at("") >= samples(s->body, "process_open_fds").at(""));
+  const double started = samples(s->body, "process_start_time_seconds").at("");
+  CHECK(started > wall - 600);
+  CHECK(started <= wall + 1);
+  CHECK(std::abs(samples(s->body, "preforkd_start_time_seconds").at("") - started) < 2);
+  for (const auto& [labels, t] : samples(s->body, "preforkd_worker_start_time_seconds")) {
+    INFO(labels);
+    CHECK(t >= started - 1);
+    CHECK(t <= wall + 1);
+  }
+  CHECK(samples(s->body, "preforkd_worker_start_time_seconds").size() == 3);
   CHECK(samples(s->body, "preforkd_build_info").at("{version=\"" + now->at("master").at("version").get<std::string>() +
                                                    "\"}") == 1);
   for (const auto& [labels, rss] : samples(s->body, "preforkd_worker_rss_bytes")) CHECK(rss > 0);
@@ -216,6 +260,10 @@ TEST_CASE("metrics: GET /metrics passes promtool and its values are status --jso
   CHECK(samples(after->body, "preforkd_worker_restarts_total").at("{slot=\"1\"}") == 1);
   CHECK(samples(after->body, "preforkd_worker_pid").at("{slot=\"1\"}") == st->at("workers").at(1).at("pid").get<int>());
   CHECK(samples(after->body, "preforkd_master_reloads_total").at("") == st->at("master").at("reloads").get<int>());
+  // The kill is a crash of slot 1; the unchanged reload replaced nobody, as status says.
+  CHECK(samples(after->body, "preforkd_worker_replaced_total").at("{slot=\"0\",reason=\"reload\"}") ==
+        st->at("workers").at(0).at("replaced_for").value("reload", 0));
+  CHECK(samples(after->body, "preforkd_worker_crashes_total").at("{slot=\"1\"}") == 1);
   stop_cleanly(d);
 }
 

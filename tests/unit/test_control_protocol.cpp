@@ -210,13 +210,13 @@ TEST_CASE("the status reply has the contract's field names", "[control_protocol]
   CHECK(reply["ok"] == true);
   CHECK(keys(reply["master"]) == std::set<std::string>{"pid", "version", "config", "generation", "uptime_s",
                                                         "workers_ready", "workers_total", "notify_status",
-                                                        "rss_bytes", "reloads", "reload_failures", "rollbacks"});
+                                                        "rss_bytes", "reloads", "reload_failures", "rollbacks", "start_unix_time"});
   REQUIRE(reply["workers"].size() == 2);
   CHECK(keys(reply["workers"][0]) ==
         std::set<std::string>{"slot", "pid", "state", "generation", "restarts", "uptime_s", "rss_bytes",
                               "cpu_percent", "last_exit", "notify_status", "activity", "queued", "pss_bytes",
                               "uss_bytes", "processes", "cgroup", "crashes", "replacements", "replaced_for",
-                              "cpus", "cpu_s", "recycle_in_s", "recycled"});
+                              "cpus", "cpu_s", "recycle_in_s", "recycled", "start_unix_time"});
   CHECK(reply["workers"][0]["last_exit"].is_null());
   CHECK(keys(reply["workers"][1]["last_exit"]) ==
         std::set<std::string>{"text", "code", "signal", "unix_time", "ago_s", "cause"});

@@ -103,6 +103,7 @@ struct MasterStatus {
   int reloads = 0;              // reloads asked for since start (control socket or SIGHUP), done or failed
   int reload_failures = 0;      // of those, the ones that failed (bad config, rolled back)
   int rollbacks = 0;            // rolling updates (reload, restart) rolled back: a new worker never got ready
+  double start_unix_time = 0;  // when it started, in seconds since the epoch (kept across upgrades)
   bool operator==(const MasterStatus&) const = default;
 };
 
@@ -141,6 +142,7 @@ struct WorkerStatus {
   double cpu_s = 0;                  // CPU time (user + system) of the current process, as last sampled
   double recycle_in_s = -1;          // until its max_lifetime recycle (jitter included); -1: none
   std::string recycled{};            // why the slot was last recycled: "memory 612 MiB > 512 MiB", "lifetime"
+  double start_unix_time = 0;         // when the current process started, in seconds since the epoch; 0 without one
   bool operator==(const WorkerStatus&) const = default;
 };
 

@@ -11,6 +11,7 @@
 #include <preforkd/core/restart_policy.hpp>
 #include <preforkd/core/units.hpp>
 
+#include <array>
 #include <vector>
 
 namespace preforkd {
@@ -42,6 +43,10 @@ enum class ReplaceReason {
   lifetime, // recycled: it had run for worker.max_lifetime (with jitter)
 };
 [[nodiscard]] const char* to_string(ReplaceReason r);
+// Every reason, for counters that show each one from the start (/metrics): a new reason goes here too.
+inline constexpr std::array<ReplaceReason, 5> replace_reasons{ReplaceReason::reload, ReplaceReason::restart,
+                                                              ReplaceReason::scale, ReplaceReason::memory,
+                                                              ReplaceReason::lifetime};
 
 struct LifecyclePolicy {
   ReadyPolicy ready;

@@ -71,6 +71,7 @@ class Master {
   uv_loop_t loop_{};
   Config config_;
   Clock::time_point started_ = Clock::now();
+  std::chrono::system_clock::time_point started_wall_ = std::chrono::system_clock::now();  // for status
   std::unique_ptr<Supervisor> supervisor_;
   std::unique_ptr<SystemdNotifier> systemd_;
   FdStore fd_store_;  // the listening sockets in systemd's fd store

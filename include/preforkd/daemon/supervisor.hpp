@@ -86,6 +86,7 @@ struct WorkerRun {
   pid_t pid = -1;
   pid_t last_pid = -1;  // of its last process once it exited: the messages about its end name it
   Clock::time_point started{};
+  std::chrono::system_clock::time_point started_wall{};  // the same on the wall clock, for status
   bool reached_ready = false;  // the current process has been ready
   std::unique_ptr<Timer> timer;
   std::unique_ptr<Timer> watchdog;
