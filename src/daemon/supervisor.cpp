@@ -352,12 +352,15 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
 void Supervisor::read_output(WorkerRun& run, os::Fd out, os::Fd err) {
   const int s = run.slot;
   const pid_t pid = run.pid;
-  auto log_line = [s, pid](std::string_view line) {
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    spdlog::info("worker {} (pid {}): {}", s, pid, line);
+  auto log_line = [this, s, pid](OutputStream stream) {
+    return [this, s, pid, stream](std::string_view line) {
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      spdlog::info("worker {} (pid {}): {}", s, pid, line);
+      if (on_output) on_output(s, pid, stream, line);
+    };
   };
-  if (out.valid()) run.out = std::make_unique<LineReader>(loop_, std::move(out), log_line);
-  if (err.valid()) run.err = std::make_unique<LineReader>(loop_, std::move(err), log_line);
+  if (out.valid()) run.out = std::make_unique<LineReader>(loop_, std::move(out), log_line(OutputStream::out));
+  if (err.valid()) run.err = std::make_unique<LineReader>(loop_, std::move(err), log_line(OutputStream::err));
 }
 
 void Supervisor::arm_watchdog(WorkerRun& run) {
