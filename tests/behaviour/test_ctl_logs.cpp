@@ -30,15 +30,15 @@ using nlohmann::json;
 
 namespace {
 
+// One line: toml_string does not escape newlines.
 const char* const speaker_script =
-    "k=1\n"
-    "while :; do\n"
-    "  if [ -e \"$SAY_DIR/say-$PREFORK_WORKER_ID-$k\" ]; then\n"
-    "    if [ $((k % 2)) -eq 1 ]; then echo \"slot$PREFORK_WORKER_ID line-$k\";\n"
-    "    else echo \"slot$PREFORK_WORKER_ID line-$k\" >&2; fi\n"
-    "    k=$((k + 1))\n"
-    "  else sleep 0.02; fi\n"
-    "done\n";
+    "k=1; while :; do "
+    "if [ -e \"$SAY_DIR/say-$PREFORK_WORKER_ID-$k\" ]; then "
+    "if [ $((k % 2)) -eq 1 ]; then echo \"slot$PREFORK_WORKER_ID line-$k\"; "
+    "else echo \"slot$PREFORK_WORKER_ID line-$k\" >&2; fi; "
+    "k=$((k + 1)); "
+    "else sleep 0.02; fi; "
+    "done";
 
 // Two speaker workers on `port`; more [worker] lines in `worker`.
 std::string speaker_config(const TempDir& says, int port, const std::string& worker = "",
