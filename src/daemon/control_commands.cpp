@@ -49,7 +49,14 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
         if (Status fits = os::check_fd_limit(config_, *target, *limit); !fits)
           return respond(control::make_error("cannot scale to " + std::to_string(*target) + ": " + fits.error()));
       }
+      // The output kept for `logs` stays within its bound for every slot (core/output_ring.hpp).
+      if (config_.worker.log_buffer * static_cast<std::uint64_t>(*target) > max_log_buffer_total)
+        return respond(control::make_error(fmt::format(
+            "cannot scale to {}: worker.log_buffer of {} KiB per slot would pass the {} MiB kept for worker output "
+            "in all",
+            *target, config_.worker.log_buffer >> 10, max_log_buffer_total >> 20)));
       if (Status st = supervisor_->scale(*target); !st) return respond(control::make_error(st.error()));
+      output_log_.drop_slots_from(*target);
       respond(control::make_ok({{"message", fmt::format("scaled from {} to {} workers", from, *target)},
                                 {"workers", *target}}));
       return;

@@ -16,9 +16,8 @@
 namespace preforkd {
 
 // worker.log_buffer: "0" (off) or a size from min_log_buffer to max_log_buffer per slot,
-// and count × log_buffer at most max_log_buffer_total, so the master's memory for worker
-// output is bounded by the config (a scale beyond the count keeps the per-slot size: at
-// most max_workers × max_log_buffer, which the total bound is there to keep far from).
+// and count × log_buffer at most max_log_buffer_total (checked by the config and by a
+// scale), so the master's memory for worker output is bounded whatever the count.
 inline constexpr std::uint64_t default_log_buffer = 64 * 1024;
 inline constexpr std::uint64_t min_log_buffer = 1024;
 inline constexpr std::uint64_t max_log_buffer = 16 * 1024 * 1024;

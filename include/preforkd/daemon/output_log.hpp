@@ -31,6 +31,9 @@ class OutputLog {
   // worker.log_buffer, at start and at each reload: a smaller one drops the oldest lines.
   void set_capacity(std::size_t capacity);
   [[nodiscard]] std::size_t capacity() const { return capacity_; }
+  // Forgets the lines of slots `count` and above (a scale down, a reload to fewer workers),
+  // so that the rings never outnumber the slots that count × log_buffer was checked for.
+  void drop_slots_from(int count) { rings_.erase(rings_.lower_bound(count), rings_.end()); }
 
   // A line the master read from worker `pid` of `slot` (after logging it).
   void add(int slot, pid_t pid, OutputStream stream, std::string_view text);
