@@ -1,5 +1,5 @@
 # bash completion for preforkctl: commands, options, and slot numbers of the running
-# daemon (from `preforkctl status --json`, with the same --socket/--config) for restart.
+# daemon (from `preforkctl status --json`, with the same --socket/--config) for restart and logs.
 
 _preforkctl_slots() {
   local -a target=()
@@ -33,13 +33,22 @@ _preforkctl() {
     esac
   done
 
+  if [[ $command == logs && $prev == -n ]]; then
+    mapfile -t COMPREPLY < <(compgen -W "10 50 100 1000" -- "$cur")
+    return
+  fi
+  if [[ $command == logs && $cur == -* ]]; then
+    mapfile -t COMPREPLY < <(compgen -W "-f --follow -n --lines" -- "$cur")
+    return
+  fi
   if [[ $cur == -* ]]; then
     mapfile -t COMPREPLY < <(compgen -W "--socket --config --json --timeout --help --version" -- "$cur")
     return
   fi
   case $command in
-    "") mapfile -t COMPREPLY < <(compgen -W "status reload scale restart stop check upgrade" -- "$cur") ;;
+    "") mapfile -t COMPREPLY < <(compgen -W "status reload scale restart stop check upgrade logs" -- "$cur") ;;
     restart) mapfile -t COMPREPLY < <(compgen -W "all $(_preforkctl_slots)" -- "$cur") ;;
+    logs) mapfile -t COMPREPLY < <(compgen -W "$(_preforkctl_slots)" -- "$cur") ;;
     scale) mapfile -t COMPREPLY < <(compgen -W "+1 -1" -- "$cur") ;;
   esac
 }

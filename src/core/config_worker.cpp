@@ -3,6 +3,7 @@
 #include <preforkd/core/cpu_affinity.hpp>
 #include <preforkd/core/env_file.hpp>
 #include <preforkd/core/limits.hpp>
+#include <preforkd/core/output_ring.hpp>
 #include <preforkd/core/recycle_plan.hpp>
 #include <preforkd/core/stall_plan.hpp>
 
@@ -17,11 +18,11 @@
 namespace preforkd::config_detail {
 namespace {
 
-constexpr std::array<std::string_view, 22> worker_keys{
+constexpr std::array<std::string_view, 23> worker_keys{
     "command",       "count",       "directory",    "user",      "group",           "env",          "env_file", "ready",
     "ready_timeout", "stop_signal", "stop_timeout", "restart",   "backoff_initial", "backoff_max",  "fatal_exit_codes",
     "watchdog",      "max_memory",  "max_lifetime", "max_surge", "cpu_affinity",    "stall_timeout",
-    "memory_sample_interval"};
+    "memory_sample_interval", "log_buffer"};
 
 // An array longer than `max` is reported once, as a whole, instead of element by element.
 bool within(const Section& s, const Field& f, std::size_t size, std::size_t max, std::string_view what) {
@@ -401,6 +402,37 @@ void read_memory_sample_interval(const Section& s, WorkerConfig& out) {
   out.memory_sample_interval = *interval;
 }
 
+// "0" (off) or a size from min_log_buffer to max_log_buffer per slot; with the count,
+// at most max_log_buffer_total in all (core/output_ring.hpp).
+void read_log_buffer(const Section& s, WorkerConfig& out) {
+  const Field f = s.field("log_buffer");
+  if (f.node == nullptr) return;
+  const std::string expected = fmt::format(R"(must be "0" (off) or a size from {} KiB to {} MiB such as "64KiB")",
+                                           min_log_buffer >> 10, max_log_buffer >> 20);
+  const auto* text = f.node->as_string();
+  if (text == nullptr) {
+    report(s.diag(), f, fmt::format("{}, got {}", expected, f.node->is_integer() ? value_text(*f.node) : type_name(*f.node)));
+    return;
+  }
+  std::string why;
+  const auto size = text->get() == "0" ? std::optional<std::uint64_t>(0) : parse_size(text->get(), &why);
+  if (!size) {
+    report(s.diag(), f, why);
+    return;
+  }
+  if (*size != 0 && (*size < min_log_buffer || *size > max_log_buffer)) {
+    report(s.diag(), f, fmt::format("{}, got {}", expected, value_text(*f.node)));
+    return;
+  }
+  if (*size * static_cast<std::uint64_t>(out.count) > max_log_buffer_total) {
+    report(s.diag(), f,
+           fmt::format("{} per slot for {} workers is more than the {} MiB the master keeps for worker output in all",
+                       value_text(*f.node), out.count, max_log_buffer_total >> 20));
+    return;
+  }
+  out.log_buffer = *size;
+}
+
 }  // namespace
 
 void read_worker(const Section& s, int usable_cpus, WorkerConfig& out) {
@@ -439,6 +471,7 @@ void read_worker(const Section& s, int usable_cpus, WorkerConfig& out) {
   read_max_memory(s, out);
   read_max_lifetime(s, out);
   read_memory_sample_interval(s, out);
+  read_log_buffer(s, out);
   check_program(s, out);
 }
 

@@ -74,9 +74,10 @@ Status check_scale(const ScaleTarget& t) {
   return Ok{};
 }
 
-Result<int> slot_number(std::optional<std::int64_t> v, std::string_view shown) {
+Result<int> slot_number(std::optional<std::int64_t> v, std::string_view shown, std::string_view command = "restart") {
   if (!v || *v < 0 || *v >= max_workers)
-    return Error{"restart: expected 'all' or slot numbers from 0 to " + std::to_string(max_workers - 1) +
+    return Error{std::string(command) + (command == "restart" ? ": expected 'all' or slot" : ": expected slot") +
+                 " numbers from 0 to " + std::to_string(max_workers - 1) +
                  ", got " + echoed(shown)};
   return static_cast<int>(*v);
 }
@@ -88,7 +89,7 @@ void normalise(RestartTarget& t) {
 
 std::optional<Request::Command> command_named(std::string_view name) {
   using C = Request::Command;
-  for (const C c : {C::status, C::reload, C::scale, C::restart, C::stop, C::upgrade}) {
+  for (const C c : {C::status, C::reload, C::scale, C::restart, C::stop, C::upgrade, C::logs}) {
     if (name == to_string(c)) return c;
   }
   return std::nullopt;
@@ -137,7 +138,70 @@ Result<RestartTarget> restart_from_json(const json& j) {
   return t;
 }
 
+Status check_log_lines(std::optional<std::int64_t> n, std::string_view shown) {
+  if (!n || *n < 0 || *n > max_log_lines)
+    return Error{"logs: the number of lines must be from 0 to " + std::to_string(max_log_lines) + ", got " +
+                 echoed(shown)};
+  return Ok{};
+}
+
+Result<LogsTarget> logs_from_json(const json& j) {
+  LogsTarget t;
+  if (const auto lines = j.find("lines"); lines != j.end()) {
+    const auto n = integer(*lines);
+    if (auto ok = check_log_lines(n, lines->dump()); !ok) return Error{ok.error()};
+    t.lines = static_cast<int>(*n);
+  }
+  if (const auto follow = j.find("follow"); follow != j.end()) {
+    if (!follow->is_boolean()) return Error{R"(logs: "follow" must be true or false)"};
+    t.follow = follow->get<bool>();
+  }
+  if (const auto slots = j.find("slots"); slots != j.end()) {
+    if (!slots->is_array()) return Error{R"(logs: "slots" must be an array of slot numbers)"};
+    if (slots->size() > static_cast<std::size_t>(max_workers))
+      return Error{"logs: more than " + std::to_string(max_workers) + " slots"};
+    for (const json& s : *slots) {
+      auto slot = slot_number(integer(s), s.dump(), "logs");
+      if (!slot) return Error{slot.error()};
+      t.slots.push_back(*slot);
+    }
+  }
+  std::sort(t.slots.begin(), t.slots.end());
+  t.slots.erase(std::unique(t.slots.begin(), t.slots.end()), t.slots.end());
+  return t;
+}
+
 }  // namespace
+
+Result<LogsTarget> parse_logs_args(const std::vector<std::string>& args) {
+  LogsTarget t;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "-f" || a == "--follow") {
+      t.follow = true;
+    } else if (a == "-n" || a == "--lines" || a.starts_with("-n") || a.starts_with("--lines=")) {
+      std::string value;
+      if (a == "-n" || a == "--lines") {
+        if (i + 1 == args.size()) return Error{"logs: " + a + " needs a number of lines"};
+        value = args[++i];
+      } else {
+        value = a.starts_with("--lines=") ? a.substr(8) : a.substr(2);
+      }
+      const auto n = value.size() <= 9 ? integer_text(value) : std::nullopt;
+      if (auto ok = check_log_lines(n, value); !ok) return Error{ok.error()};
+      t.lines = static_cast<int>(*n);
+    } else if (a.starts_with('-')) {
+      return Error{"logs: unknown option " + echoed(a) + "; expected -f, -n N or slot numbers"};
+    } else {
+      auto slot = slot_number(integer_text(a), a, "logs");
+      if (!slot) return Error{slot.error()};
+      t.slots.push_back(*slot);
+    }
+  }
+  std::sort(t.slots.begin(), t.slots.end());
+  t.slots.erase(std::unique(t.slots.begin(), t.slots.end()), t.slots.end());
+  return t;
+}
 
 Result<int> ScaleTarget::resolve(int current) const {
   const long target = kind == Kind::absolute ? value : static_cast<long>(current) + value;
@@ -156,6 +220,7 @@ const char* to_string(Request::Command command) {
     case Request::Command::restart: return "restart";
     case Request::Command::stop: return "stop";
     case Request::Command::upgrade: return "upgrade";
+    case Request::Command::logs: return "logs";
   }
   return "?";
 }
@@ -200,6 +265,13 @@ Result<Request> parse_request(std::string_view line) {
       request.restart = std::move(*restart);
       return request;
     }
+    case Request::Command::logs: {
+      if (auto ok = check_fields(j, *command, {"lines", "slots", "follow"}); !ok) return Error{ok.error()};
+      auto logs = logs_from_json(j);
+      if (!logs) return Error{logs.error()};
+      request.logs = std::move(*logs);
+      return request;
+    }
   }
   return Error{"unknown command " + echoed(name)};
 }
@@ -224,6 +296,11 @@ std::string encode_request(const Request& request) {
       } else {
         j["slots"] = request.restart.slots;
       }
+      break;
+    case Request::Command::logs:
+      j["lines"] = request.logs.lines;
+      j["slots"] = request.logs.slots;
+      j["follow"] = request.logs.follow;
       break;
   }
   return j.dump();
@@ -271,6 +348,12 @@ Result<Request> request_from_args(std::string_view command, const std::vector<st
       }
       normalise(request.restart);
       return request;
+    case Request::Command::logs: {
+      auto logs = parse_logs_args(args);
+      if (!logs) return Error{logs.error()};
+      request.logs = std::move(*logs);
+      return request;
+    }
   }
   return Error{"unknown command " + echoed(command)};
 }
@@ -505,6 +588,25 @@ void from_json(const json& j, StatusSnapshot& v) {
     v.memory = m->get<MemorySummary>();
   } else {
     v.memory = summarize_memory(v.workers);
+  }
+}
+
+json log_line_json(const OutputLine& line) {
+  return json{{"time", line.unix_time}, {"slot", line.slot},   {"pid", line.pid},
+              {"stream", to_string(line.stream)}, {"text", line.text}};
+}
+
+Result<OutputLine> parse_log_line(const json& j) {
+  try {
+    OutputLine line;
+    j.at("time").get_to(line.unix_time);
+    j.at("slot").get_to(line.slot);
+    j.at("pid").get_to(line.pid);
+    line.stream = j.at("stream").get<std::string>() == "stderr" ? OutputStream::err : OutputStream::out;
+    j.at("text").get_to(line.text);
+    return line;
+  } catch (const json::exception& e) {
+    return Error{"malformed log line: " + without_tag(e.what())};
   }
 }
 

@@ -88,6 +88,7 @@ Result<std::string> ControlClient::exchange(std::string_view request, Deadline d
     const auto start = reply.size();
     reply.append(buf, static_cast<std::size_t>(n));
     if (const auto nl = reply.find('\n', start); nl != std::string::npos) {
+      pending_ = reply.substr(nl + 1);  // a streaming reply's next lines (logs -f)
       reply.resize(nl);
       return reply;
     }
@@ -96,6 +97,23 @@ Result<std::string> ControlClient::exchange(std::string_view request, Deadline d
   if (reply.empty() && !send_error.empty()) return Error{send_error};
   if (reply.empty()) return Error{quoted(path_) + " closed the connection without a reply"};
   return reply;  // a last line without its newline
+}
+
+Result<std::optional<std::string>> ControlClient::next_line() {
+  char buf[16 * 1024];
+  while (true) {
+    if (const auto nl = pending_.find('\n'); nl != std::string::npos) {
+      std::string line = pending_.substr(0, nl);
+      pending_.erase(0, nl + 1);
+      return std::optional<std::string>(std::move(line));
+    }
+    if (pending_.size() > max_reply_bytes) return Error{"reply from " + quoted(path_) + " is too long"};
+    const ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0 && errno != ECONNRESET) return Error{"cannot read from " + quoted(path_) + ": " + std::strerror(errno)};
+    if (n <= 0) return std::optional<std::string>();
+    pending_.append(buf, static_cast<std::size_t>(n));
+  }
 }
 
 Result<bool> ControlClient::wait_closed(Deadline deadline) {

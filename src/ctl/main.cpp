@@ -8,6 +8,7 @@
 #include <preforkd/ctl/check_command.hpp>
 #include <preforkd/ctl/config_choice.hpp>
 #include <preforkd/ctl/control_client.hpp>
+#include <preforkd/ctl/logs_command.hpp>
 #include <preforkd/ctl/socket_lookup.hpp>
 #include <preforkd/ctl/status_table.hpp>
 #include <preforkd/ctl/stop_command.hpp>
@@ -140,6 +141,19 @@ int main(int argc, char** argv) {
     sub->callback([&opt, name = c.name] { opt.command = name; });
     if (c.args_help != nullptr) sub->add_option("args", opt.args, c.args_help);
   }
+  // logs has options of its own; they become the protocol's words (control::parse_logs_args).
+  bool follow = false;
+  std::string lines;
+  auto* logs = app.add_subcommand("logs", "the workers' recent output kept by the master (worker.log_buffer): the last "
+                                          "10 lines of each slot, or N with -n; -f follows");
+  logs->add_flag("-f,--follow", follow, "keep printing new lines until interrupted or the master stops");
+  logs->add_option("-n,--lines", lines, "lines per slot (default 10, at most 10000)");
+  logs->add_option("slots", opt.args, "slot numbers (default: every slot)");
+  logs->callback([&opt, &follow, &lines] {
+    opt.command = "logs";
+    if (follow) opt.args.insert(opt.args.begin(), "-f");
+    if (!lines.empty()) opt.args.insert(opt.args.begin(), {"-n", lines});
+  });
   // After the subcommands, so that they do not inherit it: a stray word must be an error.
   app.allow_extras();
   try {
@@ -158,7 +172,7 @@ int main(int argc, char** argv) {
     return fail(exit_usage, (is_command ? "unknown command '" : "unexpected argument '") + extra.front() + "'");
   }
   if (opt.command.empty())
-    return fail(exit_usage, "give a command: status, reload, scale, restart, stop, check or upgrade");
+    return fail(exit_usage, "give a command: status, reload, scale, restart, stop, check, upgrade or logs");
 
   // What to send: the command line in the protocol's own terms, checked before connecting.
   // check is preforkctl's own: a status request judged here.
@@ -193,6 +207,7 @@ int main(int argc, char** argv) {
 
   if (request->command == control::Request::Command::stop) return stop(path, *timeout, opt.json);
   if (is_check) return check(path, *timeout, opt.json);
+  if (request->command == control::Request::Command::logs) return ctl::run_logs(path, *request, *timeout, opt.json);
 
   // One request, one reply.
   auto line = ctl::exchange(path, control::encode_request(*request), *timeout);

@@ -54,7 +54,14 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
         if (Status fits = os::check_fd_limit(config_, *target, *limit); !fits)
           return respond(control::make_error("cannot scale to " + std::to_string(*target) + ": " + fits.error()));
       }
+      // The output kept for `logs` stays within its bound for every slot (core/output_ring.hpp).
+      if (config_.worker.log_buffer * static_cast<std::uint64_t>(*target) > max_log_buffer_total)
+        return respond(control::make_error(fmt::format(
+            "cannot scale to {}: worker.log_buffer of {} KiB per slot would pass the {} MiB kept for worker output "
+            "in all",
+            *target, config_.worker.log_buffer >> 10, max_log_buffer_total >> 20)));
       if (Status st = supervisor_->scale(*target); !st) return respond(control::make_error(st.error()));
+      output_log_.drop_slots_from(*target);
       respond(control::make_ok({{"message", fmt::format("scaled from {} to {} workers", from, *target)},
                                 {"workers", *target}}));
       return;
@@ -70,6 +77,16 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
       respond(control::make_error(st ? std::string("upgrade failed") : st.error()));
       return;
     }
+    case control::Request::Command::logs: {
+      nlohmann::json reply = logs_reply(request.logs);
+      // Following: the reply goes first, then each new line on the same connection.
+      if (reply.value("ok", false) && request.logs.follow) {
+        if (Status st = output_log_.follow(request.logs.slots, control_->follow_handling()); !st)
+          return respond(control::make_error(st.error()));
+      }
+      respond(std::move(reply));
+      return;
+    }
     case control::Request::Command::stop:
       respond(control::make_ok({{"message", "stopping"}}));
       spdlog::info("stop requested on the control socket");
@@ -78,6 +95,23 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
       return;
   }
   respond(control::make_error("unknown command"));
+}
+
+nlohmann::json Master::logs_reply(const control::LogsTarget& target) {
+  if (config_.daemon.worker_output == WorkerOutput::inherit)
+    return control::make_error(R"(logs: worker_output = "inherit": the workers write to preforkd's own stdout and )"
+                               R"(stderr, so the master reads and keeps none of it)");
+  if (output_log_.capacity() == 0)
+    return control::make_error(R"(logs: worker output is not kept (worker.log_buffer = "0"))");
+  const auto slots = supervisor_->slots().size();
+  for (const int slot : target.slots) {
+    if (slot >= static_cast<int>(slots))
+      return control::make_error(fmt::format("logs: no slot {}; the slots are 0 to {}", slot, slots - 1));
+  }
+  nlohmann::json lines = nlohmann::json::array();
+  for (const OutputLine& line : output_log_.latest(target.slots, target.lines))
+    lines.push_back(control::log_line_json(line));
+  return control::make_ok({{"lines", std::move(lines)}});
 }
 
 void Master::restart(std::vector<int> slots, Done done) {

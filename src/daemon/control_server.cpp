@@ -67,6 +67,14 @@ class ControlServer::Connection : public std::enable_shared_from_this<Connection
 
   void finish_request(json reply) {
     if (closing_) return;
+    if (following_) {
+      // Stays busy: no more requests; reading goes on only to see the client hang up.
+      send(reply);
+      uv_timer_stop(deadline_.get());
+      buffer_.clear();
+      resume_reading();
+      return;
+    }
     busy_ = false;
     send(reply);
     request_done();
@@ -95,6 +103,17 @@ class ControlServer::Connection : public std::enable_shared_from_this<Connection
     close();
   }
 
+  // Becomes a follower: see ControlServer::Push.
+  void follow() { following_ = true; }
+
+  ControlServer::Pushed push(const json& message) {
+    if (closing_ || close_after_flush_) return ControlServer::Pushed::gone;
+    if (message.is_null()) return ControlServer::Pushed::sent;  // only asks whether it is still there
+    if (blocked()) return ControlServer::Pushed::dropped;
+    send(message);
+    return closing_ ? ControlServer::Pushed::gone : ControlServer::Pushed::sent;
+  }
+
   // Waiting for a request to be complete (silent since connecting, or part of a line read)
   // since when; nullopt while idle between requests, busy, or closing. The server, when
   // full, closes the one that has waited longest.
@@ -113,6 +132,10 @@ class ControlServer::Connection : public std::enable_shared_from_this<Connection
     auto* raw = static_cast<Connection*>(s->data);
     if (raw == nullptr) return;
     const auto keep = raw->shared_from_this();
+    if (raw->following_) {
+      if (n < 0) raw->close();  // hung up (or a read error): stop sending to it
+      return;  // a follower's words are not requests
+    }
     if (n > 0) {
       raw->consume(std::string_view(buf->base, static_cast<std::size_t>(n)));
     } else if (n == UV_EOF) {
@@ -249,11 +272,13 @@ class ControlServer::Connection : public std::enable_shared_from_this<Connection
     if (uv_fileno(reinterpret_cast<uv_handle_t*>(stream()), &fd) != 0) fd = -1;
     ControlServer* server = server_;
     server->handling_fd_ = fd;
+    server->handling_ = shared_from_this();
     server->handler_(*request, [weak, answered](json reply) {
       if (std::exchange(*answered, true)) return;
       if (const auto self = weak.lock()) self->finish_request(std::move(reply));
     });
     server->handling_fd_ = -1;
+    server->handling_.reset();
   }
 
   void send(const json& reply) {
@@ -312,6 +337,7 @@ class ControlServer::Connection : public std::enable_shared_from_this<Connection
   bool in_pump_ = false;
   bool close_after_flush_ = false;
   bool closing_ = false;
+  bool following_ = false;  // a streaming reply: see ControlServer::Push
 };
 
 // --- the listening socket -----------------------------------------------------------------
@@ -458,6 +484,16 @@ bool ControlServer::allowed(const os::PeerCredentials& peer) const {
   // From the socket (SO_PEERGROUPS), as they were at connect(): not /proc/<pid>, whose pid
   // may have been reused.
   return std::find(peer.groups.begin(), peer.groups.end(), *options_.group) != peer.groups.end();
+}
+
+ControlServer::Push ControlServer::follow_handling() {
+  if (!handling_) return {};
+  handling_->follow();
+  std::weak_ptr<Connection> weak = handling_;
+  return [weak](const json& message) {
+    const auto self = weak.lock();
+    return self ? self->push(message) : Pushed::gone;
+  };
 }
 
 void ControlServer::forget(Connection* connection) {

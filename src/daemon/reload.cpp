@@ -87,6 +87,9 @@ void Master::apply_reload(Config next, Done done) {
     if (!st) return done(std::move(st), "");
     if (next.worker.memory_sample_interval != config_.worker.memory_sample_interval && sampler_)
       sampler_->start(next.worker.memory_sample_interval, next.worker.memory_sample_interval);
+    // A smaller buffer drops the oldest lines now; the workers keep running.
+    output_log_.drop_slots_from(count);
+    output_log_.set_capacity(next.worker.log_buffer);
     config_ = std::move(next);
     std::string text = message;
     if (count != supervisor_->target_count()) {

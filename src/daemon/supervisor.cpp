@@ -365,14 +365,17 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
 void Supervisor::read_output(WorkerRun& run, os::Fd out, os::Fd err) {
   const int s = run.slot;
   const pid_t pid = run.pid;
-  auto log_line = [s, pid, fields = log_fields(run)](std::string_view line) mutable {
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    const OutputLine out = output_line(line, log_target());
-    fields.priority = out.priority;
-    log_with(fields, out.level, "worker {} (pid {}): {}", s, pid, out.text);
+  auto log_line = [this, s, pid, fields = log_fields(run)](OutputStream stream) {
+    return [this, s, pid, stream, fields](std::string_view line) mutable {
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      const OutputLine out = output_line(line, log_target());
+      fields.priority = out.priority;
+      log_with(fields, out.level, "worker {} (pid {}): {}", s, pid, out.text);
+      if (on_output) on_output(s, pid, stream, out.text);
+    };
   };
-  if (out.valid()) run.out = std::make_unique<LineReader>(loop_, std::move(out), log_line);
-  if (err.valid()) run.err = std::make_unique<LineReader>(loop_, std::move(err), log_line);
+  if (out.valid()) run.out = std::make_unique<LineReader>(loop_, std::move(out), log_line(OutputStream::out));
+  if (err.valid()) run.err = std::make_unique<LineReader>(loop_, std::move(err), log_line(OutputStream::err));
 }
 
 void Supervisor::arm_watchdog(WorkerRun& run) {

@@ -145,6 +145,12 @@ const std::vector<BadConfig> bad_configs{
     {worker("memory_sample_interval = \"100ms\"\n"),
      R"(app.toml:3:26: worker.memory_sample_interval: must be a duration from 250ms to 1h, got "100ms")"},
     {worker("max_surge = 0\n"), "app.toml:3:13: worker.max_surge: must be an integer from 1 to 1024, got 0"},
+    {worker("log_buffer = \"512B\"\n"),
+     R"(app.toml:3:14: worker.log_buffer: must be "0" (off) or a size from 1 KiB to 16 MiB such as "64KiB", got "512B")"},
+    {worker("log_buffer = \"32MiB\"\n"),
+     R"(app.toml:3:14: worker.log_buffer: must be "0" (off) or a size from 1 KiB to 16 MiB such as "64KiB", got "32MiB")"},
+    {worker("log_buffer = 65536\n"),
+     R"(app.toml:3:14: worker.log_buffer: must be "0" (off) or a size from 1 KiB to 16 MiB such as "64KiB", got 65536)"},
     {worker("max_surge = \"2\"\n"), "app.toml:3:13: worker.max_surge: must be an integer from 1 to 1024, got a string"},
     // [preforkd]
     {"[preforkd]\nlog_level = \"warning\"\n" + worker(),
@@ -231,7 +237,7 @@ TEST_CASE("several errors are all reported - in file order", "[config]") {
           R"(app.toml:4:16: worker.stop_timeout: expected a duration with a unit such as "30s", got 5)",
           R"(app.toml:5:9: worker.count: must be "auto" or an integer from 1 to 1024, got 0)",
           "app.toml:7:1: worker.bogus: unknown key; expected \"backoff_initial\", \"backoff_max\", \"command\", "
-          "\"count\", \"cpu_affinity\", \"directory\", \"env\", \"env_file\", \"fatal_exit_codes\", \"group\", \"max_lifetime\", \"max_memory\", \"max_surge\", "
+          "\"count\", \"cpu_affinity\", \"directory\", \"env\", \"env_file\", \"fatal_exit_codes\", \"group\", \"log_buffer\", \"max_lifetime\", \"max_memory\", \"max_surge\", "
           "\"memory_sample_interval\", \"ready\", \"ready_timeout\", \"restart\", \"stall_timeout\", \"stop_signal\", \"stop_timeout\", \"user\" or \"watchdog\"",
           "app.toml:9:11: listen[0].address: invalid address \"localhost:80\": host must be a numeric IPv4 or "
           "[IPv6] address, got localhost",
@@ -457,4 +463,24 @@ TEST_CASE("max_memory and max_lifetime and memory_sample_interval: recycling lim
   const ConfigResult zero = parse_config(worker("max_lifetime = \"0s\"\n"), "app.toml", 2);
   REQUIRE(zero.config);
   CHECK(zero.config->worker.max_lifetime == Duration::zero());
+}
+
+TEST_CASE("log_buffer: a size per slot or 0 for off and bounded in all", "[config]") {
+  const ConfigResult dflt = parse_config(worker(), "app.toml", 2);
+  REQUIRE(dflt.config);
+  CHECK(dflt.config->worker.log_buffer == 64 * 1024);
+  const ConfigResult off = parse_config(worker("log_buffer = \"0\"\n"), "app.toml", 2);
+  REQUIRE(off.config);
+  CHECK(off.config->worker.log_buffer == 0);
+  const ConfigResult big = parse_config(worker("log_buffer = \"16MiB\"\n"), "app.toml", 2);
+  REQUIRE(big.config);
+  CHECK(big.config->worker.log_buffer == 16 * 1024 * 1024);
+  // 32 workers of 16 MiB: 512 MiB, past the 256 MiB bound for all slots together.
+  const ConfigResult many =
+      parse_config("[worker]\ncommand = [\"/bin/true\"]\ncount = 32\nlog_buffer = \"16MiB\"\n", "app.toml", 2);
+  CHECK_FALSE(many.config);
+  REQUIRE(many.errors.size() == 1);
+  CHECK(many.errors.front().to_string() ==
+        R"(app.toml:4:14: worker.log_buffer: "16MiB" per slot for 32 workers is more than the 256 MiB the master keeps )"
+        "for worker output in all");
 }

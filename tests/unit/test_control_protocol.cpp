@@ -303,3 +303,83 @@ TEST_CASE("control protocol: upgrade takes no arguments and round-trips") {
   CHECK(extra.error() == "upgrade: takes no arguments, got 'now'");
   CHECK_FALSE(parse_request(R"({"cmd":"upgrade","to":"x"})"));
 }
+
+namespace {
+
+Request logs_of(int lines, std::vector<int> slots, bool follow) {
+  Request r;
+  r.command = Command::logs;
+  r.logs = {lines, std::move(slots), follow};
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("logs requests round-trip through JSON and the command line", "[control_protocol]") {
+  for (const Request& r : {logs_of(10, {}, false), logs_of(3, {1}, false), logs_of(0, {0, 5}, true),
+                           logs_of(max_log_lines, {max_workers - 1}, true)}) {
+    const auto line = encode_request(r);
+    INFO(line);
+    auto back = parse_request(line);
+    REQUIRE(back.ok());
+    CHECK(*back == r);
+  }
+  // Defaults when absent: 10 lines, every slot, no follow.
+  CHECK(*parse_request(R"({"cmd":"logs"})") == logs_of(default_log_lines, {}, false));
+  CHECK(*parse_request(R"({"cmd":"logs","slots":[2,0,2]})") == logs_of(10, {0, 2}, false));
+
+  using Args = std::vector<std::string>;
+  CHECK(*request_from_args("logs", {}) == logs_of(10, {}, false));
+  CHECK(*request_from_args("logs", Args{"-n", "3", "1"}) == logs_of(3, {1}, false));
+  CHECK(*request_from_args("logs", Args{"-f", "2", "0"}) == logs_of(10, {0, 2}, true));
+  CHECK(*request_from_args("logs", Args{"--lines=7", "--follow"}) == logs_of(7, {}, true));
+  CHECK(*request_from_args("logs", Args{"-n5"}) == logs_of(5, {}, false));
+}
+
+TEST_CASE("logs requests with a bad line count or slot are refused with a reason", "[control_protocol]") {
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {R"({"cmd":"logs","lines":-1})", "logs: the number of lines must be from 0 to 10000, got '-1'"},
+      {R"({"cmd":"logs","lines":10001})", "logs: the number of lines must be from 0 to 10000, got '10001'"},
+      {R"({"cmd":"logs","lines":"3"})", R"(logs: the number of lines must be from 0 to 10000, got '"3"')"},
+      {R"({"cmd":"logs","slots":[1024]})", "logs: expected slot numbers from 0 to 1023, got '1024'"},
+      {R"({"cmd":"logs","slots":["x"]})", R"(logs: expected slot numbers from 0 to 1023, got '"x"')"},
+      {R"({"cmd":"logs","slots":3})", R"(logs: "slots" must be an array of slot numbers)"},
+      {R"({"cmd":"logs","follow":1})", R"(logs: "follow" must be true or false)"},
+      {R"({"cmd":"logs","tail":1})", "logs: unknown field 'tail'"},
+  };
+  for (const auto& [line, expected] : bad) {
+    INFO(line);
+    auto parsed = parse_request(line);
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.error() == expected);
+  }
+  using Args = std::vector<std::string>;
+  const std::vector<std::pair<Args, std::string>> bad_args{
+      {{"-n"}, "logs: -n needs a number of lines"},
+      {{"-n", "many"}, "logs: the number of lines must be from 0 to 10000, got 'many'"},
+      {{"-n", "99999999999"}, "logs: the number of lines must be from 0 to 10000, got '99999999999'"},
+      {{"-x"}, "logs: unknown option '-x'; expected -f, -n N or slot numbers"},
+      {{"one"}, "logs: expected slot numbers from 0 to 1023, got 'one'"},
+  };
+  for (const auto& [args, expected] : bad_args) {
+    INFO(args.front());
+    auto parsed = request_from_args("logs", args);
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.error() == expected);
+  }
+}
+
+TEST_CASE("a log line round-trips through its JSON form", "[control_protocol]") {
+  OutputLine line;
+  line.unix_time = 1765000000.25;
+  line.slot = 3;
+  line.pid = 4242;
+  line.stream = OutputStream::err;
+  line.text = "hello \"world\"";
+  const json j = log_line_json(line);
+  CHECK(j.at("stream") == "stderr");
+  auto back = parse_log_line(j);
+  REQUIRE(back.ok());
+  CHECK(*back == line);
+  CHECK_FALSE(parse_log_line(json{{"slot", 1}}).ok());
+}

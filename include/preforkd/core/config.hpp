@@ -108,6 +108,8 @@ struct WorkerConfig {
   std::uint64_t max_memory = 0;
   Duration max_lifetime = Duration::zero();
   Duration memory_sample_interval = std::chrono::seconds(2);
+  // Bytes of recent output kept per slot for `preforkctl logs` (core/output_ring); 0: off.
+  std::uint64_t log_buffer = 64 * 1024;
   bool operator==(const WorkerConfig&) const = default;
 };
 

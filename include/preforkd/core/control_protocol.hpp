@@ -5,6 +5,7 @@
 //   {"cmd":"status"}  {"cmd":"reload"}  {"cmd":"stop"}  {"cmd":"upgrade"}
 //   {"cmd":"scale","count":4}  {"cmd":"scale","delta":-1}
 //   {"cmd":"restart","slots":"all"}  {"cmd":"restart","slots":[0,2]}
+//   {"cmd":"logs","lines":10,"slots":[1],"follow":false}  (slots [] or absent: every slot)
 // Replies: {"ok":true,...} or {"ok":false,"error":"..."}; the status reply carries the
 // StatusSnapshot's "master", "workers" and "listeners" next to "ok".
 
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <preforkd/core/limits.hpp>
+#include <preforkd/core/output_ring.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -49,11 +51,28 @@ struct RestartTarget {
   bool operator==(const RestartTarget&) const = default;
 };
 
+// logs: the last `lines` lines of each of `slots` (every slot when empty), sorted, without
+// duplicates; `follow` keeps the connection open for the lines that come after.
+// The reply: {"ok":true,"lines":[{"time":…,"slot":…,"pid":…,"stream":"stdout","text":…}…]};
+// while following, one more object per line: {"line":{…}}, or {"dropped":N} when N lines
+// were left out because the client did not read fast enough.
+inline constexpr int default_log_lines = 10;
+inline constexpr int max_log_lines = 10000;
+// The text a logs reply carries at most: past it the oldest lines are left out.
+inline constexpr std::size_t max_logs_reply_bytes = 4 * 1024 * 1024;
+struct LogsTarget {
+  int lines = default_log_lines;  // 0 to max_log_lines
+  std::vector<int> slots;
+  bool follow = false;
+  bool operator==(const LogsTarget&) const = default;
+};
+
 struct Request {
-  enum class Command { status, reload, scale, restart, stop, upgrade };
+  enum class Command { status, reload, scale, restart, stop, upgrade, logs };
   Command command = Command::status;
   ScaleTarget scale;      // for Command::scale
   RestartTarget restart;  // for Command::restart
+  LogsTarget logs;        // for Command::logs
   bool operator==(const Request&) const = default;
 };
 
@@ -68,6 +87,9 @@ struct Request {
 
 // The command line form: `scale +2`, `restart 0 3`, `status`. Used by preforkctl.
 [[nodiscard]] Result<Request> request_from_args(std::string_view command, const std::vector<std::string>& args);
+
+// logs arguments: [-f] [-n N] [SLOT...] (preforkctl's own words, also --follow, --lines N).
+[[nodiscard]] Result<LogsTarget> parse_logs_args(const std::vector<std::string>& args);
 
 // "4", "+2", "-1" → a ScaleTarget; otherwise "scale: expected N, +N or -N, got 'x'".
 [[nodiscard]] Result<ScaleTarget> parse_scale_arg(std::string_view text);
@@ -213,6 +235,10 @@ void from_json(const nlohmann::json& j, WorkerStatus& v);
 void from_json(const nlohmann::json& j, ListenerStatus& v);
 void from_json(const nlohmann::json& j, MemorySummary& v);
 void from_json(const nlohmann::json& j, StatusSnapshot& v);
+
+// One line of worker output in a logs reply: {"time","slot","pid","stream","text"}.
+[[nodiscard]] nlohmann::json log_line_json(const OutputLine& line);
+[[nodiscard]] Result<OutputLine> parse_log_line(const nlohmann::json& j);
 
 // {"ok":true,"master":…,"workers":…,"listeners":…}
 [[nodiscard]] nlohmann::json make_status_reply(const StatusSnapshot& snapshot);

@@ -7,6 +7,7 @@
 #include <preforkd/os/fd.hpp>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,10 @@ class ControlClient {
   // newline. `waited` names the wait in a timeout message ("within 10m").
   [[nodiscard]] Result<std::string> exchange(std::string_view request, Deadline deadline, Duration waited);
 
+  // After exchange(), for a streaming reply (logs -f): the next line, without its newline,
+  // however long it takes; nullopt once the daemon has closed the connection.
+  [[nodiscard]] Result<std::optional<std::string>> next_line();
+
   // After the reply: reads and discards until the daemon closes the connection. False when
   // the deadline passed first.
   [[nodiscard]] Result<bool> wait_closed(Deadline deadline);
@@ -37,6 +42,7 @@ class ControlClient {
   ControlClient(std::string path, os::Fd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
   std::string path_;
   os::Fd fd_;
+  std::string pending_;  // read after the reply's line
 };
 
 // One request on a fresh connection, within `timeout`: the reply's first line.

@@ -100,6 +100,18 @@ class ControlServer {
   // otherwise). An upgrade passes it to the new image, which answers on it.
   [[nodiscard]] int handling_fd() const { return handling_fd_; }
 
+  // A streaming reply (preforkctl logs -f): the connection stays open after its reply and
+  // gets more messages, one JSON line each, until the client hangs up or the server goes.
+  // It reads no more requests and has no deadline; what it sends is ignored. A message
+  // that would put it past max_unsent_bytes of unread replies is not sent (dropped): a
+  // slow follower never makes the master hold more than that for it. A null message sends
+  // nothing: it only asks whether the client is still there.
+  enum class Pushed { sent, dropped, gone };
+  using Push = std::function<Pushed(const nlohmann::json& message)>;
+  // While the handler runs: makes the connection whose request it was given a follower
+  // (after the reply it is given), and returns what sends to it. Empty outside a handler.
+  [[nodiscard]] Push follow_handling();
+
  private:
   class Connection;
   ControlServer(uv_loop_t* loop, ControlServerOptions options, Handler handler);
@@ -120,6 +132,7 @@ class ControlServer {
   std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
   std::size_t active_ = 0;
   int handling_fd_ = -1;
+  std::shared_ptr<Connection> handling_;  // while the handler runs
   std::size_t unsent_ = 0;
   // Reply bytes written since the allocator was last trimmed (see forget()).
   static constexpr std::size_t trim_after_bytes = 1024 * 1024;

@@ -11,6 +11,7 @@
 #include <preforkd/daemon/fd_store.hpp>
 #include <preforkd/daemon/metrics_server.hpp>
 #include <preforkd/daemon/notify_socket.hpp>
+#include <preforkd/daemon/output_log.hpp>
 #include <preforkd/daemon/readiness_watch.hpp>
 #include <preforkd/daemon/recycler.hpp>
 #include <preforkd/daemon/ignored_signal_log.hpp>
@@ -59,6 +60,8 @@ class Master {
   // How a reload ended, in the master's log: the same for SIGHUP and preforkctl.
   static void log_reload_result(const Status& result, const std::string& message);
   void apply_reload(Config next, Done done);
+  // preforkctl logs (control_commands.cpp): a reply with the lines asked for, or an error.
+  [[nodiscard]] nlohmann::json logs_reply(const control::LogsTarget& target);
   void restart(std::vector<int> slots, Done done);
   [[nodiscard]] std::string summary() const;
   // In-place upgrade (master_upgrade.cpp): preflight, state, exec. Returns only on failure,
@@ -70,6 +73,8 @@ class Master {
 
   uv_loop_t loop_{};
   Config config_;
+  // Before supervisor_, so it outlives the supervisor's output readers that feed it.
+  OutputLog output_log_{config_.worker.log_buffer};
   Clock::time_point started_ = Clock::now();
   std::chrono::system_clock::time_point started_wall_ = std::chrono::system_clock::now();  // for status
   std::unique_ptr<Supervisor> supervisor_;

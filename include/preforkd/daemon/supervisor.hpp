@@ -12,6 +12,7 @@
 #include <preforkd/core/exec_failure.hpp>
 #include <preforkd/core/master_state.hpp>
 #include <preforkd/core/notify_message.hpp>
+#include <preforkd/core/output_ring.hpp>
 #include <preforkd/core/rolling_plan.hpp>
 #include <preforkd/core/worker_lifecycle.hpp>
 #include <preforkd/daemon/line_reader.hpp>
@@ -201,6 +202,8 @@ class Supervisor {
 
   // Runs once no worker (and no orphaned descendant) is left after stop().
   std::function<void()> on_finished;
+  // Each line read from a worker's stdout or stderr, after it was logged (preforkctl logs).
+  std::function<void(int slot, pid_t pid, OutputStream stream, std::string_view text)> on_output;
   // Runs after any change of a worker's state (for sd_notify STATUS= and READY=1).
   std::function<void()> on_change;
   // When set, steers new connections within `live` (the slots that may take them)
