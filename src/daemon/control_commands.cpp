@@ -2,6 +2,7 @@
 
 #include <preforkd/daemon/master.hpp>
 
+#include <preforkd/core/message_text.hpp>
 #include <preforkd/os/fd_limit.hpp>
 #include <preforkd/os/proc_stats.hpp>
 #include <preforkd/version.hpp>
@@ -50,7 +51,7 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
           return respond(control::make_error("cannot scale to " + std::to_string(*target) + ": " + fits.error()));
       }
       if (Status st = supervisor_->scale(*target); !st) return respond(control::make_error(st.error()));
-      respond(control::make_ok({{"message", fmt::format("scaled from {} to {} workers", from, *target)},
+      respond(control::make_ok({{"message", fmt::format("scaled from {} to {}", from, plural(*target, "worker"))},
                                 {"workers", *target}}));
       return;
     }
@@ -77,7 +78,7 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
 
 void Master::restart(std::vector<int> slots, Done done) {
   if (reloading_) return done(Error{"busy: a reload is in progress"}, "");
-  spdlog::info("restart of {} requested", slots.empty() ? std::string("all workers") : fmt::format("{} workers", slots.size()));
+  spdlog::info("restart of {} requested", slots.empty() ? std::string("all workers") : plural(static_cast<std::int64_t>(slots.size()), "worker"));
   supervisor_->roll(supervisor_->generation_ptr(), std::move(slots), std::move(done));
 }
 

@@ -78,11 +78,11 @@ void FailFast::update() {
     l.state = step.next;
     switch (step.change) {
       case FailFastChange::started:
-        spdlog::warn("listener \"{}\": no worker ready for {}, refusing connections until one is", c.name,
+        spdlog::warn("listener '{}': no worker ready for {}, refusing connections until one is", c.name,
                      format_duration(after));
         break;
       case FailFastChange::ended:
-        spdlog::info("listener \"{}\": {}, no longer refusing connections ({} refused in {:.1f}s)", c.name,
+        spdlog::info("listener '{}': {}, no longer refusing connections ({} refused in {:.1f}s)", c.name,
                      any_ready ? "a worker is ready" : "fail_fast_after is off", step.refused,
                      std::chrono::duration<double>(step.refused_for).count());
         break;
@@ -164,14 +164,14 @@ void FailFast::sync_polls() {
     // uv_poll_init makes the fd non-blocking, and the workers share its flags: put them back.
     auto flags = os::file_status_flags(w.fd);
     if (!flags) {
-      spdlog::warn("listener \"{}\": cannot refuse connections: {}, ignoring", w.listener, flags.error());
+      spdlog::warn("listener '{}': cannot refuse connections: {}, ignoring", w.listener, flags.error());
       continue;
     }
     const int rc = uv_poll_init(loop_, p->handle.get(), w.fd);
     if (Status back = os::set_file_status_flags(w.fd, *flags); !back)
-      spdlog::warn("listener \"{}\": {}, ignoring", w.listener, back.error());
+      spdlog::warn("listener '{}': {}, ignoring", w.listener, back.error());
     if (rc < 0) {
-      spdlog::warn("listener \"{}\": cannot refuse connections: uv_poll_init: {}, ignoring", w.listener, uv_strerror(rc));
+      spdlog::warn("listener '{}': cannot refuse connections: uv_poll_init: {}, ignoring", w.listener, uv_strerror(rc));
       continue;
     }
     p->handle.get()->data = p.get();
@@ -189,12 +189,12 @@ void FailFast::start(Poll& poll) {
   });
   poll.paused = rc < 0;
   if (rc < 0)
-    spdlog::warn("listener \"{}\": cannot refuse connections: uv_poll_start: {}, ignoring", poll.listener,
+    spdlog::warn("listener '{}': cannot refuse connections: uv_poll_start: {}, ignoring", poll.listener,
                  uv_strerror(rc));
 }
 
 void FailFast::pause(Poll& poll, const std::string& why) {
-  spdlog::warn("listener \"{}\": cannot refuse connections: {}; trying again in {}", poll.listener, why,
+  spdlog::warn("listener '{}': cannot refuse connections: {}; trying again in {}", poll.listener, why,
                format_duration(retry_paused));
   uv_poll_stop(poll.handle.get());
   poll.paused = true;

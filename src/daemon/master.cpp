@@ -2,6 +2,7 @@
 
 #include <preforkd/core/control_path.hpp>
 #include <preforkd/core/exit_codes.hpp>
+#include <preforkd/core/message_text.hpp>
 #include <preforkd/core/metrics_text.hpp>
 #include <preforkd/daemon/upgrade.hpp>
 
@@ -103,7 +104,7 @@ int Master::run() {
     return exit_code::failed;
   }
   control_ = std::move(*control);
-  spdlog::info("control socket at {}", control_->path());
+  spdlog::info("control socket at '{}'", control_->path());
   if (Status metrics = open_metrics(); !metrics) {
     spdlog::error("{}", metrics.error());
     return exit_code::failed;
@@ -237,7 +238,7 @@ void Master::on_signal(int signum) {
       return;
     case SignalAction::reload:
       if (wait_for_recycle("reload (SIGHUP)", [this, signum] { on_signal(signum); })) return;
-      spdlog::info("received SIGHUP, reloading {}", config_.path);
+      spdlog::info("received SIGHUP, reloading '{}'", config_.path);
       reload(log_reload_result);
       return;
     case SignalAction::upgrade:
@@ -272,7 +273,7 @@ bool Master::wait_for_recycle(const char* what, std::function<void()> then) {
 }
 
 std::string Master::summary() const {
-  return fmt::format("{}/{} workers ready, generation {}", supervisor_->ready_count(), supervisor_->target_count(),
+  return fmt::format("{}/{} ready, generation {}", supervisor_->ready_count(), plural(supervisor_->target_count(), "worker"),
                      supervisor_->generation().number);
 }
 
