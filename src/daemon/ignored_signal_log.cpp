@@ -1,7 +1,6 @@
 #include <preforkd/daemon/ignored_signal_log.hpp>
 
 #include <preforkd/core/exit_status.hpp>
-#include <preforkd/core/message_text.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -40,7 +39,7 @@ void IgnoredSignalLog::received(int sig, SignalAction action) {
 
 void IgnoredSignalLog::report_counts() {
   for (const auto& c : limit_.due(now()))
-    spdlog::info("received {} {} more in {}, ignored", named(c.sig), plural(c.count, "time"),
+    spdlog::info("received {} {} more time{} in {}, ignored", named(c.sig), c.count, c.count == 1 ? "" : "s",
                  format_duration(c.over));
   arm();
 }
