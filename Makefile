@@ -10,12 +10,21 @@ ifneq ($(shell command -v ccache),)
 CMAKE_FLAGS += -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache
 endif
 
-.PHONY: all deps build demo test test-release test-asan test-clang ci tidy bench install clean
+.PHONY: all deps deps-test deps-package build demo test test-release test-asan test-clang ci tidy bench install clean
 
 all: build
 
+# What building and the demo need; the tests' servers and tools come with deps-test, the man
+# pages' and the Debian package's tools with deps-package (scripts/install-deps.sh says which).
 deps:
 	@scripts/install-deps.sh
+
+# After deps, so that two apt-get never run at once under make -j.
+deps-test: deps
+	@scripts/install-deps.sh --test
+
+deps-package: deps
+	@scripts/install-deps.sh --package
 
 # Release, the build type a packager uses: GCC's -O3 warnings (-Wrestrict) show up here
 # first, and the tests then run what is shipped.
@@ -30,10 +39,10 @@ demo: build
 # Every test, in a Release build and under AddressSanitizer + UndefinedBehaviorSanitizer.
 test: test-release test-asan
 
-test-release: build
+test-release: deps-test build
 	cd $(BUILD) && ctest --output-on-failure --timeout 600
 
-test-asan: deps
+test-asan: deps-test
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPREFORKD_SANITIZE=ON $(CMAKE_FLAGS)
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 600
@@ -50,7 +59,7 @@ ci: test test-clang
 
 # clang-tidy with the checks in .clang-tidy, over the project's own sources (needs the
 # compile_commands.json of a configured build).
-tidy: deps
+tidy: deps-test
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	run-clang-tidy -quiet -p $(BUILD) -j $(JOBS) '^$(CURDIR)/(src|tests|demo)/'
 
@@ -66,11 +75,13 @@ clean:
 
 # Man pages (scdoc) and the Debian package (CPack): $(BUILD)/man/*.gz, $(BUILD)/preforkd_<version>_amd64.deb.
 .PHONY: man deb
-man: deps
+man: deps-package
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BUILD) --target man
 
-deb: build
+# The build runs after deps-package (not beside it), so that its configure step finds scdoc.
+deb: deps-package
+	$(MAKE) build
 	cd $(BUILD) && cpack -G DEB
 
 # The .deb under a real systemd (systemd-nspawn, systemd as PID 1) and podman: tests/system/.

@@ -149,8 +149,8 @@ void read_defer_accept(const Section& s, Entry& e) {
   const auto value = read_duration(s.diag(), f);
   if (!value) return;
   if (*value > max_defer_accept) {
-    report(s.diag(), f, fmt::format("must be from 0s to {}, got {}", format_duration(max_defer_accept),
-                                    format_duration(*value)));
+    report(s.diag(), f, fmt::format("must be from 0s to {}, got {}", exact_duration(max_defer_accept),
+                                    exact_duration(*value)));
     return;
   }
   if (tcp_only(s, f, e)) e.listen.defer_accept = *value;
@@ -183,8 +183,8 @@ void read_keep_alive_duration(const Section& s, const Entry& e, std::string_view
   const auto value = read_duration(s.diag(), f);
   if (!value) return;
   if (*value < min_keep_alive || *value > max_keep_alive || value->count() % 1000 != 0) {
-    report(s.diag(), f, fmt::format("must be whole seconds from {} to {}, got {}", format_duration(min_keep_alive),
-                                    format_duration(max_keep_alive), format_duration(*value)));
+    report(s.diag(), f, fmt::format("must be whole seconds from {} to {}, got {}", exact_duration(min_keep_alive),
+                                    exact_duration(max_keep_alive), exact_duration(*value)));
     return;
   }
   if (tcp_only(s, f, e)) out = *value;

@@ -180,7 +180,7 @@ void read_ready(const Section& s, std::optional<Duration> ready_timeout, WorkerC
            fmt::format(R"(must be greater than 0s (use "immediate" for no wait), got {})", value_text(*f.node)));
   } else if (ready_timeout && *alive >= *ready_timeout) {
     report(s.diag(), f,
-           fmt::format("must be shorter than ready_timeout ({}), got {}", format_duration(*ready_timeout),
+           fmt::format("must be shorter than ready_timeout ({}), got {}", exact_duration(*ready_timeout),
                        value_text(*f.node)));
   } else {
     out.ready = {ReadyKind::alive, *alive};
@@ -234,7 +234,7 @@ void read_backoff(const Section& s, WorkerConfig& out) {
   // first of the two in every example.
   if (*initial > out.backoff_max) {
     report(s.diag(), initial_field,
-           fmt::format("must not be longer than backoff_max ({}), got {}", format_duration(out.backoff_max),
+           fmt::format("must not be longer than backoff_max ({}), got {}", exact_duration(out.backoff_max),
                        value_text(*initial_field.node)));
     return;
   }
@@ -333,7 +333,7 @@ void read_stall_timeout(const Section& s, WorkerConfig& out) {
   if (!timeout) return;
   if (*timeout > Duration::zero() && *timeout < min_stall_timeout) {
     report(s.diag(), f,
-           fmt::format(R"(must be "0s" (off) or at least {}, got {})", format_duration(min_stall_timeout),
+           fmt::format(R"(must be "0s" (off) or at least {}, got {})", exact_duration(min_stall_timeout),
                        value_text(*f.node)));
     return;
   }
@@ -382,7 +382,7 @@ void read_max_lifetime(const Section& s, WorkerConfig& out) {
   if (*lifetime != Duration::zero() && (*lifetime < min_max_lifetime || *lifetime > max_max_lifetime)) {
     report(s.diag(), f,
            fmt::format(R"(must be "" (off) or a duration from {} to {} such as "6h", got {})",
-                       format_duration(min_max_lifetime), format_duration(max_max_lifetime), value_text(*f.node)));
+                       exact_duration(min_max_lifetime), exact_duration(max_max_lifetime), value_text(*f.node)));
     return;
   }
   out.max_lifetime = *lifetime;
@@ -395,8 +395,8 @@ void read_memory_sample_interval(const Section& s, WorkerConfig& out) {
   if (!interval) return;
   if (*interval < min_memory_sample_interval || *interval > max_memory_sample_interval) {
     report(s.diag(), f,
-           fmt::format("must be a duration from {} to {}, got {}", format_duration(min_memory_sample_interval),
-                       format_duration(max_memory_sample_interval), value_text(*f.node)));
+           fmt::format("must be a duration from {} to {}, got {}", exact_duration(min_memory_sample_interval),
+                       exact_duration(max_memory_sample_interval), value_text(*f.node)));
     return;
   }
   out.memory_sample_interval = *interval;

@@ -52,4 +52,10 @@ std::string one_line(std::string_view text) {
   return out;
 }
 
+std::string plural(std::int64_t n, std::string_view one, std::string_view many) {
+  if (n == 1) return fmt::format("1 {}", one);
+  if (many.empty()) return fmt::format("{} {}s", n, one);
+  return fmt::format("{} {}", n, many);
+}
+
 }  // namespace preforkd

@@ -156,7 +156,7 @@ std::optional<std::int64_t> parse_sum(std::string_view text, const auto& units, 
 }  // namespace
 
 std::optional<Duration> parse_duration(std::string_view text, std::string* why) {
-  static const std::string max_text = format_duration(limits::max_duration) + " (30 days)";
+  static const std::string max_text = exact_duration(limits::max_duration) + " (30 days)";
   const auto ms = parse_sum(text, duration_units, "a duration", "30s", limits::max_duration.count(), max_text, why);
   if (!ms) return std::nullopt;
   return Duration(*ms);
@@ -169,24 +169,52 @@ std::optional<std::uint64_t> parse_size(std::string_view text, std::string* why)
   return static_cast<std::uint64_t>(*bytes);
 }
 
-std::string format_duration(Duration d) {
+namespace {
+
+// How finely a duration is shown: people read "1.49s"; a config echo must be exact.
+enum class DurationPrecision { rounded, exact };
+
+// The seconds of `ms` (below one minute) with the fraction's trailing zeros left out: "1.5s".
+std::string seconds_text(std::uint64_t ms) {
+  std::string out = std::to_string(ms / 1000);
+  if (const std::uint64_t frac = ms % 1000; frac != 0) {
+    std::string digits = fmt::format("{:03}", frac);
+    while (digits.back() == '0') digits.pop_back();
+    out += '.' + digits;
+  }
+  return out + 's';
+}
+
+std::string duration_text(Duration d, DurationPrecision precision) {
   if (d == Duration::zero()) return "0s";
   std::string out;
   // Negative durations do not come from the config, but logs of clock arithmetic might.
   // Unsigned, so that the most negative count has a magnitude too.
-  std::uint64_t rest = static_cast<std::uint64_t>(d.count());
+  std::uint64_t ms = static_cast<std::uint64_t>(d.count());
   if (d.count() < 0) {
     out += '-';
-    rest = 0 - rest;
+    ms = 0 - ms;
   }
-  for (auto it = duration_units.rbegin(); it != duration_units.rend(); ++it) {
-    const auto factor = static_cast<std::uint64_t>(it->factor);
-    const std::uint64_t n = rest / factor;
-    if (n == 0) continue;
-    out += fmt::format("{}{}", n, it->name);
-    rest -= n * factor;
+  if (ms < 1000) return out + std::to_string(ms) + "ms";
+  if (precision == DurationPrecision::rounded) {
+    // Half up, to 10 ms below a minute and to the second above (59.996s is "1m").
+    const std::uint64_t step = ms < 59'995 ? 10 : 1000;
+    ms = (ms + step / 2) / step * step;
   }
+  if (ms < 60'000) return out + seconds_text(ms);
+  const std::uint64_t hours = ms / 3'600'000;
+  const std::uint64_t minutes = ms % 3'600'000 / 60'000;
+  const std::uint64_t rest = ms % 60'000;
+  if (hours != 0) out += fmt::format("{}h", hours);
+  if (minutes != 0) out += fmt::format("{}m", minutes);
+  if (rest != 0) out += seconds_text(rest);
   return out;
 }
+
+}  // namespace
+
+std::string format_duration(Duration d) { return duration_text(d, DurationPrecision::rounded); }
+
+std::string exact_duration(Duration d) { return duration_text(d, DurationPrecision::exact); }
 
 }  // namespace preforkd

@@ -1,4 +1,5 @@
 #include <preforkd/ctl/check_command.hpp>
+#include <preforkd/core/message_text.hpp>
 
 #include <fmt/format.h>
 
@@ -18,7 +19,7 @@ CheckResult evaluate_check(const control::StatusSnapshot& status) {
     }
   }
   r.ready = r.total > 0 && r.missing.empty();
-  r.message = fmt::format("{}/{} workers ready", r.ready_count, r.total);
+  r.message = fmt::format("{}/{} ready", r.ready_count, plural(r.total, "worker"));
   if (r.total == 0) r.message += ": no worker slots";
   for (std::size_t i = 0; i < r.missing.size(); ++i)
     r.message += fmt::format("{}slot {} {}", i == 0 ? ": " : ", ", r.missing[i].slot, r.missing[i].state);

@@ -1,6 +1,7 @@
 #include <preforkd/ctl/stop_command.hpp>
 
 #include <preforkd/core/control_protocol.hpp>
+#include <preforkd/core/message_text.hpp>
 #include <preforkd/ctl/control_client.hpp>
 #include <preforkd/ctl/process_watch.hpp>
 
@@ -76,9 +77,9 @@ std::variant<StopOutcome, StopFailure> stop_and_wait(const std::string& socket_p
 
 std::string describe(const StopOutcome& outcome, Duration timeout) {
   if (outcome.exited) {
-    return fmt::format("stopped (pid {}, {} worker{})", outcome.pid, outcome.workers, outcome.workers == 1 ? "" : "s");
+    return fmt::format("stopped (pid {}, {})", outcome.pid, plural(outcome.workers, "worker"));
   }
-  return fmt::format("timed out after {}; preforkd (pid {}) is still stopping", format_duration(timeout), outcome.pid);
+  return fmt::format("timed out after {}; preforkd (pid {}) is still stopping", exact_duration(timeout), outcome.pid);
 }
 
 }  // namespace preforkd::ctl

@@ -2,6 +2,7 @@
 
 #include <preforkd/daemon/master.hpp>
 
+#include <preforkd/core/message_text.hpp>
 #include <preforkd/os/fd_limit.hpp>
 #include <preforkd/os/proc_stats.hpp>
 #include <preforkd/version.hpp>
@@ -62,7 +63,7 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
             *target, config_.worker.log_buffer >> 10, max_log_buffer_total >> 20)));
       if (Status st = supervisor_->scale(*target); !st) return respond(control::make_error(st.error()));
       output_log_.drop_slots_from(*target);
-      respond(control::make_ok({{"message", fmt::format("scaled from {} to {} workers", from, *target)},
+      respond(control::make_ok({{"message", fmt::format("scaled from {} to {}", from, plural(*target, "worker"))},
                                 {"workers", *target}}));
       return;
     }
@@ -116,7 +117,7 @@ nlohmann::json Master::logs_reply(const control::LogsTarget& target) {
 
 void Master::restart(std::vector<int> slots, Done done) {
   if (reloading_) return done(Error{"busy: a reload is in progress"}, "");
-  spdlog::info("restart of {} requested", slots.empty() ? std::string("all workers") : fmt::format("{} workers", slots.size()));
+  spdlog::info("restart of {} requested", slots.empty() ? std::string("all workers") : plural(static_cast<std::int64_t>(slots.size()), "worker"));
   supervisor_->roll(supervisor_->generation_ptr(), std::move(slots), std::move(done));
 }
 

@@ -86,12 +86,12 @@ void FailFast::update() {
     switch (step.change) {
       case FailFastChange::started:
         log_with({.listener = c.name}, spdlog::level::warn,
-                 "listener \"{}\": no worker ready for {}, refusing connections until one is", c.name,
+                 "listener '{}': no worker ready for {}, refusing connections until one is", c.name,
                  format_duration(after));
         break;
       case FailFastChange::ended:
         log_with({.listener = c.name}, spdlog::level::info,
-                 "listener \"{}\": {}, no longer refusing connections ({} refused in {:.1f}s)", c.name,
+                 "listener '{}': {}, no longer refusing connections ({} refused in {:.1f}s)", c.name,
                  any_ready ? "a worker is ready" : "fail_fast_after is off", step.refused,
                  std::chrono::duration<double>(step.refused_for).count());
         break;
@@ -173,7 +173,7 @@ void FailFast::sync_polls() {
     auto watch = os::InputWatch::open(w.fd);
     if (!watch) {
       log_with({.listener = w.listener}, spdlog::level::warn,
-               "listener \"{}\": cannot refuse connections: {}, ignoring", w.listener, watch.error());
+               "listener '{}': cannot refuse connections: {}, ignoring", w.listener, watch.error());
       continue;
     }
     p->watch = std::move(*watch);
@@ -181,7 +181,7 @@ void FailFast::sync_polls() {
     const int rc = uv_poll_init(loop_, p->handle.get(), p->watch->fd());
     if (rc < 0) {
       log_with({.listener = w.listener}, spdlog::level::warn,
-               "listener \"{}\": cannot refuse connections: uv_poll_init: {}, ignoring", w.listener, uv_strerror(rc));
+               "listener '{}': cannot refuse connections: uv_poll_init: {}, ignoring", w.listener, uv_strerror(rc));
       continue;
     }
     p->handle.get()->data = p.get();
@@ -200,12 +200,12 @@ void FailFast::start(Poll& poll) {
   poll.paused = rc < 0;
   if (rc < 0)
     log_with({.listener = poll.listener}, spdlog::level::warn,
-             "listener \"{}\": cannot refuse connections: uv_poll_start: {}, ignoring", poll.listener, uv_strerror(rc));
+             "listener '{}': cannot refuse connections: uv_poll_start: {}, ignoring", poll.listener, uv_strerror(rc));
 }
 
 void FailFast::pause(Poll& poll, const std::string& why) {
   log_with({.listener = poll.listener}, spdlog::level::warn,
-           "listener \"{}\": cannot refuse connections: {}; trying again in {}", poll.listener, why,
+           "listener '{}': cannot refuse connections: {}; trying again in {}", poll.listener, why,
            format_duration(retry_paused));
   uv_poll_stop(poll.handle.get());
   poll.paused = true;

@@ -112,8 +112,24 @@ int main(int argc, char** argv) {
   SystemLookup cpus_only;
   cpus_only.usable_cpu_list = os::read_usable_cpu_list;
   ConfigResult loaded = load_config(opt.config, os::read_usable_cpus(), opt.check ? &lookup : &cpus_only);
-  if (!loaded.errors.empty()) {
+  if (!loaded.errors.empty() && opt.check) {
     for (const auto& e : loaded.errors) daemon::print_error(e.to_string());
+    return exit_config;
+  }
+  // The log starts with the version banner, also when start-up fails: the log of a bad
+  // config has the config's default format, as it has no log_format to read.
+  if (!opt.check) {
+    if (loaded.config)
+      daemon::setup_logging(loaded.config->daemon.log_level, loaded.config->daemon.log_format);
+    else
+      daemon::setup_logging(LogLevel::info, LogFormat::text);
+    if (opt.resume_from_fd >= 0)
+      spdlog::info("preforkd {} (pid {}) resuming with '{}' after an upgrade", daemon_version, ::getpid(), opt.config);
+    else
+      spdlog::info("preforkd {} (pid {}) starting with '{}'", daemon_version, ::getpid(), opt.config);
+  }
+  if (!loaded.errors.empty()) {
+    for (const auto& e : loaded.errors) spdlog::error("{}", e.to_string());
     return exit_config;
   }
   Config config = std::move(*loaded.config);
@@ -137,8 +153,7 @@ int main(int argc, char** argv) {
     auto state = daemon::read_state(opt.resume_from_fd);
     Status fits = state ? check_resumable(*state, config) : Status{Error{state.error()}};
     if (!fits) {
-      daemon::print_error(fmt::format("preforkd: cannot resume after an upgrade: {}; exiting with status {}",
-                                      fits.error(), exit_failed));
+      spdlog::error("cannot resume after an upgrade: {}; exiting with status {}", fits.error(), exit_failed);
       if (state && state->reply)
         daemon::answer_upgrade_client(
             state->reply->fd,
@@ -152,7 +167,6 @@ int main(int argc, char** argv) {
   std::error_code ec;
   if (auto abs = std::filesystem::absolute(opt.config, ec); !ec) config.path = abs.lexically_normal().string();
 
-  daemon::setup_logging(config.daemon.log_level, config.daemon.log_format);
   // A broken pipe is an error return for the master, not a death, and glibc's own signals
   // (32, 33) cannot kill it; workers get SIG_DFL back. Every other signal is watched in
   // Master::run.
@@ -212,7 +226,7 @@ int main(int argc, char** argv) {
   auto gen = daemon::make_generation(config, resumed ? resumed->generation : 0);
   if (!gen) {
     if (resumed) return fail_resumed(resumed, opt.config + ": " + gen.error());
-    daemon::print_error(opt.config + ": " + gen.error());
+    spdlog::error("{}: {}", opt.config, gen.error());
     return exit_config;
   }
 #ifdef PREFORKD_VERSION_OVERRIDE
@@ -224,12 +238,7 @@ int main(int argc, char** argv) {
   // Orphaned grandchildren are re-parented to us and reaped, as PID 1 or not.
   if (!os::become_subreaper()) spdlog::warn("cannot become a child subreaper, ignoring");
 
-  if (resumed) {
-    spdlog::info("preforkd {} (pid {}) resuming with {} after an upgrade from {}", daemon_version, ::getpid(),
-                 opt.config, resumed->version);
-  } else {
-    spdlog::info("preforkd {} (pid {}) starting with {}", daemon_version, ::getpid(), opt.config);
-  }
+  if (resumed) spdlog::info("upgrade: the previous image was preforkd {}", resumed->version);
   daemon::Master master(std::move(config), std::move(*gen), std::move(*listeners));
   master.use_worker_cgroups(std::move(*cgroups));
   master.set_program(self_path, daemon_version);

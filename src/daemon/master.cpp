@@ -2,6 +2,7 @@
 
 #include <preforkd/core/control_path.hpp>
 #include <preforkd/core/exit_codes.hpp>
+#include <preforkd/core/message_text.hpp>
 #include <preforkd/core/metrics_text.hpp>
 #include <preforkd/daemon/upgrade.hpp>
 #include <preforkd/os/process_metrics.hpp>
@@ -107,7 +108,7 @@ int Master::run() {
     return exit_code::failed;
   }
   control_ = std::move(*control);
-  spdlog::info("control socket at {}", control_->path());
+  spdlog::info("control socket at '{}'", control_->path());
   if (Status metrics = open_metrics(); !metrics) {
     spdlog::error("{}", metrics.error());
     return exit_code::failed;
@@ -242,7 +243,7 @@ void Master::on_signal(int signum) {
     case SignalAction::reload:
       if (wait_for_recycle("reload (SIGHUP)", [this, signum] { on_signal(signum); })) return;
       log_with({.generation = supervisor_->generation().number + 1}, spdlog::level::info,
-               "received SIGHUP, reloading {}", config_.path);
+               "received SIGHUP, reloading '{}'", config_.path);
       reload(log_reload_result);
       return;
     case SignalAction::upgrade:
@@ -277,7 +278,7 @@ bool Master::wait_for_recycle(const char* what, std::function<void()> then) {
 }
 
 std::string Master::summary() const {
-  return fmt::format("{}/{} workers ready, generation {}", supervisor_->ready_count(), supervisor_->target_count(),
+  return fmt::format("{}/{} ready, generation {}", supervisor_->ready_count(), plural(supervisor_->target_count(), "worker"),
                      supervisor_->generation().number);
 }
 

@@ -5,6 +5,7 @@
 #include <preforkd/daemon/master.hpp>
 
 #include <preforkd/core/config_diff.hpp>
+#include <preforkd/core/message_text.hpp>
 #include <preforkd/daemon/upgrade.hpp>
 #include <preforkd/os/cpu.hpp>
 
@@ -110,7 +111,8 @@ Status Master::upgrade(int reply_fd) {
     if (Status st = attempt.keep(fd); !st) return Error{"upgrade: " + st.error()};
 
   systemd_->reloading();
-  spdlog::info("upgrade: exec '{}' (pid {} stays, {} workers kept)", self_path_, ::getpid(), state->slots.size());
+  spdlog::info("upgrade: exec '{}' (pid {} stays, {} kept)", self_path_, ::getpid(),
+               plural(static_cast<std::int64_t>(state->slots.size()), "worker"));
   spdlog::default_logger()->flush();
   const Error failed =
       attempt.exec(self_path_, {self_path_, "--config", config_.path, resume_option, std::to_string(*memfd)});

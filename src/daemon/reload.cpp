@@ -4,6 +4,7 @@
 #include <preforkd/daemon/master.hpp>
 
 #include <preforkd/core/config_diff.hpp>
+#include <preforkd/core/message_text.hpp>
 #include <preforkd/daemon/generation.hpp>
 #include <preforkd/daemon/logging.hpp>
 #include <preforkd/os/affinity.hpp>
@@ -94,7 +95,7 @@ void Master::apply_reload(Config next, Done done) {
     std::string text = message;
     if (count != supervisor_->target_count()) {
       if (Status scaled = supervisor_->scale(count); !scaled) return done(Error{"reloaded, but " + scaled.error()}, "");
-      text += fmt::format("; scaling to {} workers", count);
+      text += fmt::format("; scaling to {}", plural(count, "worker"));
     }
     done(Ok{}, fmt::format("reloaded to generation {}: {}", supervisor_->generation().number, text));
   };

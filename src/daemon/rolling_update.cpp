@@ -3,6 +3,7 @@
 // its actions.
 
 #include <preforkd/daemon/supervisor.hpp>
+#include <preforkd/core/message_text.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -44,8 +45,8 @@ void Supervisor::begin_roll(std::shared_ptr<const Generation> gen, std::vector<i
   // A recycle says why in the recycler's own line.
   if (rolling_->slot_reasons.empty())
     log_with({.generation = rolling_->target->number}, spdlog::level::info,
-             "rolling update to generation {}: {} workers, {} at a time", rolling_->target->number, slots.size(),
-             rolling_->target->worker.max_surge);
+             "rolling update to generation {}: {}, {} at a time", rolling_->target->number,
+             plural(static_cast<std::int64_t>(slots.size()), "worker"), rolling_->target->worker.max_surge);
   roll_event(RollEvent{});
   run_queue();
 }
@@ -58,7 +59,7 @@ std::string why_not_ready(const WorkerRun& run, const Event& cause) {
     case Event::Kind::exited:
       return who + " " + describe(cause.status) + " before it was ready";
     case Event::Kind::timer:
-      return who + " was not ready within " + format_duration(run.gen->worker.ready_timeout) +
+      return who + " was not ready within " + exact_duration(run.gen->worker.ready_timeout) +
              not_ready_hint(run.gen->worker.ready.kind);
     case Event::Kind::spawn_failed:
       return who + " could not be started: " + run.spawn_error;

@@ -1,6 +1,7 @@
 #include <preforkd/daemon/supervisor.hpp>
 
 #include <preforkd/core/cpu_affinity.hpp>
+#include <preforkd/core/message_text.hpp>
 #include <preforkd/core/worker_env.hpp>
 #include <preforkd/os/affinity.hpp>
 #include <preforkd/os/children.hpp>
@@ -102,7 +103,7 @@ Status Supervisor::start() {
   drain_timer_ = std::move(*drain);
   target_count_ = gen_->worker.count;
   slots_.resize(static_cast<std::size_t>(target_count_));
-  spdlog::info("starting {} workers of '{}'", target_count_, gen_->worker.command.front());
+  spdlog::info("starting {} of '{}'", plural(target_count_, "worker"), gen_->worker.command.front());
   for (int i = 0; i < target_count_; ++i) {
     auto run = make_run(i, gen_);
     if (!run) return Error{run.error()};
@@ -225,7 +226,7 @@ void Supervisor::report(const WorkerRun& run, const Action& action) const {
   const LogFieldsScope scope(fields);
   switch (action.kind) {
     case Action::Kind::report_ready_timeout:
-      spdlog::warn("{} was not ready within {}{}; stopping it", who(run), format_duration(run.gen->worker.ready_timeout),
+      spdlog::warn("{} was not ready within {}{}; stopping it", who(run), exact_duration(run.gen->worker.ready_timeout),
                    not_ready_hint(run.gen->worker.ready.kind));
       return;
     case Action::Kind::report_watchdog:
@@ -233,12 +234,12 @@ void Supervisor::report(const WorkerRun& run, const Action& action) const {
       return;
     case Action::Kind::report_stop_timeout: {
       const Duration waited = run.stall_note.empty() ? run.gen->worker.stop_timeout : run.gen->policy.stall_kill_after;
-      spdlog::warn("{} did not stop within {}; sending SIGKILL", who(run), format_duration(waited));
+      spdlog::warn("{} did not stop within {}; sending SIGKILL", who(run), exact_duration(waited));
       return;
     }
     case Action::Kind::report_stalled:
       spdlog::warn("{}: stalled: {}; stopping it ({}, then SIGKILL after {})", who(run), run.stall_note,
-                   signal_name(run.gen->worker.stop_signal), format_duration(run.gen->policy.stall_kill_after));
+                   signal_name(run.gen->worker.stop_signal), exact_duration(run.gen->policy.stall_kill_after));
       return;
     case Action::Kind::report_failed:
       spdlog::error("{} failed; not restarting it (preforkctl restart {} tries again)", who(run), run.slot);
@@ -355,7 +356,10 @@ std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
   run.exec_errno = spawned->exec_errno;
   by_pid_[run.pid] = &run;
   read_output(run, std::move(spawned->stdout_pipe), std::move(spawned->stderr_pipe));
-  log_with(log_fields(run), spdlog::level::debug, "{} started (generation {})", who(run), gen.number);
+  // Every new process of a worker, whatever started it (first start, crash, reload, scale,
+  // recycle), gets one info line with its slot and pid; one whose exec failed is reported instead.
+  log_with(log_fields(run), run.exec_errno == 0 ? spdlog::level::info : spdlog::level::debug,
+           "{} started (generation {})", who(run), gen.number);
   Event started = Event::of(Event::Kind::spawned);
   started.exec_errno = run.exec_errno;
   if (run.exec_errno == 0) arm_watchdog(run);
@@ -540,7 +544,7 @@ void Supervisor::stop(StopMode mode) {
     abort.reason = "preforkd is stopping";
     roll_event(std::move(abort));
   }
-  spdlog::info("stopping {} workers ({})", slots_.size(), mode == StopMode::graceful ? "graceful" : "fast");
+  spdlog::info("stopping {} ({})", plural(static_cast<std::int64_t>(slots_.size()), "worker"), mode == StopMode::graceful ? "graceful" : "fast");
   const Event e = mode == StopMode::graceful ? Event::stop_for(StopIntent::remove) : Event::of(Event::Kind::kill);
   for_each_run([&](WorkerRun& r) { post(r, e); });
   run_queue();

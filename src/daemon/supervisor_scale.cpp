@@ -6,6 +6,7 @@
 #include <preforkd/daemon/supervisor.hpp>
 
 #include <preforkd/core/limits.hpp>
+#include <preforkd/core/message_text.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -45,7 +46,7 @@ Status Supervisor::scale(int count) {
       if (Status grown = listeners_->grow(count); !grown) return grown;
       update_steering();
     }
-    spdlog::info("scaling from {} to {} workers", before, count);
+    spdlog::info("scaling from {} to {}", before, plural(count, "worker"));
     target_count_ = count;
     // Slots still being removed are kept: their worker stays, or starts again.
     for (int i = before; i < std::min(count, present); ++i) {
@@ -72,7 +73,7 @@ Status Supervisor::scale(int count) {
     run_queue();
     return Ok{};
   }
-  spdlog::info("scaling from {} to {} workers: stopping {}", before, count, slot_range(count, before - 1));
+  spdlog::info("scaling from {} to {}: stopping {}", before, plural(count, "worker"), slot_range(count, before - 1));
   target_count_ = count;
   const auto deadline = Clock::now() + drain_max;
   for (int i = count; i < before; ++i) {
@@ -121,7 +122,7 @@ void Supervisor::remove_drained_slots() {
   if (cgroups_) cgroups_->drop_spares(shrink_to);
   if (shrink_to < listeners_->slot_count()) {
     listeners_->shrink(shrink_to);
-    spdlog::info("now running {} workers", shrink_to);
+    spdlog::info("now running {}", plural(shrink_to, "worker"));
   }
   if (waiting) drain_timer_->start(drain_poll);
 }

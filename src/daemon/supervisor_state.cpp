@@ -4,6 +4,7 @@
 // generation, and the new image needs no rolling plan.
 
 #include <preforkd/daemon/supervisor.hpp>
+#include <preforkd/core/message_text.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -123,8 +124,8 @@ Status Supervisor::resume(const std::vector<SlotState>& handed) {
     if (h.run.timer_ms) run.timer->start(Duration(*h.run.timer_ms));
     if (h.run.watchdog_ms) run.watchdog->start(Duration(*h.run.watchdog_ms));
   }
-  log_with({.generation = gen_->number}, spdlog::level::info, "took over {} workers of '{}' (generation {})",
-           handed.size(), gen_->worker.command.front(), gen_->number);
+  log_with({.generation = gen_->number}, spdlog::level::info, "took over {} of '{}' (generation {})",
+           plural(static_cast<std::int64_t>(handed.size()), "worker"), gen_->worker.command.front(), gen_->number);
   update_steering();
   // Workers that exited while the new image started are zombies of this same process.
   reap_children();

@@ -10,6 +10,7 @@
 // its own, so the kill never reaches the replacement).
 
 #include <preforkd/daemon/supervisor.hpp>
+#include <preforkd/core/message_text.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -88,7 +89,7 @@ void Supervisor::kill_tree_after_queue(WorkerRun& run) {
 void Supervisor::kill_exited_cgroups() {
   for (auto& cgroup : exited_cgroups_) {
     if (Status killed = cgroup->kill(); !killed)
-      spdlog::warn("{}: cannot kill the processes left in it: {}", cgroup->path(), killed.error());
+      spdlog::warn("'{}': cannot kill the processes left in it: {}", cgroup->path(), killed.error());
     if (!cgroup->remove()) dead_cgroups_.push_back(std::move(cgroup));
   }
   exited_cgroups_.clear();
@@ -122,13 +123,13 @@ Result<std::unique_ptr<os::CgroupTree>> open_worker_cgroups(WorkerCgroups mode, 
   }
   for (const os::StaleCgroup& s : (*tree)->kill_stale()) {
     if (s.processes > 0) {
-      spdlog::warn("killed {} processes left in {} by preforkd (pid {}), which is gone{}", s.processes, s.path,
+      spdlog::warn("killed {} left in '{}' by preforkd (pid {}), which is gone{}", plural(s.processes, "process", "processes"), s.path,
                    s.master, s.removed ? "" : "; the cgroup is not empty yet, ignoring");
     } else {
-      spdlog::info("removed {}, an empty cgroup of preforkd (pid {}), which is gone", s.path, s.master);
+      spdlog::info("removed '{}', an empty cgroup of preforkd (pid {}), which is gone", s.path, s.master);
     }
   }
-  spdlog::info("each worker runs in a cgroup of its own under {}", (*tree)->path());
+  spdlog::info("each worker runs in a cgroup of its own under '{}'", (*tree)->path());
   return std::move(*tree);
 }
 

@@ -218,7 +218,7 @@ Result<std::unique_ptr<CgroupTree>> CgroupTree::create(OwnCgroup existing) {
   if (!mount) return Error{"no cgroup2 file system in /proc/self/mounts"};
   const auto own = read_text("/proc/self/cgroup");
   const auto path = own ? parse_cgroup2_path(*own) : std::nullopt;
-  if (!path) return Error{"no cgroup2 entry (\"0::/…\") in /proc/self/cgroup"};
+  if (!path) return Error{"no cgroup2 entry ('0::/…') in /proc/self/cgroup"};
   std::string parent = *mount + (*path == "/" ? "" : *path);
   // Moving a process needs write access to the common ancestor's cgroup.procs too.
   if (::access((parent + "/cgroup.procs").c_str(), W_OK) < 0)

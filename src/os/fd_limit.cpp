@@ -1,4 +1,5 @@
 #include <preforkd/core/limits.hpp>
+#include <preforkd/core/message_text.hpp>
 #include <preforkd/os/fd_limit.hpp>
 
 #include <fmt/format.h>
@@ -52,9 +53,9 @@ Status check_fd_limit(const Config& config, int workers, const FdLimit& limit) {
   const std::uint64_t needed = fds_needed(config, workers);
   if (needed <= limit.soft) return Ok{};
   return Error{fmt::format(
-      "{} workers need about {} file descriptors ({} listener(s), output pipes and {} for the master), but the "
+      "{} need about {} file descriptors ({}, output pipes and {} for the master), but the "
       "limit (RLIMIT_NOFILE) is {} (hard limit {}); raise it (ulimit -n, LimitNOFILE=) or use fewer workers",
-      workers, needed, config.listeners.size(), limits::fd_margin, limit.soft, limit.hard)};
+      plural(workers, "worker"), needed, plural(static_cast<std::int64_t>(config.listeners.size()), "listener"), limits::fd_margin, limit.soft, limit.hard)};
 }
 
 }  // namespace preforkd::os

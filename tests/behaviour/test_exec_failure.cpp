@@ -13,6 +13,8 @@
 #include <regex>
 #include <sstream>
 
+#include <preforkd/core/units.hpp>
+
 #include "control_helpers.hpp"
 #include "systemd_helpers.hpp"
 
@@ -20,20 +22,14 @@ using namespace bt;
 
 namespace {
 
-// The delays of "worker <slot>: cannot execute ...; restarting in 1s200ms (...)" lines, in log order.
+// The delays of "worker <slot>: cannot execute ...; restarting in 1.2s (...)" lines, in log order.
 std::vector<Ms> backoff_delays(const std::string& log, int slot) {
   std::vector<Ms> out;
-  const std::regex line("worker " + std::to_string(slot) + ": cannot execute [^\n]*; restarting in ([0-9a-z]+)");
-  const std::regex part("([0-9]+)(ms|s|m|h)");
+  const std::regex line("worker " + std::to_string(slot) + ": cannot execute [^\n]*; restarting in ([0-9a-z.]+)");
   for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator(); ++it) {
-    const std::string text = (*it)[1];
-    Ms total{0};
-    for (auto p = std::sregex_iterator(text.begin(), text.end(), part); p != std::sregex_iterator(); ++p) {
-      const long n = std::stol((*p)[1]);
-      const std::string unit = (*p)[2];
-      total += unit == "ms" ? Ms(n) : unit == "s" ? Ms(n * 1000) : unit == "m" ? Ms(n * 60'000) : Ms(n * 3'600'000);
-    }
-    out.push_back(total);
+    const auto delay = preforkd::parse_duration((*it)[1].str());
+    REQUIRE(delay);
+    out.push_back(*delay);
   }
   return out;
 }

@@ -115,7 +115,7 @@ TEST_CASE("with every worker crash-looping - connections are reset after fail_fa
   CHECK(std::string(text(first)) == text(Outcome::reset));
   CHECK(reset_after >= 900ms);
   CHECK(reset_after < 6s);
-  CHECK(d.wait_log("listener \"http\": no worker ready for 1s, refusing connections until one is", 10s));
+  CHECK(d.wait_log("listener 'http': no worker ready for 1s, refusing connections until one is", 10s));
 
   // A fresh connection now: reset at once, and counted.
   for (int i = 0; i < 3; ++i) {

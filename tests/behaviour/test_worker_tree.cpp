@@ -110,7 +110,7 @@ TEST_CASE("worker tree: after kill -9 of the master - the next preforkd kills wh
   Daemon second(tree_config(port2, "", "on"));
   INFO(second.log());
   CHECK(wait_until([&] { return !process_alive(hidden); }));
-  CHECK(second.wait_log("killed 1 processes left in"));
+  CHECK(second.wait_log("killed 1 process left in"));
   CHECK(second.wait_log("by preforkd (pid " + std::to_string(first.pid()) + "), which is gone"));
   stop_cleanly(second);
 }

@@ -116,7 +116,7 @@ ChurnResult via_preforkd() {
     return state == "ready" || state == "starting" ? json_int(w, "pid", 0) : -1;
   };
   ChurnResult r = churn_with("preforkd", daemon.port(), pid_of, sleep_until_ns);
-  // "<time> info  worker 0: restarting in 3s556ms (crash 7 in a row)"
+  // "<time> info  worker 0: restarting in 3.56s (crash 7 in a row)"
   const auto backoffs = daemon.log().lines_with("restarting in");
   std::string last = backoffs.empty() ? "none" : backoffs.back();
   if (const auto at = last.find("worker"); at != std::string::npos) last = last.substr(at);

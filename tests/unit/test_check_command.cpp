@@ -43,11 +43,11 @@ TEST_CASE("check: says which slots are not ready", "[check]") {
        "2/4 workers ready: slot 1 backoff, slot 3 starting"},
       {with(2, {{10, "ready"}, {-1, "failed"}}), false, "1/2 workers ready: slot 1 failed"},
       // A slot being removed by a scale down is not counted.
-      {with(1, {{10, "ready"}, {11, "stopping"}}), true, "1/1 workers ready"},
+      {with(1, {{10, "ready"}, {11, "stopping"}}), true, "1/1 worker ready"},
       // A slot the status does not list yet (scale up).
       {with(3, {{10, "ready"}, {11, "ready"}}), false, "2/3 workers ready: slot 2 missing"},
       // "ready" without a process is not ready.
-      {with(1, {{-1, "ready"}}), false, "0/1 workers ready: slot 0 ready"},
+      {with(1, {{-1, "ready"}}), false, "0/1 worker ready: slot 0 ready"},
       {with(0, {}), false, "0/0 workers ready: no worker slots"},
   };
   for (const auto& c : cases) {

@@ -89,7 +89,7 @@ TEST_CASE("listen socket options: bounds and types and listener kinds are report
       {"127.0.0.1:80", "keep_alive_time = \"2h1s\"\n",
        "app.toml:5:19: listen[0].keep_alive_time: must be whole seconds from 1s to 2h, got 2h1s"},
       {"127.0.0.1:80", "keep_alive_interval = \"1500ms\"\n",
-       "app.toml:5:23: listen[0].keep_alive_interval: must be whole seconds from 1s to 2h, got 1s500ms"},
+       "app.toml:5:23: listen[0].keep_alive_interval: must be whole seconds from 1s to 2h, got 1.5s"},
       {"127.0.0.1:80", "keep_alive_interval = 30\n",
        R"(app.toml:5:23: listen[0].keep_alive_interval: expected a duration with a unit such as "30s", got 30)"},
       {"127.0.0.1:80", "keep_alive_probes = 0\n",

@@ -48,7 +48,7 @@ TEST_CASE("check_fd_limit names the numbers and the limit", "[fd_limit]") {
   const Status st = os::check_fd_limit(c, 32, {64, 64});
   REQUIRE_FALSE(st.ok());
   CHECK(st.error() ==
-        "32 workers need about 164 file descriptors (1 listener(s), output pipes and 32 for the master), but the "
+        "32 workers need about 164 file descriptors (1 listener, output pipes and 32 for the master), but the "
         "limit (RLIMIT_NOFILE) is 64 (hard limit 64); raise it (ulimit -n, LimitNOFILE=) or use fewer workers");
 }
 

@@ -8,6 +8,7 @@
 
 using namespace std::chrono_literals;
 using preforkd::Duration;
+using preforkd::exact_duration;
 using preforkd::format_duration;
 using preforkd::parse_duration;
 using preforkd::parse_size;
@@ -83,11 +84,15 @@ TEST_CASE("parse_duration works without a why", "[units]") {
   CHECK_FALSE(parse_duration("10").has_value());
 }
 
-TEST_CASE("format_duration gives the exact compound form", "[units]") {
+TEST_CASE("format_duration writes durations as people do", "[units]") {
+  // Under 1 s in ms, under a minute in seconds with at most two decimals, above in h/m/s.
   const std::vector<std::pair<Duration, std::string>> cases{
-      {0ms, "0s"},    {1ms, "1ms"},          {250ms, "250ms"}, {1s, "1s"}, {1500ms, "1s500ms"},
-      {90s, "1m30s"}, {5min, "5m"},          {90min, "1h30m"}, {6h, "6h"}, {3'661'001ms, "1h1m1s1ms"},
-      {49h, "49h"},   {-1500ms, "-1s500ms"},
+      {0ms, "0s"},          {1ms, "1ms"},         {250ms, "250ms"},     {999ms, "999ms"},
+      {1s, "1s"},           {1004ms, "1s"},       {1005ms, "1.01s"},    {1489ms, "1.49s"},
+      {1500ms, "1.5s"},     {30s, "30s"},         {59'994ms, "59.99s"}, {59'995ms, "1m"},
+      {90s, "1m30s"},       {90'499ms, "1m30s"},  {90'500ms, "1m31s"},  {150s, "2m30s"},
+      {5min, "5m"},         {90min, "1h30m"},     {6h, "6h"},           {3'661'001ms, "1h1m1s"},
+      {3'605s, "1h5s"},     {49h, "49h"},         {-1489ms, "-1.49s"},  {-250ms, "-250ms"},
   };
   for (const auto& [d, text] : cases) {
     INFO(d.count() << "ms");
@@ -95,10 +100,31 @@ TEST_CASE("format_duration gives the exact compound form", "[units]") {
   }
 }
 
-TEST_CASE("format_duration round-trips through parse_duration", "[units]") {
+TEST_CASE("exact_duration has the same layout and every millisecond", "[units]") {
+  const std::vector<std::pair<Duration, std::string>> cases{
+      {0ms, "0s"},     {250ms, "250ms"},   {1s, "1s"},       {1489ms, "1.489s"},          {1500ms, "1.5s"},
+      {1010ms, "1.01s"}, {90s, "1m30s"},   {90'500ms, "1m30.5s"}, {90min, "1h30m"},       {6h, "6h"},
+      {3'661'001ms, "1h1m1.001s"},          {3'600'001ms, "1h0.001s"}, {-1500ms, "-1.5s"},
+  };
+  for (const auto& [d, text] : cases) {
+    INFO(d.count() << "ms");
+    CHECK(exact_duration(d) == text);
+  }
+}
+
+TEST_CASE("format_duration reads back through parse_duration to within its rounding", "[units]") {
+  for (const Duration d : {1ms, 999ms, 1489ms, 59'999ms, 90'500ms, 3'600'001ms}) {
+    INFO(d.count() << "ms");
+    const auto back = parse_duration(format_duration(d));
+    REQUIRE(back);
+    CHECK(std::chrono::abs(*back - d) <= (d < 1min ? 5ms : 500ms));
+  }
+}
+
+TEST_CASE("exact_duration round-trips through parse_duration", "[units]") {
   for (const Duration d : {0ms, 1ms, 999ms, 1001ms, 59'999ms, 3'600'001ms, Duration(123'456'789)}) {
     INFO(d.count() << "ms");
-    CHECK(parse_duration(format_duration(d)) == d);
+    CHECK(parse_duration(exact_duration(d)) == d);
   }
 }
 

@@ -20,9 +20,14 @@ using Duration = std::chrono::milliseconds;
 // work as for durations.
 [[nodiscard]] std::optional<std::uint64_t> parse_size(std::string_view text, std::string* why = nullptr);
 
-// "1s500ms", "250ms", "2m", "1h30m", "0s": units from largest to smallest, zero terms left out.
-// Always exact, and parse_duration() reads it back; chosen over "1.5s" because it never needs
-// rounding.
+// A duration as people write it, for what preforkd measured or computed (a backoff with
+// jitter, a time waited): under 1 s in milliseconds ("250ms"), under a minute in seconds
+// with at most two decimals ("1.49s", "30s"), above that in h/m/s rounded to the second
+// ("2m30s", "1h30m"); "0s" for zero. parse_duration() reads every form back.
 [[nodiscard]] std::string format_duration(Duration d);
+
+// The same layout, exact to the millisecond ("1.489s", "1m30.5s"), for a message that echoes a
+// config value: it shows what the config holds, in a form the config takes.
+[[nodiscard]] std::string exact_duration(Duration d);
 
 }  // namespace preforkd
