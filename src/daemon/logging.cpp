@@ -239,7 +239,7 @@ LogFieldsScope::~LogFieldsScope() {
   current_fields = previous_;
 }
 
-OutputLine output_line(std::string_view line, LogTarget target) {
+LoggedOutputLine output_line(std::string_view line, LogTarget target) {
   if (target != LogTarget::journal) return {spdlog::level::info, std::nullopt, line};
   const PrefixedLine own = split_priority_prefix(line);
   if (!own.priority) return {spdlog::level::info, std::nullopt, line};

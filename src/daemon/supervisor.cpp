@@ -372,7 +372,7 @@ void Supervisor::read_output(WorkerRun& run, os::Fd out, os::Fd err) {
   auto log_line = [this, s, pid, fields = log_fields(run)](OutputStream stream) {
     return [this, s, pid, stream, fields](std::string_view line) mutable {
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      const OutputLine out = output_line(line, log_target());
+      const LoggedOutputLine out = output_line(line, log_target());
       fields.priority = out.priority;
       log_with(fields, out.level, "worker {} (pid {}): {}", s, pid, out.text);
       if (on_output) on_output(s, pid, stream, out.text);

@@ -83,12 +83,12 @@ void log_with(const LogFields& fields, spdlog::level::level_enum level, spdlog::
 // at info, as written. Under the journal a line that begins with its own priority ("<3>…",
 // what a program written for the journal prints) is logged at that priority without the
 // prefix, as systemd would file it had the worker's output gone to the journal directly.
-struct OutputLine {
+struct LoggedOutputLine {
   spdlog::level::level_enum level = spdlog::level::info;
   std::optional<SyslogPriority> priority{};
   std::string_view text{};
 };
-[[nodiscard]] OutputLine output_line(std::string_view line, LogTarget target);
+[[nodiscard]] LoggedOutputLine output_line(std::string_view line, LogTarget target);
 
 // Before the log is set up (a config that cannot be read): `text` on stderr, each of its
 // lines with the error priority in front under the journal.
