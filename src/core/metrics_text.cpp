@@ -329,6 +329,9 @@ void write_listeners(Writer& out, const StatusSnapshot& s) {
   out.family("preforkd_listener_free_bind", "Whether the listener may bind an address not (yet) local: 1 or 0.",
              Type::gauge);
   out.per_listener(s, [](const ListenerStatus& l) { return number(l.free_bind); });
+  out.family("preforkd_listener_non_blocking",
+             "Whether the workers get the listener's sockets non-blocking (non_blocking = true): 1 or 0.", Type::gauge);
+  out.per_listener(s, [](const ListenerStatus& l) { return number(l.non_blocking); });
 }
 
 }  // namespace
@@ -346,6 +349,7 @@ const std::vector<std::string_view>& exported_fields() {
       "listeners[].defer_accept_s", "listeners[].fastopen", "listeners[].keep_alive",
       "listeners[].keep_alive_time_s", "listeners[].keep_alive_interval_s", "listeners[].keep_alive_probes",
       "listeners[].receive_buffer", "listeners[].send_buffer", "listeners[].no_delay", "listeners[].free_bind",
+      "listeners[].non_blocking",
   };
   return fields;
 }
