@@ -412,7 +412,9 @@ void Preforkd::rewrite(const Setup& setup) {
 }
 
 std::int64_t Preforkd::wait_ready(Ms deadline) {
-  const std::string needle = std::to_string(setup_.count) + "/" + std::to_string(setup_.count) + " workers ready";
+  // As the master writes it: "1/1 worker ready", "4/4 workers ready".
+  const std::string needle = std::to_string(setup_.count) + "/" + std::to_string(setup_.count) +
+                             (setup_.count == 1 ? " worker ready" : " workers ready");
   const auto ts = log_.wait_line(needle, deadline);
   if (!ts) fail("no \"" + needle + "\" within " + std::to_string(deadline.count()) + " ms");
   return *ts;

@@ -32,7 +32,7 @@ complete_words() {  # the words typed so far, the last one being completed
 }
 
 got=$(complete_words preforkctl "")
-[ "$got" = "status reload scale restart stop check upgrade" ] || fail "commands: got '$got'"
+[ "$got" = "status reload scale restart stop check upgrade logs" ] || fail "commands: got '$got'"
 got=$(complete_words preforkctl --js)
 [ "$got" = "--json" ] || fail "options: got '$got'"
 got=$(complete_words preforkctl re)
