@@ -235,7 +235,7 @@ c systemctl stop preforkd@broken || true
 all=$(c journalctl -u preforkd@broken --no-pager -o cat)
 errs=$(c journalctl -u preforkd@broken -p err --no-pager -o cat)
 # Two of preforkd's info lines at every start.
-info_re='control socket at\|) starting with /etc/preforkd/'
+info_re="control socket at\\|) starting with '/etc/preforkd/"
 infos=$(grep -c "$info_re" <<<"$all" || true)
 [ "$infos" -ge 2 ] || fail "preforkd@broken logged none of its info lines: $(head -5 <<<"$all")"
 if ! grep -q 'cannot start' <<<"$errs"; then
