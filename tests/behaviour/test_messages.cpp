@@ -92,29 +92,37 @@ TEST_CASE("messages: every new worker process logs its slot and pid - first star
   REQUIRE(wait_workers_ready(d, 2));
   auto pid_of = [&](int slot) { return worker_pid(d.pid(), slot); };
   const pid_t first0 = pid_of(0), first1 = pid_of(1);
-  INFO(d.log());
+  // The log as it is once the line was waited for, not as it was when the test began.
+  auto expect_started = [&](int slot, pid_t pid) {
+    const bool seen = d.wait_log(started(slot, pid));
+    INFO("slot " << slot << ", pid " << pid << ", log:\n" << d.log());
+    CHECK(seen);
+  };
   CHECK(d.count_log(started(0, first0)) == 1);
   CHECK(d.count_log(started(1, first1)) == 1);
 
-  // After a crash.
+  // After a crash. Each pid read once: a scan of /proc while a process comes or goes may
+  // miss it, and the line to wait for must name the pid that was found.
   REQUIRE(::kill(first0, SIGKILL) == 0);
-  REQUIRE(wait_until([&] { return pid_of(0) > 0 && pid_of(0) != first0; }));
-  CHECK(d.wait_log(started(0, pid_of(0))));
+  pid_t next0 = -1;
+  REQUIRE(wait_until([&] {
+    next0 = pid_of(0);
+    return next0 > 0 && next0 != first0;
+  }));
+  expect_started(0, next0);
 
   // A scale up.
   REQUIRE(ctl(d, {"scale", "3"}).exit_code == 0);
-  REQUIRE(wait_until([&] { return pid_of(2) > 0; }));
-  CHECK(d.wait_log(started(2, pid_of(2))));
+  pid_t new2 = -1;
+  REQUIRE(wait_until([&] { return (new2 = pid_of(2)) > 0; }));
+  expect_started(2, new2);
 
   // A reload that replaces every worker.
   c.count = 3;
   c.worker = "env = { RELOADED = \"1\" }\n";
   rewrite_config(d, toml(c));
   REQUIRE(ctl(d, {"reload"}).exit_code == 0);
-  for (int slot = 0; slot < 3; ++slot) {
-    INFO("slot " << slot);
-    CHECK(d.wait_log(started(slot, pid_of(slot))));
-  }
+  for (int slot = 0; slot < 3; ++slot) expect_started(slot, pid_of(slot));
   stop_cleanly(d);
 }
 
