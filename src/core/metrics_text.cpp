@@ -189,10 +189,12 @@ void write_workers(Writer& out, const StatusSnapshot& s) {
       const auto it = w.replaced_for.find(to_string(r));
       out.sample(slot_label(w) + "," + label("reason", to_string(r)), it == w.replaced_for.end() ? 0 : it->second);
     }
-    for (const auto& [reason, n] : w.replaced_for) {  // one this build does not know (a newer master's)
+    for (const auto& entry : w.replaced_for) {  // one this build does not know (a newer master's)
+      // Not a structured binding: Clang 14 cannot capture one in a lambda.
+      const std::string& reason = entry.first;
       const bool known = std::any_of(replace_reasons.begin(), replace_reasons.end(),
                                      [&](ReplaceReason r) { return reason == to_string(r); });
-      if (!known) out.sample(slot_label(w) + "," + label("reason", reason), n);
+      if (!known) out.sample(slot_label(w) + "," + label("reason", reason), entry.second);
     }
   }
 
