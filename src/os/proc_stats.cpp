@@ -1,5 +1,7 @@
 #include <preforkd/os/proc_stats.hpp>
 
+#include "proc_fields.hpp"
+
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -10,6 +12,9 @@
 
 namespace preforkd::os {
 namespace {
+
+using proc_fields::next_number;
+using proc_fields::skip_field;
 
 // /proc files report a size of 0, so they are read until EOF. These are small.
 Result<std::string> read_proc_file(pid_t pid, const char* name) {
@@ -31,21 +36,6 @@ Result<std::string> read_proc_file(pid_t pid, const char* name) {
   }
   ::close(fd);
   return text;
-}
-
-// The next space-separated unsigned number in `text`, consumed.
-std::optional<std::uint64_t> next_number(std::string_view& text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  std::uint64_t v = 0;
-  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc()) return std::nullopt;
-  text.remove_prefix(static_cast<std::size_t>(ptr - text.data()));
-  return v;
-}
-
-void skip_field(std::string_view& text) {
-  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
-  while (!text.empty() && text.front() != ' ') text.remove_prefix(1);
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <preforkd/os/fd_limit.hpp>
 #include <preforkd/os/proc_stats.hpp>
 
+#include "proc_fields.hpp"
+
 #include <charconv>
 #include <dirent.h>
 #include <fstream>
@@ -13,19 +15,8 @@
 namespace preforkd::os {
 namespace {
 
-std::optional<std::uint64_t> next_number(std::string_view& text) {
-  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
-  std::uint64_t v = 0;
-  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc()) return std::nullopt;
-  text.remove_prefix(static_cast<std::size_t>(ptr - text.data()));
-  return v;
-}
-
-void skip_field(std::string_view& text) {
-  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
-  while (!text.empty() && text.front() != ' ') text.remove_prefix(1);
-}
+using proc_fields::next_number;
+using proc_fields::skip_field;
 
 std::optional<std::string> read_text(const char* path) {
   std::ifstream in(path);
