@@ -1,7 +1,7 @@
 // The control server on a real loop (in a thread) with real client sockets in a temp dir:
 // replies, limits, timeouts, socket-file safety and peer credentials.
 
-#include <preforkd/daemon/control_server.hpp>
+#include <preforkd/daemon/endpoints/control_server.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -14,7 +14,7 @@
 #include <memory>
 #include <optional>
 #include <preforkd/core/address.hpp>
-#include <preforkd/daemon/metrics_server.hpp>
+#include <preforkd/daemon/endpoints/metrics_server.hpp>
 #include <string>
 #include <utility>
 #include <vector>

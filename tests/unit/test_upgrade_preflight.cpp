@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <preforkd/daemon/upgrade.hpp>
+#include <preforkd/daemon/upgrade/upgrade.hpp>
 #include <sstream>
 
 using namespace preforkd;

@@ -2,7 +2,7 @@
 // Balanced accept, as a pure function: from what the sampler saw of each slot (is its
 // worker waiting for a connection, how many connections wait in its accept queue) to
 // the slots new connections are steered to, and when to look again.
-// No /proc, no sockets and no clock in here: the balancer (daemon/balancer.cpp) samples
+// No /proc, no sockets and no clock in here: the balancer (daemon/balance/balancer.cpp) samples
 // and steers; this decides.
 
 #include <preforkd/core/units.hpp>

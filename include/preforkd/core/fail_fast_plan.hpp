@@ -2,7 +2,7 @@
 // Fail fast when nobody can answer ([[listen]] fail_fast_after), as a pure function: from
 // whether any slot has a ready worker, and since when none has, to whether the master
 // refuses the listener's new connections (accepts them and resets them at once) and when
-// to look again. No sockets and no clock in here: daemon/fail_fast.cpp polls and resets.
+// to look again. No sockets and no clock in here: daemon/balance/fail_fast.cpp polls and resets.
 
 #include <preforkd/core/units.hpp>
 

@@ -2,7 +2,7 @@
 // Recycling (worker.max_memory, worker.max_lifetime) as a pure function: from what the
 // recycler saw of every slot (its worker, whether it may be recycled now, its memory at
 // this sample) and what it remembers of each worker, to the slots to recycle now and why.
-// No /proc, no clock and no random source in here: daemon/recycler.cpp samples, draws the
+// No /proc, no clock and no random source in here: daemon/operations/recycler.cpp samples, draws the
 // lifetime jitter and carries the orders out as one-slot rolling updates.
 //
 // Memory: a worker whose tree's USS (private memory: what recycling it frees) stays above

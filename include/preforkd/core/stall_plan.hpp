@@ -2,7 +2,7 @@
 // Hung-worker detection (worker.stall_timeout), as a pure function: from what the stall
 // watch saw of a slot (connections waiting in its accept queues, whether its worker was
 // seen waiting for one) to whether the worker is stalled.
-// No /proc, no sockets and no clock in here: daemon/stall_watch.cpp samples and acts.
+// No /proc, no sockets and no clock in here: daemon/watch/stall_watch.cpp samples and acts.
 //
 // A worker is stalled when, over a window of stall_timeout, its slot's queue was non-empty
 // at every sample, its depth never went down from one sample to the next, and the worker

@@ -1,0 +1,358 @@
+#pragma once
+// The supervisor: worker slots, their runs, and the listening sockets they share.
+// Every input arrives as a call on the loop (a child exit, a timer, a notify message,
+// a control request) and becomes an Event for the run it concerns. The executor is not
+// reentrant: events go on a queue that one loop drains, as s6-supervise does; carrying
+// out an action returns the events it causes (a spawn: spawned or spawn_failed), which
+// join the queue. The actions of step() and roll_step() are carried out here and
+// nowhere else, and every message about a transition comes from one of those actions.
+
+#include <preforkd/core/config.hpp>
+#include <preforkd/core/drain_queue.hpp>
+#include <preforkd/core/exec_failure.hpp>
+#include <preforkd/core/master_state.hpp>
+#include <preforkd/core/notify_message.hpp>
+#include <preforkd/core/output_ring.hpp>
+#include <preforkd/core/rolling_plan.hpp>
+#include <preforkd/core/worker_lifecycle.hpp>
+#include <preforkd/daemon/uv/line_reader.hpp>
+#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/uv/notify_socket.hpp>
+#include <preforkd/daemon/uv/timer.hpp>
+#include <preforkd/os/cgroup.hpp>
+#include <preforkd/os/listener_set.hpp>
+#include <preforkd/os/process_tree.hpp>
+#include <preforkd/os/spawn.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace preforkd::daemon {
+
+using Clock = std::chrono::steady_clock;
+
+// What a generation of workers is started from. A reload that changes what workers
+// run makes a new one; runs keep theirs until they are replaced. The listening sockets
+// are not part of it: they belong to the supervisor.
+struct Generation {
+  int number = 0;  // PREFORK_GENERATION: the reload count
+  WorkerConfig worker;
+  std::string executable;
+  std::string directory;  // the workers' working directory, absolute: a relative command resolves there
+  std::string path_env;   // the PATH `executable` was searched in
+  std::optional<os::Credentials> credentials;
+  os::OutputMode output = os::OutputMode::capture;
+  LifecyclePolicy policy;
+
+  // "cannot execute 'x': ... (not found in PATH=...; working directory '...')".
+  [[nodiscard]] std::string exec_failure(int exec_errno) const {
+    return describe_exec_failure({worker.command.front(), executable, directory, path_env, exec_errno});
+  }
+};
+
+struct LastExit {
+  ExitStatus status;
+  std::chrono::system_clock::time_point when;
+  std::string cause;  // why the master stopped it, when it did so as a fault ("stalled"); else ""
+};
+
+// Usage figures for status, written only by the usage sampler (record_usage). They cover
+// the worker's whole tree (its cgroup, or its descendants from /proc).
+struct Usage {
+  std::uint64_t rss_bytes = 0;
+  unsigned long long cpu_ticks = 0;
+  Clock::time_point cpu_sampled{};
+  double cpu_percent = 0;
+  std::uint64_t pss_bytes = 0;
+  std::uint64_t uss_bytes = 0;
+  int processes = 0;
+  Clock::time_point memory_sampled{};  // when rss/pss/uss were read (smaps_rollup)
+};
+
+// One worker lifecycle in a slot: a sequence of processes (a crash is followed by a
+// replacement in the same run, so the backoff carries over).
+struct WorkerRun {
+  int slot = 0;
+  std::shared_ptr<const Generation> gen;
+  Lifecycle life;
+  pid_t pid = -1;
+  pid_t last_pid = -1;  // of its last process once it exited: the messages about its end name it
+  Clock::time_point started{};
+  std::chrono::system_clock::time_point started_wall{};  // the same on the wall clock, for status
+  bool reached_ready = false;  // the current process has been ready
+  std::unique_ptr<Timer> timer;
+  std::unique_ptr<Timer> watchdog;
+  std::unique_ptr<LineReader> out;
+  std::unique_ptr<LineReader> err;
+  int exec_errno = 0;  // of the current process: it never ran the program (os::SpawnedProcess)
+  std::optional<LastExit> exit;  // how its last process ended, for a report_crash
+  std::string spawn_error;    // why the last spawn failed, for its report
+  // The run's own NOTIFY_SOCKET, made before its first process starts when the generation
+  // speaks sd_notify (ready = "notify" or a watchdog), kept while the run lasts (its
+  // replacements after a crash get the same one) and closed when it leaves: what arrives
+  // there is this run's, whatever pid it claims.
+  std::unique_ptr<NotifySocket> notify;
+  std::string notify_status;  // last STATUS= from the worker
+  bool notified_stopping = false;
+  bool notify_refusal_logged = false;  // a message from a process not its worker was logged
+  std::string stall_note;  // set when it was found stalled: "3 connections queued, none taken for 1.2s"
+  Usage usage;  // sampled every few seconds
+  // The cgroup of the current process and its descendants (none without worker cgroups).
+  std::unique_ptr<os::WorkerCgroup> cgroup;
+  // Without a cgroup: the process's descendants as last seen, killed when it exits (a
+  // setsid() escapes its process group, and by then they have been re-parented).
+  std::vector<os::ProcessId> known_tree;
+  int cpu = -1;  // the CPU the process is pinned to (worker.cpu_affinity), -1: not pinned
+};
+
+// What a message about `run` is about, for the JSON log: its slot, its process (or the
+// one that just exited) and its generation.
+[[nodiscard]] LogFields log_fields(const WorkerRun& run);
+
+struct Slot {
+  std::unique_ptr<WorkerRun> current;
+  std::unique_ptr<WorkerRun> candidate;              // its replacement, starting (rolling update)
+  std::vector<std::unique_ptr<WorkerRun>> retiring;  // replaced runs, stopping
+  bool removing = false;                             // scaled away: goes once its runs are gone
+  Clock::time_point drain_until{};                   // while removing: serve the queue until then
+  int restarts = 0;                                  // processes started after the first, for any reason
+  std::optional<LastExit> last_exit;                 // the last unplanned exit (crash)
+  int crashes = 0;                                   // unplanned exits
+  int replacements = 0;                              // planned replacements, of every reason
+  std::map<ReplaceReason, int> replaced_for;         // the same, by reason
+  bool had_process = false;                          // a process has been started in it
+  std::optional<int> first_exec_errno;               // the exec errno of its first process (0: it ran)
+
+  void count_replacement(ReplaceReason why) {
+    ++replacements;
+    ++replaced_for[why];
+  }
+};
+
+enum class StopMode { graceful, fast };
+
+// The outcome of an operation that may take a while (reload, restart, scale).
+using Done = std::function<void(Status result, std::string message)>;
+
+class Supervisor {
+ public:
+  Supervisor(uv_loop_t* loop, std::shared_ptr<const Generation> gen, os::ListenerSet listeners);
+  ~Supervisor();
+
+  [[nodiscard]] Status start();
+  void stop(StopMode mode);
+  // Called on SIGCHLD: reaps every exited child and feeds worker exits to their runs.
+  void reap_children();
+  // A datagram on the notify socket an older image shared among all its workers (after an
+  // upgrade from it), attributed by the sender's pid, for runs that still use it.
+  void on_shared_notify(pid_t sender, const NotifyMessage& message);
+
+  // Sets the worker count; the slots converge to the latest count asked for. New slots
+  // start at once; removed slots (the highest) stop gracefully once no new connection
+  // can reach them; a slot still being removed is kept again when the count grows back.
+  [[nodiscard]] Status scale(int count);
+  // Replaces the runs of `slots` (all when empty) one by one with fresh processes of
+  // `gen`, each new one ready before the old one stops; rolls back if one never is.
+  // `listeners`, when given, are the sockets of `gen`: they replace the current ones if
+  // the update succeeds.
+  void roll(std::shared_ptr<const Generation> gen, std::vector<int> slots, Done done,
+            std::unique_ptr<os::ListenerSet> listeners = nullptr);
+  // The sockets for a reloaded config's listeners, sharing the kernel sockets of the
+  // current ones where the address is the same (os::ListenerSet::reopen); for roll().
+  [[nodiscard]] Result<std::unique_ptr<os::ListenerSet>> reopen_listeners(const std::vector<ListenConfig>& configs);
+  // Takes a new generation whose policy applies to every run, without new processes.
+  void adopt(std::shared_ptr<const Generation> gen);
+  // Recycling (daemon/recycler.cpp): a one-slot rolling update of the current generation
+  // for each of `slots` (reasons[i] is why slots[i] goes: memory, lifetime), each new
+  // worker ready before its old one stops; a new one that never gets ready is dropped and
+  // the old one keeps serving.
+  void recycle(std::vector<int> slots, std::vector<ReplaceReason> reasons, Done done);
+  [[nodiscard]] bool busy() const { return rolling_ != nullptr || stopping_; }
+  // The rolling update in progress is a recycle (reload, restart and scale wait for it).
+  [[nodiscard]] bool recycling() const { return rolling_ != nullptr && !rolling_->slot_reasons.empty(); }
+  // The stall watch found the ready worker `pid` of `slot` stalled (`note` says how): it
+  // is stopped and replaced as after a crash. Ignored when that worker is no longer the
+  // slot's ready one.
+  void stalled(int slot, pid_t pid, std::string note);
+  // The readiness watch saw worker `pid` waiting for connections on its own socket
+  // (ready = "accepting"): it becomes ready. Ignored for a process that is no worker.
+  void seen_accepting(pid_t pid);
+  // The inodes of the sockets `run`'s process was given (a rolling update's candidate may
+  // have new ones), to recognise them in /proc.
+  [[nodiscard]] std::vector<ino_t> socket_inodes_of(const WorkerRun& run) const {
+    return listeners_for(run).socket_inodes_for_slot(run.slot);
+  }
+  // The usage sampler's figures for the current run of `slot` (the only writer of them).
+  void record_usage(int slot, const Usage& usage);
+  // Every worker from now on runs in a cgroup of its own under `tree` (supervisor_tree.cpp).
+  void use_cgroups(std::unique_ptr<os::CgroupTree> tree) { cgroups_ = std::move(tree); }
+  [[nodiscard]] bool uses_cgroups() const { return cgroups_ != nullptr; }
+  // The sampler's look at the tree of the current run of `slot`: without a cgroup, the
+  // descendants seen now are remembered, to be killed with it.
+  [[nodiscard]] os::TreeUsage sample_tree(int slot);
+
+  // Runs once no worker (and no orphaned descendant) is left after stop().
+  std::function<void()> on_finished;
+  // Each line read from a worker's stdout or stderr, after it was logged (preforkctl logs).
+  std::function<void(int slot, pid_t pid, OutputStream stream, std::string_view text)> on_output;
+  // Runs after any change of a worker's state (for sd_notify STATUS= and READY=1).
+  std::function<void()> on_change;
+  // When set, steers new connections within `live` (the slots that may take them)
+  // instead of to all of them (the balancer, for balance = "load").
+  std::function<void(const std::vector<int>& live)> on_steer;
+
+  [[nodiscard]] const std::vector<Slot>& slots() const { return slots_; }
+  [[nodiscard]] const Generation& generation() const { return *gen_; }
+  [[nodiscard]] std::shared_ptr<const Generation> generation_ptr() const { return gen_; }
+  [[nodiscard]] const os::ListenerSet& listeners() const { return *listeners_; }
+  // Steers new connections to `live` slots (hash listeners) and to `balanced`, a subset of
+  // them, for balance = "load" listeners (see ListenerSet::steer): the balancer's way in.
+  [[nodiscard]] Status steer(const std::vector<int>& live, const std::vector<int>& balanced) {
+    return listeners_->steer(live, balanced);
+  }
+  [[nodiscard]] bool stopping() const { return stopping_; }
+  [[nodiscard]] int target_count() const { return target_count_; }
+  [[nodiscard]] int ready_count() const;
+  // Per slot, the exec errno of its first process (nullopt: none started yet), for
+  // judge_start: whether the workers can be executed at all.
+  [[nodiscard]] std::vector<std::optional<int>> first_exec_errnos() const {
+    std::vector<std::optional<int>> out;
+    for (const auto& slot : slots_) out.push_back(slot.first_exec_errno);
+    return out;
+  }
+  // Rolling updates that failed and rolled back since start (for status and metrics).
+  [[nodiscard]] int rollbacks() const { return rollbacks_; }
+
+  // In-place upgrade (supervisor_state.cpp). Why the state cannot be handed on now (a
+  // rolling update, a stop, a scale still draining), or "" when it can.
+  [[nodiscard]] std::string handoff_blocker() const;
+  // Every slot's run as it is now: pids, lifecycle, remaining timer times, output pipes.
+  [[nodiscard]] std::vector<SlotState> handoff();
+  // Instead of start() in the new image: takes the slots back without spawning anything
+  // (the processes are still our children), re-arms the timers with their remaining
+  // time and reads the same output pipes. Then reaps whatever exited meanwhile.
+  [[nodiscard]] Status resume(const std::vector<SlotState>& slots);
+
+ private:
+  // A rolling update in progress: the pure plan (core/rolling_plan) and what it needs
+  // to carry out its actions (rolling_update.cpp).
+  struct RollingUpdate {
+    RollingPlan plan;
+    std::shared_ptr<const Generation> target;
+    std::shared_ptr<const Generation> previous;  // what switched slots roll back to
+    std::unique_ptr<os::ListenerSet> listeners;  // the target's own sockets, if it has new ones
+    ReplaceReason reason = ReplaceReason::reload;  // restart when the generation stays
+    std::map<int, ReplaceReason> slot_reasons;     // a recycle: why each slot goes
+    Done done;
+  };
+  struct Queued {
+    WorkerRun* run;
+    Event event;
+  };
+
+  // The executor: post() queues an event; run_queue() drains the queue, then settles.
+  void post(WorkerRun& run, Event event);
+  void run_queue();
+  void apply(WorkerRun& run, const Event& event);
+  // Carries out one action; returns the events it causes.
+  [[nodiscard]] std::vector<Event> perform(WorkerRun& run, const Action& action);
+  void report(const WorkerRun& run, const Action& action) const;
+  [[nodiscard]] std::vector<Event> spawn_process(WorkerRun& run);
+  void settle();
+  void on_worker_exit(WorkerRun& run, const ExitStatus& status);
+  void send_signal(const WorkerRun& run, pid_t target, int signum) const;
+  // Worker trees (supervisor_tree.cpp): the cgroup a new process goes into, the
+  // descendants remembered before a stop, and what is left once the top process exits.
+  // The cgroup the next process of `run` starts in (run.cgroup) and its open directory for
+  // spawn; no fd without worker cgroups or when none could be made.
+  [[nodiscard]] os::Fd prepare_cgroup(WorkerRun& run);
+  void make_spare_cgroups();  // for the slots in spare_wanted_
+  void adopt_cgroup(WorkerRun& run);  // after an upgrade: the running worker's own cgroup
+  void remember_tree(WorkerRun& run);
+  void kill_tree(WorkerRun& run);
+  // After the top process exited: the same, but a cgroup is killed by kill_exited_cgroups()
+  // when the queue has been drained, i.e. after the replacement has started.
+  void kill_tree_after_queue(WorkerRun& run);
+  void kill_exited_cgroups();
+  void remove_dead_cgroups();
+  // Before a spawn (supervisor_socket_flags.cpp): O_NONBLOCK as the config says on each of
+  // `fds` (the sockets `run` gets from `listeners`) that no other worker process holds.
+  void hand_over_socket_flags(const WorkerRun& run, const os::ListenerSet& listeners, const std::vector<int>& fds);
+  [[nodiscard]] Result<std::unique_ptr<WorkerRun>> make_run(int slot, std::shared_ptr<const Generation> gen);
+  WorkerRun* find_run(pid_t pid);
+  // sd_notify (supervisor_notify.cpp): the run's own socket, made when its process needs one.
+  [[nodiscard]] Result<Ok, NotifySocketError> open_notify_socket(WorkerRun& run);
+  [[nodiscard]] Status adopt_notify_socket(WorkerRun& run, int fd, std::string address);  // after an upgrade
+  void on_notify(WorkerRun& run, pid_t sender, const NotifyMessage& message);
+  void arm_watchdog(WorkerRun& run);
+  void read_output(WorkerRun& run, os::Fd out, os::Fd err);
+  void update_steering();
+  void collect_finished_runs();
+  // Stops a run that leaves its slot (replaced, dropped, removed): it stays in the
+  // slot's retiring list until it has no process, then goes.
+  void put_out(Slot& slot, std::unique_ptr<WorkerRun> run);
+  void retire(std::unique_ptr<WorkerRun> run);
+  void remove_drained_slots();
+  void check_finished();
+  [[nodiscard]] const os::ListenerSet& listeners_for(const WorkerRun& run) const;
+  // Rolling updates (rolling_update.cpp).
+  void begin_roll(std::shared_ptr<const Generation> gen, std::vector<int> slots, Done done,
+                  std::unique_ptr<os::ListenerSet> listeners, std::map<int, ReplaceReason> slot_reasons);
+  void after_candidate_change(WorkerRun& run, const Event& cause);
+  void roll_event(RollEvent event);
+  void carry_out(const RollAction& action);
+  [[nodiscard]] std::string who(const WorkerRun& run) const;
+  template <class F>
+  void for_each_run(F&& f) {
+    for (auto& slot : slots_) {
+      if (slot.current) f(*slot.current);
+      if (slot.candidate) f(*slot.candidate);
+      for (auto& r : slot.retiring) f(*r);
+    }
+  }
+
+  uv_loop_t* loop_;
+  std::shared_ptr<const Generation> gen_;
+  std::unique_ptr<os::ListenerSet> listeners_;
+  std::vector<Slot> slots_;
+  int target_count_ = 0;
+  std::unordered_map<pid_t, WorkerRun*> by_pid_;
+  std::vector<std::string> master_env_;
+  std::uint64_t notify_serial_ = 0;  // the next run's notify socket name
+  std::mt19937_64 rng_;
+  std::unique_ptr<RollingUpdate> rolling_;
+  std::deque<RollEvent> roll_events_;
+  bool in_roll_ = false;
+  DrainQueue<Queued> queue_;
+  // Runs that left: freed when the next input starts, since the current one may have
+  // come from one of their own timers.
+  std::vector<std::unique_ptr<WorkerRun>> graveyard_;
+  std::unique_ptr<Timer> drain_timer_;  // watches removed slots' accept queues
+  bool stopping_ = false;
+  bool finished_ = false;
+  std::unique_ptr<os::CgroupTree> cgroups_;
+  // Cgroups of exited workers whose processes are still dying: removed once empty.
+  std::vector<std::unique_ptr<os::WorkerCgroup>> dead_cgroups_;
+  // Cgroups of workers that exited, killed once their replacements have started.
+  std::vector<std::unique_ptr<os::WorkerCgroup>> exited_cgroups_;
+  // Slots that started a process since the queue last ran: each gets a spare cgroup then.
+  std::vector<int> spare_wanted_;
+  int rollbacks_ = 0;
+};
+
+// Worker cgroups as `mode` asks (supervisor_tree.cpp): the master's cgroup tree, or none
+// (auto without a usable cgroup2 hierarchy, or off); an error only for "on" without one.
+// Cgroups left by a master that is gone are killed first, and logged.
+// After an in-place upgrade (`own` = adopt) this master's own cgroup is taken over as it is.
+[[nodiscard]] Result<std::unique_ptr<os::CgroupTree>> open_worker_cgroups(WorkerCgroups mode, os::OwnCgroup own);
+
+}  // namespace preforkd::daemon

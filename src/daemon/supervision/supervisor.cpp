@@ -1,0 +1,569 @@
+#include <preforkd/daemon/supervision/supervisor.hpp>
+
+#include <preforkd/core/cpu_affinity.hpp>
+#include <preforkd/core/message_text.hpp>
+#include <preforkd/core/worker_env.hpp>
+#include <preforkd/os/affinity.hpp>
+#include <preforkd/os/children.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace preforkd::daemon {
+
+namespace {
+
+// worker.cpu_affinity: the CPU for `slot`, from the master's mask as it is now (read only
+// when pinning is on). Slots sharing CPUs is said once per master.
+int pinned_cpu(const CpuAffinity& affinity, int slot, int count) {
+  if (affinity.kind == CpuAffinity::Kind::none) return -1;
+  const std::vector<int> usable =
+      affinity.kind == CpuAffinity::Kind::automatic ? os::read_usable_cpu_list() : std::vector<int>{};
+  static bool wrap_logged = false;
+  if (!wrap_logged) {
+    if (auto note = affinity_wrap_note(affinity, usable, count)) {
+      spdlog::info("worker.cpu_affinity: {}", *note);
+      wrap_logged = true;
+    }
+  }
+  return cpu_for_slot(affinity, usable, slot).value_or(-1);
+}
+
+std::vector<std::string> copy_environment() {
+  std::vector<std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) env.emplace_back(*e);
+  return env;
+}
+
+SpawnFailure cause_of(const os::SpawnError& e) {
+  return e.fd_shortage ? SpawnFailure::fd_shortage : SpawnFailure::error;
+}
+
+}  // namespace
+
+Supervisor::Supervisor(uv_loop_t* loop, std::shared_ptr<const Generation> gen, os::ListenerSet listeners)
+    : loop_(loop),
+      gen_(std::move(gen)),
+      listeners_(std::make_unique<os::ListenerSet>(std::move(listeners))),
+      master_env_(copy_environment()),
+      rng_(std::random_device{}()) {}
+
+Supervisor::~Supervisor() = default;
+
+LogFields log_fields(const WorkerRun& run) {
+  LogFields f;
+  f.slot = run.slot;
+  if (const pid_t pid = run.pid > 0 ? run.pid : run.last_pid; pid > 0) f.worker_pid = pid;
+  if (run.gen) f.generation = run.gen->number;
+  return f;
+}
+
+std::string Supervisor::who(const WorkerRun& run) const {
+  if (run.pid > 0) return fmt::format("worker {} (pid {})", run.slot, run.pid);
+  return fmt::format("worker {}", run.slot);
+}
+
+int Supervisor::ready_count() const {
+  int n = 0;
+  for (const auto& slot : slots_)
+    if (!slot.removing && slot.current && slot.current->life.state == WorkerState::ready) ++n;
+  return n;
+}
+
+Result<std::unique_ptr<WorkerRun>> Supervisor::make_run(int slot, std::shared_ptr<const Generation> gen) {
+  auto run = std::make_unique<WorkerRun>();
+  run->slot = slot;
+  run->gen = std::move(gen);
+  WorkerRun* raw = run.get();
+  auto timer = Timer::open(loop_, [this, raw] {
+    post(*raw, Event::of(Event::Kind::timer));
+    run_queue();
+  });
+  if (!timer) return Error{fmt::format("worker {}: timer: {}", slot, timer.error())};
+  auto watchdog = Timer::open(loop_, [this, raw] {
+    post(*raw, Event::of(Event::Kind::watchdog_expired));
+    run_queue();
+  });
+  if (!watchdog) return Error{fmt::format("worker {}: watchdog timer: {}", slot, watchdog.error())};
+  run->timer = std::move(*timer);
+  run->watchdog = std::move(*watchdog);
+  return run;
+}
+
+Status Supervisor::start() {
+  auto drain = Timer::open(loop_, [this] { run_queue(); });
+  if (!drain) return Error{"drain timer: " + drain.error()};
+  drain_timer_ = std::move(*drain);
+  target_count_ = gen_->worker.count;
+  slots_.resize(static_cast<std::size_t>(target_count_));
+  spdlog::info("starting {} of '{}'", plural(target_count_, "worker"), gen_->worker.command.front());
+  for (int i = 0; i < target_count_; ++i) {
+    auto run = make_run(i, gen_);
+    if (!run) return Error{run.error()};
+    slots_[static_cast<std::size_t>(i)].current = std::move(*run);
+  }
+  for (auto& slot : slots_) post(*slot.current, Event::of(Event::Kind::start));
+  run_queue();
+  return Ok{};
+}
+
+void Supervisor::post(WorkerRun& run, Event event) { queue_.post(Queued{&run, std::move(event)}); }
+
+// The one loop that carries out transitions. Every input posts its events and calls
+// this; an event that an action causes joins the queue instead of being handled inside
+// that action. Once the queue is empty the supervisor settles (finished runs go, slots
+// drain, the rolling update moves on), which may queue more.
+void Supervisor::run_queue() {
+  if (queue_.draining()) return;
+  graveyard_.clear();
+  const bool ran = queue_.drain([this](const Queued& q) { apply(*q.run, q.event); }, [this] { settle(); });
+  // The replacements have started: what is left of the workers they replace goes now.
+  kill_exited_cgroups();
+  if (!ran) return;
+  update_steering();
+  if (on_change) on_change();
+  if (stopping_) check_finished();
+  // And what the slots' next starts need is made ahead.
+  make_spare_cgroups();
+}
+
+void Supervisor::apply(WorkerRun& run, const Event& event) {
+  const WorkerState before = run.life.state;
+  Transition t = step(run.life, event, run.gen->policy);
+  run.life = t.next;
+  if (run.life.state == WorkerState::ready && before != WorkerState::ready) {
+    run.reached_ready = true;
+    log_with(log_fields(run), spdlog::level::debug, "{} is ready", who(run));
+  }
+  for (const Action& a : t.actions)
+    for (Event& caused : perform(run, a)) post(run, std::move(caused));
+  // A run that left its slot (removed with it) may still take its last events.
+  if (run.slot >= static_cast<int>(slots_.size())) return;
+  const Slot& slot = slots_[static_cast<std::size_t>(run.slot)];
+  if (before != run.life.state && slot.candidate.get() == &run) after_candidate_change(run, event);
+}
+
+void Supervisor::settle() {
+  collect_finished_runs();
+  remove_drained_slots();
+  collect_finished_runs();
+}
+
+void Supervisor::send_signal(const WorkerRun& run, pid_t target, int signum) const {
+  if (::kill(target, signum) == 0 || errno == ESRCH) return;
+  log_with(log_fields(run), spdlog::level::warn, "failed to send {} to {}{}: {}", signal_name(signum), who(run),
+           target < 0 ? "'s process group" : "", std::strerror(errno));
+}
+
+std::vector<Event> Supervisor::perform(WorkerRun& run, const Action& action) {
+  switch (action.kind) {
+    case Action::Kind::spawn:
+      return spawn_process(run);
+    case Action::Kind::send_stop_signal:
+      if (run.pid > 0) {
+        remember_tree(run);
+        send_signal(run, run.pid, run.gen->worker.stop_signal);
+      }
+      return {};
+    case Action::Kind::send_kill:
+      if (run.pid > 0) {
+        send_signal(run, -run.pid, SIGKILL);
+        send_signal(run, run.pid, SIGKILL);
+        kill_tree(run);
+      }
+      return {};
+    case Action::Kind::send_continue:
+      if (run.pid > 0) {
+        send_signal(run, -run.pid, SIGCONT);
+        send_signal(run, run.pid, SIGCONT);
+      }
+      return {};
+    case Action::Kind::arm_timer:
+      run.timer->start(action.delay);
+      return {};
+    case Action::Kind::disarm_timer:
+      run.timer->stop();
+      return {};
+    case Action::Kind::report_ready_timeout:
+    case Action::Kind::report_watchdog:
+    case Action::Kind::report_stop_timeout:
+    case Action::Kind::report_failed:
+    case Action::Kind::report_backoff:
+    case Action::Kind::report_restart:
+    case Action::Kind::report_spawn_failed:
+    case Action::Kind::report_spawn_retry:
+    case Action::Kind::report_exec_failed:
+    case Action::Kind::report_stalled:
+      report(run, action);
+      return {};
+    case Action::Kind::report_crash:
+      if (run.slot < static_cast<int>(slots_.size())) {
+        Slot& slot = slots_[static_cast<std::size_t>(run.slot)];
+        ++slot.crashes;
+        if (run.exit) slot.last_exit = run.exit;
+      }
+      return {};
+    case Action::Kind::report_replaced:
+      if (run.slot < static_cast<int>(slots_.size())) slots_[static_cast<std::size_t>(run.slot)].count_replacement(action.reason);
+      log_with(log_fields(run), spdlog::level::debug, "{}: replaced ({})", who(run), to_string(action.reason));
+      return {};
+  }
+  return {};
+}
+
+// The log lines of the lifecycle, one per report action of step().
+void Supervisor::report(const WorkerRun& run, const Action& action) const {
+  const bool in_slot = run.slot < static_cast<int>(slots_.size());
+  const int restarts = in_slot ? slots_[static_cast<std::size_t>(run.slot)].restarts : 0;
+  const LogFields fields = log_fields(run);
+  const LogFieldsScope scope(fields);
+  switch (action.kind) {
+    case Action::Kind::report_ready_timeout:
+      spdlog::warn("{} was not ready within {}{}; stopping it", who(run), exact_duration(run.gen->worker.ready_timeout),
+                   not_ready_hint(run.gen->worker.ready.kind));
+      return;
+    case Action::Kind::report_watchdog:
+      spdlog::warn("{}: watchdog timeout; stopping it", who(run));
+      return;
+    case Action::Kind::report_stop_timeout: {
+      const Duration waited = run.stall_note.empty() ? run.gen->worker.stop_timeout : run.gen->policy.stall_kill_after;
+      spdlog::warn("{} did not stop within {}; sending SIGKILL", who(run), exact_duration(waited));
+      return;
+    }
+    case Action::Kind::report_stalled:
+      spdlog::warn("{}: stalled: {}; stopping it ({}, then SIGKILL after {})", who(run), run.stall_note,
+                   signal_name(run.gen->worker.stop_signal), exact_duration(run.gen->policy.stall_kill_after));
+      return;
+    case Action::Kind::report_failed:
+      spdlog::error("{} failed; not restarting it (preforkctl restart {} tries again)", who(run), run.slot);
+      return;
+    case Action::Kind::report_backoff:
+      spdlog::info("worker {}: restarting in {} (crash {} in a row)", run.slot, format_duration(action.delay),
+                   run.life.failures);
+      return;
+    case Action::Kind::report_restart:
+      spdlog::info("worker {}: starting again (restart {})", run.slot, restarts + 1);
+      return;
+    case Action::Kind::report_spawn_failed:
+      spdlog::error("worker {}: cannot start '{}': {}", run.slot, run.gen->executable, run.spawn_error);
+      return;
+    case Action::Kind::report_spawn_retry:
+      spdlog::error("worker {}: cannot start '{}': {}; retrying in {} (not counted as a crash)", run.slot,
+                    run.gen->executable, run.spawn_error, format_duration(action.delay));
+      return;
+    case Action::Kind::report_exec_failed: {
+      // Once per attempt, at warn: a binary gone mid-deploy keeps its slot backing off.
+      std::string next;
+      if (run.life.state == WorkerState::backoff)
+        next = fmt::format("; restarting in {} (crash {} in a row)", format_duration(action.delay), run.life.failures);
+      else if (run.life.state == WorkerState::starting)
+        next = fmt::format("; starting again (restart {})", restarts + 1);
+      spdlog::warn("worker {}: {}{}", run.slot, run.gen->exec_failure(run.exec_errno), next);
+      return;
+    }
+    case Action::Kind::spawn:
+    case Action::Kind::send_stop_signal:
+    case Action::Kind::send_kill:
+    case Action::Kind::send_continue:
+    case Action::Kind::arm_timer:
+    case Action::Kind::disarm_timer:
+    case Action::Kind::report_crash:
+    case Action::Kind::report_replaced:
+      return;
+  }
+}
+
+const os::ListenerSet& Supervisor::listeners_for(const WorkerRun& run) const {
+  // A rolling update's candidates of a generation with new sockets start on those.
+  if (rolling_ && rolling_->listeners && run.gen == rolling_->target) return *rolling_->listeners;
+  return *listeners_;
+}
+
+std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
+  Slot& slot = slots_[static_cast<std::size_t>(run.slot)];
+  const Generation& gen = *run.gen;
+  const os::ListenerSet& listeners = listeners_for(run);
+  WorkerIdentity id;
+  id.slot = run.slot;
+  id.workers = target_count_;
+  id.master_pid = ::getpid();
+  id.generation = gen.number;
+  id.listen_fds = listeners.configs().size();
+  id.fd_names = listeners.fd_names();
+  // A run that speaks sd_notify gets its own socket before its first process starts.
+  const bool notify = gen.worker.ready.kind == ReadyKind::notify || gen.worker.watchdog > Duration::zero();
+  if (notify && !run.notify) {
+    if (auto opened = open_notify_socket(run); !opened) {
+      run.spawn_error = opened.error();
+      const SpawnFailure cause = opened.failure().fd_shortage ? SpawnFailure::fd_shortage : SpawnFailure::error;
+      return {Event::spawn_failed_with(cause, std::uniform_real_distribution<double>(0.0, 1.0)(rng_))};
+    }
+  }
+  if (notify) id.notify_socket = run.notify->address();
+  id.watchdog = gen.worker.watchdog;
+
+  os::SpawnSpec spec;
+  spec.executable = gen.executable;
+  spec.argv = gen.worker.command;
+  spec.env = build_worker_env(master_env_, gen.worker, id);
+  spec.listen_fds = listeners.fds_for_slot(run.slot);
+  hand_over_socket_flags(run, listeners, spec.listen_fds);
+  spec.directory = gen.worker.directory;
+  spec.credentials = gen.credentials;
+  spec.output = gen.output;
+  spec.master_pid = id.master_pid;
+  spec.with_watchdog_pid = gen.worker.watchdog > Duration::zero();
+  os::Fd cgroup_dir = prepare_cgroup(run);
+  spec.cgroup_fd = cgroup_dir.get();
+  spec.cpu = pinned_cpu(gen.worker.cpu_affinity, run.slot, std::max(target_count_, run.slot + 1));
+
+  auto spawned = os::spawn(spec);
+  cgroup_dir.reset();
+  if (!spawned) {
+    if (run.cgroup) run.cgroup->remove();
+    run.cgroup.reset();
+    run.spawn_error = spawned.error();
+    return {Event::spawn_failed_with(cause_of(spawned.failure()), std::uniform_real_distribution<double>(0.0, 1.0)(rng_))};
+  }
+  if (!spawned->cgroup_fallback.empty())
+    log_with(log_fields(run), spdlog::level::warn,
+             "worker cgroups: workers cannot start in their cgroup ({}); each joins it before exec instead, "
+             "which makes every start wait for the kernel (about 13 ms on a 2-core VM)",
+             spawned->cgroup_fallback);
+  if (run.cgroup) spare_wanted_.push_back(run.slot);
+  if (slot.had_process) ++slot.restarts;
+  if (!slot.had_process) slot.first_exec_errno = spawned->exec_errno;
+  slot.had_process = true;
+  run.pid = spawned->pid;
+  run.cpu = spec.cpu;
+  run.started = Clock::now();
+  run.started_wall = std::chrono::system_clock::now();
+  run.reached_ready = false;
+  run.spawn_error.clear();
+  run.notify_status.clear();
+  run.notified_stopping = false;
+  run.notify_refusal_logged = false;
+  run.stall_note.clear();
+  run.usage = Usage{};
+  run.known_tree.clear();
+  run.exec_errno = spawned->exec_errno;
+  by_pid_[run.pid] = &run;
+  read_output(run, std::move(spawned->stdout_pipe), std::move(spawned->stderr_pipe));
+  // Every new process of a worker, whatever started it (first start, crash, reload, scale,
+  // recycle), gets one info line with its slot and pid; one whose exec failed is reported instead.
+  log_with(log_fields(run), run.exec_errno == 0 ? spdlog::level::info : spdlog::level::debug,
+           "{} started (generation {})", who(run), gen.number);
+  Event started = Event::of(Event::Kind::spawned);
+  started.exec_errno = run.exec_errno;
+  if (run.exec_errno == 0) arm_watchdog(run);
+  return {started};
+}
+
+void Supervisor::read_output(WorkerRun& run, os::Fd out, os::Fd err) {
+  const int s = run.slot;
+  const pid_t pid = run.pid;
+  auto log_line = [this, s, pid, fields = log_fields(run)](OutputStream stream) {
+    return [this, s, pid, stream, fields](std::string_view line) mutable {
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      const LoggedOutputLine out = output_line(line, log_target());
+      fields.priority = out.priority;
+      log_with(fields, out.level, "worker {} (pid {}): {}", s, pid, out.text);
+      if (on_output) on_output(s, pid, stream, out.text);
+    };
+  };
+  if (out.valid()) run.out = std::make_unique<LineReader>(loop_, std::move(out), log_line(OutputStream::out));
+  if (err.valid()) run.err = std::make_unique<LineReader>(loop_, std::move(err), log_line(OutputStream::err));
+}
+
+void Supervisor::arm_watchdog(WorkerRun& run) {
+  if (run.gen->worker.watchdog > Duration::zero() && run.pid > 0) run.watchdog->start(run.gen->worker.watchdog);
+}
+
+WorkerRun* Supervisor::find_run(pid_t pid) {
+  auto it = by_pid_.find(pid);
+  return it == by_pid_.end() ? nullptr : it->second;
+}
+
+void Supervisor::record_usage(int slot, const Usage& usage) {
+  if (slot < 0 || slot >= static_cast<int>(slots_.size())) return;
+  if (WorkerRun* run = slots_[static_cast<std::size_t>(slot)].current.get()) run->usage = usage;
+}
+
+void Supervisor::stalled(int slot, pid_t pid, std::string note) {
+  if (slot < 0 || slot >= static_cast<int>(slots_.size())) return;
+  WorkerRun* run = slots_[static_cast<std::size_t>(slot)].current.get();
+  if (run == nullptr || run->pid != pid || run->life.state != WorkerState::ready) return;
+  run->stall_note = std::move(note);
+  post(*run, Event::of(Event::Kind::stalled));
+  run_queue();
+}
+
+void Supervisor::seen_accepting(pid_t pid) {
+  WorkerRun* run = find_run(pid);
+  if (run == nullptr) return;
+  post(*run, Event::of(Event::Kind::seen_accepting));
+  run_queue();
+}
+
+void Supervisor::reap_children() {
+  while (true) {
+    auto exited = os::peek_exited_child();
+    if (!exited) {
+      spdlog::error("cannot look for exited workers: {}", exited.error());
+      break;
+    }
+    if (!*exited) break;
+    const pid_t pid = **exited;
+    WorkerRun* run = find_run(pid);
+    // The worker is a zombie, so its pid and process group are still reserved: whatever
+    // it left behind in its group goes with it.
+    if (run != nullptr) {
+      send_signal(*run, -pid, SIGKILL);
+      // And the rest of its tree: the descendants last seen now, its cgroup once the
+      // replacement has started (run_queue).
+      kill_tree_after_queue(*run);
+    }
+    auto status = os::reap(pid);
+    if (!status) {
+      // Never read as an exit: the process may still be there, and the next SIGCHLD retries.
+      spdlog::error("cannot reap process {}: {}", pid, status.error());
+      break;
+    }
+    if (run == nullptr) {
+      spdlog::debug("reaped orphaned process {} ({})", pid, describe(*status));
+      continue;
+    }
+    on_worker_exit(*run, *status);
+  }
+  run_queue();
+  remove_dead_cgroups();
+}
+
+void Supervisor::on_worker_exit(WorkerRun& run, const ExitStatus& status) {
+  by_pid_.erase(run.pid);
+  if (run.out) run.out->drain();
+  if (run.err) run.err->drain();
+  run.watchdog->stop();
+  // Kept in the run until its next process: report_exec_failed names it.
+  const int exec_errno = run.exec_errno;
+  // An exec failure is reported by step() (report_exec_failed), with what follows.
+  if (exec_errno == 0) {
+    const bool expected = run.life.state == WorkerState::stopping;
+    const auto level = (expected || status.success()) ? spdlog::level::info : spdlog::level::warn;
+    log_with(log_fields(run), level, "{} {}", who(run), describe(status));
+  }
+  // The slot's last exit only if step() finds it unplanned (report_crash).
+  const char* cause = exec_errno != 0 ? exec_failed_cause : run.stall_note.empty() ? "" : "stalled";
+  run.exit = LastExit{status, std::chrono::system_clock::now(), cause};
+  Event e = Event::of(Event::Kind::exited);
+  e.status = status;
+  e.exec_errno = exec_errno;
+  // An exec that failed never started the program: never count it as healthy.
+  e.was_ready = run.reached_ready && exec_errno == 0;
+  e.uptime = std::chrono::duration_cast<Duration>(Clock::now() - run.started);
+  e.jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  run.last_pid = run.pid;
+  run.pid = -1;
+  post(run, e);
+}
+
+void Supervisor::update_steering() {
+  std::vector<int> ready, starting;
+  auto state_of = [](const std::unique_ptr<WorkerRun>& r) { return r ? r->life.state : WorkerState::stopped; };
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    const Slot& slot = slots_[i];
+    if (slot.removing) continue;
+    if (state_of(slot.current) == WorkerState::ready || state_of(slot.candidate) == WorkerState::ready)
+      ready.push_back(static_cast<int>(i));
+    else if (state_of(slot.current) == WorkerState::starting || state_of(slot.candidate) == WorkerState::starting)
+      starting.push_back(static_cast<int>(i));
+  }
+  // Prefer ready workers; while none is ready, the starting ones will accept soon.
+  // With no worker at all, steering is removed and connections wait for the next one.
+  const std::vector<int>& live = !ready.empty() ? ready : starting;
+  if (on_steer) return on_steer(live);  // the balancer narrows it to waiting workers
+  if (auto s = listeners_->steer(live); !s) spdlog::warn("cannot steer connections: {}, ignoring", s.error());
+}
+
+void Supervisor::put_out(Slot& slot, std::unique_ptr<WorkerRun> run) {
+  if (!run) return;
+  // A stop is harmless for a run without a process: it just stays stopped.
+  post(*run, Event::stop_for(StopIntent::remove));
+  slot.retiring.push_back(std::move(run));
+}
+
+void Supervisor::collect_finished_runs() {
+  std::vector<int> gone;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    Slot& slot = slots_[i];
+    for (auto it = slot.retiring.begin(); it != slot.retiring.end();) {
+      // Not while an event for it is still queued (a stop put_out() posted).
+      const bool queued = queue_.any_of([&](const Queued& q) { return q.run == it->get(); });
+      if (queued || has_process((*it)->life.state)) {
+        ++it;
+        continue;
+      }
+      retire(std::move(*it));
+      it = slot.retiring.erase(it);
+      gone.push_back(static_cast<int>(i));
+    }
+  }
+  // After the walk: the plan's actions may change the slots.
+  for (int s : gone) {
+    RollEvent e;
+    e.kind = RollEvent::Kind::run_gone;
+    e.slot = s;
+    roll_event(std::move(e));
+  }
+}
+
+void Supervisor::retire(std::unique_ptr<WorkerRun> run) {
+  if (!run) return;
+  run->timer->stop();
+  run->watchdog->stop();
+  // Its socket closes with it: nothing that arrives there now belongs to a live run.
+  if (run->notify) run->notify->stop();
+  // Freed when the next input starts: this one may have come from one of its timers.
+  graveyard_.push_back(std::move(run));
+}
+
+void Supervisor::stop(StopMode mode) {
+  if (stopping_ && mode == StopMode::graceful) return;
+  stopping_ = true;
+  if (drain_timer_) drain_timer_->stop();
+  if (rolling_) {
+    RollEvent abort;
+    abort.kind = RollEvent::Kind::abort;
+    abort.reason = "preforkd is stopping";
+    roll_event(std::move(abort));
+  }
+  spdlog::info("stopping {} ({})", plural(static_cast<std::int64_t>(slots_.size()), "worker"), mode == StopMode::graceful ? "graceful" : "fast");
+  const Event e = mode == StopMode::graceful ? Event::stop_for(StopIntent::remove) : Event::of(Event::Kind::kill);
+  for_each_run([&](WorkerRun& r) { post(r, e); });
+  run_queue();
+}
+
+void Supervisor::check_finished() {
+  if (finished_) return;
+  bool any = false;
+  for_each_run([&](WorkerRun& r) { any = any || has_process(r.life.state); });
+  if (any) return;
+  // Every worker is gone; descendants that escaped their worker's process group were
+  // re-parented to the master (a subreaper) and go now too.
+  const auto orphans = os::list_children();
+  for (pid_t pid : orphans)
+    if (::kill(pid, SIGKILL) < 0 && errno != ESRCH)
+      spdlog::warn("failed to send SIGKILL to orphaned process {}: {}", pid, std::strerror(errno));
+  if (!orphans.empty()) return;  // reap_children() calls again once they are reaped
+  finished_ = true;
+  if (on_finished) on_finished();
+}
+
+}  // namespace preforkd::daemon

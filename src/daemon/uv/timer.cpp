@@ -1,0 +1,40 @@
+#include <preforkd/daemon/uv/timer.hpp>
+
+#include <string>
+
+namespace preforkd::daemon {
+
+Result<std::unique_ptr<Timer>> Timer::open(uv_loop_t* loop, std::function<void()> on_fire) {
+  std::unique_ptr<Timer> self(new Timer(std::move(on_fire)));
+  if (int rc = uv_timer_init(loop, self->handle_.get()); rc < 0)
+    return Error{std::string("uv_timer_init: ") + uv_strerror(rc)};
+  self->handle_.get()->data = self.get();
+  return self;
+}
+
+Timer::Timer(uv_loop_t* loop, std::function<void()> on_fire) : on_fire_(std::move(on_fire)) {
+  uv_timer_init(loop, handle_.get());
+  handle_.get()->data = this;
+}
+
+// uv_timer_start fails only for a closing handle or without a callback, neither of
+// which can happen to a Timer that open() returned.
+void Timer::start(Duration after, Duration repeat) {
+  uv_timer_start(handle_.get(), &Timer::fired, static_cast<uint64_t>(after.count()),
+                 static_cast<uint64_t>(repeat.count()));
+}
+
+void Timer::stop() { uv_timer_stop(handle_.get()); }
+
+bool Timer::active() { return uv_is_active(handle_.base()) != 0; }
+
+std::optional<Duration> Timer::remaining() {
+  if (!active()) return std::nullopt;
+  return Duration(static_cast<Duration::rep>(uv_timer_get_due_in(handle_.get())));
+}
+
+void Timer::fired(uv_timer_t* t) {
+  if (auto* self = static_cast<Timer*>(t->data)) self->on_fire_();
+}
+
+}  // namespace preforkd::daemon

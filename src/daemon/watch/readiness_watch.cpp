@@ -1,0 +1,72 @@
+// ready = "accepting": looks for starting workers waiting on their sockets (see the header).
+
+#include <preforkd/daemon/watch/readiness_watch.hpp>
+
+#include <preforkd/os/accept_wait.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <vector>
+
+namespace preforkd::daemon {
+
+namespace {
+
+// Often enough that a reload is not slowed down noticeably; a look reads a few small
+// /proc files per process of each starting tree.
+constexpr Duration look_every = std::chrono::milliseconds(25);
+
+template <class F>
+void for_each_awaiting(const Supervisor& supervisor, F&& f) {
+  for (const Slot& slot : supervisor.slots())
+    for (const WorkerRun* run : {slot.current.get(), slot.candidate.get()})
+      if (run != nullptr && awaits_accepting(*run)) f(*run);
+}
+
+}  // namespace
+
+bool awaits_accepting(const WorkerRun& run) {
+  return run.pid > 0 && run.life.state == WorkerState::starting && run.gen->worker.ready.kind == ReadyKind::accepting;
+}
+
+Result<std::unique_ptr<ReadinessWatch>> ReadinessWatch::open(uv_loop_t* loop, Supervisor& supervisor) {
+  std::unique_ptr<ReadinessWatch> self(new ReadinessWatch(supervisor));
+  ReadinessWatch* raw = self.get();
+  auto timer = Timer::open(loop, [raw] { raw->on_timer(); });
+  if (!timer) return Error{"readiness watch timer: " + timer.error()};
+  self->timer_ = std::move(*timer);
+  return self;
+}
+
+void ReadinessWatch::update() {
+  if (timer_->active()) return;
+  bool any = false;
+  for_each_awaiting(supervisor_, [&](const WorkerRun&) { any = true; });
+  // The first look at once (on the next loop turn): a fast server may already wait.
+  if (any) timer_->start(Duration(1));
+}
+
+void ReadinessWatch::on_timer() {
+  struct Seen {
+    pid_t pid;
+    os::AcceptWait how;
+    LogFields fields;
+  };
+  std::vector<Seen> seen;
+  bool waiting = false;
+  for_each_awaiting(supervisor_, [&](const WorkerRun& run) {
+    if (auto how = os::find_accept_wait(run.pid, supervisor_.socket_inodes_of(run)))
+      seen.push_back({run.pid, *how, log_fields(run)});
+    else
+      waiting = true;
+  });
+  // After the walk: a worker that becomes ready changes the slots.
+  for (const Seen& s : seen) {
+    log_with(s.fields, spdlog::level::debug, "worker pid {} is accepting: {} (pid {})", s.pid, s.how.describe(),
+             s.how.pid);
+    supervisor_.seen_accepting(s.pid);
+  }
+  if (waiting) timer_->start(look_every);
+}
+
+}  // namespace preforkd::daemon
