@@ -1,7 +1,8 @@
 #include <preforkd/os/children.hpp>
 
+#include <preforkd/os/sys_error.hpp>
+
 #include <cerrno>
-#include <cstring>
 #include <dirent.h>
 #include <fstream>
 #include <string>
@@ -16,7 +17,7 @@ Result<std::optional<pid_t>> peek_exited_child() {
   siginfo_t info{};
   while (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0) {
     if (errno == ECHILD) return std::optional<pid_t>{};  // no child at all: none has exited
-    if (errno != EINTR) return Error{std::string("waitid: ") + std::strerror(errno)};
+    if (errno != EINTR) return errno_error("wait for", "an exited child");
   }
   if (info.si_pid == 0) return std::optional<pid_t>{};
   return std::optional<pid_t>{info.si_pid};
@@ -25,7 +26,7 @@ Result<std::optional<pid_t>> peek_exited_child() {
 Result<ExitStatus> reap(pid_t pid) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return Error{"waitpid for pid " + std::to_string(pid) + ": " + std::strerror(errno)};
+    if (errno != EINTR) return errno_error("wait for", "pid " + std::to_string(pid));
   }
   return ExitStatus::from_wait_status(status);
 }
