@@ -32,6 +32,17 @@ inline void skip_field(std::string_view& text) {
   while (!text.empty() && text.front() != ' ') text.remove_prefix(1);
 }
 
+// The number in field `field` (3 and up: 3 is the state) of a /proc/<pid>/stat line,
+// "pid (comm) state ...": comm may hold spaces and ')', so fields are counted after the
+// last ')'. nullopt when there is no such field or it is not a number.
+inline std::optional<std::uint64_t> stat_field(std::string_view stat, int field) {
+  const auto close = stat.rfind(')');
+  if (close == std::string_view::npos) return std::nullopt;
+  std::string_view rest = stat.substr(close + 1);
+  for (int f = 3; f < field; ++f) skip_field(rest);
+  return next_number(rest);
+}
+
 // `text` as a whole number in `base` (16 takes an optional "0x"), nothing else around it.
 template <class T>
 bool parse_number(std::string_view text, T& out, int base) {

@@ -15,7 +15,7 @@ namespace preforkd::os {
 namespace {
 
 using proc_fields::next_number;
-using proc_fields::skip_field;
+using proc_fields::stat_field;
 
 Result<std::string> read_proc_file(pid_t pid, const char* name) {
   return read_file("/proc/" + std::to_string(pid) + "/" + name);
@@ -25,25 +25,13 @@ Result<std::string> read_proc_file(pid_t pid, const char* name) {
 
 std::optional<std::uint64_t> parse_stat_cpu_ticks(std::string_view stat) {
   // "pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ..."
-  const auto close = stat.rfind(')');
-  if (close == std::string_view::npos) return std::nullopt;
-  std::string_view rest = stat.substr(close + 1);
-  // After the name: state is field 3; utime and stime are fields 14 and 15.
-  for (int field = 3; field <= 13; ++field) skip_field(rest);
-  const auto utime = next_number(rest);
-  const auto stime = next_number(rest);
+  const auto utime = stat_field(stat, 14);
+  const auto stime = stat_field(stat, 15);
   if (!utime || !stime) return std::nullopt;
   return *utime + *stime;
 }
 
-std::optional<std::uint64_t> parse_stat_start_time(std::string_view stat) {
-  const auto close = stat.rfind(')');
-  if (close == std::string_view::npos) return std::nullopt;
-  std::string_view rest = stat.substr(close + 1);
-  // state is field 3; starttime is field 22.
-  for (int field = 3; field <= 21; ++field) skip_field(rest);
-  return next_number(rest);
-}
+std::optional<std::uint64_t> parse_stat_start_time(std::string_view stat) { return stat_field(stat, 22); }
 
 std::optional<SmapsRollup> parse_smaps_rollup(std::string_view text) {
   // "Rss:   1234 kB" lines after a header line with the address range.
