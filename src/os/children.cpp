@@ -1,13 +1,13 @@
 #include <preforkd/os/children.hpp>
 
+#include <preforkd/os/process_tree.hpp>
 #include <preforkd/os/sys_error.hpp>
 
 #include <cerrno>
-#include <dirent.h>
-#include <fstream>
 #include <string>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 namespace preforkd::os {
 
@@ -33,15 +33,7 @@ Result<ExitStatus> reap(pid_t pid) {
 
 std::vector<pid_t> list_children() {
   std::vector<pid_t> out;
-  DIR* dir = ::opendir("/proc/self/task");
-  if (dir == nullptr) return out;
-  while (const dirent* e = ::readdir(dir)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream in(std::string("/proc/self/task/") + e->d_name + "/children");
-    pid_t pid = 0;
-    while (in >> pid) out.push_back(pid);
-  }
-  ::closedir(dir);
+  append_children(::getpid(), out);
   return out;
 }
 

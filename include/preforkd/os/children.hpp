@@ -29,7 +29,7 @@ struct ExitedChild {
 // never reads as an exit status.
 [[nodiscard]] Result<ExitStatus> reap(pid_t pid);
 
-// Every live child of this process, from /proc/self/task/*/children.
+// Every live child of this process, from /proc/self/task/*/children (os/process_tree).
 [[nodiscard]] std::vector<pid_t> list_children();
 
 }  // namespace preforkd::os
