@@ -2,6 +2,7 @@
 
 #include <preforkd/core/exec_failure.hpp>
 #include <preforkd/os/children.hpp>
+#include <preforkd/os/read_file.hpp>
 #include <preforkd/os/sys_error.hpp>
 
 #include <cerrno>
@@ -40,6 +41,12 @@ Result<Fd> text_memfd(const char* name, std::string_view text, OnExec on_exec) {
   }
   if (::lseek(fd.get(), 0, SEEK_SET) < 0) return errno_error("rewind", std::string("memfd ") + name);
   return fd;
+}
+
+Result<std::string> take_handed_text(int fd, std::string_view name, std::size_t max_bytes) {
+  const Fd owned(fd);
+  (void)::lseek(fd, 0, SEEK_SET);  // ESPIPE on a pipe: read as it is
+  return read_fd(fd, name, max_bytes);
 }
 
 namespace {

@@ -137,3 +137,19 @@ TEST_CASE("image exec: the reply line reaches the client and its fd is closed") 
   REQUIRE(text);
   CHECK(*text == "{\"ok\": true}\n");
 }
+
+TEST_CASE("image exec: the handed memfd is read from its start and closed") {
+  auto memfd = os::text_memfd("test-state", "the whole state", os::OnExec::close);
+  REQUIRE(memfd);
+  char first[4];
+  REQUIRE(::read(memfd->get(), first, sizeof first) == 4);  // the offset moved on
+  const int fd = memfd->release();
+  const auto text = os::take_handed_text(fd, "--resume-from-fd", 1024);
+  REQUIRE(text);
+  CHECK(*text == "the whole state");
+  CHECK(::fcntl(fd, F_GETFD) == -1);
+  const auto too_big = os::take_handed_text(
+      os::text_memfd("test-state", "the whole state", os::OnExec::close)->release(), "--resume-from-fd 5", 4);
+  REQUIRE_FALSE(too_big);
+  CHECK(too_big.error() == "failed to read '--resume-from-fd 5': larger than 4 bytes");
+}

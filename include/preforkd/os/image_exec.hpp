@@ -27,6 +27,11 @@ enum class OnExec { close, keep };
 // A memfd named `name` holding `text`, its offset back at the start.
 [[nodiscard]] Result<Fd> text_memfd(const char* name, std::string_view text, OnExec on_exec);
 
+// In the image that was handed `fd` (a text_memfd, or a pipe): its text from the start
+// (a pipe from where it is), at most `max_bytes`, and closes it. `name` says what it is in
+// an error.
+[[nodiscard]] Result<std::string> take_handed_text(int fd, std::string_view name, std::size_t max_bytes);
+
 // How a program run to completion ended, and what it wrote (stdout and stderr together, at
 // most `output_bytes` of it).
 struct CompletedRun {

@@ -4,13 +4,10 @@
 #include <preforkd/daemon/upgrade/upgrade.hpp>
 
 #include <preforkd/core/exit_status.hpp>
-#include <preforkd/os/fd.hpp>
 #include <preforkd/os/image_exec.hpp>
-#include <preforkd/os/read_file.hpp>
 
 #include <algorithm>
 #include <chrono>
-#include <unistd.h>
 
 namespace preforkd::daemon {
 
@@ -68,9 +65,7 @@ Result<Preflight> run_preflight(const std::string& binary, const std::string& co
 }
 
 Result<MasterState> read_state(int fd) {
-  const os::Fd owned(fd);
-  (void)::lseek(fd, 0, SEEK_SET);  // a memfd; a pipe as --check-state-fd is read as it is
-  auto text = os::read_fd(fd, std::string(resume_option) + " " + std::to_string(fd), max_state_bytes);
+  auto text = os::take_handed_text(fd, std::string(resume_option) + " " + std::to_string(fd), max_state_bytes);
   if (!text) return Error{text.error()};
   return decode_master_state(*text);
 }
