@@ -66,8 +66,7 @@ std::optional<int> accepting_fd(pid_t pid, const std::vector<ino_t>& sockets, st
     const ssize_t n = ::read(f.get(), buf, sizeof buf - 1);
     if (n <= 0) continue;
     const auto state = parse_syscall_line(std::string_view(buf, static_cast<std::size_t>(n)));
-    if (state && waits_in_accept(*state, sockets, [pid](int fd) { return socket_inode_of(pid, fd); }))
-      return state->fd;
+    if (state && waits_in_accept(*state, sockets, [pid](int fd) { return socket_inode_of(pid, fd); })) return state->fd;
   }
   return std::nullopt;
 }
@@ -114,7 +113,8 @@ std::optional<AcceptWait> find_accept_wait(pid_t root, const std::vector<ino_t>&
   for (pid_t pid : tree) {
     if (auto fd = accepting_fd(pid, sockets, budget)) return AcceptWait{AcceptWait::How::accept_call, pid, *fd};
     for (std::uint64_t ino : epoll_input_inodes(pid))
-      if (ino != 0 && std::find(sockets.begin(), sockets.end(), static_cast<ino_t>(ino)) != sockets.end()) return AcceptWait{AcceptWait::How::epoll_set, pid, -1};
+      if (ino != 0 && std::find(sockets.begin(), sockets.end(), static_cast<ino_t>(ino)) != sockets.end())
+        return AcceptWait{AcceptWait::How::epoll_set, pid, -1};
   }
   return std::nullopt;
 }

@@ -31,7 +31,9 @@ std::optional<std::uint64_t> parse_stat_cpu_ticks(std::string_view stat) {
   return *utime + *stime;
 }
 
-std::optional<std::uint64_t> parse_stat_start_time(std::string_view stat) { return stat_field(stat, 22); }
+std::optional<std::uint64_t> parse_stat_start_time(std::string_view stat) {
+  return stat_field(stat, 22);
+}
 
 std::optional<SmapsRollup> parse_smaps_rollup(std::string_view text) {
   // "Rss:   1234 kB" lines after a header line with the address range.
@@ -156,7 +158,8 @@ Result<PeerCredentials> read_peer_credentials(int socket_fd) {
     if (errno != ERANGE) return errno_error("read", "SO_PEERGROUPS of fd " + std::to_string(socket_fd));
     peer.groups.resize(bytes / sizeof(gid_t) + 1);
   }
-  return Error{failed_to("read", "SO_PEERGROUPS of fd " + std::to_string(socket_fd), "the group list keeps changing size")};
+  return Error{
+      failed_to("read", "SO_PEERGROUPS of fd " + std::to_string(socket_fd), "the group list keeps changing size")};
 }
 
 Result<std::vector<gid_t>> read_supplementary_groups(pid_t pid) {

@@ -37,7 +37,7 @@ std::optional<std::uint64_t> count_open_fds() {
 }  // namespace
 
 std::optional<ProcessStat> parse_process_stat(std::string_view stat) {
-  const auto ticks = parse_stat_cpu_ticks(stat);  // fields 14 and 15
+  const auto ticks = parse_stat_cpu_ticks(stat);   // fields 14 and 15
   const auto start = parse_stat_start_time(stat);  // field 22
   const auto vsize = proc_fields::stat_field(stat, 23);
   const auto rss = proc_fields::stat_field(stat, 24);

@@ -48,8 +48,7 @@ os::Fd empty_stdin() {
 TEST_CASE("image exec: a run captures the output and the exit status and reads its stdin") {
   auto in = os::text_memfd("test-stdin", "from stdin\n", os::OnExec::close);
   REQUIRE(in);
-  const auto ran =
-      os::run_to_completion({"/bin/sh", "-c", "cat; echo to stderr >&2; exit 3"}, in->get(), 20s, 1024);
+  const auto ran = os::run_to_completion({"/bin/sh", "-c", "cat; echo to stderr >&2; exit 3"}, in->get(), 20s, 1024);
   REQUIRE(ran);
   CHECK(ran->end == os::RunEnd::exited);
   CHECK(ran->run.status == ExitStatus::exited_with(3));

@@ -17,7 +17,8 @@ using namespace preforkd;
 
 TEST_CASE("sys error: what failed - where - and why with a lowercase errno text") {
   CHECK(os::errno_text(ENOENT) == "no such file or directory");
-  CHECK(os::failed_to("bind", "127.0.0.1:80", "permission denied") == "failed to bind '127.0.0.1:80': permission denied");
+  CHECK(os::failed_to("bind", "127.0.0.1:80", "permission denied") ==
+        "failed to bind '127.0.0.1:80': permission denied");
   CHECK(os::errno_error("bind", "127.0.0.1:80", EACCES).message == "failed to bind '127.0.0.1:80': permission denied");
 }
 

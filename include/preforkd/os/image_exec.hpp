@@ -51,8 +51,8 @@ struct RunResult {
   RunEnd end = RunEnd::exited;
   CompletedRun run;
 };
-[[nodiscard]] Result<RunResult> run_to_completion(const std::vector<std::string>& argv, int stdin_fd,
-                                                  Duration deadline, std::size_t output_bytes);
+[[nodiscard]] Result<RunResult> run_to_completion(const std::vector<std::string>& argv, int stdin_fd, Duration deadline,
+                                                  std::size_t output_bytes);
 
 // Everything an exec changes in this process, undone if the exec fails: the fds made
 // inheritable again get FD_CLOEXEC, the signal mask comes back.

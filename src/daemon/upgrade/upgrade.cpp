@@ -33,9 +33,9 @@ Result<Preflight> run_preflight(const std::string& binary, const std::string& co
   // The state document in a memfd (close-on-exec here; the child gets it as its stdin).
   auto memfd = os::text_memfd("preforkd-preflight-state", encode_master_state(state), os::OnExec::close);
   if (!memfd) return Error{"preflight: " + memfd.error()};
-  const auto ran = os::run_to_completion(
-      {binary, "--config", config, "--check", "--state-format", check_state_option, "0"}, memfd->get(), deadline,
-      preflight_output_bytes);
+  const auto ran =
+      os::run_to_completion({binary, "--config", config, "--check", "--state-format", check_state_option, "0"},
+                            memfd->get(), deadline, preflight_output_bytes);
   // A failed wait (the check run reaped elsewhere) refuses the upgrade: never a status of 0.
   if (!ran) return Error{"preflight: " + ran.error()};
   if (ran->end == os::RunEnd::timed_out)
