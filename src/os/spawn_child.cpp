@@ -4,6 +4,7 @@
 #include "spawn_child.hpp"
 
 #include <preforkd/core/limits.hpp>
+#include <preforkd/os/signal_disposition.hpp>
 
 #include <cerrno>
 #include <cstdint>
@@ -48,13 +49,7 @@ void write_decimal(char* buf, long value) {
   // Default dispositions first, with every signal still blocked, then a clean mask. The
   // raw system call, because glibc's sigaction refuses signals 32 and 33, which it keeps
   // for itself, and which a parent (GNU make does) may have left ignored.
-  struct {
-    void (*handler)(int);
-    unsigned long flags;
-    void (*restorer)();
-    unsigned long mask;
-  } dfl{SIG_DFL, 0, nullptr, 0};
-  for (int sig = 1; sig < NSIG; ++sig) ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof dfl.mask);
+  for (int sig = 1; sig < NSIG; ++sig) set_kernel_disposition(sig, SIG_DFL);
   sigset_t empty;
   sigemptyset(&empty);
   ::sigprocmask(SIG_SETMASK, &empty, nullptr);
