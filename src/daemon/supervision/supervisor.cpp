@@ -378,8 +378,18 @@ void Supervisor::read_output(WorkerRun& run, os::Fd out, os::Fd err) {
       if (on_output) on_output(s, pid, stream, out.text);
     };
   };
-  if (out.valid()) run.out = std::make_unique<LineReader>(loop_, std::move(out), log_line(OutputStream::out));
-  if (err.valid()) run.err = std::make_unique<LineReader>(loop_, std::move(err), log_line(OutputStream::err));
+  auto read = [&](os::Fd fd, OutputStream stream, std::unique_ptr<LineReader>& reader) {
+    if (!fd.valid()) return;
+    auto opened = LineReader::open(loop_, std::move(fd), log_line(stream));
+    if (opened) {
+      reader = std::move(*opened);
+    } else {
+      log_with(log_fields(run), spdlog::level::warn, "worker {} (pid {}): cannot read its {}: {}", s, pid,
+               stream == OutputStream::out ? "stdout" : "stderr", opened.error());
+    }
+  };
+  read(std::move(out), OutputStream::out, run.out);
+  read(std::move(err), OutputStream::err, run.err);
 }
 
 void Supervisor::arm_watchdog(WorkerRun& run) {
