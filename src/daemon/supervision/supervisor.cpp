@@ -378,18 +378,15 @@ void Supervisor::read_output(WorkerRun& run, os::Fd out, os::Fd err) {
       if (on_output) on_output(s, pid, stream, out.text);
     };
   };
-  auto read = [&](os::Fd fd, OutputStream stream, std::unique_ptr<LineReader>& reader) {
-    if (!fd.valid()) return;
+  auto read = [&](os::Fd fd, OutputStream stream) -> std::unique_ptr<LineReader> {
+    if (!fd.valid()) return nullptr;
     auto opened = LineReader::open(loop_, std::move(fd), log_line(stream));
-    if (opened) {
-      reader = std::move(*opened);
-    } else {
-      log_with(log_fields(run), spdlog::level::warn, "worker {} (pid {}): cannot read its {}: {}", s, pid,
-               stream == OutputStream::out ? "stdout" : "stderr", opened.error());
-    }
+    if (!opened)
+      log_with(log_fields(run), spdlog::level::warn, "{}: cannot read its output: {}", who(run), opened.error());
+    return opened ? std::move(*opened) : nullptr;
   };
-  read(std::move(out), OutputStream::out, run.out);
-  read(std::move(err), OutputStream::err, run.err);
+  run.out = read(std::move(out), OutputStream::out);
+  run.err = read(std::move(err), OutputStream::err);
 }
 
 void Supervisor::arm_watchdog(WorkerRun& run) {

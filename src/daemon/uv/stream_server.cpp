@@ -128,7 +128,8 @@ void StreamConnection::written(std::size_t, bool ok) {
 
 void StreamConnection::alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* self = static_cast<StreamConnection*>(h->data);
-  *buf = self == nullptr ? uv_buf_init(nullptr, 0) : uv_buf_init(self->chunk_.get(), static_cast<unsigned>(self->chunk_size_));
+  *buf = self == nullptr ? uv_buf_init(nullptr, 0)
+                         : uv_buf_init(self->chunk_.get(), static_cast<unsigned>(self->chunk_size_));
 }
 
 void StreamConnection::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
