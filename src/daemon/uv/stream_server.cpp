@@ -1,7 +1,5 @@
 #include <preforkd/daemon/uv/stream_server.hpp>
 
-#include <preforkd/daemon/uv/stream_write.hpp>
-
 #include <spdlog/spdlog.h>
 
 #include <netinet/in.h>
@@ -14,6 +12,33 @@ namespace preforkd::daemon {
 namespace {
 
 std::string uv_error(const char* call, int rc) { return std::string(call) + ": " + uv_strerror(rc); }
+
+// One buffer written to a stream and owned until libuv is done with it: freed by
+// on_written, which libuv always calls once the request was queued (with UV_ECANCELED if
+// the stream closes first). The connection is found through stream->data, which UvHandle
+// clears when it closes the handle.
+struct WriteRequest {
+  uv_write_t req{};
+  std::string data;
+  void (*done)(uv_stream_t* stream, std::size_t bytes, int status) = nullptr;
+};
+
+void on_written(uv_write_t* req, int status) {
+  const std::unique_ptr<WriteRequest> w(static_cast<WriteRequest*>(req->data));
+  w->done(req->handle, w->data.size(), status);
+}
+
+// Queues `data` on `stream`; libuv's error code if it cannot (then `done` is not called).
+int write_owned(uv_stream_t* stream, std::string data, void (*done)(uv_stream_t*, std::size_t, int)) {
+  auto w = std::make_unique<WriteRequest>();
+  w->data = std::move(data);
+  w->done = done;
+  w->req.data = w.get();
+  const uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  if (const int rc = uv_write(&w->req, stream, &buf, 1, &on_written); rc != 0) return rc;
+  (void)w.release();  // on_written frees it
+  return 0;
+}
 
 Result<sockaddr_storage> socket_address(const Address& a) {
   sockaddr_storage storage{};
