@@ -40,6 +40,10 @@ struct CompletedRun {
 };
 
 enum class RunEnd { exited, timed_out };
+struct RunResult {
+  RunEnd end = RunEnd::exited;
+  CompletedRun run;
+};
 
 // Runs argv (argv[0] is the program's path) with `stdin_fd` as its stdin, an empty signal
 // mask and SIGPIPE at its default, reads its output until EOF or `deadline`, then reaps
@@ -47,10 +51,6 @@ enum class RunEnd { exited, timed_out };
 // RunEnd::timed_out and `status` says how the kill ended it). A failed spawn or a failed
 // wait is an error ("failed to run '<path>': …", "failed to wait for 'pid N': …"): a
 // child reaped elsewhere never reads as a success.
-struct RunResult {
-  RunEnd end = RunEnd::exited;
-  CompletedRun run;
-};
 [[nodiscard]] Result<RunResult> run_to_completion(const std::vector<std::string>& argv, int stdin_fd, Duration deadline,
                                                   std::size_t output_bytes);
 
