@@ -80,8 +80,15 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
             *target, config_.worker.log_buffer >> 10, max_log_buffer_total >> 20)));
       if (Status st = supervisor_->scale(*target); !st) return respond(control::make_error(st.error()));
       output_log_.drop_slots_from(*target);
-      respond(control::make_ok({{"message", fmt::format("scaled from {} to {}", from, plural(*target, "worker"))},
-                                {"workers", *target}}));
+      // An adaptive pool: the count is its most workers; the pool decides how many run.
+      const PoolMode pool = supervisor_->generation().worker.pool.mode;
+      const std::string message =
+          pool == PoolMode::fixed
+              ? fmt::format("scaled from {} to {}", from, plural(*target, "worker"))
+              : fmt::format("pool = \"{}\": count (the most workers) set from {} to {}; the pool starts them as the load "
+                            "needs",
+                            to_string(pool), from, *target);
+      respond(control::make_ok({{"message", message}, {"workers", *target}}));
       return;
     }
     case control::Request::Command::restart:

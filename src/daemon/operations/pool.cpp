@@ -167,13 +167,14 @@ void Pool::tick() {
 }
 
 void Pool::carry_out(const PoolDecision& d) {
+  // Said before it is done: the lines of the workers it starts or stops follow it.
+  spdlog::info("{}", pool_log_line(d));
   const Status done = d.kind == PoolDecision::Kind::grow ? supervisor_.pool_start(d.start) : supervisor_.pool_retire(d.retire);
   if (!done) {
     spdlog::warn("pool: cannot {} ({}): {}, ignoring", d.kind == PoolDecision::Kind::grow ? "grow" : "shrink",
                  d.reason, done.error());
     return;
   }
-  spdlog::info("{}", pool_log_line(d));
   last_ = PoolChange{std::chrono::system_clock::now(), d.from, d.to, d.reason};
   if (d.kind == PoolDecision::Kind::grow) grown_ += d.start.size();
   else ++shrunk_;
