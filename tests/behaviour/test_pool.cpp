@@ -169,6 +169,13 @@ TEST_CASE("pool: dynamic shrinks after idle_timeout to min_count") {
     REQUIRE(r);
     CHECK(r->status == 200);
   }
+  // scale on a dynamic pool sets count, the most workers, and starts none by itself.
+  const CtlResult scaled = ctl(d, {"scale", "4"});
+  CHECK(scaled.exit_code == 0);
+  CHECK(scaled.out.find("count (the most workers) set from 3 to 4") != std::string::npos);
+  CHECK(wait_until([&] { return pool_of(d).value("max", 0) == 4; }));
+  CHECK(live_workers(d) == 1);
+  CHECK(worker_processes(d) == 1);
   stop_cleanly(d);
 }
 
