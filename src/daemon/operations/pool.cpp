@@ -48,7 +48,7 @@ struct Pool::Watch {
   ino_t inode = 0;
   bool armed = false;
   std::optional<os::InputWatch> watch;
-  UvHandle<uv_poll_t> handle;
+  std::unique_ptr<ReadableWatch> readable;  // after `watch`: closed before the epoll fd is
 };
 
 Result<std::unique_ptr<Pool>> Pool::open(uv_loop_t* loop, Supervisor& supervisor, Balancer& balancer) {
@@ -215,27 +215,30 @@ void Pool::sync_watches() {
         continue;
       }
       made->watch = std::move(*watch);
-      if (const int rc = uv_poll_init(loop_, made->handle.get(), made->watch->fd()); rc < 0) {
-        spdlog::warn("pool: cannot watch a socket of a slot without a worker: uv_poll_init: {}, ignoring",
-                     uv_strerror(rc));
+      // The epoll fd is the master's alone: libuv may make it non-blocking.
+      Watch* raw = made.get();
+      auto readable = ReadableWatch::open(loop_, made->watch->fd(), [raw](const Status&) {
+        // Readable, or the poll failed (it has stopped): either way, look now.
+        raw->owner->on_readable(*raw);
+      });
+      if (!readable) {
+        spdlog::warn("pool: cannot watch a socket of a slot without a worker: {}, ignoring", readable.error());
         continue;
       }
-      made->handle.get()->data = made.get();
+      made->readable = std::move(*readable);
       w = made.get();
       watches_.push_back(std::move(made));
     }
     if (w->armed) continue;
-    const int rc = uv_poll_start(w->handle.get(), UV_READABLE, [](uv_poll_t* h, int, int) {
-      auto* self = static_cast<Watch*>(h->data);
-      if (self != nullptr) self->owner->on_readable(*self);
-    });
-    w->armed = rc == 0;
+    const Status started = w->readable->start();
+    w->armed = static_cast<bool>(started);
+    if (!started) spdlog::warn("pool: cannot watch a socket of a slot without a worker: {}, ignoring", started.error());
   }
 }
 
 void Pool::on_readable(Watch& w) {
   // Level-triggered: stopped until the next sample has acted on it, or the loop would spin.
-  uv_poll_stop(w.handle.get());
+  w.readable->stop();
   w.armed = false;
   tick();
 }

@@ -10,6 +10,7 @@
 #include <preforkd/core/pool_plan.hpp>
 #include <preforkd/daemon/balance/balancer.hpp>
 #include <preforkd/daemon/supervision/supervisor.hpp>
+#include <preforkd/daemon/uv/readable_watch.hpp>
 #include <preforkd/daemon/uv/timer.hpp>
 
 #include <chrono>
