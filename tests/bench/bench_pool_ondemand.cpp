@@ -106,14 +106,16 @@ void pool_ondemand() {
   setup.count = 8;
   setup.worker_extra = "pool = \"ondemand\"\nmin_count = 0\nidle_timeout = \"1s\"\n";
   std::printf("\n  ondemand (count = 8, min_count = 0, idle_timeout = \"1s\"), the sync_worker fixture\n");
+  std::vector<double> direct;
+  for (int i = 0; i < kSamples; ++i) direct.push_back(direct_spawn_ms());
+  const double spawn_ms = median(direct);
+  const std::string range = fmt_ms(percentile(direct, 0)) + " to " + fmt_ms(percentile(direct, 100));
+  report("worker spawn + ready + answer, no preforkd",
+         fmt_ms(spawn_ms) + " median of " + std::to_string(kSamples) + " (" + range + ")");
   if (const auto why = check_rejects(setup)) {
     std::printf("  ondemand        not available: %s\n", why->c_str());
     return;
   }
-  std::vector<double> direct;
-  for (int i = 0; i < kSamples; ++i) direct.push_back(direct_spawn_ms());
-  const double spawn_ms = median(direct);
-  report("worker spawn + ready + answer, no preforkd", fmt_ms(spawn_ms) + " median of " + std::to_string(kSamples));
 
   Preforkd daemon(setup);
   // The first connection starts the first worker; then the pool empties again.
