@@ -18,11 +18,11 @@
 namespace preforkd::config_detail {
 namespace {
 
-constexpr std::array<std::string_view, 23> worker_keys{
+constexpr std::array<std::string_view, 27> worker_keys{
     "command",       "count",       "directory",    "user",      "group",           "env",          "env_file", "ready",
     "ready_timeout", "stop_signal", "stop_timeout", "restart",   "backoff_initial", "backoff_max",  "fatal_exit_codes",
     "watchdog",      "max_memory",  "max_lifetime", "max_surge", "cpu_affinity",    "stall_timeout",
-    "memory_sample_interval", "log_buffer"};
+    "memory_sample_interval", "log_buffer", "pool", "min_count", "spare", "idle_timeout"};
 
 // An array longer than `max` is reported once, as a whole, instead of element by element.
 bool within(const Section& s, const Field& f, std::size_t size, std::size_t max, std::string_view what) {
@@ -439,6 +439,7 @@ void read_worker(const Section& s, int usable_cpus, WorkerConfig& out) {
   s.reject_unknown(worker_keys);
   read_command(s, out);
   read_count(s, usable_cpus, out);
+  read_pool(s, out);
   if (auto v = read_string(s.diag(), s.field("directory"))) out.directory = *v;
   const Field user = s.field("user");
   if (auto v = read_string(s.diag(), user)) {

@@ -480,7 +480,8 @@ void to_json(json& j, const MemorySummary& v) {
 }
 
 void to_json(json& j, const StatusSnapshot& v) {
-  j = json{{"master", v.master}, {"workers", v.workers}, {"listeners", v.listeners}, {"memory", v.memory}};
+  j = json{{"master", v.master}, {"workers", v.workers}, {"listeners", v.listeners}, {"memory", v.memory},
+           {"pool", v.pool}};
 }
 
 // The fields the contract names are required; the others default, so an older or newer
@@ -589,6 +590,7 @@ void from_json(const json& j, StatusSnapshot& v) {
   } else {
     v.memory = summarize_memory(v.workers);
   }
+  v.pool = j.contains("pool") && j.at("pool").is_object() ? j.at("pool").get<PoolStatus>() : PoolStatus{};
 }
 
 json log_line_json(const OutputLine& line) {

@@ -204,7 +204,9 @@ TEST_CASE("replies: make_ok and make_error and parse_reply", "[control_protocol]
 
 TEST_CASE("the status reply has the contract's field names", "[control_protocol]") {
   const json reply = make_status_reply(sample_status());
-  CHECK(keys(reply) == std::set<std::string>{"ok", "master", "workers", "listeners", "memory"});
+  CHECK(keys(reply) == std::set<std::string>{"ok", "master", "workers", "listeners", "memory", "pool"});
+  CHECK(keys(reply["pool"]) == std::set<std::string>{"mode", "live", "waiting", "min", "max", "grown_total",
+                                                      "shrunk_total", "last_change"});
   CHECK(keys(reply["memory"]) == std::set<std::string>{"workers", "rss_bytes", "pss_bytes", "uss_bytes", "shared_bytes",
                                                         "master_rss_bytes", "master_pss_bytes", "master_uss_bytes"});
   CHECK(reply["ok"] == true);
@@ -382,4 +384,21 @@ TEST_CASE("a log line round-trips through its JSON form", "[control_protocol]") 
   REQUIRE(back.ok());
   CHECK(*back == line);
   CHECK_FALSE(parse_log_line(json{{"slot", 1}}).ok());
+}
+
+TEST_CASE("the pool object goes through status and back", "[control_protocol]") {
+  StatusSnapshot s = sample_status();
+  s.pool = {"dynamic", 3, 1, 2, 8, 5, 2, PoolChangeStatus{1.7e9, 4.5, 2, 3, "4 connections queued, none waiting"}};
+  auto back = parse_status(make_status_reply(s));
+  REQUIRE(back.ok());
+  CHECK(back->pool == s.pool);
+  CHECK(pool_summary(s.pool) ==
+        "pool dynamic: 3 workers (1 waiting), min 2, max 8; last 2 -> 3, 4s ago: 4 connections queued, none waiting");
+  s.pool = PoolStatus{};
+  CHECK(pool_summary(s.pool).empty());
+  json old = make_status_reply(s);
+  old.erase("pool");  // an older master
+  auto parsed = parse_status(old);
+  REQUIRE(parsed.ok());
+  CHECK(parsed->pool.mode == "static");
 }

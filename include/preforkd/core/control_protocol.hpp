@@ -15,6 +15,7 @@
 
 #include <preforkd/core/limits.hpp>
 #include <preforkd/core/output_ring.hpp>
+#include <preforkd/core/pool_status.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -219,6 +220,7 @@ struct StatusSnapshot {
   std::vector<WorkerStatus> workers;
   std::vector<ListenerStatus> listeners;
   MemorySummary memory{};
+  PoolStatus pool;  // core/pool_status.hpp
   bool operator==(const StatusSnapshot&) const = default;
 };
 
