@@ -159,7 +159,10 @@ Result run_row(const Row& row, const std::string& uwsgi_bin, const TempDir& dir,
   if (row.worker_extra != nullptr) {
     Preforkd daemon(preforkd_setup(row));
     wait_at_rest(daemon.port(), daemon.pid(), row.at_rest, row.name);
-    return pool::step_load(daemon.port(), daemon.pid(), seconds, pool::kHighClients);
+    const Result r = pool::step_load(daemon.port(), daemon.pid(), seconds, pool::kHighClients);
+    // What the pool did, as its log says it ("pool: 2 -> 3 workers: ...").
+    for (const std::string& line : daemon.log().lines_with("pool: ")) std::printf("      | %s\n", line.c_str());
+    return r;
   }
   const int port = free_port();
   Uwsgi server(uwsgi_bin, dir, row, port);
