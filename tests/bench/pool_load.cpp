@@ -21,7 +21,7 @@ void sleep_until_ns(std::int64_t ns) {
 Result analyse(const std::vector<Request>& requests, const std::vector<Sample>& samples, std::int64_t t0,
                std::int64_t phase_ns, int full) {
   Result r;
-  std::vector<double> ms[3], step;
+  std::vector<double> ms[3], step, after_step;
   const auto step_end = t0 + phase_ns + static_cast<std::int64_t>(kStepWindowSeconds * 1e9);
   for (const Request& q : requests) {
     const auto i = static_cast<std::size_t>((q.start_ns - t0) / phase_ns);
@@ -32,6 +32,7 @@ Result analyse(const std::vector<Request>& requests, const std::vector<Sample>& 
     }
     ms[i].push_back(q.ms);
     if (q.start_ns >= t0 + phase_ns && q.start_ns < step_end) step.push_back(q.ms);
+    if (i == 1 && q.start_ns >= step_end) after_step.push_back(q.ms);
   }
   for (std::size_t i = 0; i < 3; ++i) {
     r.phase[i].p50 = percentile(ms[i], 50);
@@ -39,6 +40,7 @@ Result analyse(const std::vector<Request>& requests, const std::vector<Sample>& 
     r.phase[i].rps = static_cast<double>(ms[i].size()) / (static_cast<double>(phase_ns) / 1e9);
   }
   r.step_p99 = percentile(step, 99);
+  r.after_step_p99 = percentile(after_step, 99);
 
   // Each sample holds until the next one; only the run's own span counts.
   const std::int64_t end = t0 + 3 * phase_ns;

@@ -36,9 +36,10 @@ struct Phase {
 
 // What one row's run measured.
 struct Result {
-  Phase phase[3];        // 1 client, 8 clients, 1 client again
-  double step_p99 = 0;   // of the requests started in the step window
-  double to_full_s = 0;  // from the 1 -> 8 step until `full` workers; NaN: never in the high phase
+  Phase phase[3];             // 1 client, 8 clients, 1 client again
+  double step_p99 = 0;        // of the requests started in the step window
+  double after_step_p99 = 0;  // of the high phase's requests started after the step window
+  double to_full_s = 0;       // from the 1 -> 8 step until `full` workers; NaN: never in the high phase
   double worker_seconds = 0;
   int peak = 0;
 };
