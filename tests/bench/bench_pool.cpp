@@ -11,9 +11,11 @@
 //     cheaper-initial = 2, cheaper-step = 2, cheaper-overload = 1, with each of its
 //     algorithms spare, backlog and busyness; the best of them (the lowest p99 right
 //     after the step) is the one the goal compares with.
-// Each row prints p50/p99 and req/s per phase, the p99 of the first 2 s after the step,
-// the time from the step until 8 workers run (the master's live children, counted every
-// 25 ms) and the worker-seconds over the run. Then the goals, PASS or MISS,
+// Each row prints p50/p99 and req/s per phase, the p99 of the first 2 s after the step
+// and of the rest of the high phase, the time from the step until 8 workers run (the
+// master's live children, counted every 25 ms) and the worker-seconds over the run; a
+// preforkd row also its pool's log lines ("pool: 2 -> 3 workers: ..."), the rows are
+// run one after another. Then the goals, PASS or MISS,
 // printed and never asserted. BENCH_POOL_ROUNDS (default 1) repeats the rows, the order
 // rotated, and prints the medians and the spread. BENCH_POOL_ONLY=<part of a row's name>
 // runs only those rows ("ondemand": only the ondemand part). A row whose keys this
