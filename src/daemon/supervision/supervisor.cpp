@@ -504,7 +504,6 @@ void Supervisor::update_steering() {
   // With no worker at all, steering is removed and connections wait for the next one.
   const std::vector<int>& live = !ready.empty() ? ready : starting;
   if (on_steer) return on_steer(live);  // the balancer narrows it to waiting workers
-  listeners_->pack_load(packs_load());
   if (auto s = listeners_->steer(live); !s) spdlog::warn("cannot steer connections: {}, ignoring", s.error());
 }
 
