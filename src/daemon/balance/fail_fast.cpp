@@ -73,8 +73,8 @@ void FailFast::update() {
   const auto now = Clock::now();
   // Every listener is served by every slot: one answer for all of them.
   const bool any_ready = supervisor_.ready_count() > 0 || [&] {
-    for (const Slot& s : supervisor_.slots())
-      if (!s.removing && s.candidate && s.candidate->life.state == WorkerState::ready) return true;
+    for (const SlotView& s : supervisor_.view())
+      if (!s.removing && s.candidate && s.candidate->state == WorkerState::ready) return true;
     return false;
   }();
   std::optional<Duration> next_check;
@@ -114,14 +114,9 @@ void FailFast::update() {
 // Polls exactly the sockets core/fail_fast_plan says to drain.
 void FailFast::sync_polls() {
   const os::ListenerSet& set = supervisor_.listeners();
-  const auto& slots = supervisor_.slots();
+  const std::vector<SlotView> slots = supervisor_.view();
   std::vector<bool> has_process(slots.size(), false);
-  for (std::size_t i = 0; i < slots.size(); ++i) {
-    const Slot& s = slots[i];
-    bool any = (s.current && s.current->pid > 0) || (s.candidate && s.candidate->pid > 0);
-    for (const auto& r : s.retiring) any = any || r->pid > 0;
-    has_process[i] = any;
-  }
+  for (std::size_t i = 0; i < slots.size(); ++i) has_process[i] = slots[i].has_process();
   struct Wanted {
     std::string listener;
     int fd;

@@ -292,8 +292,8 @@ void Master::on_change() {
   if (systemd_->ready_sent() || reloading_) return;
   // READY=1 once every initial worker has been started and is ready (or has given up).
   bool settled = true;
-  for (const auto& slot : supervisor_->slots()) {
-    const WorkerState s = slot.current ? slot.current->life.state : WorkerState::stopped;
+  for (const SlotView& slot : supervisor_->view()) {
+    const WorkerState s = slot.current ? slot.current->state : WorkerState::stopped;
     settled = settled && (s == WorkerState::ready || s == WorkerState::failed);
   }
   if (settled) {

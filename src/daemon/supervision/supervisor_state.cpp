@@ -4,6 +4,8 @@
 // generation, and the new image needs no rolling plan.
 
 #include <preforkd/daemon/supervision/supervisor.hpp>
+
+#include "worker_run.hpp"
 #include <preforkd/core/message_text.hpp>
 
 #include <spdlog/spdlog.h>
