@@ -42,7 +42,17 @@ Master::Master(Config config, std::shared_ptr<const Generation> gen, os::Listene
   if (!loop_ok_) spdlog::error("cannot create the event loop: uv_loop_init: {}", uv_strerror(rc));
   supervisor_ = std::make_unique<Supervisor>(&loop_, std::move(gen), std::move(listeners));
   supervisor_->on_finished = [this] { uv_stop(&loop_); };
-  supervisor_->on_change = [this] { on_change(); };
+  // Each observer is told the kinds of change it follows (supervision/slot_changes.hpp), in
+  // this order: fail-fast, readiness, systemd's fd store, then STATUS= and READY=1.
+  supervisor_->subscribe(Change::workers | Change::sockets, [this](Changes) {
+    if (fail_fast_) fail_fast_->update();
+  });
+  supervisor_->subscribe(Change::workers, [this](Changes) {
+    if (readiness_) readiness_->update();
+  });
+  // Scaling and reloads change the sockets: systemd's store follows.
+  supervisor_->subscribe(Change::sockets, [this](Changes) { fd_store_.sync(supervisor_->listeners()); });
+  supervisor_->subscribe(Change::workers, [this](Changes) { on_workers_change(); });
   supervisor_->on_output = [this](int slot, pid_t pid, OutputStream stream, std::string_view text) {
     output_log_.add(slot, pid, stream, text);
   };
@@ -282,11 +292,7 @@ std::string Master::summary() const {
                      supervisor_->generation().number);
 }
 
-void Master::on_change() {
-  if (fail_fast_) fail_fast_->update();
-  if (readiness_) readiness_->update();
-  // Scaling and reloads change the sockets: systemd's store follows.
-  fd_store_.sync(supervisor_->listeners());
+void Master::on_workers_change() {
   if (supervisor_->stopping()) return;
   systemd_->status(summary());
   if (systemd_->ready_sent() || reloading_) return;

@@ -129,8 +129,7 @@ void Supervisor::run_queue() {
   // The replacements have started: what is left of the workers they replace goes now.
   kill_exited_cgroups();
   if (!ran) return;
-  update_steering();
-  if (on_change) on_change();
+  publish();
   if (stopping_) check_finished();
   // And what the slots' next starts need is made ahead.
   make_spare_cgroups();

@@ -131,7 +131,7 @@ Status Supervisor::resume(const std::vector<SlotState>& handed) {
   update_steering();
   // Workers that exited while the new image started are zombies of this same process.
   reap_children();
-  if (on_change) on_change();
+  publish();
   return Ok{};
 }
 

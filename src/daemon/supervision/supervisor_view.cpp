@@ -119,4 +119,21 @@ void Supervisor::submit(WorkerInput input) {
       std::move(input));
 }
 
+void Supervisor::subscribe(Changes kinds, std::function<void(Changes)> observer) {
+  subscriptions_.push_back({kinds, std::move(observer)});
+}
+
+void Supervisor::publish() {
+  SupervisorFacts facts{target_count_, gen_->number, stopping_, listeners_.get(), {}};
+  for (int s = 0; s < listeners_->slot_count(); ++s) facts.slot_fds.push_back(listeners_->fds_for_slot(s));
+  SlotsDigest now = digest(view(), facts);
+  const Changes changed = changes_between(published_, now);
+  published_ = std::move(now);
+  if (changed.empty()) return;
+  // The live set depends on nothing else: steering follows first, as the watches expect.
+  update_steering();
+  for (const Subscription& s : subscriptions_)
+    if (changed.any_of(s.kinds)) s.observer(changed);
+}
+
 }  // namespace preforkd::daemon

@@ -17,6 +17,7 @@
 #include <preforkd/core/worker_lifecycle.hpp>
 #include <preforkd/daemon/uv/line_reader.hpp>
 #include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/supervision/slot_changes.hpp>
 #include <preforkd/daemon/supervision/slot_view.hpp>
 #include <preforkd/daemon/supervision/worker_input.hpp>
 #include <preforkd/daemon/uv/notify_socket.hpp>
@@ -117,8 +118,6 @@ class Supervisor {
   std::function<void()> on_finished;
   // Each line read from a worker's stdout or stderr, after it was logged (preforkctl logs).
   std::function<void(int slot, pid_t pid, OutputStream stream, std::string_view text)> on_output;
-  // Runs after any change of a worker's state (for sd_notify STATUS= and READY=1).
-  std::function<void()> on_change;
   // When set, steers new connections within `live` (the slots that may take them)
   // instead of to all of them (the balancer, for balance = "load").
   std::function<void(const std::vector<int>& live)> on_steer;
@@ -131,6 +130,10 @@ class Supervisor {
   [[nodiscard]] int slot_count() const;
   // What the watches and the usage sampler tell back (worker_input.hpp).
   void submit(WorkerInput input);
+  // After a drain of the queue, `observer` is told which of `kinds` changed since the
+  // observers were last told (slot_changes.hpp), once steering has followed; observers
+  // are told in the order they subscribed.
+  void subscribe(Changes kinds, std::function<void(Changes)> observer);
   // The inodes of the sockets process `pid` of `slot` was given (a rolling update's
   // candidate may have new ones), to recognise them in /proc; empty when `pid` is no
   // worker of `slot`.
@@ -216,6 +219,8 @@ class Supervisor {
   void arm_watchdog(WorkerRun& run);
   void read_output(WorkerRun& run, os::Fd out, os::Fd err);
   void update_steering();
+  // Steers and tells the subscribers what changed since they were last told.
+  void publish();
   void collect_finished_runs();
   // Stops a run that leaves its slot (replaced, dropped, removed): it stays in the
   // slot's retiring list until it has no process, then goes.
@@ -263,6 +268,12 @@ class Supervisor {
   // Slots that started a process since the queue last ran: each gets a spare cgroup then.
   std::vector<int> spare_wanted_;
   int rollbacks_ = 0;
+  struct Subscription {
+    Changes kinds;
+    std::function<void(Changes)> observer;
+  };
+  std::vector<Subscription> subscriptions_;
+  SlotsDigest published_;  // what the subscribers were last told about
 };
 
 // Worker cgroups as `mode` asks (supervisor_tree.cpp): the master's cgroup tree, or none
