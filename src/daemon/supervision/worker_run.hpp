@@ -4,6 +4,7 @@
 // everyone else reads the values of Supervisor::view() (slot_view.hpp).
 
 #include <preforkd/daemon/supervision/supervisor.hpp>
+#include <preforkd/daemon/uv/line_reader.hpp>
 
 #include <map>
 #include <memory>

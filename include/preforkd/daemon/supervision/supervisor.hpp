@@ -15,7 +15,6 @@
 #include <preforkd/core/output_ring.hpp>
 #include <preforkd/core/rolling_plan.hpp>
 #include <preforkd/core/worker_lifecycle.hpp>
-#include <preforkd/daemon/uv/line_reader.hpp>
 #include <preforkd/daemon/master/logging.hpp>
 #include <preforkd/daemon/supervision/slot_changes.hpp>
 #include <preforkd/daemon/supervision/slot_view.hpp>
