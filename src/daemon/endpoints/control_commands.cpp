@@ -23,6 +23,23 @@ double unix_time(std::chrono::system_clock::time_point t) {
 
 std::string address_text(const Address& a) { return a.text; }
 
+control::PoolStatus pool_status(const PoolView& v) {
+  control::PoolStatus p;
+  p.mode = to_string(v.mode);
+  p.live = v.live;
+  p.waiting = v.waiting;
+  p.min = v.min;
+  p.max = v.max;
+  p.grown_total = v.grown;
+  p.shrunk_total = v.shrunk;
+  if (v.last) {
+    const auto ago = std::chrono::system_clock::now() - v.last->when;
+    p.last_change = control::PoolChangeStatus{unix_time(v.last->when), std::chrono::duration<double>(ago).count(),
+                                              v.last->from, v.last->to, v.last->reason};
+  }
+  return p;
+}
+
 }  // namespace
 
 void Master::handle(const control::Request& request, ControlServer::Responder respond) {
@@ -63,8 +80,15 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
             *target, config_.worker.log_buffer >> 10, max_log_buffer_total >> 20)));
       if (Status st = supervisor_->scale(*target); !st) return respond(control::make_error(st.error()));
       output_log_.drop_slots_from(*target);
-      respond(control::make_ok({{"message", fmt::format("scaled from {} to {}", from, plural(*target, "worker"))},
-                                {"workers", *target}}));
+      // An adaptive pool: the count is its most workers; the pool decides how many run.
+      const PoolMode pool = supervisor_->generation().worker.pool.mode;
+      const std::string message =
+          pool == PoolMode::fixed
+              ? fmt::format("scaled from {} to {}", from, plural(*target, "worker"))
+              : fmt::format("pool = \"{}\": count (the most workers) set from {} to {}; the pool starts them as the load "
+                            "needs",
+                            to_string(pool), from, *target);
+      respond(control::make_ok({{"message", message}, {"workers", *target}}));
       return;
     }
     case control::Request::Command::restart:
@@ -159,6 +183,7 @@ control::StatusSnapshot Master::status() {
   s.master.reloads = reloads_;
   s.master.reload_failures = reload_failures_;
   s.master.rollbacks = supervisor_->rollbacks();
+  if (pool_) s.pool = pool_status(pool_->view());
   const auto wall_now = std::chrono::system_clock::now();
   for (const SlotView& slot : supervisor_->view()) {
     const std::optional<RunView>& run = slot.current;

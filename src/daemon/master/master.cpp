@@ -44,12 +44,16 @@ Master::Master(Config config, std::shared_ptr<const Generation> gen, os::Listene
   supervisor_ = std::make_unique<Supervisor>(&loop_, std::move(gen), std::move(listeners));
   supervisor_->on_finished = [this] { stop_loop(&loop_); };
   // Each observer is told the kinds of change it follows (supervision/slot_changes.hpp), in
-  // this order: fail-fast, readiness, systemd's fd store, then STATUS= and READY=1.
+  // this order: fail-fast, readiness, the pool, systemd's fd store, then STATUS= and READY=1.
   supervisor_->subscribe(Change::workers | Change::sockets, [this](Changes) {
     if (fail_fast_) fail_fast_->update();
   });
   supervisor_->subscribe(Change::workers, [this](Changes) {
     if (readiness_) readiness_->update();
+  });
+  // The pool's watches are on the sockets of slots without a worker.
+  supervisor_->subscribe(Change::workers | Change::sockets, [this](Changes) {
+    if (pool_) pool_->update();
   });
   // Scaling and reloads change the sockets: systemd's store follows.
   supervisor_->subscribe(Change::sockets, [this](Changes) { fd_store_.sync(supervisor_->listeners()); });
@@ -70,6 +74,7 @@ Master::~Master() {
   metrics_.reset();
   shared_notify_.reset();
   sampler_.reset();
+  pool_.reset();
   recycler_.reset();
   fail_fast_.reset();
   stall_watch_.reset();
@@ -192,6 +197,14 @@ int Master::run() {
     return 1;
   }
   readiness_ = std::move(*readiness);
+  // The adaptive pool (worker.pool): starts and retires workers with the load.
+  auto pool = Pool::open(&loop_, *supervisor_, *balancer_);
+  if (!pool) {
+    spdlog::error("{}", pool.error());
+    return 1;
+  }
+  pool_ = std::move(*pool);
+  pool_->other_operation = [this] { return recycler_ && recycler_->recycling(); };
 
   // Workers start with clone(CLONE_VM), safe only in a one-thread master (os/spawn.cpp).
   if (Status one = os::check_single_threaded(); !one)
@@ -297,7 +310,8 @@ void Master::on_workers_change() {
   bool settled = true;
   for (const SlotView& slot : supervisor_->view()) {
     const WorkerState s = slot.current ? slot.current->state : WorkerState::stopped;
-    settled = settled && (s == WorkerState::ready || s == WorkerState::failed);
+    // A slot the adaptive pool keeps without a worker is as started as it will be.
+    settled = settled && (slot.parked || s == WorkerState::ready || s == WorkerState::failed);
   }
   if (settled) {
     spdlog::info("{}", summary());

@@ -27,8 +27,12 @@ void Supervisor::begin_roll(std::shared_ptr<const Generation> gen, std::vector<i
                             std::unique_ptr<os::ListenerSet> listeners, std::map<int, ReplaceReason> slot_reasons) {
   if (stopping_) return done(Error{"preforkd is stopping"}, "");
   if (rolling_) return done(Error{"busy: a rolling update is in progress"}, "");
+  // Slots the adaptive pool parked run nothing to replace: a worker started there later
+  // is of the generation then current (pool_start).
   if (slots.empty())
-    for (int i = 0; i < static_cast<int>(slots_.size()); ++i) slots.push_back(i);
+    for (int i = 0; i < static_cast<int>(slots_.size()); ++i)
+      if (!slots_[static_cast<std::size_t>(i)].parked) slots.push_back(i);
+  if (slots.empty()) return done(Ok{}, "no worker to replace (the pool runs none)");
   for (int s : slots)
     if (s < 0 || s >= static_cast<int>(slots_.size()) || slots_[static_cast<std::size_t>(s)].removing)
       return done(Error{"no worker slot " + std::to_string(s)}, "");

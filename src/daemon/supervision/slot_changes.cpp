@@ -28,6 +28,7 @@ SlotsDigest digest(const std::vector<SlotView>& slots, const SupervisorFacts& fa
   for (const SlotView& slot : slots) {
     d.workers.push_back(slot_mark);
     d.workers.push_back(slot.removing ? 1 : 0);
+    d.workers.push_back(slot.parked ? 1 : 0);
     d.workers.push_back(current_mark);
     if (slot.current) add_run(d.workers, *slot.current);
     else d.workers.push_back(no_run);

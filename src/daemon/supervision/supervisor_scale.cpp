@@ -69,7 +69,8 @@ Status Supervisor::scale(int count) {
       for (int i = present; i < count; ++i) {
         Slot& slot = slots_[static_cast<std::size_t>(i)];
         slot.current = std::move(added[static_cast<std::size_t>(i - present)]);
-        post(*slot.current, Event::of(Event::Kind::start));
+        slot.parked = starts_parked(i);
+        if (!slot.parked) post(*slot.current, Event::of(Event::Kind::start));
       }
     }
     run_queue();
@@ -95,7 +96,7 @@ void Supervisor::remove_drained_slots() {
   const auto now = Clock::now();
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     Slot& slot = slots_[i];
-    if (!slot.removing || slot.drain_until == Clock::time_point{}) continue;
+    if ((!slot.removing && !slot.parked) || slot.drain_until == Clock::time_point{}) continue;
     bool queued = false;
     for (std::size_t l = 0; l < listeners_->configs().size(); ++l)
       queued = queued || listeners_->accept_queue_depth(l, static_cast<int>(i)) > 0;

@@ -35,6 +35,7 @@ SlotView view_of_slot(const Slot& slot, int index) {
   SlotView v;
   v.slot = index;
   v.removing = slot.removing;
+  v.parked = slot.parked;
   if (slot.current) v.current = view_of_run(*slot.current);
   if (slot.candidate) v.candidate = view_of_run(*slot.candidate);
   for (const auto& r : slot.retiring) v.retiring.push_back(view_of_run(*r));

@@ -59,6 +59,9 @@ struct Slot {
   std::unique_ptr<WorkerRun> candidate;              // its replacement, starting (rolling update)
   std::vector<std::unique_ptr<WorkerRun>> retiring;  // replaced runs, stopping
   bool removing = false;                             // scaled away: goes once its runs are gone
+  // The adaptive pool keeps no worker here (supervisor_pool.cpp): its sockets stay held
+  // and steered around; a worker it retired serves the queue until drain_until, then stops.
+  bool parked = false;
   Clock::time_point drain_until{};                   // while removing: serve the queue until then
   int restarts = 0;                                  // processes started after the first, for any reason
   std::optional<LastExit> last_exit;                 // the last unplanned exit (crash)

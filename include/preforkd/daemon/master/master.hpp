@@ -13,6 +13,7 @@
 #include <preforkd/daemon/uv/notify_socket.hpp>
 #include <preforkd/daemon/supervision/output_log.hpp>
 #include <preforkd/daemon/watch/readiness_watch.hpp>
+#include <preforkd/daemon/operations/pool.hpp>
 #include <preforkd/daemon/operations/recycler.hpp>
 #include <preforkd/daemon/master/ignored_signal_log.hpp>
 #include <preforkd/daemon/uv/signal_watch.hpp>
@@ -90,6 +91,7 @@ class Master {
   std::unique_ptr<ReadinessWatch> readiness_;  // ready = "accepting"
   std::unique_ptr<FailFast> fail_fast_;
   std::unique_ptr<Recycler> recycler_;  // worker.max_memory, worker.max_lifetime
+  std::unique_ptr<Pool> pool_;          // worker.pool = "dynamic" | "ondemand"
   std::unique_ptr<MetricsServer> metrics_;  // with [preforkd] metrics_listen
   std::vector<std::unique_ptr<SignalWatch>> signals_;
   std::unique_ptr<IgnoredSignalLog> ignored_signals_;  // USR1, TSTP, ALRM, … (log_and_ignore)

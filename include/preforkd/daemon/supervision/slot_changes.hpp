@@ -13,12 +13,12 @@
 namespace preforkd::daemon {
 
 enum class Change : unsigned {
-  // A run's process or state (started, ready, stopping, gone, replaced), a slot added or
-  // being removed, the worker count, the generation, the master stopping: steering,
-  // readiness, fail-fast and systemd's STATUS=/READY=1 follow these.
+  // A run's process or state (started, ready, stopping, gone, replaced), a slot added,
+  // being removed or parked, the worker count, the generation, the master stopping:
+  // steering, readiness, fail-fast, the pool and systemd's STATUS=/READY=1 follow these.
   workers = 1U << 0,
-  // The listening sockets: a reload's new ones, a slot's added or closed: the fd store
-  // and fail-fast's polls follow these.
+  // The listening sockets: a reload's new ones, a slot's added or closed: the fd store,
+  // fail-fast's polls and the pool's watches follow these.
   sockets = 1U << 1,
 };
 

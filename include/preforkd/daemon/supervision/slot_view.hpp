@@ -64,6 +64,7 @@ struct RunView {
 struct SlotView {
   int slot = 0;
   bool removing = false;                 // scaled away: goes once its runs are gone
+  bool parked = false;                   // the adaptive pool keeps no worker here
   std::optional<RunView> current;
   std::optional<RunView> candidate;      // its replacement, starting (rolling update)
   std::vector<RunView> retiring;         // replaced runs, stopping

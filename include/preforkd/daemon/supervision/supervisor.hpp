@@ -87,6 +87,14 @@ class Supervisor {
   // start at once; removed slots (the highest) stop gracefully once no new connection
   // can reach them; a slot still being removed is kept again when the count grows back.
   [[nodiscard]] Status scale(int count);
+  // The adaptive pool (supervisor_pool.cpp; decided by daemon/operations/pool). Starts a
+  // worker of the current generation in each of `slots`, parked until now.
+  [[nodiscard]] Status pool_start(const std::vector<int>& slots);
+  // Parks `slot`: no new connection reaches it; what is queued there is served, then its
+  // worker stops gracefully. Its sockets stay held.
+  [[nodiscard]] Status pool_retire(int slot);
+  // Slots the pool may act on now: no rolling update, stop or scale in progress.
+  [[nodiscard]] bool pool_may_act() const;
   // Replaces the runs of `slots` (all when empty) one by one with fresh processes of
   // `gen`, each new one ready before the old one stops; rolls back if one never is.
   // `listeners`, when given, are the sockets of `gen`: they replace the current ones if
@@ -198,6 +206,8 @@ class Supervisor {
   // spawn; no fd without worker cgroups or when none could be made.
   [[nodiscard]] os::Fd prepare_cgroup(WorkerRun& run);
   void make_spare_cgroups();  // for the slots in spare_wanted_
+  // Slots a start() or scale() leaves without a worker: all but min_count with an adaptive pool.
+  [[nodiscard]] bool starts_parked(int slot) const;
   void adopt_cgroup(WorkerRun& run);  // after an upgrade: the running worker's own cgroup
   void remember_tree(WorkerRun& run);
   void kill_tree(WorkerRun& run);
