@@ -24,9 +24,12 @@ void Supervisor::recycle(std::vector<int> slots, std::vector<ReplaceReason> reas
 void Supervisor::begin_roll(std::shared_ptr<const Generation> gen, std::vector<int> slots, Done done,
                             std::unique_ptr<os::ListenerSet> listeners, std::map<int, ReplaceReason> slot_reasons) {
   if (stopping_) return done(Error{"preforkd is stopping"}, "");
-  if (rolling_) return done(Error{"busy: a rolling update is in progress"}, "");
+  // daemon/operations serialises operations: a roll never meets another one.
+  if (rolling_) return done(Error{"a rolling update is in progress (operations must come one at a time)"}, "");
+  // All: every live slot; one a scale down is removing goes anyway.
   if (slots.empty())
-    for (int i = 0; i < static_cast<int>(slots_.size()); ++i) slots.push_back(i);
+    for (int i = 0; i < static_cast<int>(slots_.size()); ++i)
+      if (!slots_[static_cast<std::size_t>(i)].removing) slots.push_back(i);
   for (int s : slots)
     if (s < 0 || s >= static_cast<int>(slots_.size()) || slots_[static_cast<std::size_t>(s)].removing)
       return done(Error{"no worker slot " + std::to_string(s)}, "");

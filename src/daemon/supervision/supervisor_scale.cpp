@@ -28,7 +28,8 @@ std::string slot_range(int from, int to) {
 
 Status Supervisor::scale(int count) {
   if (stopping_) return Error{"preforkd is stopping"};
-  if (rolling_) return Error{"busy: a rolling update is in progress"};
+  // daemon/operations serialises operations: a scale never meets a rolling update.
+  if (rolling_) return Error{"a rolling update is in progress (operations must come one at a time)"};
   if (count < 1 || count > max_workers) return Error{fmt::format("the worker count must be from 1 to {}, got {}", max_workers, count)};
   const int before = target_count_;
   if (count == before) return Ok{};

@@ -159,8 +159,10 @@ class Supervisor {
   // Sets the worker count; the slots converge to the latest count asked for. New slots
   // start at once; removed slots (the highest) stop gracefully once no new connection
   // can reach them; a slot still being removed is kept again when the count grows back.
+  // Operations are serialised by daemon/operations: never called during a rolling update.
   [[nodiscard]] Status scale(int count);
-  // Replaces the runs of `slots` (all when empty) one by one with fresh processes of
+  // Replaces the runs of `slots` (every live one when empty: not those a scale down is
+  // removing) one by one with fresh processes of
   // `gen`, each new one ready before the old one stops; rolls back if one never is.
   // `listeners`, when given, are the sockets of `gen`: they replace the current ones if
   // the update succeeds.
@@ -176,9 +178,6 @@ class Supervisor {
   // worker ready before its old one stops; a new one that never gets ready is dropped and
   // the old one keeps serving.
   void recycle(std::vector<int> slots, std::vector<ReplaceReason> reasons, Done done);
-  [[nodiscard]] bool busy() const { return rolling_ != nullptr || stopping_; }
-  // The rolling update in progress is a recycle (reload, restart and scale wait for it).
-  [[nodiscard]] bool recycling() const { return rolling_ != nullptr && !rolling_->slot_reasons.empty(); }
   // The stall watch found the ready worker `pid` of `slot` stalled (`note` says how): it
   // is stopped and replaced as after a crash. Ignored when that worker is no longer the
   // slot's ready one.
