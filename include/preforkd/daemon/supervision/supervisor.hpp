@@ -14,6 +14,7 @@
 #include <preforkd/core/notify_message.hpp>
 #include <preforkd/core/output_ring.hpp>
 #include <preforkd/core/rolling_plan.hpp>
+#include <preforkd/core/scale_plan.hpp>
 #include <preforkd/core/worker_lifecycle.hpp>
 #include <preforkd/daemon/uv/line_reader.hpp>
 #include <preforkd/daemon/master/logging.hpp>
@@ -300,6 +301,8 @@ class Supervisor {
   // slot's retiring list until it has no process, then goes.
   void put_out(Slot& slot, std::unique_ptr<WorkerRun> run);
   void retire(std::unique_ptr<WorkerRun> run);
+  // Scaling (supervisor_scale.cpp): the slots as core/scale_plan sees them; settling.
+  [[nodiscard]] std::vector<ScaleSlotFacts> scale_facts() const;
   void remove_drained_slots();
   void check_finished();
   [[nodiscard]] const os::ListenerSet& listeners_for(const WorkerRun& run) const;
