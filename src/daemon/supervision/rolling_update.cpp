@@ -97,24 +97,24 @@ void Supervisor::after_candidate_change(WorkerRun& run, const Event& cause) {
   roll_event(std::move(e));
 }
 
-// The plan's own queue: an action that causes a plan event (a candidate that cannot
-// even be made) queues it rather than stepping the plan inside its own step.
-void Supervisor::roll_event(RollEvent event) {
-  roll_events_.push_back(std::move(event));
-  if (in_roll_) return;
-  in_roll_ = true;
-  while (!roll_events_.empty() && rolling_) {
-    const RollEvent e = std::move(roll_events_.front());
-    roll_events_.pop_front();
-    RollTransition t = roll_step(rolling_->plan, e);
-    rolling_->plan = std::move(t.next);
-    for (const RollAction& a : t.actions) {
-      if (!rolling_) break;
-      carry_out(a);
-    }
+// The plan's events join the executor's one queue: an action that causes a plan event
+// (a candidate that cannot even be made) queues it rather than stepping the plan inside
+// its own step, and events for runs and for the plan are handled in the order they came.
+void Supervisor::roll_event(RollEvent event) { queue_.post(Queued{nullptr, Event{}, std::move(event)}); }
+
+void Supervisor::step_roll(const RollEvent& e) {
+  if (!rolling_) {
+    // Posted before the update finished (a run gone, a candidate's last change): the plan
+    // that waited for it is complete, so it changes nothing. Said, not dropped unseen.
+    spdlog::debug("rolling update: an event for slot {} after the update finished changes nothing", e.slot);
+    return;
   }
-  roll_events_.clear();
-  in_roll_ = false;
+  RollTransition t = roll_step(rolling_->plan, e);
+  rolling_->plan = std::move(t.next);
+  for (const RollAction& a : t.actions) {
+    if (!rolling_) break;  // finished: nothing after it in the same transition
+    carry_out(a);
+  }
 }
 
 void Supervisor::carry_out(const RollAction& a) {

@@ -114,7 +114,7 @@ Status Supervisor::start() {
   return Ok{};
 }
 
-void Supervisor::post(WorkerRun& run, Event event) { queue_.post(Queued{&run, std::move(event)}); }
+void Supervisor::post(WorkerRun& run, Event event) { queue_.post(Queued{&run, std::move(event), std::nullopt}); }
 
 // The one loop that carries out transitions. Every input posts its events and calls
 // this; an event that an action causes joins the queue instead of being handled inside
@@ -123,7 +123,12 @@ void Supervisor::post(WorkerRun& run, Event event) { queue_.post(Queued{&run, st
 void Supervisor::run_queue() {
   if (queue_.draining()) return;
   graveyard_.clear();
-  const bool ran = queue_.drain([this](const Queued& q) { apply(*q.run, q.event); }, [this] { settle(); });
+  const bool ran = queue_.drain(
+      [this](const Queued& q) {
+        if (q.roll) return step_roll(*q.roll);
+        apply(*q.run, q.event);
+      },
+      [this] { settle(); });
   // The replacements have started: what is left of the workers they replace goes now.
   kill_exited_cgroups();
   if (!ran) return;
@@ -505,7 +510,7 @@ void Supervisor::collect_finished_runs() {
     Slot& slot = slots_[i];
     for (auto it = slot.retiring.begin(); it != slot.retiring.end();) {
       // Not while an event for it is still queued (a stop put_out() posted).
-      const bool queued = queue_.any_of([&](const Queued& q) { return q.run == it->get(); });
+      const bool queued = queue_.any_of([&](const Queued& q) { return !q.roll && q.run == it->get(); });
       if (queued || has_process((*it)->life.state)) {
         ++it;
         continue;
@@ -515,7 +520,9 @@ void Supervisor::collect_finished_runs() {
       gone.push_back(static_cast<int>(i));
     }
   }
-  // After the walk: the plan's actions may change the slots.
+  // For the rolling update's plan, which waits for them (max_surge); without one no
+  // run is replaced or dropped, so there is nobody to tell.
+  if (!rolling_) return;
   for (int s : gone) {
     RollEvent e;
     e.kind = RollEvent::Kind::run_gone;

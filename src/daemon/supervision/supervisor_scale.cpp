@@ -43,7 +43,7 @@ std::vector<ScaleSlotFacts> Supervisor::scale_facts() const {
       for (std::size_t l = 0; l < listeners_->configs().size(); ++l)
         f.queued = f.queued || listeners_->accept_queue_depth(l, static_cast<int>(i)) > 0;
     f.has_process = !slot.retiring.empty() || (slot.current && has_process(slot.current->life.state));
-    f.event_waiting = queue_.any_of([&](const Queued& q) { return q.run == slot.current.get(); });
+    f.event_waiting = queue_.any_of([&](const Queued& q) { return !q.roll && q.run == slot.current.get(); });
   }
   return out;
 }

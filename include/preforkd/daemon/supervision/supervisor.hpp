@@ -2,9 +2,9 @@
 // The supervisor: worker slots, their runs, and the listening sockets they share.
 // Every input arrives as a call on the loop (a child exit, a timer, a notify message,
 // a control request) and becomes an Event for the run it concerns. The executor is not
-// reentrant: events go on a queue that one loop drains, as s6-supervise does; carrying
+// reentrant: events go on one queue that one loop drains, as s6-supervise does; carrying
 // out an action returns the events it causes (a spawn: spawned or spawn_failed), which
-// join the queue. The actions of step() and roll_step() are carried out here and
+// join the queue, and so do the rolling plan's events (a candidate ready, a run gone). The actions of step() and roll_step() are carried out here and
 // nowhere else, and every message about a transition comes from one of those actions.
 
 #include <preforkd/core/config.hpp>
@@ -254,9 +254,12 @@ class Supervisor {
     std::map<int, ReplaceReason> slot_reasons;     // a recycle: why each slot goes
     Done done;
   };
+  // One item of the executor's one queue: an event for a run, or one for the rolling
+  // update in progress (`roll`, with no run).
   struct Queued {
-    WorkerRun* run;
+    WorkerRun* run = nullptr;
     Event event;
+    std::optional<RollEvent> roll;
   };
 
   // The executor: post() queues an event; run_queue() drains the queue, then settles.
@@ -310,7 +313,9 @@ class Supervisor {
   void begin_roll(std::shared_ptr<const Generation> gen, std::vector<int> slots, Done done,
                   std::unique_ptr<os::ListenerSet> listeners, std::map<int, ReplaceReason> slot_reasons);
   void after_candidate_change(WorkerRun& run, const Event& cause);
+  // Posts an event for the rolling plan on the executor's queue; step_roll() handles it there.
   void roll_event(RollEvent event);
+  void step_roll(const RollEvent& event);
   void carry_out(const RollAction& action);
   [[nodiscard]] std::string who(const WorkerRun& run) const;
   template <class F>
@@ -332,8 +337,6 @@ class Supervisor {
   std::uint64_t notify_serial_ = 0;  // the next run's notify socket name
   std::mt19937_64 rng_;
   std::unique_ptr<RollingUpdate> rolling_;
-  std::deque<RollEvent> roll_events_;
-  bool in_roll_ = false;
   DrainQueue<Queued> queue_;
   // Runs that left: freed when the next input starts, since the current one may have
   // come from one of their own timers.
