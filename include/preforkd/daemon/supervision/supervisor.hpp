@@ -266,9 +266,10 @@ class Supervisor {
   void post(WorkerRun& run, Event event);
   void run_queue();
   void apply(WorkerRun& run, const Event& event);
-  // Carries out one action; returns the events it causes.
+  // Carries out one action; returns the events it causes (supervisor_actions.cpp).
   [[nodiscard]] std::vector<Event> perform(WorkerRun& run, const Action& action);
   void report(const WorkerRun& run, const Action& action) const;
+  // A new process for `run` (supervisor_spawn.cpp): spawned, or spawn_failed.
   [[nodiscard]] std::vector<Event> spawn_process(WorkerRun& run);
   void settle();
   void on_worker_exit(WorkerRun& run, const ExitStatus& status);
