@@ -202,17 +202,9 @@ void read_buffer(const Section& s, const Entry& e, std::string_view key, int& ou
                        number ? value_text(*f.node) : type_name(*f.node)));
     return;
   }
-  std::string why;
-  const auto size = parse_size(text->get(), &why);
-  if (!size) {
-    report(s.diag(), f, why);
-    return;
-  }
-  if (*size < min_buffer || *size > max_buffer) {
-    report(s.diag(), f, fmt::format("must be from 4KiB to 512MiB, got {}", quoted(text->get())));
-    return;
-  }
-  if (tcp_only(s, f, e)) out = static_cast<int>(*size);
+  const auto size = read_size_text(s.diag(), f, text->get(), min_buffer, max_buffer,
+                                   fmt::format("must be from 4KiB to 512MiB, got {}", quoted(text->get())));
+  if (size && tcp_only(s, f, e)) out = static_cast<int>(*size);
 }
 
 void read_keep_alive(const Section& s, Entry& e) {

@@ -243,6 +243,29 @@ std::optional<Duration> read_positive_duration(Diagnostics& diag, const Field& f
   return d;
 }
 
+bool within(const Section& s, const Field& f, std::size_t size, std::size_t max, std::string_view what) {
+  if (size <= max) return true;
+  report(s.diag(), f, fmt::format("has {} {}; at most {} are allowed", size, what, max));
+  return false;
+}
+
+std::optional<std::uint64_t> read_size_text(Diagnostics& diag, const Field& field, std::string_view text,
+                                            std::uint64_t min, std::uint64_t max, std::string_view out_of_range,
+                                            ZeroSize zero) {
+  std::string why;
+  const auto size = parse_size(text, &why);
+  if (!size) {
+    report(diag, field, why);
+    return std::nullopt;
+  }
+  if (*size == 0 && zero == ZeroSize::off) return size;
+  if (*size < min || *size > max) {
+    report(diag, field, std::string(out_of_range));
+    return std::nullopt;
+  }
+  return size;
+}
+
 namespace {
 bool numeric_id(const std::string& name) {
   return !name.empty() && name.size() <= 10 && name.find_first_not_of("0123456789") == std::string::npos;

@@ -98,6 +98,18 @@ void report(Diagnostics& diag, const Field& field, std::string message);
 [[nodiscard]] std::optional<Duration> read_duration(Diagnostics& diag, const Field& field);
 // A duration that must be greater than zero.
 [[nodiscard]] std::optional<Duration> read_positive_duration(Diagnostics& diag, const Field& field);
+// An array longer than `max` is reported once, as a whole, instead of element by element.
+[[nodiscard]] bool within(const Section& s, const Field& f, std::size_t size, std::size_t max, std::string_view what);
+
+// Whether a size of 0 ("0KiB") is one more value beside the range: off.
+enum class ZeroSize { in_range, off };
+// The string `text` of `field` as a size with a unit ("512MiB"), from `min` to `max`:
+// nullopt when it is malformed (parse_size's reason reported) or outside them
+// (`out_of_range` reported, the message in the key's own wording).
+[[nodiscard]] std::optional<std::uint64_t> read_size_text(Diagnostics& diag, const Field& field, std::string_view text,
+                                                          std::uint64_t min, std::uint64_t max,
+                                                          std::string_view out_of_range,
+                                                          ZeroSize zero = ZeroSize::in_range);
 
 template <typename Enum>
 struct Choice {
@@ -130,6 +142,9 @@ void check_group(Diagnostics& diag, const Field& field, const std::string& name)
 // The sections, each in its own file.
 void read_daemon(const Section& section, DaemonConfig& out);
 void read_worker(const Section& section, int usable_cpus, WorkerConfig& out);
+// [worker] cpu_affinity, stall_timeout, max_memory, max_lifetime, memory_sample_interval
+// and log_buffer (config_worker_resources.cpp).
+void read_worker_resources(const Section& section, WorkerConfig& out);
 void read_listeners(Diagnostics& diag, const Field& field, std::vector<ListenConfig>& out);
 // [worker] env_file (config_env_file.cpp): the key, then, after the file is read, the files.
 void read_env_file(const Section& section, WorkerConfig& out);

@@ -1,12 +1,15 @@
-#include <preforkd/core/metrics_text.hpp>
+// Which metrics /metrics has: each family with its help text, from the status document
+// and the master's process figures. The text format itself is metrics_writer.cpp.
 
+#include <preforkd/core/metrics_text.hpp>
 #include <preforkd/core/worker_lifecycle.hpp>
+
+#include "metrics_writer.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
-#include <cmath>
 #include <functional>
 
 namespace preforkd::metrics {
@@ -16,76 +19,10 @@ using control::ListenerStatus;
 using control::StatusSnapshot;
 using control::WorkerStatus;
 
-enum class Type { gauge, counter };
-
-const char* type_name(Type t) {
-  switch (t) {
-    case Type::gauge: return "gauge";
-    case Type::counter: return "counter";
-  }
-  return "untyped";
-}
-
 constexpr std::array<std::string_view, 6> worker_states{"starting", "ready", "stopping", "backoff", "failed", "stopped"};
 constexpr std::array<std::string_view, 3> activities{"waiting", "busy", "unknown"};
 // The eBPF balancer's decisions (ListenerStatus::steered), each shown from the start.
 constexpr std::array<std::string_view, 3> steer_reasons{"waiting", "busy", "hash"};
-
-std::string label(std::string_view name, std::string_view value) {
-  return fmt::format("{}=\"{}\"", name, escape_label_value(value));
-}
-
-std::string slot_label(const WorkerStatus& w) { return label("slot", std::to_string(w.slot)); }
-std::string listener_label(const ListenerStatus& l) { return label("listener", l.name); }
-
-// The text, one family at a time: its HELP and TYPE, then every sample of it (the format
-// wants a family's samples together). A family without samples is not written at all.
-class Writer {
- public:
-  void family(std::string_view name, std::string_view help, Type type) {
-    name_ = name;
-    help_ = help;
-    type_ = type;
-    open_ = false;
-  }
-
-  void sample(double value) { sample(std::string(), value); }
-  void sample(const std::string& labels, double value) {
-    if (!open_) {
-      out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name_, escape_help(help_), name_, type_name(type_));
-      open_ = true;
-    }
-    out_ += name_;
-    if (!labels.empty()) {
-      out_ += '{';
-      out_ += labels;
-      out_ += '}';
-    }
-    out_ += ' ';
-    out_ += format_value(value);
-    out_ += '\n';
-  }
-
-  // One sample per worker: `value` returns nothing for a worker without one.
-  void per_worker(const StatusSnapshot& s, const std::function<std::optional<double>(const WorkerStatus&)>& value) {
-    for (const WorkerStatus& w : s.workers) {
-      if (const auto v = value(w)) sample(slot_label(w), *v);
-    }
-  }
-  void per_listener(const StatusSnapshot& s, const std::function<std::optional<double>(const ListenerStatus&)>& value) {
-    for (const ListenerStatus& l : s.listeners) {
-      if (const auto v = value(l)) sample(listener_label(l), *v);
-    }
-  }
-
-  std::string take() { return std::move(out_); }
-
- private:
-  std::string out_;
-  std::string_view name_, help_;
-  Type type_ = Type::gauge;
-  bool open_ = false;
-};
 
 double number(bool b) { return b ? 1 : 0; }
 
@@ -368,42 +305,6 @@ const std::vector<std::string_view>& left_out_fields() {
       "memory.master_rss_bytes", "memory.master_pss_bytes", "memory.master_uss_bytes",  // sums of the series above
   };
   return fields;
-}
-
-std::string escape_label_value(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
-std::string escape_help(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
-std::string format_value(double value) {
-  if (std::isnan(value)) return "NaN";
-  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
-  // Whole numbers (pids, counts, bytes) without a fraction or an exponent, up to 2^53.
-  if (value == std::floor(value) && std::fabs(value) < 9007199254740992.0)
-    return fmt::format("{}", static_cast<long long>(value));
-  return fmt::format("{}", value);
 }
 
 std::string render(const StatusSnapshot& snapshot, const ProcessMetrics& process) {

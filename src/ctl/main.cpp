@@ -3,6 +3,7 @@
 // failed, 2 usage, 69 the daemon cannot be reached. A --config FILE with errors is not one:
 // only the socket's path is needed from it, and preforkctl says where it took that from.
 
+#include <preforkd/core/command_line.hpp>
 #include <preforkd/core/control_protocol.hpp>
 #include <preforkd/core/exit_codes.hpp>
 #include <preforkd/ctl/check_command.hpp>
@@ -156,16 +157,7 @@ int main(int argc, char** argv) {
   });
   // After the subcommands, so that they do not inherit it: a stray word must be an error.
   app.allow_extras();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return exit_usage;
-  }
+  if (const auto exit_now = parse_command_line(app, argc, argv)) return *exit_now;
 
   if (const auto extra = app.remaining(); !extra.empty()) {
     const bool is_command = opt.command.empty() && !extra.front().starts_with('-');

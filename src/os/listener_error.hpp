@@ -1,6 +1,6 @@
 #pragma once
 // The one format of a listener's errors, shared by the files of ListenerSet
-// (listener_set.cpp, listener_steering.cpp):
+// (listener_set.cpp, listener_socket.cpp, listener_inherited.cpp, listener_steering.cpp):
 //   listener 'http': failed to bind '127.0.0.1:80': permission denied
 
 #include <preforkd/core/config.hpp>

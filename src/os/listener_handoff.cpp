@@ -5,6 +5,8 @@
 
 #include <preforkd/os/listener_set.hpp>
 
+#include "listener_socket.hpp"
+
 #include <fcntl.h>
 #include <sys/socket.h>
 
@@ -38,7 +40,7 @@ Result<ListenerSet> ListenerSet::adopt(const std::vector<ListenConfig>& listener
   for (std::size_t i = 0; i < listeners.size(); ++i) {
     Listener& l = set.listeners_.emplace_back();
     l.config = listeners[i];
-    l.per_slot = l.config.mode == ListenMode::reuseport && l.config.address.family != AddressFamily::unix_path;
+    l.per_slot = listener_socket::has_per_slot_sockets(l.config);
     for (int fd : handed[i].fds) l.fds.emplace_back(fd);
     if (!handed[i].socket_path.empty()) {
       l.socket_file.path = handed[i].socket_path;

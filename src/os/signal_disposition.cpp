@@ -9,16 +9,19 @@
 
 namespace preforkd::os {
 
-Status ignore_signal(int sig) {
+int set_kernel_disposition(int sig, void (*handler)(int)) noexcept {
   // The kernel's struct sigaction (not glibc's): the mask is one word of 64 signals.
   struct {
     void (*handler)(int);
     unsigned long flags;
     void (*restorer)();
     unsigned long mask;
-  } ign{SIG_IGN, 0, nullptr, 0};
-  if (::syscall(SYS_rt_sigaction, sig, &ign, nullptr, sizeof ign.mask) != 0)
-    return errno_error("ignore", signal_name(sig));
+  } action{handler, 0, nullptr, 0};
+  return static_cast<int>(::syscall(SYS_rt_sigaction, sig, &action, nullptr, sizeof action.mask));
+}
+
+Status ignore_signal(int sig) {
+  if (set_kernel_disposition(sig, SIG_IGN) != 0) return errno_error("ignore", signal_name(sig));
   return Ok{};
 }
 

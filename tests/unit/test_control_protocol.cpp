@@ -1,17 +1,15 @@
-// The control protocol: requests in and out, replies, and the status document's contract.
+// The control protocol's requests: the JSON form in and out, and preforkctl's command-line form.
 
-#include <preforkd/core/control_protocol.hpp>
+#include <preforkd/core/control_request.hpp>
 
 #include <catch2/catch.hpp>
 
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 using namespace preforkd;
 using namespace preforkd::control;
-using nlohmann::json;
 using Command = Request::Command;
 
 namespace {
@@ -35,25 +33,6 @@ Request plain(Command c) {
   Request r;
   r.command = c;
   return r;
-}
-
-std::set<std::string> keys(const json& j) {
-  std::set<std::string> out;
-  for (const auto& [key, value] : j.items()) out.insert(key);
-  return out;
-}
-
-StatusSnapshot sample_status() {
-  StatusSnapshot s;
-  s.master = {4121, "0.1.0", "/etc/preforkd/app.toml", 2, 11520.5, 1, 2, "serving"};
-  WorkerStatus ready{0, 4122, "ready", 2, 0, 11520.0, 12'900'000, 0.5, std::nullopt, "accepting"};
-  WorkerStatus backoff{1, -1, "backoff", 2, 5, 0, 0, 0, LastExitInfo{"exited on signal 9", -1, 9, 1.7e9, 2.5}, ""};
-  backoff.crashes = 4;
-  backoff.replacements = 1;
-  backoff.replaced_for = {{"reload", 1}};
-  s.workers = {ready, backoff};
-  s.listeners = {{"http", "127.0.0.1:8080", "reuseport", {0, -1}}, {"admin", "unix:/run/a.sock", "shared", {3}}};
-  return s;
 }
 
 }  // namespace
@@ -183,101 +162,6 @@ TEST_CASE("ScaleTarget::resolve keeps the count in range", "[control_protocol]")
   CHECK_FALSE(ScaleTarget{ScaleTarget::Kind::delta, 10}.resolve(1020).ok());
 }
 
-TEST_CASE("replies: make_ok and make_error and parse_reply", "[control_protocol]") {
-  CHECK(make_ok().dump() == R"({"ok":true})");
-  CHECK(make_ok({{"message", "reloaded"}, {"ok", false}}).dump() == R"({"message":"reloaded","ok":true})");
-  CHECK(make_error("nope").dump() == R"({"error":"nope","ok":false})");
-
-  auto ok = parse_reply(R"({"ok":true,"message":"scaled to 4"})");
-  REQUIRE(ok.ok());
-  CHECK(ok->ok);
-  CHECK(ok->body["message"] == "scaled to 4");
-  auto refused = parse_reply(R"({"ok":false,"error":"app.toml:3:1: worker.count: bad"})");
-  REQUIRE(refused.ok());
-  CHECK_FALSE(refused->ok);
-  CHECK(refused->error == "app.toml:3:1: worker.count: bad");
-
-  CHECK_FALSE(parse_reply("HTTP/1.1 400 Bad Request").ok());
-  CHECK_FALSE(parse_reply(R"({"status":"fine"})").ok());
-  CHECK_FALSE(parse_reply(R"([true])").ok());
-}
-
-TEST_CASE("the status reply has the contract's field names", "[control_protocol]") {
-  const json reply = make_status_reply(sample_status());
-  CHECK(keys(reply) == std::set<std::string>{"ok", "master", "workers", "listeners", "memory"});
-  CHECK(keys(reply["memory"]) == std::set<std::string>{"workers", "rss_bytes", "pss_bytes", "uss_bytes", "shared_bytes",
-                                                        "master_rss_bytes", "master_pss_bytes", "master_uss_bytes"});
-  CHECK(reply["ok"] == true);
-  CHECK(keys(reply["master"]) == std::set<std::string>{"pid", "version", "config", "generation", "uptime_s",
-                                                        "workers_ready", "workers_total", "notify_status",
-                                                        "rss_bytes", "reloads", "reload_failures", "rollbacks", "start_unix_time"});
-  REQUIRE(reply["workers"].size() == 2);
-  CHECK(keys(reply["workers"][0]) ==
-        std::set<std::string>{"slot", "pid", "state", "generation", "restarts", "uptime_s", "rss_bytes",
-                              "cpu_percent", "last_exit", "notify_status", "activity", "queued", "pss_bytes",
-                              "uss_bytes", "processes", "cgroup", "crashes", "replacements", "replaced_for",
-                              "cpus", "cpu_s", "recycle_in_s", "recycled", "start_unix_time"});
-  CHECK(reply["workers"][0]["last_exit"].is_null());
-  CHECK(keys(reply["workers"][1]["last_exit"]) ==
-        std::set<std::string>{"text", "code", "signal", "unix_time", "ago_s", "cause"});
-  CHECK(reply["workers"][1]["pid"] == -1);
-  CHECK(keys(reply["listeners"][0]) == std::set<std::string>{"name", "address", "mode", "balance", "balanced_by",
-                                                             "ebpf_error", "queue_depth",
-                                                             "defer_accept_s", "fastopen", "refusing",
-                                                             "refused_total", "keep_alive", "keep_alive_time_s",
-                                                             "keep_alive_interval_s", "keep_alive_probes",
-                                                             "receive_buffer", "send_buffer", "no_delay",
-                                                             "free_bind", "bind_ipv6_only", "bind_to_device", "non_blocking"});
-  CHECK(reply["listeners"][0]["queue_depth"] == json::array({0, -1}));
-  CHECK(reply["master"]["uptime_s"].is_number());
-  CHECK(reply["workers"][0]["rss_bytes"] == 12'900'000);
-  // Crashes (unplanned) and planned replacements are counted apart; restarts counts both.
-  CHECK(reply["workers"][1]["crashes"] == 4);
-  CHECK(reply["workers"][1]["replacements"] == 1);
-  CHECK(reply["workers"][1]["replaced_for"] == json{{"reload", 1}});
-  CHECK(reply["workers"][0]["replaced_for"] == json::object());
-}
-
-TEST_CASE("the status document reads back what was written", "[control_protocol]") {
-  StatusSnapshot original = sample_status();
-  original.master.rss_bytes = 6'553'600;
-  original.master.reloads = 3;
-  original.master.reload_failures = 1;
-  original.master.rollbacks = 1;
-  original.workers[0].cpu_s = 12.5;
-  original.listeners[0].keep_alive = true;
-  original.listeners[0].keep_alive_time_s = 60;
-  original.listeners[0].keep_alive_interval_s = 10;
-  original.listeners[0].keep_alive_probes = 5;
-  original.listeners[0].receive_buffer = 262144;
-  original.listeners[0].send_buffer = 65536;
-  original.listeners[0].no_delay = true;
-  original.listeners[0].free_bind = true;
-  original.listeners[0].bind_ipv6_only = "both";
-  original.listeners[0].bind_to_device = "lo";
-  const std::string line = make_status_reply(original).dump();
-  auto reply = parse_reply(line);
-  REQUIRE(reply.ok());
-  auto back = parse_status(reply->body);
-  REQUIRE(back.ok());
-  CHECK(*back == original);
-
-  // Only the contract's fields are required.
-  auto minimal = parse_status(json::parse(R"({"master":{"pid":1,"version":"v","config":"c","generation":0,
-      "uptime_s":1},"workers":[{"slot":0,"pid":2,"state":"ready","restarts":0,"uptime_s":1,"rss_bytes":0,
-      "cpu_percent":0,"last_exit":null}],"listeners":[{"name":"l","address":"a","mode":"shared"}]})"));
-  REQUIRE(minimal.ok());
-  CHECK(minimal->workers.front().state == "ready");
-  // Without "memory" (an older master), the summary is added up from the workers.
-  CHECK(minimal->memory.workers == 1);
-
-  auto missing = parse_status(json::parse(R"({"ok":true,"master":{"pid":1},"workers":[],"listeners":[]})"));
-  REQUIRE_FALSE(missing.ok());
-  CHECK(missing.error().starts_with("malformed status: "));
-  auto refused = parse_status(make_error("shutting down"));
-  REQUIRE_FALSE(refused.ok());
-  CHECK(refused.error() == "shutting down");
-}
 
 TEST_CASE("control characters a client sent are escaped in the error - which stays one line", "[control_protocol]") {
   // The JSON reply carries them escaped, but preforkctl prints the message to a terminal.
@@ -369,17 +253,3 @@ TEST_CASE("logs requests with a bad line count or slot are refused with a reason
   }
 }
 
-TEST_CASE("a log line round-trips through its JSON form", "[control_protocol]") {
-  OutputLine line;
-  line.unix_time = 1765000000.25;
-  line.slot = 3;
-  line.pid = 4242;
-  line.stream = OutputStream::err;
-  line.text = "hello \"world\"";
-  const json j = log_line_json(line);
-  CHECK(j.at("stream") == "stderr");
-  auto back = parse_log_line(j);
-  REQUIRE(back.ok());
-  CHECK(*back == line);
-  CHECK_FALSE(parse_log_line(json{{"slot", 1}}).ok());
-}

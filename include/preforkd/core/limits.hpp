@@ -55,7 +55,7 @@ inline constexpr std::uint64_t max_size_bytes = std::uint64_t{1} << 40;
 
 // ---- the control socket ----
 
-// One request line (the same value as control::max_request_bytes).
+// One request line; control::max_request_bytes (core/control_request.hpp) names this value.
 inline constexpr std::size_t control_request_bytes = 64 * 1024;
 // A whole request, from its first byte to its newline, and a reply being written, must
 // finish within this (not reset per byte); an idle connection is closed after it too.

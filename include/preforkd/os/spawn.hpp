@@ -67,7 +67,7 @@ struct SpawnError {
 [[nodiscard]] Result<SpawnedProcess, SpawnError> spawn(const SpawnSpec& spec);
 
 // spawn() starts children with clone(CLONE_VM), which is safe only while this process has
-// exactly one thread (see spawn.cpp). Checks that; when it does not hold, or cannot be
+// exactly one thread (see spawn_child.cpp). Checks that; when it does not hold, or cannot be
 // checked, spawn() uses fork from now on and the error says why.
 [[nodiscard]] Status check_single_threaded();
 

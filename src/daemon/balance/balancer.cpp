@@ -51,7 +51,14 @@ Result<os::LoadSteering> choose_load_steering(EbpfUse use, const std::vector<Lis
 }
 
 Balancer::Balancer(uv_loop_t* loop, Supervisor& supervisor, BalanceTuning tuning)
-    : supervisor_(supervisor), tuning_(tuning), timer_(loop, [this] { on_timer(); }) {}
+    : supervisor_(supervisor), tuning_(tuning) {
+  auto timer = Timer::open(loop, [this] { on_timer(); });
+  if (timer) {
+    timer_ = std::move(*timer);
+  } else {
+    spdlog::error("the balancer cannot sample the workers: {}", timer.error());
+  }
+}
 
 void Balancer::on_live_change(const std::vector<int>& live) {
   live_ = live;
@@ -123,10 +130,10 @@ void Balancer::apply() {
   if (!supervisor_.listeners().balances_on_load()) {
     // Only hash listeners and load listeners balanced in the kernel: the live set, and
     // nothing to sample for.
-    timer_.stop();
+    if (timer_) timer_->stop();
     steer(live_);
     // A listener whose kernel program just failed is the sampler's from now on.
-    if (supervisor_.listeners().balances_on_load()) timer_.start(tuning_.fast);
+    if (timer_ && supervisor_.listeners().balances_on_load()) timer_->start(tuning_.fast);
     return;
   }
   BalancePlan plan = plan_balance(live_, samples_, steered_, tuning_);
@@ -137,7 +144,7 @@ void Balancer::apply() {
     spdlog::trace("balance: steering to [{}];{}", fmt::join(plan.steer_to, ","), seen);
   }
   steered_ = std::move(plan.steer_to);
-  timer_.start(plan.next_sample);
+  if (timer_) timer_->start(plan.next_sample);
 }
 
 void Balancer::steer(const std::vector<int>& balanced) {

@@ -40,7 +40,7 @@ struct FailFast::Poll {
   ino_t inode = 0;
   bool paused = false;  // accept failed (no fd left): resumed at the next update
   std::optional<os::InputWatch> watch;
-  UvHandle<uv_poll_t> handle;
+  std::unique_ptr<ReadableWatch> readable;
 };
 
 Result<std::unique_ptr<FailFast>> FailFast::open(uv_loop_t* loop, Supervisor& supervisor, const Config& config) {
@@ -178,36 +178,35 @@ void FailFast::sync_polls() {
     }
     p->watch = std::move(*watch);
     // The epoll fd is the master's alone: libuv may make it non-blocking.
-    const int rc = uv_poll_init(loop_, p->handle.get(), p->watch->fd());
-    if (rc < 0) {
-      log_with({.listener = w.listener}, spdlog::level::warn,
-               "listener '{}': cannot refuse connections: uv_poll_init: {}, ignoring", w.listener, uv_strerror(rc));
+    Poll* raw = p.get();
+    auto readable = ReadableWatch::open(loop_, p->watch->fd(), [raw](const Status& st) {
+      if (!st) return raw->owner->pause(*raw, st.error());
+      raw->owner->on_readable(*raw);
+    });
+    if (!readable) {
+      log_with({.listener = w.listener}, spdlog::level::warn, "listener '{}': cannot refuse connections: {}, ignoring",
+               w.listener, readable.error());
       continue;
     }
-    p->handle.get()->data = p.get();
+    p->readable = std::move(*readable);
     start(*p);
     polls_.push_back(std::move(p));
   }
 }
 
 void FailFast::start(Poll& poll) {
-  const int rc = uv_poll_start(poll.handle.get(), UV_READABLE, [](uv_poll_t* h, int status, int) {
-    auto* p = static_cast<Poll*>(h->data);
-    if (p == nullptr) return;
-    if (status < 0) return p->owner->pause(*p, fmt::format("poll: {}", uv_strerror(status)));
-    p->owner->on_readable(*p);
-  });
-  poll.paused = rc < 0;
-  if (rc < 0)
-    log_with({.listener = poll.listener}, spdlog::level::warn,
-             "listener '{}': cannot refuse connections: uv_poll_start: {}, ignoring", poll.listener, uv_strerror(rc));
+  const Status st = poll.readable->start();
+  poll.paused = !st;
+  if (!st)
+    log_with({.listener = poll.listener}, spdlog::level::warn, "listener '{}': cannot refuse connections: {}, ignoring",
+             poll.listener, st.error());
 }
 
 void FailFast::pause(Poll& poll, const std::string& why) {
   log_with({.listener = poll.listener}, spdlog::level::warn,
            "listener '{}': cannot refuse connections: {}; trying again in {}", poll.listener, why,
            format_duration(retry_paused));
-  uv_poll_stop(poll.handle.get());
+  poll.readable->stop();
   poll.paused = true;
   timer_->start(retry_paused);
 }
@@ -216,7 +215,7 @@ void FailFast::on_readable(Poll& poll) {
   // A reload may have closed the fd and reused its number before the next update().
   // Stopped quietly: the next update() drops the poll (it finds another inode there).
   if (os::socket_inode(poll.fd) != poll.inode) {
-    uv_poll_stop(poll.handle.get());
+    poll.readable->stop();
     poll.paused = true;
     timer_->start(retry_paused);
     return;

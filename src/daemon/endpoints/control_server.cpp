@@ -1,6 +1,5 @@
 #include <preforkd/daemon/endpoints/control_server.hpp>
 
-#include <preforkd/daemon/uv/stream_write.hpp>
 #include <preforkd/os/control_socket_file.hpp>
 #include <preforkd/os/fd.hpp>
 
@@ -27,50 +26,18 @@ using nlohmann::json;
 //   from its last answered request, to complete the next one; bytes that trickle in do not
 //   extend it. The same deadline bounds how long a reply may wait for the client to read it.
 // - unsent reply bytes: above options.max_unsent_bytes the connection's requests are not
-//   read until the client has read its replies (uv_read_stop, then uv_read_start).
+//   read until the client has read its replies (stop_reading, then start_reading).
 
-class ControlServer::Connection : public std::enable_shared_from_this<Connection> {
-  struct Private {};  // only open() makes one
-
+class ControlServer::Connection final : public StreamConnection {
  public:
-  Connection(Private, ControlServer& server) : server_(&server) {}
-
-  // The handles of one accepted connection: every libuv result checked here.
-  static Result<std::shared_ptr<Connection>> open(ControlServer& server, uv_loop_t* loop) {
-    auto c = std::make_shared<Connection>(Private{}, server);
-    if (const int rc = uv_pipe_init(loop, c->pipe_.get(), 0); rc != 0) {
-      return Error{std::string("failed to create a control connection: uv_pipe_init: ") + uv_strerror(rc)};
-    }
-    c->pipe_.get()->data = c.get();
-    if (const int rc = uv_timer_init(loop, c->deadline_.get()); rc != 0) {
-      return Error{std::string("failed to create a control connection: uv_timer_init: ") + uv_strerror(rc)};
-    }
-    c->deadline_.get()->data = c.get();
-    return c;
-  }
-
-  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(pipe_.get()); }
-
-  void start() {
-    counted_ = true;
-    ++server_->active_;
-    waiting_since_ = uv_hrtime();
-    resume_reading();
-    arm_deadline();
-  }
-
-  // Tells the client why, then hangs up.
-  void refuse(std::string_view why) {
-    send(control::make_error(why));
-    close_when_flushed();
-  }
+  explicit Connection(ControlServer& server) : server_(&server) {}
 
   void finish_request(json reply) {
-    if (closing_) return;
+    if (closed()) return;
     if (following_) {
       // Stays busy: no more requests; reading goes on only to see the client hang up.
       send(reply);
-      uv_timer_stop(deadline_.get());
+      disarm();
       buffer_.clear();
       resume_reading();
       return;
@@ -79,108 +46,81 @@ class ControlServer::Connection : public std::enable_shared_from_this<Connection
     send(reply);
     request_done();
     pump();
-    if (!busy_ && !closing_ && !close_after_flush_ && !blocked()) resume_reading();
-  }
-
-  // Closes the handles; the server drops its reference (the caller holds its own).
-  void close() {
-    if (closing_) return;
-    closing_ = true;
-    if (deadline_.get() != nullptr) uv_timer_stop(deadline_.get());
-    deadline_.close();
-    pipe_.close();
-    if (server_ != nullptr) {
-      if (counted_) --server_->active_;
-      server_->unsent_ -= unsent_;
-      server_->forget(this);
-    }
-    unsent_ = 0;
-  }
-
-  // The server is going away: close without telling it.
-  void detach() {
-    server_ = nullptr;
-    close();
+    if (!busy_ && !closed() && !close_after_flush_ && !blocked()) resume_reading();
   }
 
   // Becomes a follower: see ControlServer::Push.
   void follow() { following_ = true; }
 
   ControlServer::Pushed push(const json& message) {
-    if (closing_ || close_after_flush_) return ControlServer::Pushed::gone;
+    if (closed() || close_after_flush_) return ControlServer::Pushed::gone;
     if (message.is_null()) return ControlServer::Pushed::sent;  // only asks whether it is still there
     if (blocked()) return ControlServer::Pushed::dropped;
     send(message);
-    return closing_ ? ControlServer::Pushed::gone : ControlServer::Pushed::sent;
-  }
-
-  // Waiting for a request to be complete (silent since connecting, or part of a line read)
-  // since when; nullopt while idle between requests, busy, or closing. The server, when
-  // full, closes the one that has waited longest.
-  [[nodiscard]] std::optional<std::uint64_t> waiting_since() const {
-    if (busy_ || closing_ || close_after_flush_) return std::nullopt;
-    return waiting_since_;
+    return closed() ? ControlServer::Pushed::gone : ControlServer::Pushed::sent;
   }
 
  private:
-  static void alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
-    auto* self = static_cast<Connection*>(h->data);
-    *buf = self == nullptr ? uv_buf_init(nullptr, 0) : uv_buf_init(self->chunk_, sizeof self->chunk_);
+  // Peers are checked when they connect; then the connection takes a place among
+  // max_clients, or is told why not.
+  void accepted() override {
+    ControlServer& server = *server_;
+    const std::string& path = server.options_.path;
+    auto peer = os::read_peer_credentials(fd());
+    if (!peer) {
+      spdlog::warn("control socket '{}': {}, closing the connection", path, peer.error());
+      return close();
+    }
+    if (!server.allowed(*peer)) {
+      spdlog::warn("control socket '{}': refused uid {} (pid {}): not root, uid {} or in the control group", path,
+                   peer->uid, peer->pid, server.owner_uid_);
+      return refuse("permission denied: uid " + std::to_string(peer->uid) + " is not allowed to use this socket");
+    }
+    switch (admit()) {
+      case Admission::admitted:
+        break;
+      case Admission::evicted:
+        spdlog::warn(
+            "control socket '{}': {} clients connected; closed the one waiting longest for a complete request",
+            path, server.options_.max_clients);
+        break;
+      case Admission::full:
+        spdlog::warn("control socket '{}': {} clients already connected, refusing pid {}", path, server.clients(),
+                     peer->pid);
+        return refuse("too many clients: at most " + std::to_string(server.options_.max_clients) +
+                      " connections at once; try again");
+    }
+    waiting_since_ = Clock::now();
+    resume_reading();
+    arm_deadline();
   }
 
-  static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-    auto* raw = static_cast<Connection*>(s->data);
-    if (raw == nullptr) return;
-    const auto keep = raw->shared_from_this();
-    if (raw->following_) {
-      if (n < 0) raw->close();  // hung up (or a read error): stop sending to it
-      return;  // a follower's words are not requests
-    }
-    if (n > 0) {
-      raw->consume(std::string_view(buf->base, static_cast<std::size_t>(n)));
-    } else if (n == UV_EOF) {
-      // Maybe only a half-close (`printf ... | nc -U`): requests read so far are still answered.
-      raw->eof_ = true;
-      raw->reading_ = false;
-      raw->pump();
-    } else if (n < 0) {
-      raw->close();
-    }
+  void bytes_arrived(std::string_view data) override {
+    if (following_) return;  // a follower's words are not requests
+    consume(data);
   }
 
-  static void on_write(uv_stream_t* s, std::size_t bytes, int status) {
-    auto* raw = static_cast<Connection*>(s->data);
-    if (raw == nullptr) return;
-    const auto keep = raw->shared_from_this();
-    raw->written(bytes, status);
+  void peer_closed() override {
+    if (following_) return close();  // hung up: stop sending to it
+    // Maybe only a half-close (`printf ... | nc -U`): requests read so far are still answered.
+    eof_ = true;
+    pump();
   }
 
-  void written(std::size_t bytes, int status) {
-    --pending_writes_;
-    unsent_ -= bytes;
-    if (server_ != nullptr) {
-      server_->unsent_ -= bytes;
-      server_->written_since_trim_ += bytes;
-    }
-    if (status < 0 || (close_after_flush_ && pending_writes_ == 0)) {
+  void written(std::size_t bytes, bool ok) override {
+    if (attached()) server_->written_since_trim_ += bytes;
+    if (!ok || (close_after_flush_ && pending_writes() == 0)) {
       close();  // a client that hung up mid-reply is simply gone
-    } else if (!busy_ && !closing_ && !close_after_flush_ && !blocked()) {
+    } else if (!busy_ && !closed() && !close_after_flush_ && !blocked()) {
       // The client reads again: answer what it sent meanwhile, then read more.
       pump();
-      if (!busy_ && !closing_ && !close_after_flush_ && !blocked()) resume_reading();
+      if (!busy_ && !closed() && !close_after_flush_ && !blocked()) resume_reading();
     }
   }
 
-  static void on_deadline(uv_timer_t* t) {
-    auto* raw = static_cast<Connection*>(t->data);
-    if (raw == nullptr) return;
-    const auto keep = raw->shared_from_this();
-    raw->deadline_passed();
-  }
-
-  void deadline_passed() {
-    if (busy_ || server_ == nullptr) return;  // the handler answers (a reload waits for its workers)
-    if (close_after_flush_ || unsent_ > 0) {
+  void timed_out() override {
+    if (busy_ || !attached()) return;  // the handler answers (a reload waits for its workers)
+    if (close_after_flush_ || unsent_bytes() > 0) {
       close();  // it does not read its reply
       return;
     }
@@ -194,13 +134,29 @@ class ControlServer::Connection : public std::enable_shared_from_this<Connection
     }
   }
 
+  void on_close() override { server_->closed(); }
+
+  // Waiting for a request to be complete (silent since connecting, or part of a line read)
+  // since when; nullopt while idle between requests, busy, or closing. The server, when
+  // full, closes the one that has waited longest.
+  [[nodiscard]] std::optional<Clock::time_point> waiting_since() const override {
+    if (busy_ || closed() || close_after_flush_) return std::nullopt;
+    return waiting_since_;
+  }
+
+  // Tells the client why, then hangs up.
+  void refuse(std::string_view why) {
+    send(control::make_error(why));
+    close_when_flushed();
+  }
+
   // Too many reply bytes wait for this client to read them.
   [[nodiscard]] bool blocked() const {
-    return server_ != nullptr && unsent_ >= server_->options_.max_unsent_bytes;
+    return attached() && unsent_bytes() >= server_->options_.max_unsent_bytes;
   }
 
   void consume(std::string_view data) {
-    if (buffer_.empty() && !waiting_since_) waiting_since_ = uv_hrtime();
+    if (buffer_.empty() && !waiting_since_) waiting_since_ = Clock::now();
     buffer_.append(data);
     if (busy_ || blocked()) {
       // One request at a time, and replies read before more requests: hold the rest, but do
@@ -214,7 +170,7 @@ class ControlServer::Connection : public std::enable_shared_from_this<Connection
   // A request was answered: the next one gets a fresh deadline, starting now.
   void request_done() {
     waiting_since_.reset();
-    if (!buffer_.empty()) waiting_since_ = uv_hrtime();
+    if (!buffer_.empty()) waiting_since_ = Clock::now();
     arm_deadline();
   }
 
@@ -223,7 +179,7 @@ class ControlServer::Connection : public std::enable_shared_from_this<Connection
   void pump() {
     if (in_pump_) return;  // a responder called from inside the handler
     in_pump_ = true;
-    while (!busy_ && !closing_ && !close_after_flush_) {
+    while (!busy_ && !closed() && !close_after_flush_) {
       if (blocked()) {
         stop_reading();
         break;
@@ -262,43 +218,35 @@ class ControlServer::Connection : public std::enable_shared_from_this<Connection
       return;
     }
     busy_ = true;
-    uv_timer_stop(deadline_.get());
+    disarm();
     spdlog::debug("control socket: {} request", control::to_string(request->command));
     // The responder may outlive this connection (and the server): it holds a weak reference.
     auto answered = std::make_shared<bool>(false);
-    std::weak_ptr<Connection> weak = weak_from_this();
+    auto self = std::static_pointer_cast<Connection>(shared_from_this());
+    std::weak_ptr<Connection> weak = self;
     // While the handler runs, the server can name this connection's fd (upgrade hands it on).
-    uv_os_fd_t fd = -1;
-    if (uv_fileno(reinterpret_cast<uv_handle_t*>(stream()), &fd) != 0) fd = -1;
     ControlServer* server = server_;
-    server->handling_fd_ = fd;
-    server->handling_ = shared_from_this();
+    server->handling_fd_ = fd();
+    server->handling_ = self;
     server->handler_(*request, [weak, answered](json reply) {
       if (std::exchange(*answered, true)) return;
-      if (const auto self = weak.lock()) self->finish_request(std::move(reply));
+      if (const auto connection = weak.lock()) connection->finish_request(std::move(reply));
     });
     server->handling_fd_ = -1;
     server->handling_.reset();
   }
 
   void send(const json& reply) {
-    if (closing_) return;
+    if (closed()) return;
     std::string line = reply.dump(-1, ' ', false, json::error_handler_t::replace);
     line.push_back('\n');
-    const std::size_t bytes = line.size();
-    if (write_owned(stream(), std::move(line), &Connection::on_write) != 0) {
-      close();
-      return;
-    }
-    unsent_ += bytes;
-    if (server_ != nullptr) server_->unsent_ += bytes;
-    ++pending_writes_;
+    if (Status st = write(std::move(line)); !st) close();
   }
 
   void close_when_flushed() {
     close_after_flush_ = true;
     stop_reading();
-    if (pending_writes_ == 0) {
+    if (pending_writes() == 0) {
       close();
     } else {
       arm_deadline();  // bounded wait for a client that does not read
@@ -306,37 +254,28 @@ class ControlServer::Connection : public std::enable_shared_from_this<Connection
   }
 
   void resume_reading() {
-    if (reading_ || eof_ || closing_) return;
-    reading_ = uv_read_start(stream(), &Connection::alloc, &Connection::on_read) == 0;
-  }
-
-  void stop_reading() {
-    if (!reading_) return;
-    uv_read_stop(stream());
-    reading_ = false;
+    if (reading() || eof_ || closed()) return;
+    if (Status st = start_reading(); !st) fail(st.error());
   }
 
   void arm_deadline() {
-    if (closing_ || server_ == nullptr) return;
-    const auto ms = static_cast<std::uint64_t>(server_->options_.idle_timeout.count());
-    uv_timer_start(deadline_.get(), &Connection::on_deadline, ms, 0);
+    if (closed() || !attached()) return;
+    if (Status st = arm(server_->options_.idle_timeout); !st) fail(st.error());
+  }
+
+  // A libuv call that should not fail did: the connection cannot go on.
+  void fail(const std::string& why) {
+    spdlog::warn("control socket '{}': {}, closing a connection", server_->options_.path, why);
+    close();
   }
 
   ControlServer* server_;
-  UvHandle<uv_pipe_t> pipe_;
-  UvHandle<uv_timer_t> deadline_;
   std::string buffer_;
-  char chunk_[16 * 1024];
-  std::optional<std::uint64_t> waiting_since_;  // uv_hrtime() when the pending request began
-  std::size_t unsent_ = 0;                      // reply bytes not yet written to the client
-  int pending_writes_ = 0;
-  bool counted_ = false;
+  std::optional<Clock::time_point> waiting_since_;  // when the pending request began
   bool busy_ = false;  // a request is with the handler
-  bool reading_ = false;
   bool eof_ = false;
   bool in_pump_ = false;
   bool close_after_flush_ = false;
-  bool closing_ = false;
   bool following_ = false;  // a streaming reply: see ControlServer::Push
 };
 
@@ -346,58 +285,49 @@ Result<std::unique_ptr<ControlServer>> ControlServer::open(uv_loop_t* loop, Cont
                                                            Handler handler) {
   auto bound = os::bind_control_socket(options.path, options.mode, options.group);
   if (!bound) return Error{bound.error()};
-  std::unique_ptr<ControlServer> server(new ControlServer(loop, std::move(options), std::move(handler)));
-  const std::string& path = server->options_.path;
+  std::unique_ptr<ControlServer> server(new ControlServer(std::move(options), std::move(handler)));
   server->socket_dev_ = bound->dev;
   server->socket_ino_ = bound->ino;  // from here on the destructor unlinks the file
-  auto* pipe = server->listener_.get();
-  uv_pipe_init(loop, pipe, 0);
-  pipe->data = server.get();
-  if (const int rc = uv_pipe_open(pipe, bound->fd.get()); rc != 0) {
-    return Error{"control socket '" + path + "': " + uv_strerror(rc)};
-  }
-  (void)bound->fd.release();  // the pipe handle owns it now
-  if (const int rc = uv_listen(reinterpret_cast<uv_stream_t*>(pipe), SOMAXCONN, &ControlServer::on_connection);
-      rc != 0) {
-    return Error{"cannot listen on control socket '" + path + "': " + uv_strerror(rc)};
-  }
+  if (Status st = server->listen(loop, std::move(bound->fd)); !st)
+    return Error{"cannot listen on control socket '" + server->options_.path + "': " + st.error()};
   return server;
 }
 
 Result<std::unique_ptr<ControlServer>> ControlServer::adopt(uv_loop_t* loop, ControlServerOptions options,
                                                             AdoptedSocket socket, Handler handler) {
-  std::unique_ptr<ControlServer> server(new ControlServer(loop, std::move(options), std::move(handler)));
-  const std::string& path = server->options_.path;
+  std::unique_ptr<ControlServer> server(new ControlServer(std::move(options), std::move(handler)));
   server->socket_dev_ = static_cast<dev_t>(socket.dev);
   server->socket_ino_ = static_cast<ino_t>(socket.ino);
   ::fcntl(socket.fd, F_SETFD, FD_CLOEXEC);  // inheritable only for the exec that brought it here
-  auto* pipe = server->listener_.get();
-  uv_pipe_init(loop, pipe, 0);
-  pipe->data = server.get();
-  if (const int rc = uv_pipe_open(pipe, socket.fd); rc != 0) {
-    return Error{"control socket '" + path + "': adopting fd " + std::to_string(socket.fd) + ": " + uv_strerror(rc)};
-  }
-  if (const int rc = uv_listen(reinterpret_cast<uv_stream_t*>(pipe), SOMAXCONN, &ControlServer::on_connection);
-      rc != 0) {
-    return Error{"cannot listen on control socket '" + path + "': " + uv_strerror(rc)};
+  if (Status st = server->listen(loop, os::Fd(socket.fd)); !st) {
+    return Error{"cannot listen on control socket '" + server->options_.path + "': adopting fd " +
+                 std::to_string(socket.fd) + ": " + st.error()};
   }
   return server;
 }
 
-ControlServer::AdoptedSocket ControlServer::socket() const {
-  uv_os_fd_t fd = -1;
-  if (uv_fileno(const_cast<UvHandle<uv_pipe_t>&>(listener_).base(), &fd) != 0) fd = -1;
-  return AdoptedSocket{fd, static_cast<std::uint64_t>(socket_dev_), static_cast<std::uint64_t>(socket_ino_)};
+Status ControlServer::listen(uv_loop_t* loop, os::Fd fd) {
+  StreamServer::Options stream{.name = "control socket '" + options_.path + "'",
+                               .max_connections = options_.max_clients,
+                               .read_chunk = 16 * 1024,
+                               .backlog = SOMAXCONN};
+  auto listening = StreamServer::listen_unix(loop, std::move(fd), std::move(stream),
+                                             [this] { return std::make_shared<Connection>(*this); });
+  if (!listening) return Error{listening.error()};
+  stream_ = std::move(*listening);
+  return Ok{};
 }
 
-ControlServer::ControlServer(uv_loop_t* loop, ControlServerOptions options, Handler handler)
-    : loop_(loop), options_(std::move(options)), handler_(std::move(handler)), owner_uid_(::geteuid()) {}
+ControlServer::AdoptedSocket ControlServer::socket() const {
+  return AdoptedSocket{stream_->fd(), static_cast<std::uint64_t>(socket_dev_),
+                       static_cast<std::uint64_t>(socket_ino_)};
+}
+
+ControlServer::ControlServer(ControlServerOptions options, Handler handler)
+    : options_(std::move(options)), handler_(std::move(handler)), owner_uid_(::geteuid()) {}
 
 ControlServer::~ControlServer() {
-  listener_.close();
-  auto connections = std::move(connections_);
-  connections_.clear();
-  for (auto& [raw, connection] : connections) connection->detach();
+  stream_.reset();
   // Only our own file: if someone replaced it meanwhile, it is theirs.
   struct stat st {};
   if (socket_ino_ != 0 && ::lstat(options_.path.c_str(), &st) == 0 && st.st_dev == socket_dev_ &&
@@ -406,76 +336,9 @@ ControlServer::~ControlServer() {
   }
 }
 
-void ControlServer::on_connection(uv_stream_t* listener, int status) {
-  auto* self = static_cast<ControlServer*>(listener->data);
-  if (self == nullptr) return;
-  if (status < 0) {
-    spdlog::warn("control socket '{}': accept: {}, ignoring", self->options_.path, uv_strerror(status));
-    return;
-  }
-  self->accept_one();
-}
+std::size_t ControlServer::clients() const { return stream_ ? stream_->admitted() : 0; }
 
-void ControlServer::accept_one() {
-  auto opened = Connection::open(*this, loop_);
-  if (!opened) {
-    spdlog::warn("control socket '{}': {}, ignoring", options_.path, opened.error());
-    return;
-  }
-  auto connection = std::move(*opened);
-  connections_.emplace(connection.get(), connection);
-  if (const int rc = uv_accept(reinterpret_cast<uv_stream_t*>(listener_.get()), connection->stream()); rc != 0) {
-    spdlog::warn("control socket '{}': accept: {}, ignoring", options_.path, uv_strerror(rc));
-    connection->close();
-    return;
-  }
-  uv_os_fd_t fd = -1;
-  if (const int rc = uv_fileno(reinterpret_cast<uv_handle_t*>(connection->stream()), &fd); rc != 0) {
-    spdlog::warn("control socket '{}': uv_fileno: {}, closing the connection", options_.path, uv_strerror(rc));
-    connection->close();
-    return;
-  }
-  auto peer = os::read_peer_credentials(fd);
-  if (!peer) {
-    spdlog::warn("control socket '{}': {}, closing the connection", options_.path, peer.error());
-    connection->close();
-    return;
-  }
-  if (!allowed(*peer)) {
-    spdlog::warn("control socket '{}': refused uid {} (pid {}): not root, uid {} or in the control group",
-                 options_.path, peer->uid, peer->pid, owner_uid_);
-    connection->refuse("permission denied: uid " + std::to_string(peer->uid) + " is not allowed to use this socket");
-    return;
-  }
-  if (active_ >= options_.max_clients && !make_room()) {
-    spdlog::warn("control socket '{}': {} clients already connected, refusing pid {}", options_.path, active_,
-                 peer->pid);
-    connection->refuse("too many clients: at most " + std::to_string(options_.max_clients) +
-                       " connections at once; try again");
-    return;
-  }
-  connection->start();
-}
-
-// Full: the connection that has waited longest for its request to be complete (silent, or
-// trickling a line) makes room. Connections between requests, or with a request in the
-// handler, are kept: those clients did nothing wrong. False when there is none to close.
-bool ControlServer::make_room() {
-  std::shared_ptr<Connection> oldest;
-  std::uint64_t since = 0;
-  for (const auto& [raw, connection] : connections_) {
-    const auto waiting = connection->waiting_since();
-    if (waiting && (!oldest || *waiting < since)) {
-      oldest = connection;
-      since = *waiting;
-    }
-  }
-  if (!oldest) return false;
-  spdlog::warn("control socket '{}': {} clients connected; closing the one waiting longest for a complete request",
-               options_.path, active_);
-  oldest->close();
-  return true;
-}
+std::size_t ControlServer::unsent_bytes() const { return stream_ ? stream_->unsent_bytes() : 0; }
 
 bool ControlServer::allowed(const os::PeerCredentials& peer) const {
   if (peer.uid == 0 || peer.uid == owner_uid_) return true;
@@ -496,12 +359,11 @@ ControlServer::Push ControlServer::follow_handling() {
   };
 }
 
-void ControlServer::forget(Connection* connection) {
-  connections_.erase(connection);
+void ControlServer::closed() {
   // After a burst of requests glibc keeps the freed reply buffers (RssAnon rose from 0.5 to
   // 1.6 MB after 200,000 pipelined status requests, and malloc_trim(0) brought it back to
   // 0.5 MB): hand them back once the clients are gone.
-  if (active_ == 0 && written_since_trim_ >= trim_after_bytes) {
+  if (clients() == 0 && written_since_trim_ >= trim_after_bytes) {
     written_since_trim_ = 0;
     ::malloc_trim(0);
   }

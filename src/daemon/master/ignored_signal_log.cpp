@@ -1,6 +1,7 @@
 #include <preforkd/daemon/master/ignored_signal_log.hpp>
 
 #include <preforkd/core/exit_status.hpp>
+#include <preforkd/daemon/uv/loop.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -24,7 +25,7 @@ Result<std::unique_ptr<IgnoredSignalLog>> IgnoredSignalLog::open(uv_loop_t* loop
   return self;
 }
 
-Duration IgnoredSignalLog::now() const { return Duration(static_cast<Duration::rep>(uv_now(loop_))); }
+Duration IgnoredSignalLog::now() const { return loop_now(loop_); }
 
 void IgnoredSignalLog::received(int sig, SignalAction action) {
   if (!limit_.arrive(sig, now())) {

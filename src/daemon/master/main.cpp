@@ -1,6 +1,7 @@
 // preforkd: reads the config, binds the sockets, starts the workers and supervises them.
 
 #include <preforkd/core/config.hpp>
+#include <preforkd/core/command_line.hpp>
 #include <preforkd/core/control_protocol.hpp>
 #include <preforkd/core/exit_codes.hpp>
 #include <preforkd/daemon/balance/balancer.hpp>
@@ -32,7 +33,6 @@ namespace {
 
 constexpr int exit_ok = preforkd::exit_code::ok;
 constexpr int exit_failed = preforkd::exit_code::failed;
-constexpr int exit_usage = preforkd::exit_code::usage;
 constexpr int exit_config = preforkd::exit_code::config;
 
 // A test build (preforkd_next) says another version, so that an upgrade can be seen.
@@ -83,16 +83,7 @@ int main(int argc, char** argv) {
   // checked against the config as the resumed image will (nothing is opened).
   app.add_option(daemon::check_state_option, opt.check_state_fd)->group("")->needs(check);
   app.set_version_flag("--version", std::string("preforkd ") + daemon_version);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return exit_usage;
-  }
+  if (const auto exit_now = parse_command_line(app, argc, argv)) return *exit_now;
   // The fds systemd passed (LISTEN_FDS), noted before the master opens any of its own, so
   // that only fds open at this instant are taken or closed as passed ones. After an upgrade
   // the first image read them already.

@@ -5,6 +5,7 @@
 #include <preforkd/core/message_text.hpp>
 #include <preforkd/core/metrics_text.hpp>
 #include <preforkd/daemon/upgrade/upgrade.hpp>
+#include <preforkd/daemon/uv/loop.hpp>
 #include <preforkd/os/process_metrics.hpp>
 
 #include <spdlog/spdlog.h>
@@ -37,11 +38,11 @@ Result<ControlServerOptions> control_options(const Config& config) {
 Master::Master(Config config, std::shared_ptr<const Generation> gen, os::ListenerSet listeners)
     : config_(std::move(config)) {
   // Checked in run(), before anything uses the loop.
-  const int rc = uv_loop_init(&loop_);
-  loop_ok_ = rc == 0;
-  if (!loop_ok_) spdlog::error("cannot create the event loop: uv_loop_init: {}", uv_strerror(rc));
+  const Status opened = open_loop(&loop_);
+  loop_ok_ = static_cast<bool>(opened);
+  if (!loop_ok_) spdlog::error("cannot create the event loop: {}", opened.error());
   supervisor_ = std::make_unique<Supervisor>(&loop_, std::move(gen), std::move(listeners));
-  supervisor_->on_finished = [this] { uv_stop(&loop_); };
+  supervisor_->on_finished = [this] { stop_loop(&loop_); };
   supervisor_->on_change = [this] { on_change(); };
   supervisor_->on_output = [this](int slot, pid_t pid, OutputStream stream, std::string_view text) {
     output_log_.add(slot, pid, stream, text);
@@ -69,11 +70,7 @@ Master::~Master() {
   systemd_.reset();
   supervisor_.reset();
   if (!loop_ok_) return;
-  // Let libuv run the close callbacks of every handle, then free the loop.
-  uv_run(&loop_, UV_RUN_NOWAIT);
-  uv_walk(&loop_, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
-  uv_run(&loop_, UV_RUN_DEFAULT);
-  uv_loop_close(&loop_);
+  close_loop(&loop_);
 }
 
 Status Master::open_metrics() {
@@ -214,7 +211,7 @@ int Master::run() {
     give_up_start();
   }
   fd_store_.sync(supervisor_->listeners());
-  uv_run(&loop_, UV_RUN_DEFAULT);
+  run_loop(&loop_);
   spdlog::info("all workers stopped, exiting");
   return exit_code_;
 }

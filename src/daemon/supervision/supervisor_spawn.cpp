@@ -130,8 +130,15 @@ void Supervisor::read_output(WorkerRun& run, os::Fd out, os::Fd err) {
       if (on_output) on_output(s, pid, stream, out.text);
     };
   };
-  if (out.valid()) run.out = std::make_unique<LineReader>(loop_, std::move(out), log_line(OutputStream::out));
-  if (err.valid()) run.err = std::make_unique<LineReader>(loop_, std::move(err), log_line(OutputStream::err));
+  auto read = [&](os::Fd fd, OutputStream stream) -> std::unique_ptr<LineReader> {
+    if (!fd.valid()) return nullptr;
+    auto opened = LineReader::open(loop_, std::move(fd), log_line(stream));
+    if (!opened)
+      log_with(log_fields(run), spdlog::level::warn, "{}: cannot read its output: {}", who(run), opened.error());
+    return opened ? std::move(*opened) : nullptr;
+  };
+  run.out = read(std::move(out), OutputStream::out);
+  run.err = read(std::move(err), OutputStream::err);
 }
 
 void Supervisor::arm_watchdog(WorkerRun& run) {

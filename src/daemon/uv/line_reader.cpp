@@ -1,17 +1,27 @@
 #include <preforkd/daemon/uv/line_reader.hpp>
 
 #include <cerrno>
+#include <string>
 #include <unistd.h>
 
 namespace preforkd::daemon {
 
-LineReader::LineReader(uv_loop_t* loop, os::Fd fd, std::function<void(std::string_view)> on_line)
-    : on_line_(std::move(on_line)) {
-  uv_pipe_init(loop, handle_.get(), 0);
-  handle_.get()->data = this;
-  if (uv_pipe_open(handle_.get(), fd.get()) != 0) return;
+Result<std::unique_ptr<LineReader>> LineReader::open(uv_loop_t* loop, os::Fd fd,
+                                                     std::function<void(std::string_view)> on_line) {
+  std::unique_ptr<LineReader> self(new LineReader(std::move(on_line)));
+  if (const int rc = uv_pipe_init(loop, self->handle_.get(), 0); rc != 0)
+    return Error{std::string("uv_pipe_init: ") + uv_strerror(rc)};
+  self->handle_.get()->data = self.get();
+  if (const int rc = uv_pipe_open(self->handle_.get(), fd.get()); rc != 0)
+    return Error{std::string("uv_pipe_open: ") + uv_strerror(rc)};
   (void)fd.release();  // the pipe handle owns it now
-  open_ = uv_read_start(reinterpret_cast<uv_stream_t*>(handle_.get()), &LineReader::alloc, &LineReader::read) == 0;
+  if (const int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(self->handle_.get()), &LineReader::alloc,
+                                   &LineReader::read);
+      rc != 0) {
+    return Error{std::string("uv_read_start: ") + uv_strerror(rc)};
+  }
+  self->open_ = true;
+  return self;
 }
 
 void LineReader::alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
@@ -81,8 +91,7 @@ void LineReader::finish() {
   if (!pending_.empty()) on_line_(pending_);
   pending_.clear();
   open_ = false;
-  uv_read_stop(reinterpret_cast<uv_stream_t*>(handle_.get()));
-  handle_.close();
+  handle_.close();  // stops reading
 }
 
 }  // namespace preforkd::daemon

@@ -80,7 +80,7 @@ NotifySocket::~NotifySocket() { poll_.close(); }
 void NotifySocket::stop() {
   if (stopped_) return;
   stopped_ = true;
-  uv_poll_stop(poll_.get());
+  (void)uv_poll_stop(poll_.get());  // returns 0 for any poll handle
 }
 
 void NotifySocket::readable(uv_poll_t* poll, int status, int) {

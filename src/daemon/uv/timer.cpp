@@ -1,5 +1,7 @@
 #include <preforkd/daemon/uv/timer.hpp>
 
+#include <spdlog/spdlog.h>
+
 #include <string>
 
 namespace preforkd::daemon {
@@ -12,19 +14,18 @@ Result<std::unique_ptr<Timer>> Timer::open(uv_loop_t* loop, std::function<void()
   return self;
 }
 
-Timer::Timer(uv_loop_t* loop, std::function<void()> on_fire) : on_fire_(std::move(on_fire)) {
-  uv_timer_init(loop, handle_.get());
-  handle_.get()->data = this;
-}
-
 // uv_timer_start fails only for a closing handle or without a callback, neither of
-// which can happen to a Timer that open() returned.
+// which can happen to a Timer that open() returned: logged, should it ever.
 void Timer::start(Duration after, Duration repeat) {
-  uv_timer_start(handle_.get(), &Timer::fired, static_cast<uint64_t>(after.count()),
-                 static_cast<uint64_t>(repeat.count()));
+  if (const int rc = uv_timer_start(handle_.get(), &Timer::fired, static_cast<uint64_t>(after.count()),
+                                    static_cast<uint64_t>(repeat.count()));
+      rc != 0) {
+    spdlog::error("cannot start a timer: uv_timer_start: {}", uv_strerror(rc));
+  }
 }
 
-void Timer::stop() { uv_timer_stop(handle_.get()); }
+// uv_timer_stop returns 0 for any timer.
+void Timer::stop() { (void)uv_timer_stop(handle_.get()); }
 
 bool Timer::active() { return uv_is_active(handle_.base()) != 0; }
 

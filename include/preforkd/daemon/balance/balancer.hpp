@@ -50,7 +50,7 @@ class Balancer {
 
   Supervisor& supervisor_;
   BalanceTuning tuning_;
-  Timer timer_;
+  std::unique_ptr<Timer> timer_;  // null if libuv refused one (logged)
   os::ActivityProbe probe_;
   std::vector<int> live_;
   std::vector<int> steered_;  // what the last plan chose

@@ -12,7 +12,7 @@
 #include <preforkd/core/fail_fast_plan.hpp>
 #include <preforkd/daemon/supervision/supervisor.hpp>
 #include <preforkd/daemon/uv/timer.hpp>
-#include <preforkd/daemon/uv/uv_handle.hpp>
+#include <preforkd/daemon/uv/readable_watch.hpp>
 
 #include <cstdint>
 #include <map>

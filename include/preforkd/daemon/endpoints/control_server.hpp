@@ -21,11 +21,11 @@
 #include <preforkd/core/limits.hpp>
 #include <preforkd/core/result.hpp>
 #include <preforkd/core/units.hpp>
-#include <preforkd/daemon/uv/uv_handle.hpp>
+#include <preforkd/daemon/uv/stream_server.hpp>
+#include <preforkd/os/fd.hpp>
 #include <preforkd/os/proc_stats.hpp>
 
 #include <nlohmann/json.hpp>
-#include <uv.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -35,7 +35,6 @@
 #include <string>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <unordered_map>
 
 namespace preforkd::daemon {
 
@@ -92,9 +91,9 @@ class ControlServer {
 
   [[nodiscard]] const std::string& path() const { return options_.path; }
   // Connections being served (not counting refused ones that are being closed).
-  [[nodiscard]] std::size_t clients() const { return active_; }
+  [[nodiscard]] std::size_t clients() const;
   // Reply bytes written but not yet taken by the clients, over all connections.
-  [[nodiscard]] std::size_t unsent_bytes() const { return unsent_; }
+  [[nodiscard]] std::size_t unsent_bytes() const;
   [[nodiscard]] AdoptedSocket socket() const;
   // While the handler runs: the fd of the connection whose request it was given (-1
   // otherwise). An upgrade passes it to the new image, which answers on it.
@@ -114,27 +113,21 @@ class ControlServer {
 
  private:
   class Connection;
-  ControlServer(uv_loop_t* loop, ControlServerOptions options, Handler handler);
+  ControlServer(ControlServerOptions options, Handler handler);
 
-  static void on_connection(uv_stream_t* listener, int status);
-  void accept_one();
+  [[nodiscard]] Status listen(uv_loop_t* loop, os::Fd fd);
   [[nodiscard]] bool allowed(const os::PeerCredentials& peer) const;
-  [[nodiscard]] bool make_room();
-  void forget(Connection* connection);
+  void closed();  // a connection has closed
 
-  uv_loop_t* loop_;
   ControlServerOptions options_;
   Handler handler_;
-  UvHandle<uv_pipe_t> listener_;
   uid_t owner_uid_;
   dev_t socket_dev_ = 0;
   ino_t socket_ino_ = 0;
-  std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
-  std::size_t active_ = 0;
+  std::unique_ptr<StreamServer> stream_;
   int handling_fd_ = -1;
   std::shared_ptr<Connection> handling_;  // while the handler runs
-  std::size_t unsent_ = 0;
-  // Reply bytes written since the allocator was last trimmed (see forget()).
+  // Reply bytes written since the allocator was last trimmed (see closed()).
   static constexpr std::size_t trim_after_bytes = 1024 * 1024;
   std::size_t written_since_trim_ = 0;
 };

@@ -15,16 +15,13 @@
 #include <preforkd/core/address.hpp>
 #include <preforkd/core/result.hpp>
 #include <preforkd/core/units.hpp>
-#include <preforkd/daemon/uv/uv_handle.hpp>
-
-#include <uv.h>
+#include <preforkd/daemon/uv/stream_server.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
-#include <unordered_map>
 
 namespace preforkd::daemon {
 
@@ -53,23 +50,17 @@ class MetricsServer {
   ~MetricsServer();
 
   [[nodiscard]] const std::string& address() const { return options_.address.text; }
-  [[nodiscard]] std::size_t clients() const { return connections_.size(); }
+  [[nodiscard]] std::size_t clients() const;
 
  private:
   class Connection;
-  MetricsServer(uv_loop_t* loop, MetricsServerOptions options, Render render);
+  MetricsServer(MetricsServerOptions options, Render render);
+  // "metrics_listen '<address>'", as errors and the log name it.
+  [[nodiscard]] std::string where() const;
 
-  static void on_connection(uv_stream_t* listener, int status);
-  void accept_one();
-  void make_room();
-  void forget(Connection* connection);
-
-  uv_loop_t* loop_;
   MetricsServerOptions options_;
   Render render_;
-  UvHandle<uv_tcp_t> listener_;
-  std::unordered_map<Connection*, std::shared_ptr<Connection>> connections_;
-  std::size_t unsent_ = 0;
+  std::unique_ptr<StreamServer> stream_;
 };
 
 }  // namespace preforkd::daemon

@@ -15,9 +15,10 @@ class Timer {
  public:
   // The error names the failing libuv call.
   [[nodiscard]] static Result<std::unique_ptr<Timer>> open(uv_loop_t* loop, std::function<void()> on_fire);
-  // Unchecked, for the control server's connections until they move to open().
-  Timer(uv_loop_t* loop, std::function<void()> on_fire);
+  // Fires after `after`, then every `repeat` (if not zero). libuv refuses only a closing
+  // handle, which an open Timer never is: a refusal is logged as an error.
   void start(Duration after, Duration repeat = Duration::zero());
+  // Cannot fail.
   void stop();
   [[nodiscard]] bool active();
   // The time left before it fires, when it is armed (for the upgrade handoff).

@@ -22,8 +22,8 @@ class UvHandle {
   void close() {
     if (h_ == nullptr) return;
     H* h = std::exchange(h_, nullptr);
-    h->data = nullptr;
     auto* base = reinterpret_cast<uv_handle_t*>(h);
+    base->data = nullptr;
     // A handle that was never initialised (no loop) is simply freed.
     if (base->loop == nullptr) {
       delete h;

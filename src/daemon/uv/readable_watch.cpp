@@ -1,0 +1,34 @@
+#include <preforkd/daemon/uv/readable_watch.hpp>
+
+#include <string>
+
+namespace preforkd::daemon {
+
+Result<std::unique_ptr<ReadableWatch>> ReadableWatch::open(uv_loop_t* loop, int fd, Handler handler) {
+  std::unique_ptr<ReadableWatch> self(new ReadableWatch(std::move(handler)));
+  if (const int rc = uv_poll_init(loop, self->handle_.get(), fd); rc != 0)
+    return Error{std::string("uv_poll_init: ") + uv_strerror(rc)};
+  self->handle_.get()->data = self.get();
+  return self;
+}
+
+Status ReadableWatch::start() {
+  if (const int rc = uv_poll_start(handle_.get(), UV_READABLE, &ReadableWatch::polled); rc != 0)
+    return Error{std::string("uv_poll_start: ") + uv_strerror(rc)};
+  return Ok{};
+}
+
+// uv_poll_stop returns 0 for any poll handle.
+void ReadableWatch::stop() { (void)uv_poll_stop(handle_.get()); }
+
+void ReadableWatch::polled(uv_poll_t* poll, int status, int) {
+  auto* self = static_cast<ReadableWatch*>(poll->data);
+  if (self == nullptr) return;
+  if (status < 0) {
+    self->stop();
+    return self->handler_(Error{std::string("poll: ") + uv_strerror(status)});
+  }
+  self->handler_(Ok{});
+}
+
+}  // namespace preforkd::daemon
