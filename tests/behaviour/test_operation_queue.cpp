@@ -27,6 +27,18 @@ std::string show(const CtlResult& r) {
   return "exit " + std::to_string(r.exit_code) + "; stdout: " + r.out + "; stderr: " + r.err;
 }
 
+// Waits for every reply: each must be ok (checked one by one, with what it said); how many were not.
+int failures(std::vector<std::future<CtlResult>>& replies) {
+  int failed = 0;
+  for (auto& f : replies) {
+    const CtlResult r = f.get();
+    INFO(show(r));
+    CHECK(r.exit_code == 0);
+    failed += r.exit_code == 0 ? 0 : 1;
+  }
+  return failed;
+}
+
 // Every slot of 0..count-1 serves DEMO_VERSION = `version`.
 bool all_serve(int port, int count, const std::string& version) {
   const auto envs = env_of_workers(port, count);
@@ -53,13 +65,7 @@ TEST_CASE("operations: 30 reloads fired together with a scale down all succeed",
     replies.push_back(std::async(std::launch::async, [&d] { return ctl(d, {"reload"}); }));
     if (i == 5) replies.push_back(std::async(std::launch::async, [&d] { return ctl(d, {"scale", "3"}); }));
   }
-  int failed = 0;
-  for (auto& f : replies) {
-    const CtlResult r = f.get();
-    INFO(show(r));
-    CHECK(r.exit_code == 0);
-    failed += r.exit_code == 0 ? 0 : 1;
-  }
+  const int failed = failures(replies);
   INFO(d.log());
   CHECK(failed == 0);
   CHECK(d.count_log("busy") == 0);
@@ -142,13 +148,7 @@ TEST_CASE("operations: reloads that arrive while a recycle runs wait for it and 
   rewrite_config(d, toml(next));
   std::vector<std::future<CtlResult>> replies;
   for (int i = 0; i < 5; ++i) replies.push_back(std::async(std::launch::async, [&d] { return ctl(d, {"reload"}); }));
-  int failed = 0;
-  for (auto& f : replies) {
-    const CtlResult r = f.get();
-    INFO(show(r));
-    CHECK(r.exit_code == 0);
-    failed += r.exit_code == 0 ? 0 : 1;
-  }
+  const int failed = failures(replies);
   INFO(d.log());
   CHECK(failed == 0);
   CHECK(d.count_log("reload failed") == 0);
