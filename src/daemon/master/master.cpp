@@ -257,7 +257,9 @@ void Master::on_signal(int signum) {
                              Status st = upgrade(-1);
                              complete(st ? Status(Error{"upgrade failed"}) : std::move(st), "");
                            },
-                           [](Status st, const std::string&) { spdlog::error("upgrade failed: {}", st.error()); }});
+                           [](Status st, const std::string&) {
+                             spdlog::error("upgrade failed: {}", st ? std::string("?") : st.error());
+                           }});
       return;
     case SignalAction::scale_up:
     case SignalAction::scale_down: {
