@@ -16,8 +16,12 @@ StartVerdict judge_start(const std::vector<std::optional<int>>& first_exec_errno
   return StartVerdict::cannot_execute;
 }
 
+std::string cannot_execute_text(const std::string& command, int exec_errno) {
+  return "cannot execute '" + command + "': " + std::strerror(exec_errno);
+}
+
 std::string describe_exec_failure(const ExecFacts& f) {
-  const std::string what = "cannot execute '" + f.command + "': " + std::strerror(f.exec_errno);
+  const std::string what = cannot_execute_text(f.command, f.exec_errno);
   const std::string dir = "working directory '" + f.directory + "'";
   const std::string path = "PATH=" + f.path_env;
   // A bare name is searched in PATH; one that was not found is exec'd as it is.

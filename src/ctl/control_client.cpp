@@ -1,5 +1,7 @@
 #include <preforkd/ctl/control_client.hpp>
 
+#include <preforkd/os/sys_error.hpp>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -28,7 +30,7 @@ Result<bool> wait_for(int fd, short events, Deadline deadline) {
     const int rc = ::poll(&p, 1, remaining_ms(deadline));
     if (rc > 0) return true;
     if (rc == 0) return false;
-    if (errno != EINTR) return Error{std::string("poll: ") + std::strerror(errno)};
+    if (errno != EINTR) return os::errno_error("poll", "fd " + std::to_string(fd));
   }
 }
 
@@ -38,21 +40,21 @@ Result<ControlClient> ControlClient::connect(const std::string& path, Deadline d
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) {
-    return Error{"cannot connect to " + quoted(path) + ": the path is too long for a unix socket"};
+    return Error{os::failed_to("connect to", path, "the path is too long for a unix socket")};
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
 
   os::Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return Error{std::string("socket: ") + std::strerror(errno)};
+  if (!fd.valid()) return os::errno_error("create a socket to connect to", path);
   // A unix connect() blocks while the server's backlog is full; SO_SNDTIMEO bounds it.
   const auto ms = std::max<long long>(1, remaining_ms(deadline));
   const timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000)};
   ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     if (errno == EAGAIN || errno == EINPROGRESS) {
-      return Error{"cannot connect to " + quoted(path) + ": the daemon is not accepting connections"};
+      return Error{os::failed_to("connect to", path, "the daemon is not accepting connections")};
     }
-    return Error{"cannot connect to " + quoted(path) + ": " + std::strerror(errno)};
+    return os::errno_error("connect to", path);
   }
   return ControlClient(path, std::move(fd));
 }
@@ -68,7 +70,7 @@ Result<std::string> ControlClient::exchange(std::string_view request, Deadline d
     if (n < 0) {
       // A refused client (permissions, too many clients) may be hung up on before it has
       // written; the refusal is already waiting to be read.
-      send_error = "cannot send to " + quoted(path_) + ": " + std::strerror(errno);
+      send_error = os::errno_error("send to", path_).message;
       break;
     }
     left.remove_prefix(static_cast<std::size_t>(n));
@@ -83,7 +85,7 @@ Result<std::string> ControlClient::exchange(std::string_view request, Deadline d
     const ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     // ECONNRESET after the reply can follow a refusal; what was read counts.
-    if (n < 0 && reply.empty()) return Error{"cannot read from " + quoted(path_) + ": " + std::strerror(errno)};
+    if (n < 0 && reply.empty()) return os::errno_error("read from", path_);
     if (n <= 0) break;
     const auto start = reply.size();
     reply.append(buf, static_cast<std::size_t>(n));
@@ -110,7 +112,7 @@ Result<std::optional<std::string>> ControlClient::next_line() {
     if (pending_.size() > max_reply_bytes) return Error{"reply from " + quoted(path_) + " is too long"};
     const ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n < 0 && errno != ECONNRESET) return Error{"cannot read from " + quoted(path_) + ": " + std::strerror(errno)};
+    if (n < 0 && errno != ECONNRESET) return os::errno_error("read from", path_);
     if (n <= 0) return std::optional<std::string>();
     pending_.append(buf, static_cast<std::size_t>(n));
   }

@@ -5,13 +5,13 @@
 #include <preforkd/os/epoll_interest.hpp>
 #include <preforkd/os/fd.hpp>
 #include <preforkd/os/process_tree.hpp>
-#include <preforkd/os/worker_activity.hpp>
+
+#include "proc_fields.hpp"
 
 #include <algorithm>
-#include <charconv>
 
-#include <dirent.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace preforkd::os {
@@ -20,42 +20,43 @@ namespace {
 // A fork bomb must not make one look unbounded.
 constexpr std::size_t max_threads = 1024;
 
-bool has(const std::vector<ino_t>& sockets, std::uint64_t ino) {
-  return ino != 0 && std::find(sockets.begin(), sockets.end(), static_cast<ino_t>(ino)) != sockets.end();
+using proc_fields::numbered_entries;
+using proc_fields::parse_number;
+using proc_fields::words;
+
+bool is_accept(long nr) {
+#ifdef SYS_accept
+  if (nr == SYS_accept) return true;
+#endif
+  return nr == SYS_accept4;
 }
 
-// The inode of `pid`'s fd `fd` when it is a socket ("socket:[12345]"), else 0.
-std::uint64_t socket_inode(pid_t pid, int fd) {
-  char target[64];
-  const std::string link = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
-  const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
-  if (n <= 0) return 0;
-  const std::string_view t(target, static_cast<std::size_t>(n));
-  if (!t.starts_with("socket:[") || !t.ends_with("]")) return 0;
-  std::uint64_t ino = 0;
-  const std::string_view digits = t.substr(8, t.size() - 9);
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), ino);
-  return ec == std::errc{} && end == digits.data() + digits.size() ? ino : 0;
-}
-
-std::vector<pid_t> threads_of(pid_t pid) {
-  std::vector<pid_t> out;
-  const std::string dir_path = "/proc/" + std::to_string(pid) + "/task";
-  DIR* dir = ::opendir(dir_path.c_str());
-  if (dir == nullptr) return out;
-  while (const dirent* e = ::readdir(dir)) {
-    pid_t tid = 0;
-    const std::string_view name(e->d_name);
-    const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), tid);
-    if (ec == std::errc{} && end == name.data() + name.size()) out.push_back(tid);
+bool is_poll(long nr) {
+  switch (nr) {
+#ifdef SYS_epoll_wait
+    case SYS_epoll_wait:
+#endif
+#ifdef SYS_poll
+    case SYS_poll:
+#endif
+#ifdef SYS_select
+    case SYS_select:
+#endif
+#ifdef SYS_epoll_pwait2
+    case SYS_epoll_pwait2:
+#endif
+    case SYS_epoll_pwait:
+    case SYS_ppoll:
+    case SYS_pselect6:
+      return true;
+    default:
+      return false;
   }
-  ::closedir(dir);
-  return out;
 }
 
 // The fd a thread of `pid` is blocked in accept() on, when it is one of `sockets`.
 std::optional<int> accepting_fd(pid_t pid, const std::vector<ino_t>& sockets, std::size_t& budget) {
-  for (pid_t tid : threads_of(pid)) {
+  for (pid_t tid : numbered_entries("/proc/" + std::to_string(pid) + "/task")) {
     if (budget == 0) return std::nullopt;
     --budget;
     const std::string path = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/syscall";
@@ -65,13 +66,39 @@ std::optional<int> accepting_fd(pid_t pid, const std::vector<ino_t>& sockets, st
     const ssize_t n = ::read(f.get(), buf, sizeof buf - 1);
     if (n <= 0) continue;
     const auto state = parse_syscall_line(std::string_view(buf, static_cast<std::size_t>(n)));
-    if (state && state->kind == SyscallState::Kind::accepting && has(sockets, socket_inode(pid, state->fd)))
-      return state->fd;
+    if (state && waits_in_accept(*state, sockets, [pid](int fd) { return socket_inode_of(pid, fd); })) return state->fd;
   }
   return std::nullopt;
 }
 
 }  // namespace
+
+std::optional<SyscallState> parse_syscall_line(std::string_view text) {
+  const auto w = words(text);
+  if (w.empty()) return std::nullopt;
+  if (w[0] == "running") return SyscallState{SyscallState::Kind::running, -1};
+  long nr = 0;
+  // "-1 0x... 0x...": blocked outside a syscall (e.g. a page fault)
+  if (!parse_number(w[0], nr, 10)) return std::nullopt;
+  if (is_accept(nr)) {
+    unsigned long fd = 0;
+    if (w.size() < 2 || !parse_number(w[1], fd, 16)) return std::nullopt;
+    return SyscallState{SyscallState::Kind::accepting, static_cast<int>(fd)};
+  }
+  if (is_poll(nr)) return SyscallState{SyscallState::Kind::polling, -1};
+  return SyscallState{SyscallState::Kind::other, -1};
+}
+
+ino_t socket_inode_of(pid_t pid, int fd) {
+  char target[64];
+  const std::string link = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+  const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+  if (n <= 0) return 0;
+  const std::string_view t(target, static_cast<std::size_t>(n));
+  if (!t.starts_with("socket:[") || !t.ends_with("]")) return 0;
+  unsigned long long ino = 0;
+  return parse_number(t.substr(8, t.size() - 9), ino, 10) ? static_cast<ino_t>(ino) : 0;
+}
 
 std::string AcceptWait::describe() const {
   if (how == How::accept_call) return "blocked in accept() on fd " + std::to_string(fd);
@@ -86,7 +113,8 @@ std::optional<AcceptWait> find_accept_wait(pid_t root, const std::vector<ino_t>&
   for (pid_t pid : tree) {
     if (auto fd = accepting_fd(pid, sockets, budget)) return AcceptWait{AcceptWait::How::accept_call, pid, *fd};
     for (std::uint64_t ino : epoll_input_inodes(pid))
-      if (has(sockets, ino)) return AcceptWait{AcceptWait::How::epoll_set, pid, -1};
+      if (ino != 0 && std::find(sockets.begin(), sockets.end(), static_cast<ino_t>(ino)) != sockets.end())
+        return AcceptWait{AcceptWait::How::epoll_set, pid, -1};
   }
   return std::nullopt;
 }

@@ -1,4 +1,5 @@
-// The master's affinity mask as a list of CPU numbers, for worker.cpu_affinity.
+// The master's affinity mask as a list of CPU numbers, for worker.cpu_affinity and for
+// counting the usable CPUs (os/cpu): the one reader of the mask.
 
 #include <preforkd/os/affinity.hpp>
 
@@ -8,7 +9,8 @@
 namespace preforkd::os {
 
 std::vector<int> read_usable_cpu_list() {
-  // Grown until it fits the kernel's mask, as in cpu.cpp.
+  // Grown until it fits the kernel's mask, so machines with more than CPU_SETSIZE (1024)
+  // CPUs are read right.
   for (int ncpus = 1024; ncpus <= 1024 * 1024; ncpus *= 2) {
     cpu_set_t* set = CPU_ALLOC(ncpus);
     if (set == nullptr) break;
@@ -23,7 +25,7 @@ std::vector<int> read_usable_cpu_list() {
     }
     const int err = errno;
     CPU_FREE(set);
-    if (err != EINVAL) break;
+    if (err != EINVAL) break;  // EINVAL: the mask is too small for the kernel's; grow it
   }
   return {};
 }

@@ -1,9 +1,11 @@
 #include <preforkd/os/cgroup.hpp>
 
+#include <preforkd/os/read_file.hpp>
+#include <preforkd/os/sys_error.hpp>
+
 #include <cerrno>
 #include <charconv>
 #include <csignal>
-#include <cstring>
 #include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
@@ -18,31 +20,21 @@ constexpr std::string_view master_prefix = "preforkd-";
 // their cgroups (they are usually gone within a millisecond).
 constexpr int stale_wait_ms = 3000;
 
-std::string errno_text(int err) { return std::strerror(err); }
-
-// A cgroup or /proc file, read to EOF (their size reads as 0 or a page).
+// A cgroup or /proc file's text; nullopt when it cannot be read (the cgroup or the
+// process is gone).
 std::optional<std::string> read_text(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  std::string text;
-  char buf[4096];
-  while (true) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return text;
+  auto text = read_file(path);
+  if (!text) return std::nullopt;
+  return std::move(*text);
 }
 
 Status write_text(const std::string& path, std::string_view text) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return Error{"open '" + path + "': " + errno_text(errno)};
+  if (fd < 0) return errno_error("open", path);
   const ssize_t n = ::write(fd, text.data(), text.size());
   const int err = errno;
   ::close(fd);
-  if (n < 0) return Error{"write '" + path + "': " + errno_text(err)};
+  if (n < 0) return errno_error("write", path, err);
   return Ok{};
 }
 
@@ -86,7 +78,7 @@ Status kill_all(const std::string& dir) {
   const std::string kill_file = dir + "/cgroup.kill";
   if (::access(kill_file.c_str(), F_OK) == 0) return write_text(kill_file, "1");
   for (pid_t pid : parse_pids(read_text(dir + "/cgroup.procs").value_or("")))
-    if (::kill(pid, SIGKILL) < 0 && errno != ESRCH) return Error{"kill " + std::to_string(pid) + ": " + errno_text(errno)};
+    if (::kill(pid, SIGKILL) < 0 && errno != ESRCH) return errno_error("kill", "pid " + std::to_string(pid));
   for (const auto& sub : subdirectories(dir))
     if (Status s = kill_all(dir + "/" + sub); !s) return s;
   return Ok{};
@@ -203,7 +195,7 @@ std::optional<std::uint64_t> WorkerCgroup::cpu_usage_usec() const {
 
 Result<Fd> WorkerCgroup::open_directory() const {
   Fd fd(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid()) return Error{"open '" + path_ + "': " + errno_text(errno)};
+  if (!fd.valid()) return errno_error("open", path_);
   return fd;
 }
 
@@ -212,8 +204,8 @@ Status WorkerCgroup::kill() const { return kill_all(path_); }
 bool WorkerCgroup::remove() const { return ::rmdir(path_.c_str()) == 0 || errno == ENOENT; }
 
 Result<std::unique_ptr<CgroupTree>> CgroupTree::create(OwnCgroup existing) {
-  const auto mounts = read_text("/proc/self/mounts");
-  if (!mounts) return Error{"cannot read /proc/self/mounts: " + errno_text(errno)};
+  const auto mounts = read_file("/proc/self/mounts");
+  if (!mounts) return Error{mounts.error()};
   const auto mount = parse_cgroup2_mount(*mounts);
   if (!mount) return Error{"no cgroup2 file system in /proc/self/mounts"};
   const auto own = read_text("/proc/self/cgroup");
@@ -222,7 +214,7 @@ Result<std::unique_ptr<CgroupTree>> CgroupTree::create(OwnCgroup existing) {
   std::string parent = *mount + (*path == "/" ? "" : *path);
   // Moving a process needs write access to the common ancestor's cgroup.procs too.
   if (::access((parent + "/cgroup.procs").c_str(), W_OK) < 0)
-    return Error{"cannot write '" + parent + "/cgroup.procs': " + errno_text(errno)};
+    return errno_error("write", parent + "/cgroup.procs");
   std::string dir = parent + "/" + std::string(master_prefix) + std::to_string(::getpid());
   if (existing == OwnCgroup::adopt && ::access(dir.c_str(), F_OK) == 0)
     return std::unique_ptr<CgroupTree>(new CgroupTree(std::move(parent), std::move(dir)));
@@ -232,11 +224,11 @@ Result<std::unique_ptr<CgroupTree>> CgroupTree::create(OwnCgroup existing) {
     for (int waited = 0; populated(dir) && waited < stale_wait_ms; waited += 10) sleep_ms(10);
     remove_tree(dir);
   }
-  if (::mkdir(dir.c_str(), 0755) < 0) return Error{"mkdir '" + dir + "': " + errno_text(errno)};
+  if (::mkdir(dir.c_str(), 0755) < 0) return errno_error("create", dir);
   if (::access((dir + "/cgroup.procs").c_str(), W_OK) < 0) {
     const int err = errno;
     ::rmdir(dir.c_str());
-    return Error{"cannot write '" + dir + "/cgroup.procs': " + errno_text(err)};
+    return errno_error("write", dir + "/cgroup.procs", err);
   }
   return std::unique_ptr<CgroupTree>(new CgroupTree(std::move(parent), std::move(dir)));
 }
@@ -253,7 +245,7 @@ Result<std::unique_ptr<WorkerCgroup>> CgroupTree::make_worker(int slot) {
   for (;;) {
     dir = path_ + "/slot-" + std::to_string(slot) + "." + std::to_string(next_++);
     if (::mkdir(dir.c_str(), 0755) == 0) break;
-    if (errno != EEXIST) return Error{"mkdir '" + dir + "': " + errno_text(errno)};
+    if (errno != EEXIST) return errno_error("create", dir);
   }
   return std::make_unique<WorkerCgroup>(dir);
 }
@@ -280,8 +272,8 @@ void CgroupTree::drop_spares(int from) {
 
 Result<std::unique_ptr<WorkerCgroup>> CgroupTree::adopt_worker(pid_t pid) const {
   const std::string file = "/proc/" + std::to_string(pid) + "/cgroup";
-  const auto text = read_text(file);
-  if (!text) return Error{"cannot read " + file + ": " + errno_text(errno)};
+  const auto text = read_file(file);
+  if (!text) return Error{text.error()};
   const auto path = parse_cgroup2_path(*text);
   // path_ is the mount point + the cgroup path; compare the cgroup path's tail.
   const std::string own = path_.substr(path_.rfind('/'));

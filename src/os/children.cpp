@@ -1,12 +1,13 @@
 #include <preforkd/os/children.hpp>
 
+#include <preforkd/os/process_tree.hpp>
+#include <preforkd/os/sys_error.hpp>
+
 #include <cerrno>
-#include <cstring>
-#include <dirent.h>
-#include <fstream>
 #include <string>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 namespace preforkd::os {
 
@@ -16,7 +17,7 @@ Result<std::optional<pid_t>> peek_exited_child() {
   siginfo_t info{};
   while (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0) {
     if (errno == ECHILD) return std::optional<pid_t>{};  // no child at all: none has exited
-    if (errno != EINTR) return Error{std::string("waitid: ") + std::strerror(errno)};
+    if (errno != EINTR) return errno_error("wait for", "an exited child");
   }
   if (info.si_pid == 0) return std::optional<pid_t>{};
   return std::optional<pid_t>{info.si_pid};
@@ -25,22 +26,14 @@ Result<std::optional<pid_t>> peek_exited_child() {
 Result<ExitStatus> reap(pid_t pid) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return Error{"waitpid for pid " + std::to_string(pid) + ": " + std::strerror(errno)};
+    if (errno != EINTR) return errno_error("wait for", "pid " + std::to_string(pid));
   }
   return ExitStatus::from_wait_status(status);
 }
 
 std::vector<pid_t> list_children() {
   std::vector<pid_t> out;
-  DIR* dir = ::opendir("/proc/self/task");
-  if (dir == nullptr) return out;
-  while (const dirent* e = ::readdir(dir)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream in(std::string("/proc/self/task/") + e->d_name + "/children");
-    pid_t pid = 0;
-    while (in >> pid) out.push_back(pid);
-  }
-  ::closedir(dir);
+  append_children(::getpid(), out);
   return out;
 }
 

@@ -19,10 +19,10 @@ Status make_parent_dirs(const std::string& path, mode_t mode, std::optional<gid_
     if (::mkdir(dir.c_str(), mode) == 0) {
       // mkdir's mode went through the umask; the group needs its x bit to reach the socket.
       if (::chmod(dir.c_str(), mode) != 0 || (group && ::chown(dir.c_str(), static_cast<uid_t>(-1), *group) != 0)) {
-        return Error{"cannot set up control socket directory '" + dir + "': " + errno_text(errno)};
+        return errno_error("set the mode or group of control socket directory", dir);
       }
     } else if (errno != EEXIST) {
-      return Error{"cannot create control socket directory '" + dir + "': " + errno_text(errno)};
+      return errno_error("create control socket directory", dir);
     }
   }
   return Ok{};
@@ -61,7 +61,7 @@ Result<ControlSocketFile> bind_control_socket(const std::string& path, mode_t mo
 
   ControlSocketFile bound;
   bound.fd.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!bound.fd.valid()) return Error{"socket: " + errno_text(errno)};
+  if (!bound.fd.valid()) return errno_error("create a socket for control socket", path);
   const sockaddr_un addr = unix_address(path);
   // The file is born 0600 so that nobody else can connect before chmod and chown below.
   // The master has one thread, so the process-wide umask is ours for these two calls.
@@ -71,14 +71,14 @@ Result<ControlSocketFile> bind_control_socket(const std::string& path, mode_t mo
   ::umask(old_umask);
   if (rc != 0) {
     if (err == EADDRINUSE) return Error{"control socket '" + path + "' is in use by a running preforkd"};
-    return Error{"cannot bind control socket '" + path + "': " + errno_text(err)};
+    return errno_error("bind control socket", path, err);
   }
   struct stat st {};
   if (::chmod(path.c_str(), mode) != 0 || (group && ::chown(path.c_str(), static_cast<uid_t>(-1), *group) != 0) ||
       ::lstat(path.c_str(), &st) != 0) {
     const int e = errno;
     ::unlink(path.c_str());
-    return Error{"cannot set the mode or group of control socket '" + path + "': " + errno_text(e)};
+    return errno_error("set the mode or group of control socket", path, e);
   }
   bound.dev = st.st_dev;
   bound.ino = st.st_ino;

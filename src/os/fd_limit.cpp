@@ -1,11 +1,11 @@
 #include <preforkd/core/limits.hpp>
 #include <preforkd/core/message_text.hpp>
 #include <preforkd/os/fd_limit.hpp>
+#include <preforkd/os/sys_error.hpp>
 
 #include <fmt/format.h>
 
 #include <cerrno>
-#include <cstring>
 #include <sys/resource.h>
 
 namespace preforkd::os {
@@ -30,7 +30,7 @@ std::uint64_t as_count(rlim_t v) {
 Result<FdLimit> current_fd_limit() {
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-    return Error{std::string("failed to read RLIMIT_NOFILE: ") + std::strerror(errno)};
+    return errno_error("read", "RLIMIT_NOFILE");
   }
   return FdLimit{as_count(rl.rlim_cur), as_count(rl.rlim_max)};
 }
@@ -38,7 +38,7 @@ Result<FdLimit> current_fd_limit() {
 Result<FdLimit> raise_fd_limit() {
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-    return Error{std::string("failed to read RLIMIT_NOFILE: ") + std::strerror(errno)};
+    return errno_error("read", "RLIMIT_NOFILE");
   }
   if (rl.rlim_cur < rl.rlim_max) {
     rlimit raised = rl;

@@ -81,7 +81,7 @@ std::optional<std::string> ListenerSet::inherited_mismatch(int fd, const ListenC
   sockaddr_storage got{};
   socklen_t len = sizeof got;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&got), &len) != 0)
-    return std::string("getsockname failed: ").append(errno_text(errno));
+    return std::string("failed to read its address: ").append(errno_text(errno));
   if (!same_address(got, *want, listener.address.port == 0))
     return std::string("it is bound to ").append(sockaddr_text(got)).append(", the config says ").append(display(listener.address));
   if (got.ss_family == AF_UNIX) return std::nullopt;

@@ -24,12 +24,6 @@ namespace preforkd::os {
 namespace listener_socket {
 namespace {
 
-// strerror text with a lowercase first letter, to read well after a colon.
-std::string lowercase_first(std::string text) {
-  if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
-  return text;
-}
-
 // "address already in use by pid 1234 (nginx)", with as much as /proc shows; with no
 // listener, the TIME_WAIT connections on `endpoint` when they are the cause.
 std::string in_use_text(const std::vector<std::uint64_t>& inodes, const std::optional<TcpEndpoint>& endpoint) {
@@ -93,7 +87,7 @@ Result<SockAddr> resolve(const ListenConfig& l) {
   addrinfo* found = nullptr;
   const std::string port = std::to_string(a.port);
   const int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found);
-  if (rc != 0) return failure(l, "invalid address", lowercase_first(::gai_strerror(rc)));
+  if (rc != 0) return failure(l, "invalid address", sentence_tail(::gai_strerror(rc)));
   std::memcpy(&sa.storage, found->ai_addr, found->ai_addrlen);
   sa.len = found->ai_addrlen;
   ::freeaddrinfo(found);

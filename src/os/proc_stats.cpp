@@ -2,10 +2,11 @@
 
 #include "proc_fields.hpp"
 
+#include <preforkd/os/read_file.hpp>
+#include <preforkd/os/sys_error.hpp>
+
 #include <cerrno>
 #include <charconv>
-#include <cstring>
-#include <fcntl.h>
 #include <string>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,52 +15,24 @@ namespace preforkd::os {
 namespace {
 
 using proc_fields::next_number;
-using proc_fields::skip_field;
+using proc_fields::stat_field;
 
-// /proc files report a size of 0, so they are read until EOF. These are small.
 Result<std::string> read_proc_file(pid_t pid, const char* name) {
-  const std::string path = "/proc/" + std::to_string(pid) + "/" + name;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error{"open '" + path + "': " + std::strerror(errno)};
-  std::string text;
-  char buf[4096];
-  while (true) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return Error{"read '" + path + "': " + std::strerror(err)};
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return text;
+  return read_file("/proc/" + std::to_string(pid) + "/" + name);
 }
 
 }  // namespace
 
 std::optional<std::uint64_t> parse_stat_cpu_ticks(std::string_view stat) {
   // "pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ..."
-  const auto close = stat.rfind(')');
-  if (close == std::string_view::npos) return std::nullopt;
-  std::string_view rest = stat.substr(close + 1);
-  // After the name: state is field 3; utime and stime are fields 14 and 15.
-  for (int field = 3; field <= 13; ++field) skip_field(rest);
-  const auto utime = next_number(rest);
-  const auto stime = next_number(rest);
+  const auto utime = stat_field(stat, 14);
+  const auto stime = stat_field(stat, 15);
   if (!utime || !stime) return std::nullopt;
   return *utime + *stime;
 }
 
 std::optional<std::uint64_t> parse_stat_start_time(std::string_view stat) {
-  const auto close = stat.rfind(')');
-  if (close == std::string_view::npos) return std::nullopt;
-  std::string_view rest = stat.substr(close + 1);
-  // state is field 3; starttime is field 22.
-  for (int field = 3; field <= 21; ++field) skip_field(rest);
-  return next_number(rest);
+  return stat_field(stat, 22);
 }
 
 std::optional<SmapsRollup> parse_smaps_rollup(std::string_view text) {
@@ -170,7 +143,7 @@ Result<PeerCredentials> read_peer_credentials(int socket_fd) {
   struct ucred cred {};
   socklen_t len = sizeof cred;
   if (::getsockopt(socket_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-    return Error{std::string("getsockopt(SO_PEERCRED): ") + std::strerror(errno)};
+    return errno_error("read", "SO_PEERCRED of fd " + std::to_string(socket_fd));
   }
   PeerCredentials peer{cred.pid, cred.uid, cred.gid, {}};
   // SO_PEERGROUPS (Linux 4.13) says how much room it needs with ERANGE; the groups are
@@ -182,10 +155,11 @@ Result<PeerCredentials> read_peer_credentials(int socket_fd) {
       peer.groups.resize(bytes / sizeof(gid_t));
       return peer;
     }
-    if (errno != ERANGE) return Error{std::string("getsockopt(SO_PEERGROUPS): ") + std::strerror(errno)};
+    if (errno != ERANGE) return errno_error("read", "SO_PEERGROUPS of fd " + std::to_string(socket_fd));
     peer.groups.resize(bytes / sizeof(gid_t) + 1);
   }
-  return Error{"getsockopt(SO_PEERGROUPS): the group list keeps changing size"};
+  return Error{
+      failed_to("read", "SO_PEERGROUPS of fd " + std::to_string(socket_fd), "the group list keeps changing size")};
 }
 
 Result<std::vector<gid_t>> read_supplementary_groups(pid_t pid) {

@@ -2,13 +2,12 @@
 
 #include <preforkd/os/fd_limit.hpp>
 #include <preforkd/os/proc_stats.hpp>
+#include <preforkd/os/read_file.hpp>
 
 #include "proc_fields.hpp"
 
 #include <charconv>
 #include <dirent.h>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <unistd.h>
 
@@ -16,12 +15,11 @@ namespace preforkd::os {
 namespace {
 
 using proc_fields::next_number;
-using proc_fields::skip_field;
 
 std::optional<std::string> read_text(const char* path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  return std::string(std::istreambuf_iterator<char>(in), {});
+  auto text = read_file(path);
+  if (!text) return std::nullopt;
+  return std::move(*text);
 }
 
 // Entries of /proc/self/fd, less the one the listing itself holds open.
@@ -39,19 +37,12 @@ std::optional<std::uint64_t> count_open_fds() {
 }  // namespace
 
 std::optional<ProcessStat> parse_process_stat(std::string_view stat) {
-  // "pid (comm) state ...": comm may hold spaces and ')', so fields are counted after the last ')'.
-  const auto close = stat.rfind(')');
-  if (close == std::string_view::npos) return std::nullopt;
-  std::string_view rest = stat.substr(close + 1);
-  for (int field = 3; field <= 13; ++field) skip_field(rest);
-  const auto utime = next_number(rest);
-  const auto stime = next_number(rest);
-  for (int field = 16; field <= 21; ++field) skip_field(rest);
-  const auto start = next_number(rest);
-  const auto vsize = next_number(rest);
-  const auto rss = next_number(rest);
-  if (!utime || !stime || !start || !vsize || !rss) return std::nullopt;
-  return ProcessStat{*utime + *stime, *start, *vsize, *rss};
+  const auto ticks = parse_stat_cpu_ticks(stat);   // fields 14 and 15
+  const auto start = parse_stat_start_time(stat);  // field 22
+  const auto vsize = proc_fields::stat_field(stat, 23);
+  const auto rss = proc_fields::stat_field(stat, 24);
+  if (!ticks || !start || !vsize || !rss) return std::nullopt;
+  return ProcessStat{*ticks, *start, *vsize, *rss};
 }
 
 std::optional<std::int64_t> parse_boot_time(std::string_view proc_stat) {

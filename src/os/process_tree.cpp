@@ -9,9 +9,7 @@
 #include <string>
 
 namespace preforkd::os {
-namespace {
 
-// The children of every thread of `pid` (a thread that forked is their parent).
 void append_children(pid_t pid, std::vector<pid_t>& out) {
   const std::string task = "/proc/" + std::to_string(pid) + "/task";
   DIR* dir = ::opendir(task.c_str());
@@ -24,6 +22,8 @@ void append_children(pid_t pid, std::vector<pid_t>& out) {
   }
   ::closedir(dir);
 }
+
+namespace {
 
 // Bounds the walk: a fork bomb under a worker cannot make the master walk forever.
 constexpr std::size_t max_tree_processes = 65536;

@@ -7,10 +7,10 @@
 #include "spawn_child.hpp"
 
 #include <preforkd/core/limits.hpp>
+#include <preforkd/os/sys_error.hpp>
 
 #include <cerrno>
 #include <csignal>
-#include <cstring>
 #include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -21,22 +21,20 @@ using namespace spawn_child;
 
 namespace {
 
-Error sys_error(const char* call, int err = errno) { return Error{std::string(call) + ": " + std::strerror(err)}; }
-
 // The errno of the last failed call in the parent's part of spawn(), to tell an fd
 // shortage from other failures.
 SpawnError spawn_error(const Error& e, int err) { return SpawnError{e.message, err == EMFILE || err == ENFILE}; }
 
-Result<std::pair<Fd, Fd>> make_pipe(int read_flags, int& err) {
+Result<std::pair<Fd, Fd>> make_pipe(const std::string& program, int read_flags, int& err) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) < 0) {
     err = errno;
-    return sys_error("pipe2", err);
+    return errno_error("create a pipe for", program, err);
   }
   Fd r(fds[0]), w(fds[1]);
   if (read_flags != 0 && ::fcntl(r.get(), F_SETFL, ::fcntl(r.get(), F_GETFL) | read_flags) < 0) {
     err = errno;
-    return sys_error("fcntl", err);
+    return errno_error("set the flags of a pipe for", program, err);
   }
   return std::make_pair(std::move(r), std::move(w));
 }
@@ -56,6 +54,8 @@ int read_exec_report(const Fd& report) {
 Result<SpawnedProcess, SpawnError> spawn(const SpawnSpec& spec) {
   if (spec.listen_fds.size() > max_listen_fds) return SpawnError{"too many listening sockets", false};
   int err = 0;
+  // What the errors below name.
+  const std::string& program = spec.executable;
   ChildPlan plan;
   plan.spec = &spec;
   plan.listen_pid = std::string(listen_pid_prefix) + std::string(pid_digits, '0');
@@ -78,16 +78,16 @@ Result<SpawnedProcess, SpawnError> spawn(const SpawnSpec& spec) {
   Fd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!devnull.valid()) {
     err = errno;
-    return spawn_error(sys_error("open /dev/null", err), err);
+    return spawn_error(errno_error("open", "/dev/null", err), err);
   }
   plan.devnull = devnull.get();
 
   SpawnedProcess out;
   Fd out_w, err_w;
   if (spec.output == OutputMode::capture) {
-    auto o = make_pipe(O_NONBLOCK, err);
+    auto o = make_pipe(program, O_NONBLOCK, err);
     if (!o) return spawn_error(Error{o.error()}, err);
-    auto e = make_pipe(O_NONBLOCK, err);
+    auto e = make_pipe(program, O_NONBLOCK, err);
     if (!e) return spawn_error(Error{e.error()}, err);
     out.stdout_pipe = std::move(o->first);
     out_w = std::move(o->second);
@@ -97,7 +97,7 @@ Result<SpawnedProcess, SpawnError> spawn(const SpawnSpec& spec) {
     plan.err_w = err_w.get();
   }
   // Blocking: read below until the child has exec'd (EOF, the write end is CLOEXEC) or failed.
-  auto report = make_pipe(0, err);
+  auto report = make_pipe(program, 0, err);
   if (!report) return spawn_error(Error{report.error()}, err);
   Fd report_r = std::move(report->first);
   Fd report_w = std::move(report->second);
@@ -111,7 +111,10 @@ Result<SpawnedProcess, SpawnError> spawn(const SpawnSpec& spec) {
   const pid_t pid = start_child(plan, out.cgroup_fallback);
   const int fork_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-  if (pid < 0) return spawn_error(sys_error(share_memory_until_exec ? "clone" : "fork", fork_errno), fork_errno);
+  if (pid < 0) {
+    const char* verb = share_memory_until_exec ? "clone a process for" : "fork a process for";
+    return spawn_error(errno_error(verb, program, fork_errno), fork_errno);
+  }
   // Also from this side, so the group exists before the master could signal it.
   ::setpgid(pid, pid);
   out.pid = pid;

@@ -5,6 +5,7 @@
 
 #include <preforkd/core/limits.hpp>
 #include <preforkd/os/signal_disposition.hpp>
+#include <preforkd/os/sys_error.hpp>
 
 #include <cerrno>
 #include <cstdint>
@@ -225,7 +226,7 @@ pid_t start_child(ChildPlan& plan, std::string& fallback) {
     pid = clone_into(plan, stack, stack_size);
     if (pid < 0 && cannot_clone_into_cgroup(errno)) {
       clone_into_cgroup = false;
-      fallback = std::string("clone3(CLONE_INTO_CGROUP): ") + std::strerror(errno);
+      fallback = failed_to("call", "clone3(CLONE_INTO_CGROUP)", errno_text(errno));
       plan.join_cgroup = true;
     }
   }
@@ -251,7 +252,7 @@ Status check_single_threaded() {
   DIR* dir = ::opendir("/proc/self/task");
   if (dir == nullptr) {
     spawn_child::fork_only = true;
-    return Error{std::string("cannot count the master's threads: /proc/self/task: ") + std::strerror(errno)};
+    return errno_error("count the master's threads in", "/proc/self/task");
   }
   int threads = 0;
   while (const dirent* e = ::readdir(dir))

@@ -5,11 +5,12 @@
 
 namespace preforkd::os {
 
-std::string errno_text(int err) {
-  std::string text = std::strerror(err);
+std::string sentence_tail(std::string text) {
   if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
   return text;
 }
+
+std::string errno_text(int err) { return sentence_tail(std::strerror(err)); }
 
 std::string failed_to(std::string_view verb, std::string_view what, std::string_view why) {
   std::string out("failed to ");

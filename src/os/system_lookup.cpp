@@ -1,8 +1,8 @@
 #include <preforkd/os/spawn.hpp>
+#include <preforkd/os/sys_error.hpp>
 #include <preforkd/os/system_lookup.hpp>
 
 #include <cerrno>
-#include <cstring>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -22,9 +22,9 @@ SystemLookup system_lookup(std::string path_env) {
     // A relative path is relative to the worker's directory, where it is started.
     if (path.front() != '/' && !directory.empty()) path = directory + "/" + path;
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return "'" + path + "': " + std::strerror(errno);
+    if (::stat(path.c_str(), &st) != 0) return "'" + path + "': " + errno_text(errno);
     if (!S_ISREG(st.st_mode)) return "'" + path + "' is not a regular file";
-    if (::access(path.c_str(), X_OK) != 0) return "'" + path + "' is not executable: " + std::strerror(errno);
+    if (::access(path.c_str(), X_OK) != 0) return "'" + path + "' is not executable: " + errno_text(errno);
     return std::nullopt;
   };
   return lookup;

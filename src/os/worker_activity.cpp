@@ -2,6 +2,8 @@
 
 #include <preforkd/os/worker_activity.hpp>
 
+#include "proc_fields.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -11,7 +13,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace preforkd::os {
@@ -23,54 +24,9 @@ constexpr std::size_t max_leaves = 256;
 constexpr std::size_t max_threads = 1024;
 constexpr auto stat_every = std::chrono::milliseconds(50);
 
-bool is_accept(long nr) {
-#ifdef SYS_accept
-  if (nr == SYS_accept) return true;
-#endif
-  return nr == SYS_accept4;
-}
-
-bool is_poll(long nr) {
-  switch (nr) {
-#ifdef SYS_epoll_wait
-    case SYS_epoll_wait:
-#endif
-#ifdef SYS_poll
-    case SYS_poll:
-#endif
-#ifdef SYS_select
-    case SYS_select:
-#endif
-#ifdef SYS_epoll_pwait2
-    case SYS_epoll_pwait2:
-#endif
-    case SYS_epoll_pwait:
-    case SYS_ppoll:
-    case SYS_pselect6:
-      return true;
-    default:
-      return false;
-  }
-}
-
-template <class T>
-bool parse_number(std::string_view text, T& out, int base) {
-  if (base == 16 && text.starts_with("0x")) text.remove_prefix(2);
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out, base);
-  return ec == std::errc{} && end == text.data() + text.size();
-}
-
-std::vector<std::string_view> words(std::string_view text) {
-  std::vector<std::string_view> out;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    while (i < text.size() && (text[i] == ' ' || text[i] == '\n')) ++i;
-    const std::size_t start = i;
-    while (i < text.size() && text[i] != ' ' && text[i] != '\n') ++i;
-    if (i > start) out.push_back(text.substr(start, i - start));
-  }
-  return out;
-}
+using proc_fields::numbered_entries;
+using proc_fields::parse_number;
+using proc_fields::words;
 
 Fd open_proc(const std::string& path) { return Fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)); }
 
@@ -79,18 +35,6 @@ ssize_t read_at_zero(const Fd& fd, char* buf, std::size_t size) {
   const ssize_t n = ::pread(fd.get(), buf, size - 1, 0);
   if (n >= 0) buf[n] = '\0';
   return n;
-}
-
-std::vector<pid_t> numeric_entries(const std::string& dir_path) {
-  std::vector<pid_t> out;
-  DIR* dir = ::opendir(dir_path.c_str());
-  if (dir == nullptr) return out;
-  while (const dirent* e = ::readdir(dir)) {
-    pid_t n = 0;
-    if (parse_number(std::string_view(e->d_name), n, 10)) out.push_back(n);
-  }
-  ::closedir(dir);
-  return out;
 }
 
 // The parent pid in a /proc/<pid>/stat line (the field after the state).
@@ -105,22 +49,6 @@ std::optional<pid_t> parse_stat_ppid(std::string_view stat) {
 
 }  // namespace
 
-std::optional<SyscallState> parse_syscall_line(std::string_view text) {
-  const auto w = words(text);
-  if (w.empty()) return std::nullopt;
-  if (w[0] == "running") return SyscallState{SyscallState::Kind::running, -1};
-  long nr = 0;
-  // "-1 0x... 0x...": blocked outside a syscall (e.g. a page fault)
-  if (!parse_number(w[0], nr, 10)) return std::nullopt;
-  if (is_accept(nr)) {
-    unsigned long fd = 0;
-    if (w.size() < 2 || !parse_number(w[1], fd, 16)) return std::nullopt;
-    return SyscallState{SyscallState::Kind::accepting, static_cast<int>(fd)};
-  }
-  if (is_poll(nr)) return SyscallState{SyscallState::Kind::polling, -1};
-  return SyscallState{SyscallState::Kind::other, -1};
-}
-
 char parse_stat_state(std::string_view stat) {
   const auto close = stat.rfind(')');
   if (close == std::string_view::npos) return 0;
@@ -133,7 +61,7 @@ std::vector<pid_t> ActivityProbe::children_of(pid_t pid) {
   // /proc/<pid>/task/<tid>/children needs CONFIG_PROC_CHILDREN; without it, one scan of
   // /proc per refresh gives every process's parent.
   const std::string task_dir = "/proc/" + std::to_string(pid) + "/task/";
-  const auto tids = numeric_entries(task_dir);
+  const auto tids = numbered_entries(task_dir);
   bool have_children_files = false;
   for (pid_t tid : tids) {
     Fd f = open_proc(task_dir + std::to_string(tid) + "/children");
@@ -149,7 +77,7 @@ std::vector<pid_t> ActivityProbe::children_of(pid_t pid) {
   if (have_children_files) return out;
   if (!parents_) {
     parents_.emplace();
-    for (pid_t p : numeric_entries("/proc")) {
+    for (pid_t p : numbered_entries("/proc")) {
       Fd f = open_proc("/proc/" + std::to_string(p) + "/stat");
       char buf[512];
       if (!f.valid() || read_at_zero(f, buf, sizeof buf) <= 0) continue;
@@ -176,7 +104,7 @@ bool ActivityProbe::build(pid_t root, Tree& tree) {
     Leaf leaf;
     leaf.pid = pid;
     const std::string task_dir = "/proc/" + std::to_string(pid) + "/task/";
-    for (pid_t tid : numeric_entries(task_dir)) {
+    for (pid_t tid : numbered_entries(task_dir)) {
       if (threads >= max_threads) break;
       Thread t;
       t.tid = tid;
@@ -193,20 +121,7 @@ bool ActivityProbe::build(pid_t root, Tree& tree) {
 
 ino_t ActivityProbe::socket_inode(Leaf& leaf, int fd) {
   if (auto it = leaf.socket_of_fd.find(fd); it != leaf.socket_of_fd.end()) return it->second;
-  char target[64];
-  const std::string link = "/proc/" + std::to_string(leaf.pid) + "/fd/" + std::to_string(fd);
-  const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
-  ino_t ino = 0;
-  if (n > 0) {
-    const std::string_view t(target, static_cast<std::size_t>(n));
-    // "socket:[12345]"
-    if (t.starts_with("socket:[") && t.ends_with("]")) {
-      unsigned long long v = 0;
-      if (parse_number(t.substr(8, t.size() - 9), v, 10)) ino = static_cast<ino_t>(v);
-    }
-  }
-  leaf.socket_of_fd[fd] = ino;
-  return ino;
+  return leaf.socket_of_fd[fd] = socket_inode_of(leaf.pid, fd);
 }
 
 Activity ActivityProbe::sample(pid_t pid, const std::vector<ino_t>& slot_sockets) {
@@ -229,11 +144,8 @@ Activity ActivityProbe::sample(pid_t pid, const std::vector<ino_t>& slot_sockets
       any_read = true;
       const auto state = parse_syscall_line(buf);
       if (!state) continue;
-      bool waits = state->kind == SyscallState::Kind::polling;
-      if (state->kind == SyscallState::Kind::accepting) {
-        const ino_t ino = socket_inode(leaf, state->fd);
-        waits = ino != 0 && std::find(slot_sockets.begin(), slot_sockets.end(), ino) != slot_sockets.end();
-      }
+      const bool waits = state->kind == SyscallState::Kind::polling ||
+                         waits_in_accept(*state, slot_sockets, [&](int fd) { return socket_inode(leaf, fd); });
       if (!waits) continue;
       // A stopped thread still shows the syscall it was stopped in. Being stopped lasts
       // (SIGSTOP, a debugger), so its state letter is read again only every 50 ms.

@@ -38,7 +38,7 @@ TEST_CASE("this process's RSS and CPU time and groups", "[proc_stats]") {
   CHECK(read_supplementary_groups(::getpid()).ok());
   auto gone = read_rss_bytes(-5);
   REQUIRE_FALSE(gone.ok());
-  CHECK(gone.error() == "open '/proc/-5/statm': No such file or directory");
+  CHECK(gone.error() == "failed to open '/proc/-5/statm': no such file or directory");
 }
 
 TEST_CASE("cpu_percent is relative to one CPU and never negative", "[proc_stats]") {

@@ -171,3 +171,21 @@ TEST_CASE("the master's clone(CLONE_VM) start is checked to run in one thread") 
   // The unit test runner has one thread here, as the master does.
   CHECK(os::check_single_threaded());
 }
+
+TEST_CASE("a spawn short of fds says what it failed to do - for which program - and why") {
+  const int next_fd = ::dup(0);
+  REQUIRE(next_fd >= 0);
+  ::close(next_fd);
+  rlimit old{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+  rlimit tight = old;
+  tight.rlim_cur = static_cast<rlim_t>(next_fd) + 1;  // /dev/null opens, the first pipe cannot
+  os::SpawnSpec spec = shell("exit 0");
+  spec.output = os::OutputMode::capture;
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  const auto spawned = os::spawn(spec);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &old) == 0);
+  REQUIRE_FALSE(spawned);
+  CHECK(spawned.error() == "failed to create a pipe for '/bin/sh': too many open files");
+  CHECK(spawned.failure().fd_shortage);
+}

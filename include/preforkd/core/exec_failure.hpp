@@ -35,6 +35,10 @@ struct ExecFacts {
   int exec_errno = 0;
 };
 
+// "cannot execute '<command>': <strerror>": the words of every exec failure, a worker's and
+// the upgrade's (users and tests quote them).
+[[nodiscard]] std::string cannot_execute_text(const std::string& command, int exec_errno);
+
 // "cannot execute 'gunicornn': No such file or directory (not found in PATH=/usr/bin:/bin;
 // working directory '/srv/app')", or for './app.py': "... (resolved to '/srv/app/app.py'
 // against the working directory '/srv/app'; PATH=/usr/bin:/bin)".

@@ -19,8 +19,8 @@ inline constexpr std::size_t max_reply_bytes = 64 * 1024 * 1024;
 using Deadline = std::chrono::steady_clock::time_point;
 
 // One connection to the control socket. Every error means the daemon could not be talked
-// to, and names the path: "cannot connect to '/run/preforkd/app.sock': No such file or
-// directory", "no reply from '…' within 10m".
+// to, and names the path: "failed to connect to '/run/preforkd/app.sock': no such file or
+// directory" (os/sys_error's format), "no reply from '…' within 10m".
 class ControlClient {
  public:
   // Connects to the socket at `path`; a daemon whose backlog is full fails it at `deadline`.

@@ -8,14 +8,45 @@
 //     (os/epoll_interest.hpp): an event loop that will accept once a connection comes.
 // poll() and select() cannot be seen (their fd lists are in the process's memory): a
 // server that waits on its socket only that way is never found waiting.
+//
+// "Blocked in accept() on one of the sockets" is one rule, waits_in_accept(), which the
+// balancer's and the stall watch's samples (os/worker_activity.hpp) apply too. The two
+// questions differ beyond it, on purpose: readiness asks "has the tree reached its accept
+// loop?" (any process of the tree; an epoll set holding the socket counts, since an idle
+// loop's epoll_wait does not say on which fds), the samples ask "is a leaf idle right now?"
+// (any thread of a leaf in a poll-family syscall counts, a stopped thread does not).
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <sys/types.h>
 #include <vector>
 
 namespace preforkd::os {
+
+// What one thread's /proc/<tid>/syscall line says.
+struct SyscallState {
+  enum class Kind { running, accepting, polling, other };
+  Kind kind = Kind::other;
+  int fd = -1;  // accepting: the fd passed to accept
+};
+// Parses "43 0x3 0x0 ..." or "running" (exposed for tests); nullopt for anything else.
+[[nodiscard]] std::optional<SyscallState> parse_syscall_line(std::string_view text);
+
+// The inode of the socket that `pid`'s fd `fd` is ("socket:[12345]"), else 0.
+[[nodiscard]] ino_t socket_inode_of(pid_t pid, int fd);
+
+// The rule: a thread waits in accept() on one of `sockets` when it is blocked in accept or
+// accept4 on an fd whose socket inode (`inode_of(fd)`: socket_inode_of, or a cache of it)
+// is one of them. accept() on another socket is not waiting for our connections.
+template <class InodeOf>
+[[nodiscard]] bool waits_in_accept(const SyscallState& state, const std::vector<ino_t>& sockets, InodeOf&& inode_of) {
+  if (state.kind != SyscallState::Kind::accepting) return false;
+  const ino_t ino = inode_of(state.fd);
+  return ino != 0 && std::find(sockets.begin(), sockets.end(), ino) != sockets.end();
+}
 
 struct AcceptWait {
   enum class How { accept_call, epoll_set };

@@ -24,11 +24,12 @@ struct ExitedChild {
 // A failed waitid is an error, never "no child exited".
 [[nodiscard]] Result<std::optional<pid_t>> peek_exited_child();
 
-// Reaps a child that peek_exited_child() reported. A failed waitpid is an error: it never
-// reads as an exit status.
+// Reaps the child `pid` (one that peek_exited_child() reported, or one the caller waits
+// for). A failed waitpid is an error ("failed to wait for 'pid N': no child processes"): it
+// never reads as an exit status.
 [[nodiscard]] Result<ExitStatus> reap(pid_t pid);
 
-// Every live child of this process, from /proc/self/task/*/children.
+// Every live child of this process, from /proc/self/task/*/children (os/process_tree).
 [[nodiscard]] std::vector<pid_t> list_children();
 
 }  // namespace preforkd::os

@@ -32,6 +32,9 @@ struct ProcessId {
   bool operator==(const ProcessId&) const = default;
 };
 
+// Appends the children of every thread of `pid` (a thread that forked is their parent),
+// from /proc/<pid>/task/*/children.
+void append_children(pid_t pid, std::vector<pid_t>& out);
 // The descendants of `top` (not `top` itself), parents before their children. A process
 // whose parent exited has been re-parented (to the master, a subreaper) and is no longer
 // found from `top`.

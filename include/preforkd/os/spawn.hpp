@@ -57,7 +57,7 @@ struct SpawnedProcess {
 };
 
 struct SpawnError {
-  std::string message;       // names the failing call: "pipe2: Too many open files"
+  std::string message;       // "failed to create a pipe for '/usr/bin/app': too many open files"
   bool fd_shortage = false;  // EMFILE or ENFILE: the master is short of fds, not the worker at fault
 };
 

@@ -12,6 +12,10 @@
 
 namespace preforkd::os {
 
+// A library's error text with a lowercase first letter, to read as the end of a sentence
+// after a colon (gai_strerror's "Name or service not known").
+[[nodiscard]] std::string sentence_tail(std::string text);
+
 // strerror(err) with a lowercase first letter: "no such file or directory".
 [[nodiscard]] std::string errno_text(int err);
 

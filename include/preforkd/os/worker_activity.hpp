@@ -2,7 +2,8 @@
 // Is a worker waiting for a connection? Read from /proc without the worker's help:
 // a worker is waiting when some thread of a leaf process of its tree (a process with no
 // children: gunicorn's worker, not its arbiter sitting in select() on a pipe) is blocked
-// in accept/accept4 on one of the slot's listening sockets, or in an idle event loop
+// in accept/accept4 on one of the slot's listening sockets (os::waits_in_accept, the rule
+// readiness applies too: os/accept_wait.hpp), or in an idle event loop
 // (epoll_wait, epoll_pwait(2), poll, ppoll, select, pselect6). A thread that is running,
 // stopped (SIGSTOP, ptrace) or blocked in anything else is busy.
 //
@@ -13,6 +14,7 @@
 // cached until refresh().
 
 #include <preforkd/core/balance_plan.hpp>
+#include <preforkd/os/accept_wait.hpp>
 #include <preforkd/os/fd.hpp>
 
 #include <chrono>
@@ -24,14 +26,6 @@
 
 namespace preforkd::os {
 
-// What one thread's /proc/<tid>/syscall line says.
-struct SyscallState {
-  enum class Kind { running, accepting, polling, other };
-  Kind kind = Kind::other;
-  int fd = -1;  // accepting: the fd passed to accept
-};
-// Parses "43 0x3 0x0 ..." or "running" (exposed for tests); nullopt for anything else.
-[[nodiscard]] std::optional<SyscallState> parse_syscall_line(std::string_view text);
 // The state letter of a /proc/<pid>/stat line ('R', 'S', 'T', ...), or 0.
 [[nodiscard]] char parse_stat_state(std::string_view stat);
 

@@ -5,6 +5,7 @@
 #include <preforkd/core/fd_store_names.hpp>
 #include <preforkd/daemon/master/logging.hpp>
 #include <preforkd/os/open_fds.hpp>
+#include <preforkd/os/sys_error.hpp>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -12,7 +13,6 @@
 
 #include <charconv>
 #include <cstdlib>
-#include <cstring>
 #include <string_view>
 
 #include <fcntl.h>
@@ -49,7 +49,7 @@ bool FdStore::send(const std::string& message, int fd) {
   const int r = fd >= 0 ? sd_pid_notify_with_fds(0, 0, message.c_str(), &fd, 1) : sd_notify(0, message.c_str());
   if (r < 0) {
     spdlog::warn("fd store: sd_notify '{}' failed: {}, ignoring", message.substr(0, message.find('\n')),
-                 std::strerror(-r));
+                 os::errno_text(-r));
     return false;
   }
   return true;

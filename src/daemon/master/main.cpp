@@ -14,6 +14,7 @@
 #include <preforkd/daemon/upgrade/upgrade.hpp>
 #include <preforkd/os/children.hpp>
 #include <preforkd/os/cpu.hpp>
+#include <preforkd/os/image_exec.hpp>
 #include <preforkd/os/fd_limit.hpp>
 #include <preforkd/os/reuseport_ebpf.hpp>
 #include <preforkd/os/system_lookup.hpp>
@@ -68,7 +69,7 @@ int fail_resumed(const std::optional<preforkd::MasterState>& resumed, const std:
 int main(int argc, char** argv) {
   using namespace preforkd;
   // This program's path before anything can replace the file: an upgrade execs it again.
-  const std::string self_path = daemon::own_executable_path();
+  const std::string self_path = os::own_executable_path();
   Options opt;
   CLI::App app{"preforkd: a prefork supervisor for any server binary"};
   app.add_option("-c,--config", opt.config, "the TOML configuration file")->required();

@@ -1,5 +1,7 @@
 #include <preforkd/daemon/master/systemd_notifier.hpp>
 
+#include <preforkd/os/sys_error.hpp>
+
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
@@ -30,7 +32,7 @@ SystemdNotifier::SystemdNotifier(uv_loop_t* loop) {
 void SystemdNotifier::send(const std::string& message) {
   if (!enabled_) return;
   if (int r = sd_notify(0, message.c_str()); r < 0)
-    spdlog::debug("sd_notify failed: {}, ignoring", std::strerror(-r));
+    spdlog::debug("sd_notify failed: {}, ignoring", os::errno_text(-r));
 }
 
 void SystemdNotifier::ready() {

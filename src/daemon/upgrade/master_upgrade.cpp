@@ -8,6 +8,7 @@
 #include <preforkd/core/message_text.hpp>
 #include <preforkd/daemon/upgrade/upgrade.hpp>
 #include <preforkd/os/cpu.hpp>
+#include <preforkd/os/image_exec.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -93,12 +94,13 @@ Status Master::upgrade(int reply_fd) {
 
   auto state = handoff_state(reply_fd);
   if (!state) return Error{state.error()};
-  ExecAttempt attempt;
+  os::ExecAttempt attempt;
   // Signals first: from here on a SIGCHLD or SIGTERM waits for the new image.
   attempt.block_signals(&state->blocked_signals);
-  auto memfd = attempt.write_state(*state);
+  // Not close-on-exec: this one fd is meant to survive the exec (closed here if it fails).
+  auto memfd = os::text_memfd("preforkd-upgrade-state", encode_master_state(*state), os::OnExec::keep);
   if (!memfd) return Error{memfd.error()};
-  std::vector<int> keep = {state->control_fd, reply_fd, *memfd};
+  std::vector<int> keep = {state->control_fd, reply_fd, memfd->get()};
   if (state->notify_fd >= 0) keep.push_back(state->notify_fd);
   for (const auto& l : state->listeners) keep.insert(keep.end(), l.fds.begin(), l.fds.end());
   for (const auto& slot : state->slots) {
@@ -114,8 +116,8 @@ Status Master::upgrade(int reply_fd) {
                plural(static_cast<std::int64_t>(state->slots.size()), "worker"));
   spdlog::default_logger()->flush();
   const Error failed =
-      attempt.exec(self_path_, {self_path_, "--config", config_.path, resume_option, std::to_string(*memfd)});
-  // Still the old image: everything is as it was (ExecAttempt undoes the rest).
+      attempt.exec(self_path_, {self_path_, "--config", config_.path, resume_option, std::to_string(memfd->get())});
+  // Still the old image: everything is as it was (ExecAttempt undoes the rest, the memfd closes).
   attempt.undo();
   systemd_->ready();
   return Error{failed.message + "; the running preforkd carries on"};

@@ -5,13 +5,11 @@
 // blocks every signal and execs the binary at its own path with --resume-from-fd. Same
 // pid, so the workers stay its children and systemd's MAINPID does not change.
 
-#include <preforkd/core/exit_status.hpp>
 #include <preforkd/core/master_state.hpp>
 #include <preforkd/core/result.hpp>
 #include <preforkd/core/units.hpp>
 
-#include <csignal>
-#include <sys/types.h>
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -24,9 +22,9 @@ struct Preflight {
 };
 
 // Runs `<binary> --config <config> --check --state-format --check-state-fd 0` with `state`
-// (the document the exec would hand over) on its stdin, waiting at most `deadline`: the
-// new binary decodes the real state and checks it against the config, as its resumed
-// image will, and opens nothing. An error says what failed: "preflight: '/usr/bin/preforkd'
+// (the document the exec would hand over) on its stdin (os::run_to_completion), waiting at
+// most `deadline`: the new binary decodes the real state and checks it against the config,
+// as its resumed image will, and opens nothing. An error says what failed: "preflight: '/usr/bin/preforkd'
 // exited with status 1: <its last output line>", that it does not read this master's state
 // format, or that it could not be waited for (a failed waitpid is never a success).
 [[nodiscard]] Result<Preflight> run_preflight(const std::string& binary, const std::string& config,
@@ -37,40 +35,9 @@ struct Preflight {
 inline constexpr const char* check_state_option = "--check-state-fd";
 inline constexpr const char* resume_option = "--resume-from-fd";
 
-// Waits for the child `pid` (retrying on EINTR) and returns how it ended; a failed waitpid
-// (ECHILD: someone else reaped it) is an error, never a status of 0.
-[[nodiscard]] Result<ExitStatus> wait_for_child(pid_t pid);
-
-// The path of this program as it was at start: /proc/self/exe, read before a package
-// can replace the file (after that, the link reads "... (deleted)").
-[[nodiscard]] std::string own_executable_path();
-
-// Everything the exec changes in this process, undone if the exec fails: the fds made
-// inheritable again get FD_CLOEXEC, the signal mask comes back, the memfd closes.
-class ExecAttempt {
- public:
-  ExecAttempt() = default;
-  ExecAttempt(const ExecAttempt&) = delete;
-  ExecAttempt& operator=(const ExecAttempt&) = delete;
-  ~ExecAttempt() { undo(); }
-
-  // Writes the state into a memfd (without CLOEXEC); its fd goes to the new image.
-  [[nodiscard]] Result<int> write_state(const MasterState& state);
-  // Lets `fd` survive the exec.
-  [[nodiscard]] Status keep(int fd);
-  // Blocks every signal until the new image has its handlers; the previous mask is in
-  // `blocked` (for the state).
-  void block_signals(std::vector<int>* blocked);
-  // Returns only on failure, with execv's errno text.
-  [[nodiscard]] Error exec(const std::string& binary, const std::vector<std::string>& argv);
-  void undo();
-
- private:
-  std::vector<int> kept_;
-  int memfd_ = -1;
-  sigset_t old_mask_{};
-  bool blocked_ = false;
-};
+// The largest state document a resumed image reads: the fds and timers of at most
+// limits::max_workers slots take well under a MiB.
+inline constexpr std::size_t max_state_bytes = 64 * 1024 * 1024;
 
 // In the new image: reads the state from the memfd that --resume-from-fd names, and
 // closes it.
