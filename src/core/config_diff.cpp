@@ -53,6 +53,7 @@ ConfigDiff diff_configs(const Config& running, const Config& next) {
                      a.backoff_initial != b.backoff_initial || a.backoff_max != b.backoff_max ||
                      a.fatal_exit_codes != b.fatal_exit_codes || a.max_surge != b.max_surge ||
                      running.daemon.log_level != next.daemon.log_level;
+  d.pool_changed = a.pool != b.pool;
   const DaemonConfig& x = running.daemon;
   const DaemonConfig& y = next.daemon;
   if (x.control_socket != y.control_socket) d.needs_restart.emplace_back("preforkd.control_socket");

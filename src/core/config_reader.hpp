@@ -148,6 +148,8 @@ void read_worker_resources(const Section& section, WorkerConfig& out);
 void read_listeners(Diagnostics& diag, const Field& field, std::vector<ListenConfig>& out);
 // [worker] env_file (config_env_file.cpp): the key, then, after the file is read, the files.
 void read_env_file(const Section& section, WorkerConfig& out);
+// [worker] pool, min_count, spare, idle_timeout (config_pool.cpp), after count.
+void read_pool(const Section& section, WorkerConfig& out);
 void load_env_files(Config& config, std::vector<ConfigError>& errors);
 
 }  // namespace preforkd::config_detail

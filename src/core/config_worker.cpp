@@ -15,11 +15,11 @@
 namespace preforkd::config_detail {
 namespace {
 
-constexpr std::array<std::string_view, 23> worker_keys{
+constexpr std::array<std::string_view, 27> worker_keys{
     "command",       "count",       "directory",    "user",      "group",           "env",          "env_file", "ready",
     "ready_timeout", "stop_signal", "stop_timeout", "restart",   "backoff_initial", "backoff_max",  "fatal_exit_codes",
     "watchdog",      "max_memory",  "max_lifetime", "max_surge", "cpu_affinity",    "stall_timeout",
-    "memory_sample_interval", "log_buffer"};
+    "memory_sample_interval", "log_buffer", "pool", "min_count", "spare", "idle_timeout"};
 
 constexpr std::string_view command_example = R"(["/usr/bin/app", "--flag"])";
 
@@ -274,6 +274,7 @@ void read_worker(const Section& s, int usable_cpus, WorkerConfig& out) {
   s.reject_unknown(worker_keys);
   read_command(s, out);
   read_count(s, usable_cpus, out);
+  read_pool(s, out);
   if (auto v = read_string(s.diag(), s.field("directory"))) out.directory = *v;
   const Field user = s.field("user");
   if (auto v = read_string(s.diag(), user)) {

@@ -16,6 +16,7 @@ namespace preforkd::metrics {
 namespace {
 
 using control::ListenerStatus;
+using control::PoolStatus;
 using control::StatusSnapshot;
 using control::WorkerStatus;
 
@@ -41,6 +42,28 @@ void write_process(Writer& out, const ProcessMetrics& p) {
   one("process_resident_memory_bytes", "Resident memory size in bytes.", Type::gauge, p.resident_memory_bytes);
   one("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", Type::gauge,
       p.start_time_seconds);
+}
+
+// The adaptive pool (worker.pool): its mode, its size and bounds, and its changes.
+void write_pool(Writer& out, const PoolStatus& p) {
+  out.family("preforkd_pool_mode", "worker.pool: 1 for the running mode, 0 for the others.", Type::gauge);
+  for (const std::string_view mode : {"static", "dynamic", "ondemand"}) out.sample(label("mode", mode), p.mode == mode ? 1 : 0);
+  out.family("preforkd_pool_workers", "Slots the pool runs a worker in (starting or running).", Type::gauge);
+  out.sample(p.live);
+  out.family("preforkd_pool_waiting_workers", "Of them, seen waiting for a connection at the last sample (adaptive pools).",
+             Type::gauge);
+  out.sample(p.waiting);
+  out.family("preforkd_pool_min_workers", "worker.min_count (count for a static pool).", Type::gauge);
+  out.sample(p.min);
+  out.family("preforkd_pool_max_workers", "worker.count: the most workers the pool runs.", Type::gauge);
+  out.sample(p.max);
+  out.family("preforkd_pool_changes_total", "Workers the pool started (grow) or retired when idle (shrink).",
+             Type::counter);
+  out.sample(label("direction", "grow"), static_cast<double>(p.grown_total));
+  out.sample(label("direction", "shrink"), static_cast<double>(p.shrunk_total));
+  out.family("preforkd_pool_last_change_timestamp_seconds", "When the pool last grew or shrank; 0 before it did.",
+             Type::gauge);
+  out.sample(p.last_change ? p.last_change->unix_time : 0);
 }
 
 void write_master(Writer& out, const StatusSnapshot& s) {
@@ -69,6 +92,7 @@ void write_master(Writer& out, const StatusSnapshot& s) {
   out.sample(s.master.workers_total);
   out.family("preforkd_workers_ready", "Worker slots whose worker is ready.", Type::gauge);
   out.sample(s.master.workers_ready);
+  write_pool(out, s.pool);
 }
 
 // One 0/1 series per possible value of a string, so that a query can sum them; a value this
@@ -289,6 +313,8 @@ const std::vector<std::string_view>& exported_fields() {
       "listeners[].keep_alive_time_s", "listeners[].keep_alive_interval_s", "listeners[].keep_alive_probes",
       "listeners[].receive_buffer", "listeners[].send_buffer", "listeners[].no_delay", "listeners[].free_bind",
       "listeners[].non_blocking",
+      "pool.live", "pool.waiting", "pool.min", "pool.max", "pool.grown_total", "pool.shrunk_total",
+      "pool.last_change.unix_time",
   };
   return fields;
 }
@@ -301,6 +327,8 @@ const std::vector<std::string_view>& left_out_fields() {
       "workers[].uptime_s",          // preforkd_worker_start_time_seconds
       "workers[].replacements",      // sum by (slot) of preforkd_worker_replaced_total
       "workers[].last_exit.ago_s",   // preforkd_worker_last_exit_timestamp_seconds
+      "pool.last_change.ago_s",      // preforkd_pool_last_change_timestamp_seconds
+      "pool.last_change.from", "pool.last_change.to",  // preforkd_pool_workers before and after
       "memory.workers", "memory.rss_bytes", "memory.pss_bytes", "memory.uss_bytes", "memory.shared_bytes",
       "memory.master_rss_bytes", "memory.master_pss_bytes", "memory.master_uss_bytes",  // sums of the series above
   };

@@ -34,7 +34,7 @@ ScaleSettle settle_scale(const std::vector<ScaleSlotFacts>& slots, Duration now)
   std::vector<ScaleSlotFacts> after = slots;
   for (std::size_t i = 0; i < after.size(); ++i) {
     ScaleSlotFacts& s = after[i];
-    if (!s.removing || !s.draining) continue;
+    if (!s.draining) continue;
     // Served while something is queued and a ready worker takes it, until the deadline.
     if (s.queued && s.state == WorkerState::ready && now < s.drain_until) {
       out.poll_again = true;

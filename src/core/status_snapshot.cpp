@@ -99,7 +99,8 @@ void to_json(json& j, const MemorySummary& v) {
 }
 
 void to_json(json& j, const StatusSnapshot& v) {
-  j = json{{"master", v.master}, {"workers", v.workers}, {"listeners", v.listeners}, {"memory", v.memory}};
+  j = json{{"master", v.master}, {"workers", v.workers}, {"listeners", v.listeners}, {"memory", v.memory},
+           {"pool", v.pool}};
 }
 
 // The fields the contract names are required; the others default, so an older or newer
@@ -208,6 +209,7 @@ void from_json(const json& j, StatusSnapshot& v) {
   } else {
     v.memory = summarize_memory(v.workers);
   }
+  v.pool = j.contains("pool") && j.at("pool").is_object() ? j.at("pool").get<PoolStatus>() : PoolStatus{};
 }
 
 json make_status_reply(const StatusSnapshot& snapshot) { return make_ok(json(snapshot)); }

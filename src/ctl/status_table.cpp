@@ -143,6 +143,7 @@ std::string render_status(const control::StatusSnapshot& status, Colour colour) 
                                 m.version, m.pid, m.config, m.generation, format_uptime(m.uptime_s), m.workers_ready,
                                 m.workers_total);
   if (!m.notify_status.empty()) out += fmt::format("status: {}\n", m.notify_status);
+  if (const std::string pool = control::pool_summary(status.pool); !pool.empty()) out += pool + '\n';
 
   const bool any_notes = std::any_of(status.workers.begin(), status.workers.end(),
                                      [](const control::WorkerStatus& w) { return !w.notify_status.empty(); });

@@ -59,3 +59,28 @@ TEST_CASE("check: says which slots are not ready", "[check]") {
   CHECK(ctl::check_json(r).at("not_ready") ==
         nlohmann::json::parse(R"([{"slot":1,"state":"backoff"},{"slot":3,"state":"starting"}])"));
 }
+
+TEST_CASE("check: an adaptive pool counts only the slots it runs a worker in", "[check]") {
+  struct Case {
+    std::string mode;
+    StatusSnapshot status;
+    bool ready;
+    std::string message;
+  };
+  std::vector<Case> cases{
+      {"dynamic", with(3, {{10, "ready"}, {-1, "stopped"}, {-1, "stopped"}}), true,
+       "1/1 worker ready (pool dynamic, at most 3)"},
+      {"dynamic", with(3, {{10, "ready"}, {11, "starting"}, {-1, "stopped"}}), false,
+       "1/2 workers ready (pool dynamic, at most 3): slot 1 starting"},
+      {"ondemand", with(2, {{-1, "stopped"}, {-1, "stopped"}}), true, "0/0 workers ready (pool ondemand, at most 2)"},
+      // A static pool's stopped slot is missing, as before.
+      {"static", with(2, {{10, "ready"}, {-1, "stopped"}}), false, "1/2 workers ready: slot 1 stopped"},
+  };
+  for (Case& c : cases) {
+    c.status.pool.mode = c.mode;
+    const auto r = ctl::evaluate_check(c.status);
+    INFO(c.message);
+    CHECK(r.ready == c.ready);
+    CHECK(r.message == c.message);
+  }
+}

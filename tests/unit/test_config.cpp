@@ -237,8 +237,8 @@ TEST_CASE("several errors are all reported - in file order", "[config]") {
           R"(app.toml:4:16: worker.stop_timeout: expected a duration with a unit such as "30s", got 5)",
           R"(app.toml:5:9: worker.count: must be "auto" or an integer from 1 to 1024, got 0)",
           "app.toml:7:1: worker.bogus: unknown key; expected \"backoff_initial\", \"backoff_max\", \"command\", "
-          "\"count\", \"cpu_affinity\", \"directory\", \"env\", \"env_file\", \"fatal_exit_codes\", \"group\", \"log_buffer\", \"max_lifetime\", \"max_memory\", \"max_surge\", "
-          "\"memory_sample_interval\", \"ready\", \"ready_timeout\", \"restart\", \"stall_timeout\", \"stop_signal\", \"stop_timeout\", \"user\" or \"watchdog\"",
+          "\"count\", \"cpu_affinity\", \"directory\", \"env\", \"env_file\", \"fatal_exit_codes\", \"group\", \"idle_timeout\", \"log_buffer\", \"max_lifetime\", \"max_memory\", \"max_surge\", "
+          "\"memory_sample_interval\", \"min_count\", \"pool\", \"ready\", \"ready_timeout\", \"restart\", \"spare\", \"stall_timeout\", \"stop_signal\", \"stop_timeout\", \"user\" or \"watchdog\"",
           "app.toml:9:11: listen[0].address: invalid address \"localhost:80\": host must be a numeric IPv4 or "
           "[IPv6] address, got localhost",
           "app.toml:12:11: listen[1].backlog: must be an integer from 1 to 65535, got -1",

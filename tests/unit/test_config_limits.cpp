@@ -170,7 +170,9 @@ TEST_CASE("a long misspelt value is checked quickly and echoed cut", "[config][l
   const auto r = parse_config(worker("stop_signal = \"" + big + "\"\n" + big + " = 1\n"), "app.toml", 2);
   REQUIRE(r.errors.size() == 2);
   for (const auto& m : messages(r)) {
-    CHECK(m.size() < 600);
+    // The value is cut to a few hundred bytes; the unknown key's message also lists the 27
+    // [worker] keys (about 330 bytes).
+    CHECK(m.size() < 700);
     CHECK(m.find("did you mean") == std::string::npos);
     CHECK(m.find("... (400000 bytes)") != std::string::npos);
   }

@@ -101,6 +101,8 @@ TEST_CASE("scale plan: settling the slots being removed", "[scale_plan]") {
   stopped_draining.has_process = false;
   ScaleSlotFacts queued_event = gone;
   queued_event.event_waiting = true;
+  ScaleSlotFacts parked_empty = removing(W::ready, true, false);
+  parked_empty.removing = false;  // parked: draining, not removed
   ScaleSlotFacts retiring = gone;
   retiring.has_process = true;  // a replaced run of it still stops
   const std::vector<SettleRow> rows = {
@@ -120,6 +122,8 @@ TEST_CASE("scale plan: settling the slots being removed", "[scale_plan]") {
       {"a replaced run still stopping: the slot stays", {serving(), retiring}, "", false},
       {"from the end only: slot 1 waits for slot 2", {serving(), gone, removing(W::stopping, false)}, "", false},
       {"both gone: the last first", {serving(), gone, gone}, "remove:2 remove:1", false},
+      {"a slot the pool parked drains like a removed one and stops but stays", {serving(), parked_empty}, "stop:1",
+       false},
       {"a kept slot in the middle stops the removal", {serving(), gone, serving(), gone}, "remove:3", false},
   };
   for (const SettleRow& row : rows) {

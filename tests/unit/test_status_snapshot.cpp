@@ -37,7 +37,9 @@ StatusSnapshot sample_status() {
 
 TEST_CASE("the status reply has the contract's field names", "[status_snapshot]") {
   const json reply = make_status_reply(sample_status());
-  CHECK(keys(reply) == std::set<std::string>{"ok", "master", "workers", "listeners", "memory"});
+  CHECK(keys(reply) == std::set<std::string>{"ok", "master", "workers", "listeners", "memory", "pool"});
+  CHECK(keys(reply["pool"]) == std::set<std::string>{"mode", "live", "waiting", "min", "max", "grown_total",
+                                                      "shrunk_total", "last_change"});
   CHECK(keys(reply["memory"]) == std::set<std::string>{"workers", "rss_bytes", "pss_bytes", "uss_bytes", "shared_bytes",
                                                         "master_rss_bytes", "master_pss_bytes", "master_uss_bytes"});
   CHECK(reply["ok"] == true);
@@ -110,4 +112,21 @@ TEST_CASE("the status document reads back what was written", "[status_snapshot]"
   auto refused = parse_status(make_error("shutting down"));
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.error() == "shutting down");
+}
+
+TEST_CASE("the pool object goes through status and back", "[status_snapshot]") {
+  StatusSnapshot s = sample_status();
+  s.pool = {"dynamic", 3, 1, 2, 8, 5, 2, PoolChangeStatus{1.7e9, 4.5, 2, 3, "4 connections queued, none waiting"}};
+  auto back = parse_status(make_status_reply(s));
+  REQUIRE(back.ok());
+  CHECK(back->pool == s.pool);
+  CHECK(pool_summary(s.pool) ==
+        "pool dynamic: 3 workers (1 waiting), min 2, max 8; last 2 -> 3, 4s ago: 4 connections queued, none waiting");
+  s.pool = PoolStatus{};
+  CHECK(pool_summary(s.pool).empty());
+  json old = make_status_reply(s);
+  old.erase("pool");  // an older master
+  auto parsed = parse_status(old);
+  REQUIRE(parsed.ok());
+  CHECK(parsed->pool.mode == "static");
 }

@@ -2,6 +2,7 @@
 // The TOML configuration: [preforkd], [worker] and [[listen]], parsed and validated.
 
 #include <preforkd/core/address.hpp>
+#include <preforkd/core/config_pool.hpp>
 #include <preforkd/core/units.hpp>
 
 #include <cstdint>
@@ -110,6 +111,8 @@ struct WorkerConfig {
   Duration memory_sample_interval = std::chrono::seconds(2);
   // Bytes of recent output kept per slot for `preforkctl logs` (core/output_ring); 0: off.
   std::uint64_t log_buffer = 64 * 1024;
+  // pool, min_count, spare, idle_timeout (core/config_pool.hpp): how many slots run a worker.
+  PoolConfig pool;
   bool operator==(const WorkerConfig&) const = default;
 };
 

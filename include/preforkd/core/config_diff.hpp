@@ -18,9 +18,11 @@ struct ConfigDiff {
   std::vector<std::string> needs_restart;
   // Policy keys (timeouts, backoff, restart mode…) that apply at once.
   bool policy_changed = false;
+  // [worker] pool and its keys: the adaptive pool follows them at once, no worker restarts.
+  bool pool_changed = false;
 
   [[nodiscard]] bool empty() const {
-    return !roll_workers && !listeners_changed && !count_changed && needs_restart.empty() && !policy_changed;
+    return !roll_workers && !listeners_changed && !count_changed && needs_restart.empty() && !policy_changed && !pool_changed;
   }
 };
 

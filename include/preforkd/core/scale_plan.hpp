@@ -9,7 +9,8 @@
 // ready); then its worker is asked to stop, and once the slot has no process left and no
 // event waits for it, it goes. A scale sets a target: slots still being removed are kept
 // again when the count grows back (their worker keeps serving, is taken back while it
-// stops, or starts again).
+// stops, or starts again). A slot the adaptive pool parks drains and stops the same way,
+// but stays.
 
 #include <preforkd/core/units.hpp>
 #include <preforkd/core/worker_lifecycle.hpp>
@@ -21,7 +22,7 @@ namespace preforkd {
 // What the plan needs to know of one slot, as it is now.
 struct ScaleSlotFacts {
   bool removing = false;       // scaled away
-  bool draining = false;       // removing, and still serving its queue until `drain_until`
+  bool draining = false;       // removing (or parked by the adaptive pool), serving its queue until `drain_until`
   Duration drain_until{};      // on the same clock as `now`
   WorkerState state = WorkerState::stopped;  // of its current run (stopped: none)
   bool queued = false;         // connections wait on its sockets

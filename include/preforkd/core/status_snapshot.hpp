@@ -1,7 +1,8 @@
 #pragma once
 // The status document: what `preforkctl status` shows and the status reply carries next to
-// "ok" ("master", "workers", "listeners", "memory"), with its JSON form both ways.
+// "ok" ("master", "workers", "listeners", "memory", "pool"), with its JSON form both ways.
 
+#include <preforkd/core/pool_status.hpp>
 #include <preforkd/core/result.hpp>
 
 #include <nlohmann/json.hpp>
@@ -121,6 +122,7 @@ struct StatusSnapshot {
   std::vector<WorkerStatus> workers;
   std::vector<ListenerStatus> listeners;
   MemorySummary memory{};
+  PoolStatus pool;  // core/pool_status.hpp
   bool operator==(const StatusSnapshot&) const = default;
 };
 

@@ -71,11 +71,16 @@ FailFast::Facts FailFast::facts(const std::string& name) const {
 
 void FailFast::update() {
   const auto now = Clock::now();
-  // Every listener is served by every slot: one answer for all of them.
+  // Every listener is served by every slot: one answer for all of them. An adaptive pool
+  // that keeps no worker at all (ondemand, idle) is not failing: the next connection
+  // starts one (daemon/operations/pool), so the clock runs only once a worker is wanted.
   const bool any_ready = supervisor_.ready_count() > 0 || [&] {
-    for (const Slot& s : supervisor_.slots())
+    bool all_parked = !supervisor_.slots().empty();
+    for (const Slot& s : supervisor_.slots()) {
       if (!s.removing && s.candidate && s.candidate->life.state == WorkerState::ready) return true;
-    return false;
+      all_parked = all_parked && s.parked;
+    }
+    return all_parked;
   }();
   std::optional<Duration> next_check;
   for (const ListenConfig& c : supervisor_.listeners().configs()) {

@@ -23,6 +23,23 @@ double unix_time(std::chrono::system_clock::time_point t) {
 
 std::string address_text(const Address& a) { return a.text; }
 
+control::PoolStatus pool_status(const PoolView& v) {
+  control::PoolStatus p;
+  p.mode = to_string(v.mode);
+  p.live = v.live;
+  p.waiting = v.waiting;
+  p.min = v.min;
+  p.max = v.max;
+  p.grown_total = v.grown;
+  p.shrunk_total = v.shrunk;
+  if (v.last) {
+    const auto ago = std::chrono::system_clock::now() - v.last->when;
+    p.last_change = control::PoolChangeStatus{unix_time(v.last->when), std::chrono::duration<double>(ago).count(),
+                                              v.last->from, v.last->to, v.last->reason};
+  }
+  return p;
+}
+
 }  // namespace
 
 void Master::handle(const control::Request& request, ControlServer::Responder respond) {
@@ -126,7 +143,13 @@ void Master::scale(control::ScaleTarget to, Done done) {
                 "");
   if (Status st = supervisor_->scale(*target); !st) return done(std::move(st), "");
   output_log_.drop_slots_from(*target);
-  done(Ok{}, fmt::format("scaled from {} to {}", from, plural(*target, "worker")));
+  // An adaptive pool: the count is its most workers; the pool decides how many run.
+  const PoolMode pool = supervisor_->generation().worker.pool.mode;
+  done(Ok{}, pool == PoolMode::fixed
+                 ? fmt::format("scaled from {} to {}", from, plural(*target, "worker"))
+                 : fmt::format("pool = \"{}\": count (the most workers) set from {} to {}; the pool starts them as "
+                               "the load needs",
+                               to_string(pool), from, *target));
 }
 
 void Master::sample_usage() {
@@ -169,6 +192,7 @@ control::StatusSnapshot Master::status() {
   s.master.reloads = reloads_;
   s.master.reload_failures = reload_failures_;
   s.master.rollbacks = supervisor_->rollbacks();
+  if (pool_) s.pool = pool_status(pool_->view());
   const auto wall_now = std::chrono::system_clock::now();
   for (std::size_t i = 0; i < supervisor_->slots().size(); ++i) {
     const Slot& slot = supervisor_->slots()[i];

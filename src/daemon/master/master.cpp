@@ -60,6 +60,7 @@ Master::~Master() {
   metrics_.reset();
   shared_notify_.reset();
   sampler_.reset();
+  pool_.reset();
   recycler_.reset();
   operations_.reset();
   fail_fast_.reset();
@@ -190,6 +191,15 @@ int Master::run() {
     return 1;
   }
   readiness_ = std::move(*readiness);
+  // The adaptive pool (worker.pool): starts and retires workers with the load.
+  auto pool = Pool::open(&loop_, *supervisor_, *balancer_);
+  if (!pool) {
+    spdlog::error("{}", pool.error());
+    return 1;
+  }
+  pool_ = std::move(*pool);
+  // It yields to every operation, as recycles do (core/operation_queue.hpp).
+  pool_->other_operation = [this] { return operations_ && operations_->busy(); };
 
   // Workers start with clone(CLONE_VM), safe only in a one-thread master (os/spawn.cpp).
   if (Status one = os::check_single_threaded(); !one)
@@ -298,6 +308,7 @@ std::string Master::summary() const {
 void Master::on_change() {
   if (fail_fast_) fail_fast_->update();
   if (readiness_) readiness_->update();
+  if (pool_) pool_->update();
   // Scaling and reloads change the sockets: systemd's store follows.
   fd_store_.sync(supervisor_->listeners());
   if (supervisor_->stopping()) return;
@@ -307,7 +318,8 @@ void Master::on_change() {
   bool settled = true;
   for (const auto& slot : supervisor_->slots()) {
     const WorkerState s = slot.current ? slot.current->life.state : WorkerState::stopped;
-    settled = settled && (s == WorkerState::ready || s == WorkerState::failed);
+    // A slot the adaptive pool keeps without a worker is as started as it will be.
+    settled = settled && (slot.parked || s == WorkerState::ready || s == WorkerState::failed);
   }
   if (settled) {
     spdlog::info("{}", summary());

@@ -26,10 +26,14 @@ void Supervisor::begin_roll(std::shared_ptr<const Generation> gen, std::vector<i
   if (stopping_) return done(Error{"preforkd is stopping"}, "");
   // daemon/operations serialises operations: a roll never meets another one.
   if (rolling_) return done(Error{"a rolling update is in progress (operations must come one at a time)"}, "");
-  // All: every live slot; one a scale down is removing goes anyway.
+  // All: every live slot. One a scale down is removing goes anyway; slots the adaptive pool
+  // parked run nothing to replace: a worker started there later is of the generation then
+  // current (pool_start).
   if (slots.empty())
     for (int i = 0; i < static_cast<int>(slots_.size()); ++i)
-      if (!slots_[static_cast<std::size_t>(i)].removing) slots.push_back(i);
+      if (!slots_[static_cast<std::size_t>(i)].removing && !slots_[static_cast<std::size_t>(i)].parked)
+        slots.push_back(i);
+  if (slots.empty()) return done(Ok{}, "no worker to replace (the pool runs none)");
   for (int s : slots)
     if (s < 0 || s >= static_cast<int>(slots_.size()) || slots_[static_cast<std::size_t>(s)].removing)
       return done(Error{"no worker slot " + std::to_string(s)}, "");

@@ -84,13 +84,21 @@ Status Supervisor::start() {
   drain_timer_ = std::move(*drain);
   target_count_ = gen_->worker.count;
   slots_.resize(static_cast<std::size_t>(target_count_));
-  spdlog::info("starting {} of '{}'", plural(target_count_, "worker"), gen_->worker.command.front());
+  if (const PoolConfig& pool = gen_->worker.pool; pool.mode != PoolMode::fixed)
+    spdlog::info("starting {} of {} of '{}' (pool = \"{}\")", std::min(pool.min_count, target_count_),
+                 plural(target_count_, "worker"), gen_->worker.command.front(), to_string(pool.mode));
+  else
+    spdlog::info("starting {} of '{}'", plural(target_count_, "worker"), gen_->worker.command.front());
   for (int i = 0; i < target_count_; ++i) {
     auto run = make_run(i, gen_);
     if (!run) return Error{run.error()};
     slots_[static_cast<std::size_t>(i)].current = std::move(*run);
   }
-  for (auto& slot : slots_) post(*slot.current, Event::of(Event::Kind::start));
+  for (int i = 0; i < target_count_; ++i) {
+    Slot& slot = slots_[static_cast<std::size_t>(i)];
+    slot.parked = starts_parked(i);
+    if (!slot.parked) post(*slot.current, Event::of(Event::Kind::start));
+  }
   run_queue();
   return Ok{};
 }
@@ -241,7 +249,7 @@ void Supervisor::update_steering() {
   auto state_of = [](const std::unique_ptr<WorkerRun>& r) { return r ? r->life.state : WorkerState::stopped; };
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     const Slot& slot = slots_[i];
-    if (slot.removing) continue;
+    if (slot.removing || slot.parked) continue;
     if (state_of(slot.current) == WorkerState::ready || state_of(slot.candidate) == WorkerState::ready)
       ready.push_back(static_cast<int>(i));
     else if (state_of(slot.current) == WorkerState::starting || state_of(slot.candidate) == WorkerState::starting)

@@ -35,7 +35,8 @@ std::vector<ScaleSlotFacts> Supervisor::scale_facts() const {
     const Slot& slot = slots_[i];
     ScaleSlotFacts& f = out[i];
     f.removing = slot.removing;
-    f.draining = slot.removing && slot.drain_until != Clock::time_point{};
+    // Removed by a scale down, or parked by the adaptive pool (pool_retire): served the same way.
+    f.draining = (slot.removing || slot.parked) && slot.drain_until != Clock::time_point{};
     f.drain_until = since_epoch(slot.drain_until);
     f.state = slot.current ? slot.current->life.state : WorkerState::stopped;
     // Only a slot that drains needs its sockets looked at.
@@ -82,7 +83,8 @@ Status Supervisor::scale(int count) {
       // In order from the end of the slots present.
       Slot& slot = slots_.emplace_back();
       slot.current = std::move(*next_added++);
-      post(*slot.current, Event::of(Event::Kind::start));
+      slot.parked = starts_parked(a.slot);
+      if (!slot.parked) post(*slot.current, Event::of(Event::Kind::start));
       continue;
     }
     Slot& slot = slots_[static_cast<std::size_t>(a.slot)];

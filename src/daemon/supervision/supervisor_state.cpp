@@ -34,6 +34,8 @@ std::string Supervisor::handoff_blocker() const {
     if (slot.removing || slot.candidate || !slot.retiring.empty())
       return fmt::format("worker {} is still being replaced or removed", i);
     if (!slot.current) return fmt::format("worker {} has no run", i);
+    if (slot.parked && has_process(slot.current->life.state))
+      return fmt::format("worker {} is being retired by the adaptive pool", i);
   }
   if (static_cast<int>(slots_.size()) != target_count_) return "a scale is in progress";
   return "";
@@ -113,6 +115,8 @@ Status Supervisor::resume(const std::vector<SlotState>& handed) {
     run.notify_status = h.run.notify_status;
     run.notified_stopping = h.run.notified_stopping;
     run.cpu = h.run.cpu;
+    // A slot an adaptive pool left without a worker stays so (the handed state has no flag).
+    slot.parked = gen_->worker.pool.mode != PoolMode::fixed && run.life.state == WorkerState::stopped;
     if (run.pid > 0) adopt_cgroup(run);
     // Its own notify socket (a run of a format-1 image has none: it uses the shared one).
     if (h.run.notify_fd >= 0)

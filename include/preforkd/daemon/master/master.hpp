@@ -14,6 +14,7 @@
 #include <preforkd/daemon/supervision/output_log.hpp>
 #include <preforkd/daemon/watch/readiness_watch.hpp>
 #include <preforkd/daemon/operations/operations.hpp>
+#include <preforkd/daemon/operations/pool.hpp>
 #include <preforkd/daemon/operations/recycler.hpp>
 #include <preforkd/daemon/master/ignored_signal_log.hpp>
 #include <preforkd/daemon/uv/signal_watch.hpp>
@@ -96,6 +97,7 @@ class Master {
   std::unique_ptr<FailFast> fail_fast_;
   std::unique_ptr<Operations> operations_;  // the one holder of "busy"
   std::unique_ptr<Recycler> recycler_;  // worker.max_memory, worker.max_lifetime
+  std::unique_ptr<Pool> pool_;          // worker.pool = "dynamic" | "ondemand"
   std::unique_ptr<MetricsServer> metrics_;  // with [preforkd] metrics_listen
   std::vector<std::unique_ptr<SignalWatch>> signals_;
   std::unique_ptr<IgnoredSignalLog> ignored_signals_;  // USR1, TSTP, ALRM, … (log_and_ignore)

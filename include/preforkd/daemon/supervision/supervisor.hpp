@@ -124,6 +124,9 @@ struct Slot {
   std::unique_ptr<WorkerRun> candidate;              // its replacement, starting (rolling update)
   std::vector<std::unique_ptr<WorkerRun>> retiring;  // replaced runs, stopping
   bool removing = false;                             // scaled away: goes once its runs are gone
+  // The adaptive pool keeps no worker here (supervisor_pool.cpp): its sockets stay held
+  // and steered around; a worker it retired serves the queue until drain_until, then stops.
+  bool parked = false;
   Clock::time_point drain_until{};                   // while removing: serve the queue until then
   int restarts = 0;                                  // processes started after the first, for any reason
   std::optional<LastExit> last_exit;                 // the last unplanned exit (crash)
@@ -162,8 +165,16 @@ class Supervisor {
   // can reach them; a slot still being removed is kept again when the count grows back.
   // Operations are serialised by daemon/operations: never called during a rolling update.
   [[nodiscard]] Status scale(int count);
+  // The adaptive pool (supervisor_pool.cpp; decided by daemon/operations/pool). Starts a
+  // worker of the current generation in each of `slots`, parked until now.
+  [[nodiscard]] Status pool_start(const std::vector<int>& slots);
+  // Parks `slot`: no new connection reaches it; what is queued there is served, then its
+  // worker stops gracefully. Its sockets stay held.
+  [[nodiscard]] Status pool_retire(int slot);
+  // Slots the pool may act on now: no rolling update, stop or scale in progress.
+  [[nodiscard]] bool pool_may_act() const;
   // Replaces the runs of `slots` (every live one when empty: not those a scale down is
-  // removing) one by one with fresh processes of
+  // removing, nor those the adaptive pool parked) one by one with fresh processes of
   // `gen`, each new one ready before the old one stops; rolls back if one never is.
   // `listeners`, when given, are the sockets of `gen`: they replace the current ones if
   // the update succeeds.
@@ -280,6 +291,8 @@ class Supervisor {
   // spawn; no fd without worker cgroups or when none could be made.
   [[nodiscard]] os::Fd prepare_cgroup(WorkerRun& run);
   void make_spare_cgroups();  // for the slots in spare_wanted_
+  // Slots a start() or scale() leaves without a worker: all but min_count with an adaptive pool.
+  [[nodiscard]] bool starts_parked(int slot) const;
   void adopt_cgroup(WorkerRun& run);  // after an upgrade: the running worker's own cgroup
   void remember_tree(WorkerRun& run);
   void kill_tree(WorkerRun& run);
