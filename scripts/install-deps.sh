@@ -51,7 +51,8 @@ case "$group" in
   --test) packages+=("${test_packages[@]}") ;;
   --package) packages+=("${package_packages[@]}") ;;
   --system) packages+=("${system_packages[@]}") ;;
-  # the churn benchmark runs pm2 beside preforkd: npm's pm2 (Debian has no package of it)
+  # the churn benchmark runs pm2 beside preforkd: npm's pm2 (Debian has no package of it);
+  # the pool benchmark runs uWSGI's cheaper subsystem: uwsgi-core and uwsgi-plugin-python3 above
   --bench) packages+=("${test_packages[@]}" wrk) ;;
 esac
 

@@ -66,19 +66,6 @@ struct Run {
   double rps = 0, p50_ms = 0, p99_ms = 0, master_cpu = 0;
 };
 
-std::string find_in_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "";
-}
-
-std::string sync_worker_bin() { return std::string(FIXTURE_DIR) + "/sync_worker"; }
-
 // utime + stime of `pid`, in clock ticks.
 long long cpu_ticks(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");

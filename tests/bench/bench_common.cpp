@@ -16,6 +16,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -75,6 +76,20 @@ std::string demo_bin() {
 }
 std::string bench_worker_bin() {
   return std::string(FIXTURE_DIR) + "/bench_worker";
+}
+std::string sync_worker_bin() {
+  return std::string(FIXTURE_DIR) + "/sync_worker";
+}
+
+std::string find_in_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
 }
 
 // ---------------------------------------------------------------- time and numbers
@@ -288,6 +303,26 @@ std::optional<long> proc_status_kib(pid_t pid, const std::string& field) {
   return std::nullopt;
 }
 
+int live_children(pid_t pid) {
+  int live = 0;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = ::opendir(tasks.c_str());
+  if (d == nullptr) return 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream children(tasks + "/" + e->d_name + "/children");
+    pid_t child = 0;
+    while (children >> child) {
+      std::ifstream in("/proc/" + std::to_string(child) + "/stat");
+      std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const auto close_paren = stat.rfind(')');
+      if (close_paren != std::string::npos && close_paren + 2 < stat.size() && stat[close_paren + 2] != 'Z') ++live;
+    }
+  }
+  ::closedir(d);
+  return live;
+}
+
 // ---------------------------------------------------------------- preforkd
 
 std::string to_toml(const Setup& s) {
@@ -308,6 +343,31 @@ std::string to_toml(const Setup& s) {
   out += "\n[[listen]]\nname = \"http\"\naddress = " + toml_string(s.listen) + "\n";
   out += s.listen_extra;
   return out;
+}
+
+std::optional<std::string> check_rejects(const Setup& setup) {
+  Setup s = setup;
+  TempDir dir;
+  if (s.listen.empty()) s.listen = "127.0.0.1:" + std::to_string(free_port());
+  if (s.control_socket.empty()) s.control_socket = dir.file("ctl.sock");
+  dir.write("check.toml", to_toml(s));
+  const auto [status, out] = run_capture(
+      {"/bin/sh", "-c", "exec \"$0\" --check --config \"$1\" 2>&1", preforkd_bin(), dir.file("check.toml")}, 10s);
+  if (status == 0) return std::nullopt;
+  // One diagnostic a line, "<path>:8:1: worker.pool: unknown key; expected ...": kept
+  // from the key on, up to the list of the keys it expected.
+  std::string reasons;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    if (line.starts_with(dir.file("check.toml") + ":")) {
+      const auto key = line.find(": ", dir.file("check.toml").size());
+      if (key != std::string::npos) line.erase(0, key + 2);
+    }
+    line = line.substr(0, line.find("; expected"));
+    reasons += (reasons.empty() ? "" : ", ") + line;
+  }
+  return reasons.empty() ? "preforkd --check failed (status " + std::to_string(status) + ")" : reasons;
 }
 
 LogCapture::LogCapture() {
@@ -508,7 +568,7 @@ int json_int(const nlohmann::json& j, const char* key, int fallback) {
 
 // ---------------------------------------------------------------- HTTP clients
 
-Outcome http_get(int port, Ms timeout, std::string* other_reason) {
+Outcome http_get(int port, Ms timeout, std::string* other_reason, const std::string& path) {
   const std::int64_t end = deadline_after(timeout);
   auto other = [&](const std::string& why) {
     if (other_reason != nullptr) *other_reason = why;
@@ -538,7 +598,7 @@ Outcome http_get(int port, Ms timeout, std::string* other_reason) {
     ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) return by_errno(err, "connect");
   }
-  static const std::string request = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
   if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size()))
     return by_errno(errno, "send");
   std::string data;

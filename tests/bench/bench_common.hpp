@@ -36,6 +36,9 @@ using Ms = std::chrono::milliseconds;
 std::string preforkd_bin();
 std::string demo_bin();
 std::string bench_worker_bin();  // the fixture tests/fixtures/bench_worker.cpp
+std::string sync_worker_bin();   // the fixture tests/fixtures/sync_worker.cpp
+// The executable `name` in $PATH, or "" when there is none.
+std::string find_in_path(const std::string& name);
 
 // ---------------------------------------------------------------- time and numbers
 
@@ -108,6 +111,10 @@ int kill_and_reap_all_children();
 // Runs a command to its end with stdout captured (stderr inherited); {status, stdout}.
 std::pair<int, std::string> run_capture(const std::vector<std::string>& argv, Ms deadline);
 
+// How many live (not zombie) children `pid` has, over all its threads
+// (/proc/<pid>/task/*/children): a master's workers.
+int live_children(pid_t pid);
+
 // /proc/<pid>/status field in KiB ("VmRSS", "VmHWM"); nullopt when unreadable.
 std::optional<long> proc_status_kib(pid_t pid, const std::string& field);
 
@@ -126,6 +133,11 @@ struct Setup {
   std::string daemon_extra;    // raw [preforkd] lines (metrics_listen)
 };
 std::string to_toml(const Setup& setup);
+
+// What `preforkd --check` says against `setup` (its diagnostics, each from the key on,
+// joined by ", "), or nullopt when it accepts it: a benchmark of a key that this build
+// lacks says why.
+std::optional<std::string> check_rejects(const Setup& setup);
 
 // The master's stdout+stderr, read by a thread that stamps every line with mono_ns().
 class LogCapture {
@@ -224,9 +236,9 @@ int json_int(const nlohmann::json& j, const char* key, int fallback);
 // `reset` is an ECONNRESET; `closed` an EOF without a response. Both count as reset.
 enum class Outcome { answered, refused, reset, closed, timed_out, other };
 
-// GET / on a fresh connection to 127.0.0.1:port with "Connection: close".
+// GET `path` on a fresh connection to 127.0.0.1:port with "Connection: close".
 // `other_reason` gets a short text for Outcome::other.
-Outcome http_get(int port, Ms timeout, std::string* other_reason = nullptr);
+Outcome http_get(int port, Ms timeout, std::string* other_reason = nullptr, const std::string& path = "/");
 
 struct LoadStats {
   long answered = 0, refused = 0, reset = 0, timed_out = 0, other = 0;

@@ -21,17 +21,6 @@ namespace {
 
 constexpr int kRounds = 5;
 
-std::string find_in_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "";
-}
-
 // Waits until GET / on `port` is answered.
 void wait_answering(int port, const std::string& who) {
   const std::int64_t end = mono_ns() + 10'000'000'000;

@@ -15,6 +15,8 @@ void balance();     // bench_balance.cpp
 void metrics();     // bench_metrics.cpp
 void upgrade();     // bench_upgrade.cpp
 void recycle();     // bench_recycle.cpp
+void pool_bench();  // bench_pool.cpp: the adaptive pool beside uWSGI's cheaper subsystem
+void pool_ondemand();  // bench_pool_ondemand.cpp: run by pool_bench
 
 // The sizes of the soak, set from main's --restarts= --scale-cycles= --reloads= --requests=.
 struct SoakSizes {

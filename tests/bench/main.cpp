@@ -42,6 +42,9 @@ const std::vector<Entry>& entries() {
       {"metrics", "GET /metrics with 256 workers: scrape latency p50/p99, master CPU at 10 scrapes/s", bench::metrics},
       {"upgrade", "in-place upgrade: time with 8 and 256 workers, failed requests during 20 upgrades", bench::upgrade},
       {"recycle", "max_lifetime recycling of 8 demo workers under a fresh-connection load: failed requests", bench::recycle},
+      {"pool",
+       "adaptive pool beside uWSGI's cheaper under a 1 -> 8 -> 1 client step; ondemand from 0 (not in the default run)",
+       bench::pool_bench},
   };
   return all;
 }
@@ -58,7 +61,7 @@ std::string load_average() {
 void usage(std::FILE* to) {
   std::fprintf(to,
                "usage: preforkd_bench [--list] [--restarts=N --scale-cycles=N --reloads=N --requests=N] [NAME...]\n\n"
-               "Runs the named benchmarks (all but soak when none is named); the --flags size the soak:\n");
+               "Runs the named benchmarks (all but soak and pool when none is named); the --flags size the soak:\n");
   for (const auto& e : entries()) std::fprintf(to, "  %-11s %s\n", e.name, e.what);
 }
 
@@ -100,7 +103,7 @@ int main(int argc, char** argv) {
   }
   if (chosen.empty())
     for (const auto& e : entries())
-      if (std::strcmp(e.name, "soak") != 0) chosen.push_back(&e);
+      if (std::strcmp(e.name, "soak") != 0 && std::strcmp(e.name, "pool") != 0) chosen.push_back(&e);
 
   // Orphans (workers of a preforkd that was killed) come back to us, to be reaped.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
