@@ -31,24 +31,16 @@ LogFields fields(const RecycleOrder& o) {
 
 }  // namespace
 
-Result<std::unique_ptr<Recycler>> Recycler::open(uv_loop_t* loop, Supervisor& supervisor) {
-  std::unique_ptr<Recycler> self(new Recycler(supervisor));
+Result<std::unique_ptr<Recycler>> Recycler::open(uv_loop_t* loop, Supervisor& supervisor, Operations& operations) {
+  std::unique_ptr<Recycler> self(new Recycler(supervisor, operations));
   Recycler* raw = self.get();
-  auto timer = Timer::open(loop, [raw] {
-    // Work that waited for a recycle first: it may start a rolling update of its own.
-    std::vector<std::function<void()>> waiting = std::move(raw->waiting_);
-    raw->waiting_.clear();
-    for (auto& then : waiting) then();
-    raw->look(std::nullopt);
-  });
+  auto timer = Timer::open(loop, [raw] { raw->look(std::nullopt); });
   if (!timer) return Error{"recycler timer: " + timer.error()};
   self->timer_ = std::move(*timer);
   return self;
 }
 
 void Recycler::on_sample(Clock::time_point at) { look(at); }
-
-void Recycler::after_recycle(std::function<void()> then) { waiting_.push_back(std::move(then)); }
 
 void Recycler::look(std::optional<Clock::time_point> sampled_at) {
   if (supervisor_.stopping()) return;
@@ -70,7 +62,8 @@ void Recycler::look(std::optional<Clock::time_point> sampled_at) {
     if (sampled_at && run->usage.memory_sampled == *sampled_at) v.uss = run->usage.uss_bytes;
     v.jitter_draw = unit(rng_);
   }
-  const bool busy = supervisor_.busy() || in_progress_ || !waiting_.empty();
+  // Recycles yield to every other operation (core/operation_queue.hpp).
+  const bool busy = operations_.busy();
   RecycleDecision d = plan_recycles(watches_, views, since_epoch(now), busy, limits);
   watches_ = std::move(d.next);
   last_.resize(slots.size());
@@ -87,13 +80,14 @@ void Recycler::start(const std::vector<RecycleOrder>& orders) {
     slots.push_back(o.slot);
     reasons.push_back(reason_of(o.cause));
   }
-  in_progress_ = true;
-  supervisor_.recycle(std::move(slots), std::move(reasons),
-                      [this, orders](Status st, const std::string&) { finished(orders, st); });
+  operations_.submit({OperationKind::recycle,
+                      [this, slots = std::move(slots), reasons = std::move(reasons)](Done complete) {
+                        supervisor_.recycle(slots, reasons, std::move(complete));
+                      },
+                      [this, orders](Status st, const std::string&) { finished(orders, st); }});
 }
 
 void Recycler::finished(const std::vector<RecycleOrder>& orders, const Status& result) {
-  in_progress_ = false;
   const auto now = since_epoch(Clock::now());
   for (const RecycleOrder& o : orders) {
     const auto i = static_cast<std::size_t>(o.slot);
@@ -117,7 +111,7 @@ void Recycler::finished(const std::vector<RecycleOrder>& orders, const Status& r
 }
 
 void Recycler::arm(Clock::time_point now) {
-  if (in_progress_) return;  // finished() wakes it
+  if (operations_.running() == OperationKind::recycle) return;  // finished() wakes it
   const Duration at = since_epoch(now);
   Duration next = Duration::max();
   for (const RecycleWatch& w : watches_) {

@@ -2,9 +2,9 @@
 // The supervisor: worker slots, their runs, and the listening sockets they share.
 // Every input arrives as a call on the loop (a child exit, a timer, a notify message,
 // a control request) and becomes an Event for the run it concerns. The executor is not
-// reentrant: events go on a queue that one loop drains, as s6-supervise does; carrying
+// reentrant: events go on one queue that one loop drains, as s6-supervise does; carrying
 // out an action returns the events it causes (a spawn: spawned or spawn_failed), which
-// join the queue. The actions of step() and roll_step() are carried out here and
+// join the queue, and so do the rolling plan's events (a candidate ready, a run gone). The actions of step() and roll_step() are carried out here and
 // nowhere else, and every message about a transition comes from one of those actions.
 
 #include <preforkd/core/config.hpp>
@@ -14,6 +14,7 @@
 #include <preforkd/core/notify_message.hpp>
 #include <preforkd/core/output_ring.hpp>
 #include <preforkd/core/rolling_plan.hpp>
+#include <preforkd/core/scale_plan.hpp>
 #include <preforkd/core/worker_lifecycle.hpp>
 #include <preforkd/daemon/master/logging.hpp>
 #include <preforkd/daemon/supervision/slot_changes.hpp>
@@ -86,6 +87,7 @@ class Supervisor {
   // Sets the worker count; the slots converge to the latest count asked for. New slots
   // start at once; removed slots (the highest) stop gracefully once no new connection
   // can reach them; a slot still being removed is kept again when the count grows back.
+  // Operations are serialised by daemon/operations: never called during a rolling update.
   [[nodiscard]] Status scale(int count);
   // The adaptive pool (supervisor_pool.cpp; decided by daemon/operations/pool). Starts a
   // worker of the current generation in each of `slots`, parked until now.
@@ -95,7 +97,8 @@ class Supervisor {
   [[nodiscard]] Status pool_retire(int slot);
   // Slots the pool may act on now: no rolling update, stop or scale in progress.
   [[nodiscard]] bool pool_may_act() const;
-  // Replaces the runs of `slots` (all when empty) one by one with fresh processes of
+  // Replaces the runs of `slots` (every live one when empty: not those a scale down is
+  // removing, nor those the adaptive pool parked) one by one with fresh processes of
   // `gen`, each new one ready before the old one stops; rolls back if one never is.
   // `listeners`, when given, are the sockets of `gen`: they replace the current ones if
   // the update succeeds.
@@ -111,9 +114,6 @@ class Supervisor {
   // worker ready before its old one stops; a new one that never gets ready is dropped and
   // the old one keeps serving.
   void recycle(std::vector<int> slots, std::vector<ReplaceReason> reasons, Done done);
-  [[nodiscard]] bool busy() const { return rolling_ != nullptr || stopping_; }
-  // The rolling update in progress is a recycle (reload, restart and scale wait for it).
-  [[nodiscard]] bool recycling() const { return rolling_ != nullptr && !rolling_->slot_reasons.empty(); }
   // Every worker from now on runs in a cgroup of its own under `tree` (supervisor_tree.cpp).
   void use_cgroups(std::unique_ptr<os::CgroupTree> tree) { cgroups_ = std::move(tree); }
   [[nodiscard]] bool uses_cgroups() const { return cgroups_ != nullptr; }
@@ -184,18 +184,22 @@ class Supervisor {
     std::map<int, ReplaceReason> slot_reasons;     // a recycle: why each slot goes
     Done done;
   };
+  // One item of the executor's one queue: an event for a run, or one for the rolling
+  // update in progress (`roll`, with no run).
   struct Queued {
-    WorkerRun* run;
+    WorkerRun* run = nullptr;
     Event event;
+    std::optional<RollEvent> roll;
   };
 
   // The executor: post() queues an event; run_queue() drains the queue, then settles.
   void post(WorkerRun& run, Event event);
   void run_queue();
   void apply(WorkerRun& run, const Event& event);
-  // Carries out one action; returns the events it causes.
+  // Carries out one action; returns the events it causes (supervisor_actions.cpp).
   [[nodiscard]] std::vector<Event> perform(WorkerRun& run, const Action& action);
   void report(const WorkerRun& run, const Action& action) const;
+  // A new process for `run` (supervisor_spawn.cpp): spawned, or spawn_failed.
   [[nodiscard]] std::vector<Event> spawn_process(WorkerRun& run);
   void settle();
   void on_worker_exit(WorkerRun& run, const ExitStatus& status);
@@ -235,6 +239,8 @@ class Supervisor {
   // slot's retiring list until it has no process, then goes.
   void put_out(Slot& slot, std::unique_ptr<WorkerRun> run);
   void retire(std::unique_ptr<WorkerRun> run);
+  // Scaling (supervisor_scale.cpp): the slots as core/scale_plan sees them; settling.
+  [[nodiscard]] std::vector<ScaleSlotFacts> scale_facts() const;
   void remove_drained_slots();
   void check_finished();
   [[nodiscard]] const os::ListenerSet& listeners_for(const WorkerRun& run) const;
@@ -244,7 +250,9 @@ class Supervisor {
   void begin_roll(std::shared_ptr<const Generation> gen, std::vector<int> slots, Done done,
                   std::unique_ptr<os::ListenerSet> listeners, std::map<int, ReplaceReason> slot_reasons);
   void after_candidate_change(WorkerRun& run, const Event& cause);
+  // Posts an event for the rolling plan on the executor's queue; step_roll() handles it there.
   void roll_event(RollEvent event);
+  void step_roll(const RollEvent& event);
   void carry_out(const RollAction& action);
   [[nodiscard]] std::string who(const WorkerRun& run) const;
   template <class F>
@@ -260,8 +268,6 @@ class Supervisor {
   std::uint64_t notify_serial_ = 0;  // the next run's notify socket name
   std::mt19937_64 rng_;
   std::unique_ptr<RollingUpdate> rolling_;
-  std::deque<RollEvent> roll_events_;
-  bool in_roll_ = false;
   DrainQueue<Queued> queue_;
   // Runs that left: freed when the next input starts, since the current one may have
   // come from one of their own timers.
