@@ -116,9 +116,9 @@ nlohmann::json Master::logs_reply(const control::LogsTarget& target) {
                                R"(stderr, so the master reads and keeps none of it)");
   if (output_log_.capacity() == 0)
     return control::make_error(R"(logs: worker output is not kept (worker.log_buffer = "0"))");
-  const auto slots = supervisor_->slots().size();
+  const int slots = supervisor_->slot_count();
   for (const int slot : target.slots) {
-    if (slot >= static_cast<int>(slots))
+    if (slot >= slots)
       return control::make_error(fmt::format("logs: no slot {}; the slots are 0 to {}", slot, slots - 1));
   }
   nlohmann::json lines = nlohmann::json::array();
@@ -155,13 +155,11 @@ void Master::scale(control::ScaleTarget to, Done done) {
 void Master::sample_usage() {
   const long hz = os::ticks_per_second();
   const auto now = Clock::now();
-  const auto& slots = supervisor_->slots();
-  for (std::size_t i = 0; i < slots.size(); ++i) {
-    const WorkerRun* run = slots[i].current.get();
-    if (run == nullptr || run->pid <= 0) continue;
-    Usage u = run->usage;
+  for (const SlotView& slot : supervisor_->view()) {
+    if (!slot.current || slot.current->pid <= 0) continue;
+    Usage u = slot.current->usage;
     // The whole tree: its cgroup, or the worker and its descendants from /proc.
-    const os::TreeUsage tree = supervisor_->sample_tree(static_cast<int>(i));
+    const os::TreeUsage tree = supervisor_->sample_tree(slot.slot);
     if (tree.processes == 0) continue;  // gone meanwhile
     u.rss_bytes = tree.rss;
     u.pss_bytes = tree.pss;
@@ -171,7 +169,7 @@ void Master::sample_usage() {
     if (u.cpu_sampled != Clock::time_point{}) u.cpu_percent = os::cpu_percent(u.cpu_ticks, tree.cpu_ticks, hz, now - u.cpu_sampled);
     u.cpu_ticks = tree.cpu_ticks;
     u.cpu_sampled = now;
-    supervisor_->record_usage(static_cast<int>(i), u);
+    supervisor_->submit(UsageSampled{slot.slot, u});
   }
   if (recycler_) recycler_->on_sample(now);
 }
@@ -194,19 +192,18 @@ control::StatusSnapshot Master::status() {
   s.master.rollbacks = supervisor_->rollbacks();
   if (pool_) s.pool = pool_status(pool_->view());
   const auto wall_now = std::chrono::system_clock::now();
-  for (std::size_t i = 0; i < supervisor_->slots().size(); ++i) {
-    const Slot& slot = supervisor_->slots()[i];
-    const WorkerRun* run = slot.current.get();
+  for (const SlotView& slot : supervisor_->view()) {
+    const std::optional<RunView>& run = slot.current;
     control::WorkerStatus w;
-    w.slot = static_cast<int>(i);
+    w.slot = slot.slot;
     w.restarts = slot.restarts;
     w.crashes = slot.crashes;
     w.replacements = slot.replacements;
     for (const auto& [why, n] : slot.replaced_for) w.replaced_for[to_string(why)] = n;
-    if (run != nullptr) {
+    if (run) {
       w.pid = run->pid;
-      w.state = slot.removing && run->life.state == WorkerState::ready ? "stopping" : to_string(run->life.state);
-      w.generation = run->gen->number;
+      w.state = slot.removing && run->state == WorkerState::ready ? "stopping" : to_string(run->state);
+      w.generation = run->generation;
       w.notify_status = run->notify_status;
       if (run->pid > 0) {
         w.uptime_s = seconds_since(run->started);
@@ -225,7 +222,7 @@ control::StatusSnapshot Master::status() {
         w.pss_bytes = u.pss_bytes;
         w.uss_bytes = u.uss_bytes;
         w.processes = u.processes;
-        if (run->cgroup) w.cgroup = run->cgroup->path();
+        if (!run->cgroup.empty()) w.cgroup = run->cgroup;
         w.cpu_percent = run->usage.cpu_percent;
         w.cpu_s = static_cast<double>(run->usage.cpu_ticks) / static_cast<double>(os::ticks_per_second());
         const SlotSample seen = balancer_->last_seen(w.slot);

@@ -43,7 +43,21 @@ Master::Master(Config config, std::shared_ptr<const Generation> gen, os::Listene
   if (!loop_ok_) spdlog::error("cannot create the event loop: {}", opened.error());
   supervisor_ = std::make_unique<Supervisor>(&loop_, std::move(gen), std::move(listeners));
   supervisor_->on_finished = [this] { stop_loop(&loop_); };
-  supervisor_->on_change = [this] { on_change(); };
+  // Each observer is told the kinds of change it follows (supervision/slot_changes.hpp), in
+  // this order: fail-fast, readiness, the pool, systemd's fd store, then STATUS= and READY=1.
+  supervisor_->subscribe(Change::workers | Change::sockets, [this](Changes) {
+    if (fail_fast_) fail_fast_->update();
+  });
+  supervisor_->subscribe(Change::workers, [this](Changes) {
+    if (readiness_) readiness_->update();
+  });
+  // The pool's watches are on the sockets of slots without a worker.
+  supervisor_->subscribe(Change::workers | Change::sockets, [this](Changes) {
+    if (pool_) pool_->update();
+  });
+  // Scaling and reloads change the sockets: systemd's store follows.
+  supervisor_->subscribe(Change::sockets, [this](Changes) { fd_store_.sync(supervisor_->listeners()); });
+  supervisor_->subscribe(Change::workers, [this](Changes) { on_workers_change(); });
   supervisor_->on_output = [this](int slot, pid_t pid, OutputStream stream, std::string_view text) {
     output_log_.add(slot, pid, stream, text);
   };
@@ -305,19 +319,14 @@ std::string Master::summary() const {
                      supervisor_->generation().number);
 }
 
-void Master::on_change() {
-  if (fail_fast_) fail_fast_->update();
-  if (readiness_) readiness_->update();
-  if (pool_) pool_->update();
-  // Scaling and reloads change the sockets: systemd's store follows.
-  fd_store_.sync(supervisor_->listeners());
+void Master::on_workers_change() {
   if (supervisor_->stopping()) return;
   systemd_->status(summary());
   if (systemd_->ready_sent() || (operations_ && operations_->running() == OperationKind::reload)) return;
   // READY=1 once every initial worker has been started and is ready (or has given up).
   bool settled = true;
-  for (const auto& slot : supervisor_->slots()) {
-    const WorkerState s = slot.current ? slot.current->life.state : WorkerState::stopped;
+  for (const SlotView& slot : supervisor_->view()) {
+    const WorkerState s = slot.current ? slot.current->state : WorkerState::stopped;
     // A slot the adaptive pool keeps without a worker is as started as it will be.
     settled = settled && (slot.parked || s == WorkerState::ready || s == WorkerState::failed);
   }

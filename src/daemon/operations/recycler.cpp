@@ -47,18 +47,18 @@ void Recycler::look(std::optional<Clock::time_point> sampled_at) {
   const auto now = Clock::now();
   const WorkerConfig& config = supervisor_.generation().worker;
   const RecycleLimits limits{config.max_memory, config.max_lifetime, config.max_surge};
-  const auto& slots = supervisor_.slots();
+  const std::vector<SlotView> slots = supervisor_.view();
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   std::vector<RecycleView> views(slots.size());
   for (std::size_t i = 0; i < slots.size(); ++i) {
-    const Slot& slot = slots[i];
-    const WorkerRun* run = slot.current.get();
-    if (run == nullptr || run->pid <= 0) continue;
+    const SlotView& slot = slots[i];
+    const std::optional<RunView>& run = slot.current;
+    if (!run || run->pid <= 0) continue;
     RecycleView& v = views[i];
     v.pid = run->pid;
     v.started = since_epoch(run->started);
     // Alone in its slot: no replacement starting, no older run still stopping, not scaled away.
-    v.eligible = run->life.state == WorkerState::ready && !slot.candidate && slot.retiring.empty() && !slot.removing;
+    v.eligible = run->state == WorkerState::ready && !slot.candidate && slot.retiring.empty() && !slot.removing;
     if (sampled_at && run->usage.memory_sampled == *sampled_at) v.uss = run->usage.uss_bytes;
     v.jitter_draw = unit(rng_);
   }
@@ -89,10 +89,10 @@ void Recycler::start(const std::vector<RecycleOrder>& orders) {
 
 void Recycler::finished(const std::vector<RecycleOrder>& orders, const Status& result) {
   const auto now = since_epoch(Clock::now());
-  const auto& slots = supervisor_.slots();
   for (const RecycleOrder& o : orders) {
     const auto i = static_cast<std::size_t>(o.slot);
-    const WorkerRun* run = i < slots.size() ? slots[i].current.get() : nullptr;
+    const std::optional<SlotView> slot = supervisor_.view_of(o.slot);
+    const RunView* run = slot && slot->current ? &*slot->current : nullptr;
     const bool replaced = run != nullptr && run->pid != o.pid;
     if (replaced) {
       if (i < last_.size()) last_[i] = recycle_text(o);
@@ -133,7 +133,8 @@ Recycler::Facts Recycler::facts(int slot) const {
   const auto i = static_cast<std::size_t>(slot);
   if (i < last_.size()) f.last = last_[i];
   const RecycleWatch& w = watches_[i];
-  const WorkerRun* run = supervisor_.slots().size() > i ? supervisor_.slots()[i].current.get() : nullptr;
+  const std::optional<SlotView> view = supervisor_.view_of(slot);
+  const RunView* run = view && view->current ? &*view->current : nullptr;
   if (run == nullptr || run->pid != w.pid || w.lifetime_ends <= Duration::zero()) return f;
   f.recycle_in_s = std::max(0.0, std::chrono::duration<double>(w.lifetime_ends - since_epoch(Clock::now())).count());
   return f;

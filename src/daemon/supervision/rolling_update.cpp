@@ -3,6 +3,8 @@
 // its actions.
 
 #include <preforkd/daemon/supervision/supervisor.hpp>
+
+#include "worker_run.hpp"
 #include <preforkd/core/message_text.hpp>
 
 #include <spdlog/spdlog.h>

@@ -4,6 +4,8 @@
 
 #include <preforkd/daemon/supervision/supervisor.hpp>
 
+#include "worker_run.hpp"
+
 #include <preforkd/core/message_text.hpp>
 #include <preforkd/os/children.hpp>
 
@@ -121,8 +123,7 @@ void Supervisor::run_queue() {
   // The replacements have started: what is left of the workers they replace goes now.
   kill_exited_cgroups();
   if (!ran) return;
-  update_steering();
-  if (on_change) on_change();
+  publish();
   if (stopping_) check_finished();
   // And what the slots' next starts need is made ahead.
   make_spare_cgroups();
@@ -159,27 +160,6 @@ const os::ListenerSet& Supervisor::listeners_for(const WorkerRun& run) const {
 WorkerRun* Supervisor::find_run(pid_t pid) {
   auto it = by_pid_.find(pid);
   return it == by_pid_.end() ? nullptr : it->second;
-}
-
-void Supervisor::record_usage(int slot, const Usage& usage) {
-  if (slot < 0 || slot >= static_cast<int>(slots_.size())) return;
-  if (WorkerRun* run = slots_[static_cast<std::size_t>(slot)].current.get()) run->usage = usage;
-}
-
-void Supervisor::stalled(int slot, pid_t pid, std::string note) {
-  if (slot < 0 || slot >= static_cast<int>(slots_.size())) return;
-  WorkerRun* run = slots_[static_cast<std::size_t>(slot)].current.get();
-  if (run == nullptr || run->pid != pid || run->life.state != WorkerState::ready) return;
-  run->stall_note = std::move(note);
-  post(*run, Event::of(Event::Kind::stalled));
-  run_queue();
-}
-
-void Supervisor::seen_accepting(pid_t pid) {
-  WorkerRun* run = find_run(pid);
-  if (run == nullptr) return;
-  post(*run, Event::of(Event::Kind::seen_accepting));
-  run_queue();
 }
 
 void Supervisor::reap_children() {

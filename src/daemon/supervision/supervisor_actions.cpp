@@ -3,6 +3,8 @@
 
 #include <preforkd/daemon/supervision/supervisor.hpp>
 
+#include "worker_run.hpp"
+
 #include <preforkd/core/message_text.hpp>
 
 #include <spdlog/spdlog.h>

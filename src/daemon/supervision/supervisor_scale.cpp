@@ -5,6 +5,8 @@
 
 #include <preforkd/daemon/supervision/supervisor.hpp>
 
+#include "worker_run.hpp"
+
 #include <preforkd/core/limits.hpp>
 #include <preforkd/core/message_text.hpp>
 #include <preforkd/core/scale_plan.hpp>

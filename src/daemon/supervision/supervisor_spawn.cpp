@@ -3,6 +3,8 @@
 
 #include <preforkd/daemon/supervision/supervisor.hpp>
 
+#include "worker_run.hpp"
+
 #include <preforkd/core/cpu_affinity.hpp>
 #include <preforkd/core/worker_env.hpp>
 #include <preforkd/os/affinity.hpp>

@@ -47,7 +47,8 @@ class Master {
 
  private:
   void on_signal(int signum);
-  void on_change();
+  // The workers changed: sd_notify STATUS=, and READY=1 once every initial worker is up.
+  void on_workers_change();
   void give_up_start();
   void handle(const control::Request& request, ControlServer::Responder respond);
   [[nodiscard]] control::StatusSnapshot status();
