@@ -3,7 +3,7 @@
 #include <preforkd/daemon/balance/balancer.hpp>
 
 #include <preforkd/core/units.hpp>
-#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/log/logging.hpp>
 
 #include <algorithm>
 

@@ -2,7 +2,7 @@
 
 #include <preforkd/daemon/operations/pool.hpp>
 
-#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/log/logging.hpp>
 #include <preforkd/os/connection_reset.hpp>
 #include <preforkd/os/input_watch.hpp>
 

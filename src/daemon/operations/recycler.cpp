@@ -3,7 +3,7 @@
 
 #include <preforkd/daemon/operations/recycler.hpp>
 
-#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/log/logging.hpp>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>

@@ -11,7 +11,7 @@
 #include <preforkd/daemon/master/fd_store.hpp>
 #include <preforkd/daemon/endpoints/metrics_server.hpp>
 #include <preforkd/daemon/uv/notify_socket.hpp>
-#include <preforkd/daemon/supervision/output_log.hpp>
+#include <preforkd/daemon/endpoints/output_log.hpp>
 #include <preforkd/daemon/watch/readiness_watch.hpp>
 #include <preforkd/daemon/operations/operations.hpp>
 #include <preforkd/daemon/operations/pool.hpp>

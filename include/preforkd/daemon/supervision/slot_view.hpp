@@ -8,7 +8,7 @@
 #include <preforkd/core/config.hpp>
 #include <preforkd/core/exit_status.hpp>
 #include <preforkd/core/worker_lifecycle.hpp>
-#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/log/logging.hpp>
 
 #include <sys/types.h>
 

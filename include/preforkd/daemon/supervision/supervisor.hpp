@@ -16,7 +16,7 @@
 #include <preforkd/core/rolling_plan.hpp>
 #include <preforkd/core/scale_plan.hpp>
 #include <preforkd/core/worker_lifecycle.hpp>
-#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/log/logging.hpp>
 #include <preforkd/daemon/supervision/slot_changes.hpp>
 #include <preforkd/daemon/supervision/slot_view.hpp>
 #include <preforkd/daemon/supervision/worker_input.hpp>

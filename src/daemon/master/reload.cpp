@@ -6,7 +6,7 @@
 #include <preforkd/core/config_diff.hpp>
 #include <preforkd/core/message_text.hpp>
 #include <preforkd/daemon/supervision/generation.hpp>
-#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/log/logging.hpp>
 #include <preforkd/os/affinity.hpp>
 #include <preforkd/os/cpu.hpp>
 
