@@ -7,6 +7,7 @@
 #include "worker_run.hpp"
 
 #include <preforkd/core/message_text.hpp>
+#include <preforkd/os/sys_error.hpp>
 #include <preforkd/os/children.hpp>
 
 #include <spdlog/spdlog.h>
@@ -312,7 +313,7 @@ void Supervisor::check_finished() {
   const auto orphans = os::list_children();
   for (pid_t pid : orphans)
     if (::kill(pid, SIGKILL) < 0 && errno != ESRCH)
-      spdlog::warn("failed to send SIGKILL to orphaned process {}: {}", pid, std::strerror(errno));
+      spdlog::warn("failed to send SIGKILL to orphaned process {}: {}", pid, os::errno_text(errno));
   if (!orphans.empty()) return;  // reap_children() calls again once they are reaped
   finished_ = true;
   if (on_finished) on_finished();

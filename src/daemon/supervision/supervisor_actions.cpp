@@ -6,6 +6,7 @@
 #include "worker_run.hpp"
 
 #include <preforkd/core/message_text.hpp>
+#include <preforkd/os/sys_error.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -18,7 +19,7 @@ namespace preforkd::daemon {
 void Supervisor::send_signal(const WorkerRun& run, pid_t target, int signum) const {
   if (::kill(target, signum) == 0 || errno == ESRCH) return;
   log_with(log_fields(run), spdlog::level::warn, "failed to send {} to {}{}: {}", signal_name(signum), who(run),
-           target < 0 ? "'s process group" : "", std::strerror(errno));
+           target < 0 ? "'s process group" : "", os::errno_text(errno));
 }
 
 std::vector<Event> Supervisor::perform(WorkerRun& run, const Action& action) {
