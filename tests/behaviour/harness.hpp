@@ -107,6 +107,8 @@ struct LoadStats {
 LoadStats hello_load(int port, Ms duration, int clients = 1, Ms pause = 0ms, Ms timeout = 5s, Ms slow = 1s);
 
 bool process_alive(pid_t pid);  // exists and is not a zombie
+// The parent pid of `pid`, from /proc/<pid>/stat (-1 when it is gone).
+pid_t parent_of(pid_t pid);
 // Processes whose environment has PREFORK_MASTER_PID=<master> (workers and their children).
 std::vector<pid_t> processes_of_master(pid_t master);
 // Waits until no process of `master` is left; true when none is.

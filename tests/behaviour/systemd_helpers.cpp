@@ -221,6 +221,21 @@ std::optional<nlohmann::json> status_json(const Daemon& d) {
   return j;
 }
 
+std::map<pid_t, std::string> worker_states(const nlohmann::json& status) {
+  std::map<pid_t, std::string> out;
+  for (const auto& w : status["workers"])
+    if (w["pid"].is_number_integer() && w["pid"].get<pid_t>() > 0) out[w["pid"].get<pid_t>()] = w["state"].get<std::string>();
+  return out;
+}
+
+bool all_in_state(const nlohmann::json& status, int count, const std::string& state) {
+  const auto states = worker_states(status);
+  if (static_cast<int>(states.size()) != count || static_cast<int>(status["workers"].size()) != count) return false;
+  for (const auto& [pid, s] : states)
+    if (s != state) return false;
+  return true;
+}
+
 std::optional<nlohmann::json> worker_env(int port) {
   const auto r = http_get(port, "/env", 5s);
   if (!r || r->status != 200) return std::nullopt;

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -89,6 +90,10 @@ CtlResult run_preforkctl(const std::string& socket, const std::vector<std::strin
 std::string control_socket(const Daemon& d);
 // `preforkctl status --json`, parsed; nullopt when it fails or does not parse.
 std::optional<nlohmann::json> status_json(const Daemon& d);
+// The workers of a status document that have a process: pid -> state.
+std::map<pid_t, std::string> worker_states(const nlohmann::json& status);
+// Exactly `count` workers, each with a process and in `state`.
+bool all_in_state(const nlohmann::json& status, int count, const std::string& state);
 
 // The parsed /env document of whichever worker answers; nullopt on error.
 std::optional<nlohmann::json> worker_env(int port);

@@ -133,10 +133,11 @@ TEST_CASE("a stopped (SIGSTOP) worker gets no new connection while another waits
   REQUIRE(wait_until([&] { return activity_of(d, stopped) == "busy"; }, 10s));
   REQUIRE(wait_until([&] { return activity_of(d, running) == "waiting"; }, 10s));
 
-  // 30 fresh connections one after another: every one answered by the running worker,
-  // promptly (one queued on the stopped worker's socket would wait until SIGCONT).
+  // 30 fresh connections one after another: every one answered by the running worker (one
+  // queued on the stopped worker's socket would wait until SIGCONT, which comes only after
+  // the loop: a generous timeout loses nothing and keeps a slow machine from failing it).
   for (int i = 0; i < 30; ++i) {
-    const auto r = http_get(port, "/?ms=1", 2s);
+    const auto r = http_get(port, "/?ms=1", 10s);
     INFO("request " << i);
     INFO(d.log());
     REQUIRE(r);

@@ -9,7 +9,6 @@
 #include <csignal>
 #include <fstream>
 #include <regex>
-#include <sstream>
 #include <thread>
 
 #include "control_helpers.hpp"
@@ -17,19 +16,6 @@
 using namespace bt;
 
 namespace {
-
-pid_t parent_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return -1;
-  const auto close = line.rfind(')');
-  if (close == std::string::npos) return -1;
-  std::istringstream rest(line.substr(close + 2));
-  char state = 0;
-  pid_t ppid = -1;
-  rest >> state >> ppid;
-  return ppid;
-}
 
 // Counts the master's direct children (its workers) while it runs; `most` is the peak.
 class ChildCounter {

@@ -2,8 +2,6 @@
 // dropping a connection; a slot that does not exist is an error.
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <csignal>
@@ -14,19 +12,6 @@
 using namespace bt;
 
 namespace {
-
-pid_t parent_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return -1;
-  const auto close = line.rfind(')');
-  if (close == std::string::npos) return -1;
-  std::istringstream rest(line.substr(close + 2));
-  char state = 0;
-  pid_t ppid = -1;
-  rest >> state >> ppid;
-  return ppid;
-}
 
 bool none_alive(const std::vector<pid_t>& pids) {
   for (pid_t p : pids)

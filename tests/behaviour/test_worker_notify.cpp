@@ -14,26 +14,6 @@
 using namespace bt;
 using namespace bt::sd;
 
-namespace {
-
-// The workers of a status document that have a process: pid -> state.
-std::map<pid_t, std::string> worker_states(const nlohmann::json& status) {
-  std::map<pid_t, std::string> out;
-  for (const auto& w : status["workers"])
-    if (w["pid"].is_number_integer() && w["pid"].get<pid_t>() > 0) out[w["pid"].get<pid_t>()] = w["state"].get<std::string>();
-  return out;
-}
-
-bool all_in_state(const nlohmann::json& status, int count, const std::string& state) {
-  const auto states = worker_states(status);
-  if (static_cast<int>(states.size()) != count || static_cast<int>(status["workers"].size()) != count) return false;
-  for (const auto& [pid, s] : states)
-    if (s != state) return false;
-  return true;
-}
-
-}  // namespace
-
 TEST_CASE("a worker with ready = notify is starting until it sends READY=1", "[systemd]") {
   const int port = free_port();
   const auto started = Clock::now();

@@ -2,7 +2,7 @@
 // levels are spelled as the config spells them; under the journal a priority instead of the
 // time; in JSON the fields of what a message is about.
 
-#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/log/logging.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

@@ -1,7 +1,7 @@
 // The master's output log: slots filtered, followers fed each new line, a slow follower's
 // lines dropped and counted, a gone follower forgotten, and the follower bound.
 
-#include <preforkd/daemon/supervision/output_log.hpp>
+#include <preforkd/daemon/endpoints/output_log.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -73,6 +73,13 @@ inline constexpr std::size_t control_clients = 256;
 // however its bytes arrive (one write or a trickle).
 inline constexpr std::size_t metrics_head_bytes = 8 * 1024;
 
+// ---- operations ----
+
+// Operations (reload, restart, scale) waiting behind the one in progress
+// (core/operation_queue.hpp); one more is refused. A reload that joins a waiting reload
+// takes no place.
+inline constexpr std::size_t queued_operations = 64;
+
 // ---- file descriptors ----
 
 // Descriptors the master keeps beside listeners and each worker's pipes and notify socket

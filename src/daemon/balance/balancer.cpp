@@ -3,7 +3,7 @@
 #include <preforkd/daemon/balance/balancer.hpp>
 
 #include <preforkd/core/units.hpp>
-#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/log/logging.hpp>
 
 #include <algorithm>
 
@@ -25,6 +25,14 @@ Activity combine(Activity a, Activity b) {
   if (a == Activity::waiting || b == Activity::waiting) return Activity::waiting;
   if (a == Activity::busy || b == Activity::busy) return Activity::busy;
   return Activity::unknown;
+}
+
+// The processes of the slot's current run and of its replacement during a rolling update.
+std::vector<pid_t> worker_pids(const SlotView& slot) {
+  std::vector<pid_t> pids;
+  for (const std::optional<RunView>* run : {&slot.current, &slot.candidate})
+    if (*run && (*run)->pid > 0) pids.push_back((*run)->pid);
+  return pids;
 }
 
 }  // namespace
@@ -80,7 +88,7 @@ void Balancer::relist_if_old(Clock::time_point now) {
 
 const std::vector<ino_t>& Balancer::inodes_for(int slot) {
   const os::ListenerSet& listeners = supervisor_.listeners();
-  const std::size_t slots = supervisor_.slots().size();
+  const auto slots = static_cast<std::size_t>(supervisor_.slot_count());
   if (static_cast<std::size_t>(slot) >= inodes_.size() || inodes_of_ != &listeners || inodes_.size() != slots) {
     // The sockets of a slot change only with the listener set or the slot count.
     inodes_of_ = &listeners;
@@ -93,7 +101,7 @@ const std::vector<ino_t>& Balancer::inodes_for(int slot) {
 void Balancer::sample() {
   const auto now = Clock::now();
   relist_if_old(now);
-  const auto& slots = supervisor_.slots();
+  const std::vector<SlotView> slots = supervisor_.view();
   const os::ListenerSet& listeners = supervisor_.listeners();
   samples_.assign(slots.size(), SlotSample{});
   std::vector<pid_t> workers;
@@ -103,10 +111,9 @@ void Balancer::sample() {
     s.slot = slot;
     s.queued = listeners.balanced_queue_depth(slot);
     const auto& inodes = inodes_for(slot);
-    for (const WorkerRun* run : {slots[i].current.get(), slots[i].candidate.get()}) {
-      if (run == nullptr || run->pid <= 0) continue;
-      workers.push_back(run->pid);
-      s.activity = combine(s.activity, probe_.sample(run->pid, inodes));
+    for (const pid_t pid : worker_pids(slots[i])) {
+      workers.push_back(pid);
+      s.activity = combine(s.activity, probe_.sample(pid, inodes));
     }
   }
   probe_.forget_others(workers);
@@ -114,15 +121,12 @@ void Balancer::sample() {
 }
 
 Activity Balancer::activity_of(int slot) {
-  const auto& slots = supervisor_.slots();
-  if (slot < 0 || static_cast<std::size_t>(slot) >= slots.size()) return Activity::unknown;
+  const std::optional<SlotView> view = supervisor_.view_of(slot);
+  if (!view) return Activity::unknown;
   relist_if_old(Clock::now());
   const auto& inodes = inodes_for(slot);
   Activity seen = Activity::unknown;
-  for (const WorkerRun* run : {slots[static_cast<std::size_t>(slot)].current.get(),
-                               slots[static_cast<std::size_t>(slot)].candidate.get()}) {
-    if (run != nullptr && run->pid > 0) seen = combine(seen, probe_.sample(run->pid, inodes));
-  }
+  for (const pid_t pid : worker_pids(*view)) seen = combine(seen, probe_.sample(pid, inodes));
   return seen;
 }
 

@@ -2,7 +2,7 @@
 
 #include <preforkd/daemon/balance/fail_fast.hpp>
 
-#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/log/logging.hpp>
 #include <preforkd/os/connection_reset.hpp>
 #include <preforkd/os/input_watch.hpp>
 
@@ -75,9 +75,10 @@ void FailFast::update() {
   // that keeps no worker at all (ondemand, idle) is not failing: the next connection
   // starts one (daemon/operations/pool), so the clock runs only once a worker is wanted.
   const bool any_ready = supervisor_.ready_count() > 0 || [&] {
-    bool all_parked = !supervisor_.slots().empty();
-    for (const Slot& s : supervisor_.slots()) {
-      if (!s.removing && s.candidate && s.candidate->life.state == WorkerState::ready) return true;
+    const std::vector<SlotView> slots = supervisor_.view();
+    bool all_parked = !slots.empty();
+    for (const SlotView& s : slots) {
+      if (!s.removing && s.candidate && s.candidate->state == WorkerState::ready) return true;
       all_parked = all_parked && s.parked;
     }
     return all_parked;
@@ -119,14 +120,9 @@ void FailFast::update() {
 // Polls exactly the sockets core/fail_fast_plan says to drain.
 void FailFast::sync_polls() {
   const os::ListenerSet& set = supervisor_.listeners();
-  const auto& slots = supervisor_.slots();
+  const std::vector<SlotView> slots = supervisor_.view();
   std::vector<bool> has_process(slots.size(), false);
-  for (std::size_t i = 0; i < slots.size(); ++i) {
-    const Slot& s = slots[i];
-    bool any = (s.current && s.current->pid > 0) || (s.candidate && s.candidate->pid > 0);
-    for (const auto& r : s.retiring) any = any || r->pid > 0;
-    has_process[i] = any;
-  }
+  for (std::size_t i = 0; i < slots.size(); ++i) has_process[i] = slots[i].has_process();
   struct Wanted {
     std::string listener;
     int fd;

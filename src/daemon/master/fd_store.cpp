@@ -3,7 +3,7 @@
 #include <preforkd/daemon/master/fd_store.hpp>
 
 #include <preforkd/core/fd_store_names.hpp>
-#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/log/logging.hpp>
 #include <preforkd/os/open_fds.hpp>
 #include <preforkd/os/sys_error.hpp>
 

@@ -7,7 +7,7 @@
 #include <preforkd/daemon/balance/balancer.hpp>
 #include <preforkd/daemon/master/fd_store.hpp>
 #include <preforkd/daemon/supervision/generation.hpp>
-#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/log/logging.hpp>
 #include <preforkd/daemon/master/master.hpp>
 #include <preforkd/daemon/uv/signal_watch.hpp>
 #include <preforkd/os/affinity.hpp>

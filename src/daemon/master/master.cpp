@@ -43,7 +43,21 @@ Master::Master(Config config, std::shared_ptr<const Generation> gen, os::Listene
   if (!loop_ok_) spdlog::error("cannot create the event loop: {}", opened.error());
   supervisor_ = std::make_unique<Supervisor>(&loop_, std::move(gen), std::move(listeners));
   supervisor_->on_finished = [this] { stop_loop(&loop_); };
-  supervisor_->on_change = [this] { on_change(); };
+  // Each observer is told the kinds of change it follows (supervision/slot_changes.hpp), in
+  // this order: fail-fast, readiness, the pool, systemd's fd store, then STATUS= and READY=1.
+  supervisor_->subscribe(Change::workers | Change::sockets, [this](Changes) {
+    if (fail_fast_) fail_fast_->update();
+  });
+  supervisor_->subscribe(Change::workers, [this](Changes) {
+    if (readiness_) readiness_->update();
+  });
+  // The pool's watches are on the sockets of slots without a worker.
+  supervisor_->subscribe(Change::workers | Change::sockets, [this](Changes) {
+    if (pool_) pool_->update();
+  });
+  // Scaling and reloads change the sockets: systemd's store follows.
+  supervisor_->subscribe(Change::sockets, [this](Changes) { fd_store_.sync(supervisor_->listeners()); });
+  supervisor_->subscribe(Change::workers, [this](Changes) { on_workers_change(); });
   supervisor_->on_output = [this](int slot, pid_t pid, OutputStream stream, std::string_view text) {
     output_log_.add(slot, pid, stream, text);
   };
@@ -62,6 +76,7 @@ Master::~Master() {
   sampler_.reset();
   pool_.reset();
   recycler_.reset();
+  operations_.reset();
   fail_fast_.reset();
   stall_watch_.reset();
   readiness_.reset();
@@ -107,6 +122,13 @@ int Master::run() {
   }
   control_ = std::move(*control);
   spdlog::info("control socket at '{}'", control_->path());
+  // Reload, restart, scale, recycle and upgrade, one at a time (daemon/operations/operations.hpp).
+  auto operations = Operations::open(&loop_);
+  if (!operations) {
+    spdlog::error("{}", operations.error());
+    return exit_code::failed;
+  }
+  operations_ = std::move(*operations);
   if (Status metrics = open_metrics(); !metrics) {
     spdlog::error("{}", metrics.error());
     return exit_code::failed;
@@ -155,7 +177,7 @@ int Master::run() {
   const Duration sample_interval = config_.worker.memory_sample_interval;
   sampler_->start(sample_interval, sample_interval);
   // Recycling (worker.max_memory, max_lifetime): looks after each sample and at lifetimes.
-  auto recycler = Recycler::open(&loop_, *supervisor_);
+  auto recycler = Recycler::open(&loop_, *supervisor_, *operations_);
   if (!recycler) {
     spdlog::error("{}", recycler.error());
     return 1;
@@ -190,7 +212,8 @@ int Master::run() {
     return 1;
   }
   pool_ = std::move(*pool);
-  pool_->other_operation = [this] { return recycler_ && recycler_->recycling(); };
+  // It yields to every operation, as recycles do (core/operation_queue.hpp).
+  pool_->other_operation = [this] { return operations_ && operations_->busy(); };
 
   // Workers start with clone(CLONE_VM), safe only in a one-thread master (os/spawn.cpp).
   if (Status one = os::check_single_threaded(); !one)
@@ -226,7 +249,7 @@ void Master::give_up_start() {
   spdlog::error("cannot start any worker: {}; exiting", why);
   systemd_->status("cannot start any worker: " + why);
   exit_code_ = exit_code::failed;
-  supervisor_->stop(StopMode::fast);
+  stop(StopMode::fast);
 }
 
 void Master::on_signal(int signum) {
@@ -239,28 +262,37 @@ void Master::on_signal(int signum) {
       if (supervisor_->stopping()) return;
       spdlog::info("received {}, stopping gracefully", signal_name(signum));
       systemd_->stopping();
-      supervisor_->stop(StopMode::graceful);
+      stop(StopMode::graceful);
       return;
     case SignalAction::stop_fast:
       spdlog::info("received SIGQUIT, stopping now");
       systemd_->stopping();
-      supervisor_->stop(StopMode::fast);
+      stop(StopMode::fast);
       return;
     case SignalAction::reload:
-      if (wait_for_recycle("reload (SIGHUP)", [this, signum] { on_signal(signum); })) return;
       log_with({.generation = supervisor_->generation().number + 1}, spdlog::level::info,
                "received SIGHUP, reloading '{}'", config_.path);
-      reload(log_reload_result);
+      submit_reload(nullptr);
       return;
     case SignalAction::upgrade:
       spdlog::info("received SIGUSR2, upgrading in place");
-      if (Status st = upgrade(-1); !st) spdlog::error("upgrade failed: {}", st.error());
+      operations_->submit({OperationKind::upgrade,
+                           [this](Done complete) {
+                             Status st = upgrade(-1);
+                             complete(st ? Status(Error{"upgrade failed"}) : std::move(st), "");
+                           },
+                           [](Status st, const std::string&) {
+                             spdlog::error("upgrade failed: {}", st ? std::string("?") : st.error());
+                           }});
       return;
     case SignalAction::scale_up:
     case SignalAction::scale_down: {
-      if (wait_for_recycle("scale", [this, signum] { on_signal(signum); })) return;
-      const int target = supervisor_->target_count() + (action == SignalAction::scale_up ? 1 : -1);
-      if (Status st = supervisor_->scale(target); !st) spdlog::warn("{}: {}, ignoring", signal_name(signum), st.error());
+      const int delta = action == SignalAction::scale_up ? 1 : -1;
+      operations_->submit({OperationKind::scale,
+                           [this, delta](Done complete) { complete(supervisor_->scale(supervisor_->target_count() + delta), ""); },
+                           [signum](Status st, const std::string&) {
+                             if (!st) spdlog::warn("{}: {}, ignoring", signal_name(signum), st.error());
+                           }});
       return;
     }
     case SignalAction::reopen_log:
@@ -276,11 +308,10 @@ void Master::on_signal(int signum) {
   }
 }
 
-bool Master::wait_for_recycle(const char* what, std::function<void()> then) {
-  if (!recycler_ || !recycler_->recycling()) return false;
-  spdlog::info("{} waits for the recycle in progress to finish", what);
-  recycler_->after_recycle(std::move(then));
-  return true;
+void Master::stop(StopMode mode) {
+  // Nothing waiting starts any more; the running operation ends as the stop makes it end.
+  operations_->stop();
+  supervisor_->stop(mode);
 }
 
 std::string Master::summary() const {
@@ -288,19 +319,14 @@ std::string Master::summary() const {
                      supervisor_->generation().number);
 }
 
-void Master::on_change() {
-  if (fail_fast_) fail_fast_->update();
-  if (readiness_) readiness_->update();
-  if (pool_) pool_->update();
-  // Scaling and reloads change the sockets: systemd's store follows.
-  fd_store_.sync(supervisor_->listeners());
+void Master::on_workers_change() {
   if (supervisor_->stopping()) return;
   systemd_->status(summary());
-  if (systemd_->ready_sent() || reloading_) return;
+  if (systemd_->ready_sent() || (operations_ && operations_->running() == OperationKind::reload)) return;
   // READY=1 once every initial worker has been started and is ready (or has given up).
   bool settled = true;
-  for (const auto& slot : supervisor_->slots()) {
-    const WorkerState s = slot.current ? slot.current->life.state : WorkerState::stopped;
+  for (const SlotView& slot : supervisor_->view()) {
+    const WorkerState s = slot.current ? slot.current->state : WorkerState::stopped;
     // A slot the adaptive pool keeps without a worker is as started as it will be.
     settled = settled && (slot.parked || s == WorkerState::ready || s == WorkerState::failed);
   }

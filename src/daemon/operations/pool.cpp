@@ -2,7 +2,7 @@
 
 #include <preforkd/daemon/operations/pool.hpp>
 
-#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/log/logging.hpp>
 #include <preforkd/os/connection_reset.hpp>
 #include <preforkd/os/input_watch.hpp>
 
@@ -73,7 +73,7 @@ void Pool::update() {
   }
   sync_watches();
   const bool adaptive = supervisor_.generation().worker.pool.mode != PoolMode::fixed;
-  const bool parked = std::ranges::any_of(supervisor_.slots(), [](const Slot& s) { return s.parked; });
+  const bool parked = std::ranges::any_of(supervisor_.view(), [](const SlotView& s) { return s.parked; });
   // A static pool with every slot running is today's supervisor: nothing to sample.
   if (!adaptive && !parked) {
     timer_->stop();
@@ -83,7 +83,7 @@ void Pool::update() {
 }
 
 std::vector<PoolSlot> Pool::sample(Clock::time_point now, int& queued_shared) {
-  const auto& slots = supervisor_.slots();
+  const std::vector<SlotView> slots = supervisor_.view();
   const os::ListenerSet& set = supervisor_.listeners();
   seen_.resize(slots.size());
   std::vector<PoolSlot> out;
@@ -92,16 +92,16 @@ std::vector<PoolSlot> Pool::sample(Clock::time_point now, int& queued_shared) {
     if (!per_slot(set.configs()[l])) queued_shared += depth(set, l, 0);
   waiting_ = 0;
   for (std::size_t i = 0; i < slots.size(); ++i) {
-    const Slot& slot = slots[i];
+    const SlotView& slot = slots[i];
     const int s = static_cast<int>(i);
     PoolSlot p;
     p.slot = s;
     for (std::size_t l = 0; l < set.configs().size() && s < set.slot_count(); ++l)
       if (per_slot(set.configs()[l])) p.queued += depth(set, l, s);
-    const WorkerRun* run = slot.current.get();
-    const WorkerState state = run != nullptr ? run->life.state : WorkerState::stopped;
+    const std::optional<RunView>& run = slot.current;
+    const WorkerState state = run ? run->state : WorkerState::stopped;
     Seen& seen = seen_[i];
-    const pid_t pid = run != nullptr ? run->pid : -1;
+    const pid_t pid = run ? run->pid : -1;
     if (seen.pid != pid) seen = Seen{pid, false, {}};
     if (slot.removing || (slot.parked && has_process(state))) {
       p.state = PoolSlotState::draining;
@@ -182,13 +182,13 @@ void Pool::carry_out(const PoolDecision& d) {
 
 void Pool::sync_watches() {
   const os::ListenerSet& set = supervisor_.listeners();
-  const auto& slots = supervisor_.slots();
+  const std::vector<SlotView> slots = supervisor_.view();
   std::vector<int> wanted;
   if (!supervisor_.stopping()) {
     bool any_worker = false;
     for (std::size_t i = 0; i < slots.size(); ++i) {
-      const Slot& s = slots[i];
-      const bool empty = s.parked && !(s.current && has_process(s.current->life.state));
+      const SlotView& s = slots[i];
+      const bool empty = s.parked && !(s.current && has_process(s.current->state));
       any_worker = any_worker || !empty;
       if (!empty || static_cast<int>(i) >= set.slot_count()) continue;
       for (std::size_t l = 0; l < set.configs().size(); ++l)
@@ -249,7 +249,7 @@ PoolView Pool::view() const {
   v.mode = config.mode;
   v.max = supervisor_.target_count();
   v.min = config.mode == PoolMode::fixed ? v.max : config.min_count;
-  for (const Slot& s : supervisor_.slots())
+  for (const SlotView& s : supervisor_.view())
     if (!s.parked && !s.removing) ++v.live;
   v.waiting = waiting_;
   v.last = last_;

@@ -3,7 +3,7 @@
 
 #include <preforkd/daemon/operations/recycler.hpp>
 
-#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/log/logging.hpp>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -31,16 +31,10 @@ LogFields fields(const RecycleOrder& o) {
 
 }  // namespace
 
-Result<std::unique_ptr<Recycler>> Recycler::open(uv_loop_t* loop, Supervisor& supervisor) {
-  std::unique_ptr<Recycler> self(new Recycler(supervisor));
+Result<std::unique_ptr<Recycler>> Recycler::open(uv_loop_t* loop, Supervisor& supervisor, Operations& operations) {
+  std::unique_ptr<Recycler> self(new Recycler(supervisor, operations));
   Recycler* raw = self.get();
-  auto timer = Timer::open(loop, [raw] {
-    // Work that waited for a recycle first: it may start a rolling update of its own.
-    std::vector<std::function<void()>> waiting = std::move(raw->waiting_);
-    raw->waiting_.clear();
-    for (auto& then : waiting) then();
-    raw->look(std::nullopt);
-  });
+  auto timer = Timer::open(loop, [raw] { raw->look(std::nullopt); });
   if (!timer) return Error{"recycler timer: " + timer.error()};
   self->timer_ = std::move(*timer);
   return self;
@@ -48,29 +42,28 @@ Result<std::unique_ptr<Recycler>> Recycler::open(uv_loop_t* loop, Supervisor& su
 
 void Recycler::on_sample(Clock::time_point at) { look(at); }
 
-void Recycler::after_recycle(std::function<void()> then) { waiting_.push_back(std::move(then)); }
-
 void Recycler::look(std::optional<Clock::time_point> sampled_at) {
   if (supervisor_.stopping()) return;
   const auto now = Clock::now();
   const WorkerConfig& config = supervisor_.generation().worker;
   const RecycleLimits limits{config.max_memory, config.max_lifetime, config.max_surge};
-  const auto& slots = supervisor_.slots();
+  const std::vector<SlotView> slots = supervisor_.view();
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   std::vector<RecycleView> views(slots.size());
   for (std::size_t i = 0; i < slots.size(); ++i) {
-    const Slot& slot = slots[i];
-    const WorkerRun* run = slot.current.get();
-    if (run == nullptr || run->pid <= 0) continue;
+    const SlotView& slot = slots[i];
+    const std::optional<RunView>& run = slot.current;
+    if (!run || run->pid <= 0) continue;
     RecycleView& v = views[i];
     v.pid = run->pid;
     v.started = since_epoch(run->started);
     // Alone in its slot: no replacement starting, no older run still stopping, not scaled away.
-    v.eligible = run->life.state == WorkerState::ready && !slot.candidate && slot.retiring.empty() && !slot.removing;
+    v.eligible = run->state == WorkerState::ready && !slot.candidate && slot.retiring.empty() && !slot.removing;
     if (sampled_at && run->usage.memory_sampled == *sampled_at) v.uss = run->usage.uss_bytes;
     v.jitter_draw = unit(rng_);
   }
-  const bool busy = supervisor_.busy() || in_progress_ || !waiting_.empty();
+  // Recycles yield to every other operation (core/operation_queue.hpp).
+  const bool busy = operations_.busy();
   RecycleDecision d = plan_recycles(watches_, views, since_epoch(now), busy, limits);
   watches_ = std::move(d.next);
   last_.resize(slots.size());
@@ -87,18 +80,19 @@ void Recycler::start(const std::vector<RecycleOrder>& orders) {
     slots.push_back(o.slot);
     reasons.push_back(reason_of(o.cause));
   }
-  in_progress_ = true;
-  supervisor_.recycle(std::move(slots), std::move(reasons),
-                      [this, orders](Status st, const std::string&) { finished(orders, st); });
+  operations_.submit({OperationKind::recycle,
+                      [this, slots = std::move(slots), reasons = std::move(reasons)](Done complete) {
+                        supervisor_.recycle(slots, reasons, std::move(complete));
+                      },
+                      [this, orders](Status st, const std::string&) { finished(orders, st); }});
 }
 
 void Recycler::finished(const std::vector<RecycleOrder>& orders, const Status& result) {
-  in_progress_ = false;
   const auto now = since_epoch(Clock::now());
-  const auto& slots = supervisor_.slots();
   for (const RecycleOrder& o : orders) {
     const auto i = static_cast<std::size_t>(o.slot);
-    const WorkerRun* run = i < slots.size() ? slots[i].current.get() : nullptr;
+    const std::optional<SlotView> slot = supervisor_.view_of(o.slot);
+    const RunView* run = slot && slot->current ? &*slot->current : nullptr;
     const bool replaced = run != nullptr && run->pid != o.pid;
     if (replaced) {
       if (i < last_.size()) last_[i] = recycle_text(o);
@@ -117,7 +111,7 @@ void Recycler::finished(const std::vector<RecycleOrder>& orders, const Status& r
 }
 
 void Recycler::arm(Clock::time_point now) {
-  if (in_progress_) return;  // finished() wakes it
+  if (operations_.running() == OperationKind::recycle) return;  // finished() wakes it
   const Duration at = since_epoch(now);
   Duration next = Duration::max();
   for (const RecycleWatch& w : watches_) {
@@ -139,7 +133,8 @@ Recycler::Facts Recycler::facts(int slot) const {
   const auto i = static_cast<std::size_t>(slot);
   if (i < last_.size()) f.last = last_[i];
   const RecycleWatch& w = watches_[i];
-  const WorkerRun* run = supervisor_.slots().size() > i ? supervisor_.slots()[i].current.get() : nullptr;
+  const std::optional<SlotView> view = supervisor_.view_of(slot);
+  const RunView* run = view && view->current ? &*view->current : nullptr;
   if (run == nullptr || run->pid != w.pid || w.lifetime_ends <= Duration::zero()) return f;
   f.recycle_in_s = std::max(0.0, std::chrono::duration<double>(w.lifetime_ends - since_epoch(Clock::now())).count());
   return f;

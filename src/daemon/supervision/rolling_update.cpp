@@ -3,6 +3,8 @@
 // its actions.
 
 #include <preforkd/daemon/supervision/supervisor.hpp>
+
+#include "worker_run.hpp"
 #include <preforkd/core/message_text.hpp>
 
 #include <spdlog/spdlog.h>
@@ -24,12 +26,15 @@ void Supervisor::recycle(std::vector<int> slots, std::vector<ReplaceReason> reas
 void Supervisor::begin_roll(std::shared_ptr<const Generation> gen, std::vector<int> slots, Done done,
                             std::unique_ptr<os::ListenerSet> listeners, std::map<int, ReplaceReason> slot_reasons) {
   if (stopping_) return done(Error{"preforkd is stopping"}, "");
-  if (rolling_) return done(Error{"busy: a rolling update is in progress"}, "");
-  // Slots the adaptive pool parked run nothing to replace: a worker started there later
-  // is of the generation then current (pool_start).
+  // daemon/operations serialises operations: a roll never meets another one.
+  if (rolling_) return done(Error{"a rolling update is in progress (operations must come one at a time)"}, "");
+  // All: every live slot. One a scale down is removing goes anyway; slots the adaptive pool
+  // parked run nothing to replace: a worker started there later is of the generation then
+  // current (pool_start).
   if (slots.empty())
     for (int i = 0; i < static_cast<int>(slots_.size()); ++i)
-      if (!slots_[static_cast<std::size_t>(i)].parked) slots.push_back(i);
+      if (!slots_[static_cast<std::size_t>(i)].removing && !slots_[static_cast<std::size_t>(i)].parked)
+        slots.push_back(i);
   if (slots.empty()) return done(Ok{}, "no worker to replace (the pool runs none)");
   for (int s : slots)
     if (s < 0 || s >= static_cast<int>(slots_.size()) || slots_[static_cast<std::size_t>(s)].removing)
@@ -98,24 +103,24 @@ void Supervisor::after_candidate_change(WorkerRun& run, const Event& cause) {
   roll_event(std::move(e));
 }
 
-// The plan's own queue: an action that causes a plan event (a candidate that cannot
-// even be made) queues it rather than stepping the plan inside its own step.
-void Supervisor::roll_event(RollEvent event) {
-  roll_events_.push_back(std::move(event));
-  if (in_roll_) return;
-  in_roll_ = true;
-  while (!roll_events_.empty() && rolling_) {
-    const RollEvent e = std::move(roll_events_.front());
-    roll_events_.pop_front();
-    RollTransition t = roll_step(rolling_->plan, e);
-    rolling_->plan = std::move(t.next);
-    for (const RollAction& a : t.actions) {
-      if (!rolling_) break;
-      carry_out(a);
-    }
+// The plan's events join the executor's one queue: an action that causes a plan event
+// (a candidate that cannot even be made) queues it rather than stepping the plan inside
+// its own step, and events for runs and for the plan are handled in the order they came.
+void Supervisor::roll_event(RollEvent event) { queue_.post(Queued{nullptr, Event{}, std::move(event)}); }
+
+void Supervisor::step_roll(const RollEvent& e) {
+  if (!rolling_) {
+    // Posted before the update finished (a run gone, a candidate's last change): the plan
+    // that waited for it is complete, so it changes nothing. Said, not dropped unseen.
+    spdlog::debug("rolling update: an event for slot {} after the update finished changes nothing", e.slot);
+    return;
   }
-  roll_events_.clear();
-  in_roll_ = false;
+  RollTransition t = roll_step(rolling_->plan, e);
+  rolling_->plan = std::move(t.next);
+  for (const RollAction& a : t.actions) {
+    if (!rolling_) break;  // finished: nothing after it in the same transition
+    carry_out(a);
+  }
 }
 
 void Supervisor::carry_out(const RollAction& a) {

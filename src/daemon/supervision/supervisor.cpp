@@ -1,9 +1,13 @@
+// The supervisor's core: runs made and started, the executor's one loop, worker exits,
+// steering, runs retired, and the stop. Actions are carried out in supervisor_actions.cpp,
+// processes started in supervisor_spawn.cpp.
+
 #include <preforkd/daemon/supervision/supervisor.hpp>
 
-#include <preforkd/core/cpu_affinity.hpp>
+#include "worker_run.hpp"
+
 #include <preforkd/core/message_text.hpp>
-#include <preforkd/core/worker_env.hpp>
-#include <preforkd/os/affinity.hpp>
+#include <preforkd/os/sys_error.hpp>
 #include <preforkd/os/children.hpp>
 
 #include <spdlog/spdlog.h>
@@ -20,30 +24,10 @@ namespace preforkd::daemon {
 
 namespace {
 
-// worker.cpu_affinity: the CPU for `slot`, from the master's mask as it is now (read only
-// when pinning is on). Slots sharing CPUs is said once per master.
-int pinned_cpu(const CpuAffinity& affinity, int slot, int count) {
-  if (affinity.kind == CpuAffinity::Kind::none) return -1;
-  const std::vector<int> usable =
-      affinity.kind == CpuAffinity::Kind::automatic ? os::read_usable_cpu_list() : std::vector<int>{};
-  static bool wrap_logged = false;
-  if (!wrap_logged) {
-    if (auto note = affinity_wrap_note(affinity, usable, count)) {
-      spdlog::info("worker.cpu_affinity: {}", *note);
-      wrap_logged = true;
-    }
-  }
-  return cpu_for_slot(affinity, usable, slot).value_or(-1);
-}
-
 std::vector<std::string> copy_environment() {
   std::vector<std::string> env;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) env.emplace_back(*e);
   return env;
-}
-
-SpawnFailure cause_of(const os::SpawnError& e) {
-  return e.fd_shortage ? SpawnFailure::fd_shortage : SpawnFailure::error;
 }
 
 }  // namespace
@@ -122,7 +106,7 @@ Status Supervisor::start() {
   return Ok{};
 }
 
-void Supervisor::post(WorkerRun& run, Event event) { queue_.post(Queued{&run, std::move(event)}); }
+void Supervisor::post(WorkerRun& run, Event event) { queue_.post(Queued{&run, std::move(event), std::nullopt}); }
 
 // The one loop that carries out transitions. Every input posts its events and calls
 // this; an event that an action causes joins the queue instead of being handled inside
@@ -131,12 +115,16 @@ void Supervisor::post(WorkerRun& run, Event event) { queue_.post(Queued{&run, st
 void Supervisor::run_queue() {
   if (queue_.draining()) return;
   graveyard_.clear();
-  const bool ran = queue_.drain([this](const Queued& q) { apply(*q.run, q.event); }, [this] { settle(); });
+  const bool ran = queue_.drain(
+      [this](const Queued& q) {
+        if (q.roll) return step_roll(*q.roll);
+        apply(*q.run, q.event);
+      },
+      [this] { settle(); });
   // The replacements have started: what is left of the workers they replace goes now.
   kill_exited_cgroups();
   if (!ran) return;
-  update_steering();
-  if (on_change) on_change();
+  publish();
   if (stopping_) check_finished();
   // And what the slots' next starts need is made ahead.
   make_spare_cgroups();
@@ -164,267 +152,15 @@ void Supervisor::settle() {
   collect_finished_runs();
 }
 
-void Supervisor::send_signal(const WorkerRun& run, pid_t target, int signum) const {
-  if (::kill(target, signum) == 0 || errno == ESRCH) return;
-  log_with(log_fields(run), spdlog::level::warn, "failed to send {} to {}{}: {}", signal_name(signum), who(run),
-           target < 0 ? "'s process group" : "", std::strerror(errno));
-}
-
-std::vector<Event> Supervisor::perform(WorkerRun& run, const Action& action) {
-  switch (action.kind) {
-    case Action::Kind::spawn:
-      return spawn_process(run);
-    case Action::Kind::send_stop_signal:
-      if (run.pid > 0) {
-        remember_tree(run);
-        send_signal(run, run.pid, run.gen->worker.stop_signal);
-      }
-      return {};
-    case Action::Kind::send_kill:
-      if (run.pid > 0) {
-        send_signal(run, -run.pid, SIGKILL);
-        send_signal(run, run.pid, SIGKILL);
-        kill_tree(run);
-      }
-      return {};
-    case Action::Kind::send_continue:
-      if (run.pid > 0) {
-        send_signal(run, -run.pid, SIGCONT);
-        send_signal(run, run.pid, SIGCONT);
-      }
-      return {};
-    case Action::Kind::arm_timer:
-      run.timer->start(action.delay);
-      return {};
-    case Action::Kind::disarm_timer:
-      run.timer->stop();
-      return {};
-    case Action::Kind::report_ready_timeout:
-    case Action::Kind::report_watchdog:
-    case Action::Kind::report_stop_timeout:
-    case Action::Kind::report_failed:
-    case Action::Kind::report_backoff:
-    case Action::Kind::report_restart:
-    case Action::Kind::report_spawn_failed:
-    case Action::Kind::report_spawn_retry:
-    case Action::Kind::report_exec_failed:
-    case Action::Kind::report_stalled:
-      report(run, action);
-      return {};
-    case Action::Kind::report_crash:
-      if (run.slot < static_cast<int>(slots_.size())) {
-        Slot& slot = slots_[static_cast<std::size_t>(run.slot)];
-        ++slot.crashes;
-        if (run.exit) slot.last_exit = run.exit;
-      }
-      return {};
-    case Action::Kind::report_replaced:
-      if (run.slot < static_cast<int>(slots_.size())) slots_[static_cast<std::size_t>(run.slot)].count_replacement(action.reason);
-      log_with(log_fields(run), spdlog::level::debug, "{}: replaced ({})", who(run), to_string(action.reason));
-      return {};
-  }
-  return {};
-}
-
-// The log lines of the lifecycle, one per report action of step().
-void Supervisor::report(const WorkerRun& run, const Action& action) const {
-  const bool in_slot = run.slot < static_cast<int>(slots_.size());
-  const int restarts = in_slot ? slots_[static_cast<std::size_t>(run.slot)].restarts : 0;
-  const LogFields fields = log_fields(run);
-  const LogFieldsScope scope(fields);
-  switch (action.kind) {
-    case Action::Kind::report_ready_timeout:
-      spdlog::warn("{} was not ready within {}{}; stopping it", who(run), exact_duration(run.gen->worker.ready_timeout),
-                   not_ready_hint(run.gen->worker.ready.kind));
-      return;
-    case Action::Kind::report_watchdog:
-      spdlog::warn("{}: watchdog timeout; stopping it", who(run));
-      return;
-    case Action::Kind::report_stop_timeout: {
-      const Duration waited = run.stall_note.empty() ? run.gen->worker.stop_timeout : run.gen->policy.stall_kill_after;
-      spdlog::warn("{} did not stop within {}; sending SIGKILL", who(run), exact_duration(waited));
-      return;
-    }
-    case Action::Kind::report_stalled:
-      spdlog::warn("{}: stalled: {}; stopping it ({}, then SIGKILL after {})", who(run), run.stall_note,
-                   signal_name(run.gen->worker.stop_signal), exact_duration(run.gen->policy.stall_kill_after));
-      return;
-    case Action::Kind::report_failed:
-      spdlog::error("{} failed; not restarting it (preforkctl restart {} tries again)", who(run), run.slot);
-      return;
-    case Action::Kind::report_backoff:
-      spdlog::info("worker {}: restarting in {} (crash {} in a row)", run.slot, format_duration(action.delay),
-                   run.life.failures);
-      return;
-    case Action::Kind::report_restart:
-      spdlog::info("worker {}: starting again (restart {})", run.slot, restarts + 1);
-      return;
-    case Action::Kind::report_spawn_failed:
-      spdlog::error("worker {}: cannot start '{}': {}", run.slot, run.gen->executable, run.spawn_error);
-      return;
-    case Action::Kind::report_spawn_retry:
-      spdlog::error("worker {}: cannot start '{}': {}; retrying in {} (not counted as a crash)", run.slot,
-                    run.gen->executable, run.spawn_error, format_duration(action.delay));
-      return;
-    case Action::Kind::report_exec_failed: {
-      // Once per attempt, at warn: a binary gone mid-deploy keeps its slot backing off.
-      std::string next;
-      if (run.life.state == WorkerState::backoff)
-        next = fmt::format("; restarting in {} (crash {} in a row)", format_duration(action.delay), run.life.failures);
-      else if (run.life.state == WorkerState::starting)
-        next = fmt::format("; starting again (restart {})", restarts + 1);
-      spdlog::warn("worker {}: {}{}", run.slot, run.gen->exec_failure(run.exec_errno), next);
-      return;
-    }
-    case Action::Kind::spawn:
-    case Action::Kind::send_stop_signal:
-    case Action::Kind::send_kill:
-    case Action::Kind::send_continue:
-    case Action::Kind::arm_timer:
-    case Action::Kind::disarm_timer:
-    case Action::Kind::report_crash:
-    case Action::Kind::report_replaced:
-      return;
-  }
-}
-
 const os::ListenerSet& Supervisor::listeners_for(const WorkerRun& run) const {
   // A rolling update's candidates of a generation with new sockets start on those.
   if (rolling_ && rolling_->listeners && run.gen == rolling_->target) return *rolling_->listeners;
   return *listeners_;
 }
 
-std::vector<Event> Supervisor::spawn_process(WorkerRun& run) {
-  Slot& slot = slots_[static_cast<std::size_t>(run.slot)];
-  const Generation& gen = *run.gen;
-  const os::ListenerSet& listeners = listeners_for(run);
-  WorkerIdentity id;
-  id.slot = run.slot;
-  id.workers = target_count_;
-  id.master_pid = ::getpid();
-  id.generation = gen.number;
-  id.listen_fds = listeners.configs().size();
-  id.fd_names = listeners.fd_names();
-  // A run that speaks sd_notify gets its own socket before its first process starts.
-  const bool notify = gen.worker.ready.kind == ReadyKind::notify || gen.worker.watchdog > Duration::zero();
-  if (notify && !run.notify) {
-    if (auto opened = open_notify_socket(run); !opened) {
-      run.spawn_error = opened.error();
-      const SpawnFailure cause = opened.failure().fd_shortage ? SpawnFailure::fd_shortage : SpawnFailure::error;
-      return {Event::spawn_failed_with(cause, std::uniform_real_distribution<double>(0.0, 1.0)(rng_))};
-    }
-  }
-  if (notify) id.notify_socket = run.notify->address();
-  id.watchdog = gen.worker.watchdog;
-
-  os::SpawnSpec spec;
-  spec.executable = gen.executable;
-  spec.argv = gen.worker.command;
-  spec.env = build_worker_env(master_env_, gen.worker, id);
-  spec.listen_fds = listeners.fds_for_slot(run.slot);
-  hand_over_socket_flags(run, listeners, spec.listen_fds);
-  spec.directory = gen.worker.directory;
-  spec.credentials = gen.credentials;
-  spec.output = gen.output;
-  spec.master_pid = id.master_pid;
-  spec.with_watchdog_pid = gen.worker.watchdog > Duration::zero();
-  os::Fd cgroup_dir = prepare_cgroup(run);
-  spec.cgroup_fd = cgroup_dir.get();
-  spec.cpu = pinned_cpu(gen.worker.cpu_affinity, run.slot, std::max(target_count_, run.slot + 1));
-
-  auto spawned = os::spawn(spec);
-  cgroup_dir.reset();
-  if (!spawned) {
-    if (run.cgroup) run.cgroup->remove();
-    run.cgroup.reset();
-    run.spawn_error = spawned.error();
-    return {Event::spawn_failed_with(cause_of(spawned.failure()), std::uniform_real_distribution<double>(0.0, 1.0)(rng_))};
-  }
-  if (!spawned->cgroup_fallback.empty())
-    log_with(log_fields(run), spdlog::level::warn,
-             "worker cgroups: workers cannot start in their cgroup ({}); each joins it before exec instead, "
-             "which makes every start wait for the kernel (about 13 ms on a 2-core VM)",
-             spawned->cgroup_fallback);
-  if (run.cgroup) spare_wanted_.push_back(run.slot);
-  if (slot.had_process) ++slot.restarts;
-  if (!slot.had_process) slot.first_exec_errno = spawned->exec_errno;
-  slot.had_process = true;
-  run.pid = spawned->pid;
-  run.cpu = spec.cpu;
-  run.started = Clock::now();
-  run.started_wall = std::chrono::system_clock::now();
-  run.reached_ready = false;
-  run.spawn_error.clear();
-  run.notify_status.clear();
-  run.notified_stopping = false;
-  run.notify_refusal_logged = false;
-  run.stall_note.clear();
-  run.usage = Usage{};
-  run.known_tree.clear();
-  run.exec_errno = spawned->exec_errno;
-  by_pid_[run.pid] = &run;
-  read_output(run, std::move(spawned->stdout_pipe), std::move(spawned->stderr_pipe));
-  // Every new process of a worker, whatever started it (first start, crash, reload, scale,
-  // recycle), gets one info line with its slot and pid; one whose exec failed is reported instead.
-  log_with(log_fields(run), run.exec_errno == 0 ? spdlog::level::info : spdlog::level::debug,
-           "{} started (generation {})", who(run), gen.number);
-  Event started = Event::of(Event::Kind::spawned);
-  started.exec_errno = run.exec_errno;
-  if (run.exec_errno == 0) arm_watchdog(run);
-  return {started};
-}
-
-void Supervisor::read_output(WorkerRun& run, os::Fd out, os::Fd err) {
-  const int s = run.slot;
-  const pid_t pid = run.pid;
-  auto log_line = [this, s, pid, fields = log_fields(run)](OutputStream stream) {
-    return [this, s, pid, stream, fields](std::string_view line) mutable {
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      const LoggedOutputLine out = output_line(line, log_target());
-      fields.priority = out.priority;
-      log_with(fields, out.level, "worker {} (pid {}): {}", s, pid, out.text);
-      if (on_output) on_output(s, pid, stream, out.text);
-    };
-  };
-  auto read = [&](os::Fd fd, OutputStream stream) -> std::unique_ptr<LineReader> {
-    if (!fd.valid()) return nullptr;
-    auto opened = LineReader::open(loop_, std::move(fd), log_line(stream));
-    if (!opened)
-      log_with(log_fields(run), spdlog::level::warn, "{}: cannot read its output: {}", who(run), opened.error());
-    return opened ? std::move(*opened) : nullptr;
-  };
-  run.out = read(std::move(out), OutputStream::out);
-  run.err = read(std::move(err), OutputStream::err);
-}
-
-void Supervisor::arm_watchdog(WorkerRun& run) {
-  if (run.gen->worker.watchdog > Duration::zero() && run.pid > 0) run.watchdog->start(run.gen->worker.watchdog);
-}
-
 WorkerRun* Supervisor::find_run(pid_t pid) {
   auto it = by_pid_.find(pid);
   return it == by_pid_.end() ? nullptr : it->second;
-}
-
-void Supervisor::record_usage(int slot, const Usage& usage) {
-  if (slot < 0 || slot >= static_cast<int>(slots_.size())) return;
-  if (WorkerRun* run = slots_[static_cast<std::size_t>(slot)].current.get()) run->usage = usage;
-}
-
-void Supervisor::stalled(int slot, pid_t pid, std::string note) {
-  if (slot < 0 || slot >= static_cast<int>(slots_.size())) return;
-  WorkerRun* run = slots_[static_cast<std::size_t>(slot)].current.get();
-  if (run == nullptr || run->pid != pid || run->life.state != WorkerState::ready) return;
-  run->stall_note = std::move(note);
-  post(*run, Event::of(Event::Kind::stalled));
-  run_queue();
-}
-
-void Supervisor::seen_accepting(pid_t pid) {
-  WorkerRun* run = find_run(pid);
-  if (run == nullptr) return;
-  post(*run, Event::of(Event::Kind::seen_accepting));
-  run_queue();
 }
 
 void Supervisor::reap_children() {
@@ -520,7 +256,7 @@ void Supervisor::collect_finished_runs() {
     Slot& slot = slots_[i];
     for (auto it = slot.retiring.begin(); it != slot.retiring.end();) {
       // Not while an event for it is still queued (a stop put_out() posted).
-      const bool queued = queue_.any_of([&](const Queued& q) { return q.run == it->get(); });
+      const bool queued = queue_.any_of([&](const Queued& q) { return !q.roll && q.run == it->get(); });
       if (queued || has_process((*it)->life.state)) {
         ++it;
         continue;
@@ -530,7 +266,9 @@ void Supervisor::collect_finished_runs() {
       gone.push_back(static_cast<int>(i));
     }
   }
-  // After the walk: the plan's actions may change the slots.
+  // For the rolling update's plan, which waits for them (max_surge); without one no
+  // run is replaced or dropped, so there is nobody to tell.
+  if (!rolling_) return;
   for (int s : gone) {
     RollEvent e;
     e.kind = RollEvent::Kind::run_gone;
@@ -575,7 +313,7 @@ void Supervisor::check_finished() {
   const auto orphans = os::list_children();
   for (pid_t pid : orphans)
     if (::kill(pid, SIGKILL) < 0 && errno != ESRCH)
-      spdlog::warn("failed to send SIGKILL to orphaned process {}: {}", pid, std::strerror(errno));
+      spdlog::warn("failed to send SIGKILL to orphaned process {}: {}", pid, os::errno_text(errno));
   if (!orphans.empty()) return;  // reap_children() calls again once they are reaped
   finished_ = true;
   if (on_finished) on_finished();

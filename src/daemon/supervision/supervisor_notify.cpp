@@ -6,6 +6,8 @@
 
 #include <preforkd/daemon/supervision/supervisor.hpp>
 
+#include "worker_run.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>

@@ -5,6 +5,8 @@
 
 #include <preforkd/daemon/supervision/supervisor.hpp>
 
+#include "worker_run.hpp"
+
 #include <spdlog/spdlog.h>
 
 namespace preforkd::daemon {

@@ -11,6 +11,8 @@
 
 #include <preforkd/daemon/supervision/supervisor.hpp>
 
+#include "worker_run.hpp"
+
 #include <preforkd/os/socket_options.hpp>
 #include <preforkd/os/sys_error.hpp>
 

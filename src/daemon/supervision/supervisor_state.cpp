@@ -4,6 +4,8 @@
 // generation, and the new image needs no rolling plan.
 
 #include <preforkd/daemon/supervision/supervisor.hpp>
+
+#include "worker_run.hpp"
 #include <preforkd/core/message_text.hpp>
 
 #include <spdlog/spdlog.h>
@@ -133,7 +135,7 @@ Status Supervisor::resume(const std::vector<SlotState>& handed) {
   update_steering();
   // Workers that exited while the new image started are zombies of this same process.
   reap_children();
-  if (on_change) on_change();
+  publish();
   return Ok{};
 }
 

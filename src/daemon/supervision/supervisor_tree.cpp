@@ -10,6 +10,8 @@
 // its own, so the kill never reaches the replacement).
 
 #include <preforkd/daemon/supervision/supervisor.hpp>
+
+#include "worker_run.hpp"
 #include <preforkd/core/message_text.hpp>
 
 #include <spdlog/spdlog.h>

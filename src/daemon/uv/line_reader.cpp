@@ -1,5 +1,7 @@
 #include <preforkd/daemon/uv/line_reader.hpp>
 
+#include <preforkd/daemon/uv/uv_error.hpp>
+
 #include <cerrno>
 #include <string>
 #include <unistd.h>
@@ -10,15 +12,15 @@ Result<std::unique_ptr<LineReader>> LineReader::open(uv_loop_t* loop, os::Fd fd,
                                                      std::function<void(std::string_view)> on_line) {
   std::unique_ptr<LineReader> self(new LineReader(std::move(on_line)));
   if (const int rc = uv_pipe_init(loop, self->handle_.get(), 0); rc != 0)
-    return Error{std::string("uv_pipe_init: ") + uv_strerror(rc)};
+    return uv_error("uv_pipe_init", "output pipe", rc);
   self->handle_.get()->data = self.get();
   if (const int rc = uv_pipe_open(self->handle_.get(), fd.get()); rc != 0)
-    return Error{std::string("uv_pipe_open: ") + uv_strerror(rc)};
+    return uv_error("uv_pipe_open", "output pipe", rc);
   (void)fd.release();  // the pipe handle owns it now
   if (const int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(self->handle_.get()), &LineReader::alloc,
                                    &LineReader::read);
       rc != 0) {
-    return Error{std::string("uv_read_start: ") + uv_strerror(rc)};
+    return uv_error("uv_read_start", "output pipe", rc);
   }
   self->open_ = true;
   return self;

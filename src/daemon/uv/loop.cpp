@@ -1,5 +1,7 @@
 #include <preforkd/daemon/uv/loop.hpp>
 
+#include <preforkd/daemon/uv/uv_error.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include <string>
@@ -7,7 +9,7 @@
 namespace preforkd::daemon {
 
 Status open_loop(uv_loop_t* loop) {
-  if (const int rc = uv_loop_init(loop); rc != 0) return Error{std::string("uv_loop_init: ") + uv_strerror(rc)};
+  if (const int rc = uv_loop_init(loop); rc != 0) return uv_error("uv_loop_init", "event loop", rc);
   return Ok{};
 }
 
@@ -26,7 +28,7 @@ void close_loop(uv_loop_t* loop) {
       nullptr);
   (void)uv_run(loop, UV_RUN_DEFAULT);
   if (const int rc = uv_loop_close(loop); rc != 0)
-    spdlog::warn("cannot close the event loop: uv_loop_close: {}", uv_strerror(rc));
+    spdlog::warn("{}", uv_failure("uv_loop_close", "event loop", rc));
 }
 
 Duration loop_now(uv_loop_t* loop) { return Duration(static_cast<Duration::rep>(uv_now(loop))); }

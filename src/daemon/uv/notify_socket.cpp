@@ -1,5 +1,6 @@
 #include <preforkd/daemon/uv/notify_socket.hpp>
 
+#include <preforkd/daemon/uv/uv_error.hpp>
 #include <preforkd/core/limits.hpp>
 
 #include <spdlog/spdlog.h>
@@ -28,11 +29,11 @@ Result<std::unique_ptr<NotifySocket>, NotifySocketError> NotifySocket::open(uv_l
   self->fd_.reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!self->fd_.valid()) {
     const int e = errno;
-    return NotifySocketError{std::string("notify socket: socket: ") + std::strerror(e), e == EMFILE || e == ENFILE};
+    return NotifySocketError{os::failed_to("create", "notify socket", os::errno_text(e)), e == EMFILE || e == ENFILE};
   }
   const int on = 1;
   if (::setsockopt(self->fd_.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0)
-    return NotifySocketError{std::string("notify socket: SO_PASSCRED: ") + std::strerror(errno)};
+    return NotifySocketError{os::failed_to("set SO_PASSCRED on", "notify socket", os::errno_text(errno))};
 
   for (std::uint64_t attempt = 0;; ++attempt) {
     const std::string name = prefix + std::to_string(serial++);
@@ -49,7 +50,7 @@ Result<std::unique_ptr<NotifySocket>, NotifySocketError> NotifySocket::open(uv_l
     }
     const int e = errno;
     if (e != EADDRINUSE || attempt + 1 >= max_bind_attempts)
-      return NotifySocketError{"notify socket: bind '@" + name + "': " + std::strerror(e)};
+      return NotifySocketError{os::failed_to("bind notify socket", "@" + name, os::errno_text(e))};
   }
   if (Status st = self->watch(loop); !st) return NotifySocketError{st.error()};
   return self;
@@ -68,10 +69,10 @@ Result<std::unique_ptr<NotifySocket>> NotifySocket::adopt(uv_loop_t* loop, int f
 
 Status NotifySocket::watch(uv_loop_t* loop) {
   if (int rc = uv_poll_init(loop, poll_.get(), fd_.get()); rc < 0)
-    return Error{std::string("notify socket: uv_poll_init: ") + uv_strerror(rc)};
+    return uv_error("uv_poll_init", "notify socket", rc);
   poll_.get()->data = this;
   if (int rc = uv_poll_start(poll_.get(), UV_READABLE, &NotifySocket::readable); rc < 0)
-    return Error{std::string("notify socket: uv_poll_start: ") + uv_strerror(rc)};
+    return uv_error("uv_poll_start", "notify socket", rc);
   return Ok{};
 }
 

@@ -1,5 +1,6 @@
 #include <preforkd/daemon/uv/signal_watch.hpp>
 
+#include <preforkd/daemon/uv/uv_error.hpp>
 #include <preforkd/os/signal_disposition.hpp>
 
 #include <string>
@@ -57,10 +58,10 @@ Status ignore_unwatched_signals() {
 Result<std::unique_ptr<SignalWatch>> SignalWatch::open(uv_loop_t* loop, int signum, std::function<void(int)> on_signal) {
   std::unique_ptr<SignalWatch> self(new SignalWatch(std::move(on_signal)));
   if (int rc = uv_signal_init(loop, self->handle_.get()); rc < 0)
-    return Error{std::string("uv_signal_init: ") + uv_strerror(rc)};
+    return uv_error("uv_signal_init", "signal " + std::to_string(signum), rc);
   self->handle_.get()->data = self.get();
   if (int rc = uv_signal_start(self->handle_.get(), &SignalWatch::fired, signum); rc < 0)
-    return Error{"uv_signal_start for signal " + std::to_string(signum) + ": " + uv_strerror(rc)};
+    return uv_error("uv_signal_start", "signal " + std::to_string(signum), rc);
   return self;
 }
 

@@ -1,5 +1,7 @@
 #include <preforkd/daemon/uv/stream_server.hpp>
 
+#include <preforkd/daemon/uv/uv_error.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include <netinet/in.h>
@@ -10,8 +12,6 @@
 namespace preforkd::daemon {
 
 namespace {
-
-std::string uv_error(const char* call, int rc) { return std::string(call) + ": " + uv_strerror(rc); }
 
 // One buffer written to a stream and owned until libuv is done with it: freed by
 // on_written, which libuv always calls once the request was queued (with UV_ECANCELED if
@@ -58,10 +58,11 @@ Status StreamConnection::open(uv_loop_t* loop, StreamServer& server, bool tcp) {
   server_ = &server;
   if (const int rc = tcp ? uv_tcp_init(loop, &socket_.get()->tcp) : uv_pipe_init(loop, &socket_.get()->pipe, 0);
       rc != 0) {
-    return Error{uv_error(tcp ? "uv_tcp_init" : "uv_pipe_init", rc)};
+    return uv_error(tcp ? "uv_tcp_init" : "uv_pipe_init", server.options_.name, rc);
   }
   socket_.base()->data = this;
-  if (const int rc = uv_timer_init(loop, deadline_.get()); rc != 0) return Error{uv_error("uv_timer_init", rc)};
+  if (const int rc = uv_timer_init(loop, deadline_.get()); rc != 0)
+    return uv_error("uv_timer_init", server.options_.name, rc);
   deadline_.get()->data = this;
   chunk_size_ = server.options_.read_chunk;
   chunk_ = std::make_unique<char[]>(chunk_size_);
@@ -100,7 +101,7 @@ Status StreamConnection::start_reading() {
   if (closed_) return Error{"uv_read_start: the connection is closed"};
   if (reading_) return Ok{};
   if (const int rc = uv_read_start(stream(), &StreamConnection::alloc, &StreamConnection::on_read); rc != 0)
-    return Error{uv_error("uv_read_start", rc)};
+    return uv_error("uv_read_start", "connection", rc);
   reading_ = true;
   return Ok{};
 }
@@ -116,7 +117,7 @@ Status StreamConnection::write(std::string data) {
   if (closed_) return Error{"uv_write: the connection is closed"};
   const std::size_t bytes = data.size();
   if (const int rc = write_owned(stream(), std::move(data), &StreamConnection::on_written); rc != 0)
-    return Error{uv_error("uv_write", rc)};
+    return uv_error("uv_write", "connection", rc);
   unsent_ += bytes;
   if (server_ != nullptr) server_->unsent_ += bytes;
   ++pending_writes_;
@@ -127,7 +128,7 @@ Status StreamConnection::shutdown() {
   if (closed_) return Error{"uv_shutdown: the connection is closed"};
   auto req = std::make_unique<uv_shutdown_t>();
   if (const int rc = uv_shutdown(req.get(), stream(), &StreamConnection::on_shutdown); rc != 0)
-    return Error{uv_error("uv_shutdown", rc)};
+    return uv_error("uv_shutdown", "connection", rc);
   (void)req.release();  // on_shutdown frees it
   return Ok{};
 }
@@ -136,7 +137,7 @@ Status StreamConnection::arm(Duration after) {
   if (closed_) return Error{"uv_timer_start: the connection is closed"};
   const auto ms = static_cast<std::uint64_t>(std::max(after, Duration::zero()).count());
   if (const int rc = uv_timer_start(deadline_.get(), &StreamConnection::on_deadline, ms, 0); rc != 0)
-    return Error{uv_error("uv_timer_start", rc)};
+    return uv_error("uv_timer_start", "connection", rc);
   return Ok{};
 }
 
@@ -205,7 +206,8 @@ Result<std::unique_ptr<StreamServer>> StreamServer::listen_unix(uv_loop_t* loop,
                                                                 Make make) {
   std::unique_ptr<StreamServer> server(new StreamServer(loop, std::move(options), std::move(make), false));
   uv_pipe_t* pipe = &server->listener_.get()->pipe;
-  if (const int rc = uv_pipe_init(loop, pipe, 0); rc != 0) return Error{uv_error("uv_pipe_init", rc)};
+  if (const int rc = uv_pipe_init(loop, pipe, 0); rc != 0)
+    return uv_error("uv_pipe_init", server->options_.name, rc);
   server->listener_.base()->data = server.get();
   if (const int rc = uv_pipe_open(pipe, fd.get()); rc != 0) return Error{std::string(uv_strerror(rc))};
   (void)fd.release();  // the pipe handle owns it now
@@ -222,7 +224,7 @@ Result<std::unique_ptr<StreamServer>> StreamServer::listen_tcp(uv_loop_t* loop, 
   uv_tcp_t* tcp = &server->listener_.get()->tcp;
   const int family = address.family == AddressFamily::ipv6 ? AF_INET6 : AF_INET;
   if (const int rc = uv_tcp_init_ex(loop, tcp, static_cast<unsigned>(family)); rc != 0)
-    return Error{uv_error("uv_tcp_init_ex", rc)};
+    return uv_error("uv_tcp_init_ex", server->options_.name, rc);
   server->listener_.base()->data = server.get();
   // As for [[listen]]: an IPv6 address is IPv6 only ("[::]:9464" does not take IPv4).
   const unsigned flags = family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
@@ -262,7 +264,7 @@ void StreamServer::on_connection(uv_stream_t* listener, int status) {
   auto* self = static_cast<StreamServer*>(listener->data);
   if (self == nullptr) return;
   if (status < 0) {
-    spdlog::warn("{}: accept: {}, ignoring", self->options_.name, uv_strerror(status));
+    spdlog::warn("{}, ignoring", uv_failure("accept on", self->options_.name, status));
     return;
   }
   self->accept_one();
@@ -277,7 +279,7 @@ void StreamServer::accept_one() {
   }
   connections_.emplace(connection.get(), connection);
   if (const int rc = uv_accept(reinterpret_cast<uv_stream_t*>(listener_.get()), connection->stream()); rc != 0) {
-    spdlog::warn("{}: accept: {}, ignoring", options_.name, uv_strerror(rc));
+    spdlog::warn("{}, ignoring", uv_failure("uv_accept on", options_.name, rc));
     connection->server_ = nullptr;
     connections_.erase(connection.get());
     connection->close();

@@ -1,5 +1,7 @@
 #include <preforkd/daemon/uv/timer.hpp>
 
+#include <preforkd/daemon/uv/uv_error.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include <string>
@@ -9,7 +11,7 @@ namespace preforkd::daemon {
 Result<std::unique_ptr<Timer>> Timer::open(uv_loop_t* loop, std::function<void()> on_fire) {
   std::unique_ptr<Timer> self(new Timer(std::move(on_fire)));
   if (int rc = uv_timer_init(loop, self->handle_.get()); rc < 0)
-    return Error{std::string("uv_timer_init: ") + uv_strerror(rc)};
+    return uv_error("uv_timer_init", "timer", rc);
   self->handle_.get()->data = self.get();
   return self;
 }
@@ -20,7 +22,7 @@ void Timer::start(Duration after, Duration repeat) {
   if (const int rc = uv_timer_start(handle_.get(), &Timer::fired, static_cast<uint64_t>(after.count()),
                                     static_cast<uint64_t>(repeat.count()));
       rc != 0) {
-    spdlog::error("cannot start a timer: uv_timer_start: {}", uv_strerror(rc));
+    spdlog::error("{}", uv_failure("uv_timer_start", "timer", rc));
   }
 }
 

@@ -18,15 +18,15 @@ constexpr Duration look_every = std::chrono::milliseconds(25);
 
 template <class F>
 void for_each_awaiting(const Supervisor& supervisor, F&& f) {
-  for (const Slot& slot : supervisor.slots())
-    for (const WorkerRun* run : {slot.current.get(), slot.candidate.get()})
-      if (run != nullptr && awaits_accepting(*run)) f(*run);
+  for (const SlotView& slot : supervisor.view())
+    for (const std::optional<RunView>* run : {&slot.current, &slot.candidate})
+      if (*run && awaits_accepting(**run)) f(**run);
 }
 
 }  // namespace
 
-bool awaits_accepting(const WorkerRun& run) {
-  return run.pid > 0 && run.life.state == WorkerState::starting && run.gen->worker.ready.kind == ReadyKind::accepting;
+bool awaits_accepting(const RunView& run) {
+  return run.pid > 0 && run.state == WorkerState::starting && run.ready == ReadyKind::accepting;
 }
 
 Result<std::unique_ptr<ReadinessWatch>> ReadinessWatch::open(uv_loop_t* loop, Supervisor& supervisor) {
@@ -41,7 +41,7 @@ Result<std::unique_ptr<ReadinessWatch>> ReadinessWatch::open(uv_loop_t* loop, Su
 void ReadinessWatch::update() {
   if (timer_->active()) return;
   bool any = false;
-  for_each_awaiting(supervisor_, [&](const WorkerRun&) { any = true; });
+  for_each_awaiting(supervisor_, [&](const RunView&) { any = true; });
   // The first look at once (on the next loop turn): a fast server may already wait.
   if (any) timer_->start(Duration(1));
 }
@@ -54,8 +54,8 @@ void ReadinessWatch::on_timer() {
   };
   std::vector<Seen> seen;
   bool waiting = false;
-  for_each_awaiting(supervisor_, [&](const WorkerRun& run) {
-    if (auto how = os::find_accept_wait(run.pid, supervisor_.socket_inodes_of(run)))
+  for_each_awaiting(supervisor_, [&](const RunView& run) {
+    if (auto how = os::find_accept_wait(run.pid, supervisor_.socket_inodes(run.slot, run.pid)))
       seen.push_back({run.pid, *how, log_fields(run)});
     else
       waiting = true;
@@ -64,7 +64,7 @@ void ReadinessWatch::on_timer() {
   for (const Seen& s : seen) {
     log_with(s.fields, spdlog::level::debug, "worker pid {} is accepting: {} (pid {})", s.pid, s.how.describe(),
              s.how.pid);
-    supervisor_.seen_accepting(s.pid);
+    supervisor_.submit(SeenAccepting{s.pid});
   }
   if (waiting) timer_->start(look_every);
 }

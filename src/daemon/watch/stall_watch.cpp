@@ -59,7 +59,7 @@ void StallWatch::on_timer() {
   const bool full_look = now >= next_full_look_;
   if (full_look) next_full_look_ = now + cadence.idle;
 
-  const auto& slots = supervisor_.slots();
+  const std::vector<SlotView> slots = supervisor_.view();
   slots_.resize(slots.size());
   struct Found {
     int slot;
@@ -69,12 +69,12 @@ void StallWatch::on_timer() {
   std::vector<Found> stalled;
   bool any_open = false;
   for (std::size_t i = 0; i < slots.size(); ++i) {
-    const Slot& slot = slots[i];
+    const SlotView& slot = slots[i];
     Watched& w = slots_[i];
-    const WorkerRun* run = slot.current.get();
+    const std::optional<RunView>& run = slot.current;
     // Only a ready worker alone in its slot: a starting one has ready_timeout, and during
     // a rolling update the candidate shares the socket, so the queue is not the worker's.
-    const bool watched = run != nullptr && run->pid > 0 && run->life.state == WorkerState::ready && !slot.candidate &&
+    const bool watched = run && run->pid > 0 && run->state == WorkerState::ready && !slot.candidate &&
                          !slot.removing;
     if (!watched || w.pid != run->pid) w = Watched{watched ? run->pid : -1, StallWindow{}};
     if (!watched || (!full_look && !w.window.open)) continue;
@@ -90,7 +90,7 @@ void StallWatch::on_timer() {
   const auto until_full = std::chrono::duration_cast<Duration>(next_full_look_ - now);
   timer_->start(any_open ? cadence.busy : std::clamp(until_full, Duration(1), cadence.idle));
   // After the walk: replacing a worker changes the slots.
-  for (Found& f : stalled) supervisor_.stalled(f.slot, f.pid, std::move(f.note));
+  for (Found& f : stalled) supervisor_.submit(Stalled{f.slot, f.pid, std::move(f.note)});
 }
 
 }  // namespace preforkd::daemon

@@ -11,8 +11,9 @@
 #include <preforkd/daemon/master/fd_store.hpp>
 #include <preforkd/daemon/endpoints/metrics_server.hpp>
 #include <preforkd/daemon/uv/notify_socket.hpp>
-#include <preforkd/daemon/supervision/output_log.hpp>
+#include <preforkd/daemon/endpoints/output_log.hpp>
 #include <preforkd/daemon/watch/readiness_watch.hpp>
+#include <preforkd/daemon/operations/operations.hpp>
 #include <preforkd/daemon/operations/pool.hpp>
 #include <preforkd/daemon/operations/recycler.hpp>
 #include <preforkd/daemon/master/ignored_signal_log.hpp>
@@ -46,24 +47,30 @@ class Master {
 
  private:
   void on_signal(int signum);
-  void on_change();
+  // The workers changed: sd_notify STATUS=, and READY=1 once every initial worker is up.
+  void on_workers_change();
   void give_up_start();
   void handle(const control::Request& request, ControlServer::Responder respond);
   [[nodiscard]] control::StatusSnapshot status();
   void sample_usage();
-  // Reload, restart and scale wait for a recycle in progress (daemon/recycler.hpp): true
-  // when `then` was queued to run once it is over.
-  [[nodiscard]] bool wait_for_recycle(const char* what, std::function<void()> then);
+  // Stops the workers (and refuses every operation still waiting).
+  void stop(StopMode mode);
+  // A reload submitted to operations_ (daemon/operations/operations.hpp): `then` runs once
+  // it is over, after it was counted and logged (SIGHUP and preforkctl alike).
+  void submit_reload(Done then);
   // The Prometheus endpoint, when metrics_listen is set (metrics_server.hpp).
   [[nodiscard]] Status open_metrics();
-  // Re-reads the config file and applies the difference (reload.cpp).
+  // Re-reads the config file and applies the difference (reload.cpp); `done` once it is over.
   void reload(Done done);
+  // Scales to `target` (preforkctl scale, SIGTTIN/SIGTTOU): `done` once the new workers
+  // were started and removed slots told to drain, with the count in its message.
+  void scale(control::ScaleTarget target, Done done);
   // How a reload ended, in the master's log: the same for SIGHUP and preforkctl.
   static void log_reload_result(const Status& result, const std::string& message);
   void apply_reload(Config next, Done done);
+  void finish_reload(Config next, Status rolled, const std::string& message, const Done& done);
   // preforkctl logs (control_commands.cpp): a reply with the lines asked for, or an error.
   [[nodiscard]] nlohmann::json logs_reply(const control::LogsTarget& target);
-  void restart(std::vector<int> slots, Done done);
   [[nodiscard]] std::string summary() const;
   // In-place upgrade (master_upgrade.cpp): preflight, state, exec. Returns only on failure,
   // with nothing changed; `reply_fd` is the control client that asked (-1 for SIGUSR2).
@@ -89,13 +96,13 @@ class Master {
   std::unique_ptr<StallWatch> stall_watch_;
   std::unique_ptr<ReadinessWatch> readiness_;  // ready = "accepting"
   std::unique_ptr<FailFast> fail_fast_;
+  std::unique_ptr<Operations> operations_;  // the one holder of "busy"
   std::unique_ptr<Recycler> recycler_;  // worker.max_memory, worker.max_lifetime
   std::unique_ptr<Pool> pool_;          // worker.pool = "dynamic" | "ondemand"
   std::unique_ptr<MetricsServer> metrics_;  // with [preforkd] metrics_listen
   std::vector<std::unique_ptr<SignalWatch>> signals_;
   std::unique_ptr<IgnoredSignalLog> ignored_signals_;  // USR1, TSTP, ALRM, … (log_and_ignore)
   bool loop_ok_ = false;  // uv_loop_init worked
-  bool reloading_ = false;
   int reloads_ = 0;          // reloads asked for, done or failed
   int reload_failures_ = 0;
   std::string self_path_;

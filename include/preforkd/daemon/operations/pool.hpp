@@ -52,7 +52,7 @@ class Pool {
   // The workers or the config changed (or may have): watch the right sockets, and look
   // again soon. Never acts from inside the supervisor's own callbacks.
   void update();
-  // Another operation (a recycle) is in progress: the pool waits for it.
+  // Another operation is in progress (Operations::busy()): the pool waits for it.
   std::function<bool()> other_operation;
   [[nodiscard]] PoolView view() const;
 

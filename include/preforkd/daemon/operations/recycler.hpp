@@ -5,11 +5,14 @@
 // generation (Supervisor::recycle): the replacement starts on the slot's sockets beside
 // the old worker, becomes ready, then the old one stops gracefully.
 //
-// A reload, restart or scale asked for while a recycle runs waits for it (after_recycle):
-// a recycle is short (ready_timeout and stop_timeout bound it) and stopping it halfway
-// would cost the capacity it exists to keep. No recycle starts while one of those runs.
+// A recycle is an operation (daemon/operations/operations.hpp): a reload, restart or scale
+// asked for while one runs waits for it (a recycle is short: ready_timeout and stop_timeout
+// bound it, and stopping it halfway would cost the capacity it exists to keep), and no
+// recycle starts while any other operation runs or waits: it yields, and the next look
+// tries again.
 
 #include <preforkd/core/recycle_plan.hpp>
+#include <preforkd/daemon/operations/operations.hpp>
 #include <preforkd/daemon/supervision/supervisor.hpp>
 #include <preforkd/daemon/uv/timer.hpp>
 
@@ -24,17 +27,13 @@ namespace preforkd::daemon {
 
 class Recycler {
  public:
-  [[nodiscard]] static Result<std::unique_ptr<Recycler>> open(uv_loop_t* loop, Supervisor& supervisor);
+  [[nodiscard]] static Result<std::unique_ptr<Recycler>> open(uv_loop_t* loop, Supervisor& supervisor,
+                                                             Operations& operations);
   Recycler(const Recycler&) = delete;
   Recycler& operator=(const Recycler&) = delete;
 
   // The usage sampler has just read every worker's memory (Master::sample_usage), at `at`.
   void on_sample(Clock::time_point at);
-  // A recycle is running: reload, restart and scale wait for it through after_recycle().
-  [[nodiscard]] bool recycling() const { return in_progress_; }
-  // Runs `then` on the loop once the recycle in progress is over, before another starts.
-  void after_recycle(std::function<void()> then);
-
   // For status: seconds until the current worker of `slot` is recycled for its lifetime
   // (-1: no max_lifetime, or not looked at yet), and why the slot was last recycled.
   struct Facts {
@@ -44,7 +43,8 @@ class Recycler {
   [[nodiscard]] Facts facts(int slot) const;
 
  private:
-  explicit Recycler(Supervisor& supervisor) : supervisor_(supervisor), rng_(std::random_device{}()) {}
+  Recycler(Supervisor& supervisor, Operations& operations)
+      : supervisor_(supervisor), operations_(operations), rng_(std::random_device{}()) {}
   // One look at every slot; `sampled_at`: the memory figures read at that time count.
   void look(std::optional<Clock::time_point> sampled_at);
   void start(const std::vector<RecycleOrder>& orders);
@@ -53,11 +53,10 @@ class Recycler {
   void arm(Clock::time_point now);
 
   Supervisor& supervisor_;
+  Operations& operations_;
   std::unique_ptr<Timer> timer_;
   std::vector<RecycleWatch> watches_;
   std::vector<std::string> last_;
-  std::vector<std::function<void()>> waiting_;
-  bool in_progress_ = false;
   std::mt19937_64 rng_;
 };
 

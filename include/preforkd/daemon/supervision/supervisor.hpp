@@ -2,9 +2,9 @@
 // The supervisor: worker slots, their runs, and the listening sockets they share.
 // Every input arrives as a call on the loop (a child exit, a timer, a notify message,
 // a control request) and becomes an Event for the run it concerns. The executor is not
-// reentrant: events go on a queue that one loop drains, as s6-supervise does; carrying
+// reentrant: events go on one queue that one loop drains, as s6-supervise does; carrying
 // out an action returns the events it causes (a spawn: spawned or spawn_failed), which
-// join the queue. The actions of step() and roll_step() are carried out here and
+// join the queue, and so do the rolling plan's events (a candidate ready, a run gone). The actions of step() and roll_step() are carried out here and
 // nowhere else, and every message about a transition comes from one of those actions.
 
 #include <preforkd/core/config.hpp>
@@ -14,9 +14,12 @@
 #include <preforkd/core/notify_message.hpp>
 #include <preforkd/core/output_ring.hpp>
 #include <preforkd/core/rolling_plan.hpp>
+#include <preforkd/core/scale_plan.hpp>
 #include <preforkd/core/worker_lifecycle.hpp>
-#include <preforkd/daemon/uv/line_reader.hpp>
-#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/log/logging.hpp>
+#include <preforkd/daemon/supervision/slot_changes.hpp>
+#include <preforkd/daemon/supervision/slot_view.hpp>
+#include <preforkd/daemon/supervision/worker_input.hpp>
 #include <preforkd/daemon/uv/notify_socket.hpp>
 #include <preforkd/daemon/uv/timer.hpp>
 #include <preforkd/os/cgroup.hpp>
@@ -38,8 +41,6 @@
 
 namespace preforkd::daemon {
 
-using Clock = std::chrono::steady_clock;
-
 // What a generation of workers is started from. A reload that changes what workers
 // run makes a new one; runs keep theirs until they are replaced. The listening sockets
 // are not part of it: they belong to the supervisor.
@@ -59,87 +60,11 @@ struct Generation {
   }
 };
 
-struct LastExit {
-  ExitStatus status;
-  std::chrono::system_clock::time_point when;
-  std::string cause;  // why the master stopped it, when it did so as a fault ("stalled"); else ""
-};
-
-// Usage figures for status, written only by the usage sampler (record_usage). They cover
-// the worker's whole tree (its cgroup, or its descendants from /proc).
-struct Usage {
-  std::uint64_t rss_bytes = 0;
-  unsigned long long cpu_ticks = 0;
-  Clock::time_point cpu_sampled{};
-  double cpu_percent = 0;
-  std::uint64_t pss_bytes = 0;
-  std::uint64_t uss_bytes = 0;
-  int processes = 0;
-  Clock::time_point memory_sampled{};  // when rss/pss/uss were read (smaps_rollup)
-};
-
-// One worker lifecycle in a slot: a sequence of processes (a crash is followed by a
-// replacement in the same run, so the backoff carries over).
-struct WorkerRun {
-  int slot = 0;
-  std::shared_ptr<const Generation> gen;
-  Lifecycle life;
-  pid_t pid = -1;
-  pid_t last_pid = -1;  // of its last process once it exited: the messages about its end name it
-  Clock::time_point started{};
-  std::chrono::system_clock::time_point started_wall{};  // the same on the wall clock, for status
-  bool reached_ready = false;  // the current process has been ready
-  std::unique_ptr<Timer> timer;
-  std::unique_ptr<Timer> watchdog;
-  std::unique_ptr<LineReader> out;
-  std::unique_ptr<LineReader> err;
-  int exec_errno = 0;  // of the current process: it never ran the program (os::SpawnedProcess)
-  std::optional<LastExit> exit;  // how its last process ended, for a report_crash
-  std::string spawn_error;    // why the last spawn failed, for its report
-  // The run's own NOTIFY_SOCKET, made before its first process starts when the generation
-  // speaks sd_notify (ready = "notify" or a watchdog), kept while the run lasts (its
-  // replacements after a crash get the same one) and closed when it leaves: what arrives
-  // there is this run's, whatever pid it claims.
-  std::unique_ptr<NotifySocket> notify;
-  std::string notify_status;  // last STATUS= from the worker
-  bool notified_stopping = false;
-  bool notify_refusal_logged = false;  // a message from a process not its worker was logged
-  std::string stall_note;  // set when it was found stalled: "3 connections queued, none taken for 1.2s"
-  Usage usage;  // sampled every few seconds
-  // The cgroup of the current process and its descendants (none without worker cgroups).
-  std::unique_ptr<os::WorkerCgroup> cgroup;
-  // Without a cgroup: the process's descendants as last seen, killed when it exits (a
-  // setsid() escapes its process group, and by then they have been re-parented).
-  std::vector<os::ProcessId> known_tree;
-  int cpu = -1;  // the CPU the process is pinned to (worker.cpu_affinity), -1: not pinned
-};
-
-// What a message about `run` is about, for the JSON log: its slot, its process (or the
-// one that just exited) and its generation.
-[[nodiscard]] LogFields log_fields(const WorkerRun& run);
-
-struct Slot {
-  std::unique_ptr<WorkerRun> current;
-  std::unique_ptr<WorkerRun> candidate;              // its replacement, starting (rolling update)
-  std::vector<std::unique_ptr<WorkerRun>> retiring;  // replaced runs, stopping
-  bool removing = false;                             // scaled away: goes once its runs are gone
-  // The adaptive pool keeps no worker here (supervisor_pool.cpp): its sockets stay held
-  // and steered around; a worker it retired serves the queue until drain_until, then stops.
-  bool parked = false;
-  Clock::time_point drain_until{};                   // while removing: serve the queue until then
-  int restarts = 0;                                  // processes started after the first, for any reason
-  std::optional<LastExit> last_exit;                 // the last unplanned exit (crash)
-  int crashes = 0;                                   // unplanned exits
-  int replacements = 0;                              // planned replacements, of every reason
-  std::map<ReplaceReason, int> replaced_for;         // the same, by reason
-  bool had_process = false;                          // a process has been started in it
-  std::optional<int> first_exec_errno;               // the exec errno of its first process (0: it ran)
-
-  void count_replacement(ReplaceReason why) {
-    ++replacements;
-    ++replaced_for[why];
-  }
-};
+// A worker run and a slot, with their timers, pipes, cgroups and notify sockets, are
+// the supervisor's own (src/daemon/supervision/worker_run.hpp); others read their
+// values through view() (slot_view.hpp).
+struct WorkerRun;
+struct Slot;
 
 enum class StopMode { graceful, fast };
 
@@ -162,6 +87,7 @@ class Supervisor {
   // Sets the worker count; the slots converge to the latest count asked for. New slots
   // start at once; removed slots (the highest) stop gracefully once no new connection
   // can reach them; a slot still being removed is kept again when the count grows back.
+  // Operations are serialised by daemon/operations: never called during a rolling update.
   [[nodiscard]] Status scale(int count);
   // The adaptive pool (supervisor_pool.cpp; decided by daemon/operations/pool). Starts a
   // worker of the current generation in each of `slots`, parked until now.
@@ -171,7 +97,8 @@ class Supervisor {
   [[nodiscard]] Status pool_retire(int slot);
   // Slots the pool may act on now: no rolling update, stop or scale in progress.
   [[nodiscard]] bool pool_may_act() const;
-  // Replaces the runs of `slots` (all when empty) one by one with fresh processes of
+  // Replaces the runs of `slots` (every live one when empty: not those a scale down is
+  // removing, nor those the adaptive pool parked) one by one with fresh processes of
   // `gen`, each new one ready before the old one stops; rolls back if one never is.
   // `listeners`, when given, are the sockets of `gen`: they replace the current ones if
   // the update succeeds.
@@ -187,23 +114,6 @@ class Supervisor {
   // worker ready before its old one stops; a new one that never gets ready is dropped and
   // the old one keeps serving.
   void recycle(std::vector<int> slots, std::vector<ReplaceReason> reasons, Done done);
-  [[nodiscard]] bool busy() const { return rolling_ != nullptr || stopping_; }
-  // The rolling update in progress is a recycle (reload, restart and scale wait for it).
-  [[nodiscard]] bool recycling() const { return rolling_ != nullptr && !rolling_->slot_reasons.empty(); }
-  // The stall watch found the ready worker `pid` of `slot` stalled (`note` says how): it
-  // is stopped and replaced as after a crash. Ignored when that worker is no longer the
-  // slot's ready one.
-  void stalled(int slot, pid_t pid, std::string note);
-  // The readiness watch saw worker `pid` waiting for connections on its own socket
-  // (ready = "accepting"): it becomes ready. Ignored for a process that is no worker.
-  void seen_accepting(pid_t pid);
-  // The inodes of the sockets `run`'s process was given (a rolling update's candidate may
-  // have new ones), to recognise them in /proc.
-  [[nodiscard]] std::vector<ino_t> socket_inodes_of(const WorkerRun& run) const {
-    return listeners_for(run).socket_inodes_for_slot(run.slot);
-  }
-  // The usage sampler's figures for the current run of `slot` (the only writer of them).
-  void record_usage(int slot, const Usage& usage);
   // Every worker from now on runs in a cgroup of its own under `tree` (supervisor_tree.cpp).
   void use_cgroups(std::unique_ptr<os::CgroupTree> tree) { cgroups_ = std::move(tree); }
   [[nodiscard]] bool uses_cgroups() const { return cgroups_ != nullptr; }
@@ -215,13 +125,26 @@ class Supervisor {
   std::function<void()> on_finished;
   // Each line read from a worker's stdout or stderr, after it was logged (preforkctl logs).
   std::function<void(int slot, pid_t pid, OutputStream stream, std::string_view text)> on_output;
-  // Runs after any change of a worker's state (for sd_notify STATUS= and READY=1).
-  std::function<void()> on_change;
   // When set, steers new connections within `live` (the slots that may take them)
   // instead of to all of them (the balancer, for balance = "load").
   std::function<void(const std::vector<int>& live)> on_steer;
 
-  [[nodiscard]] const std::vector<Slot>& slots() const { return slots_; }
+  // The slots as they are now, by index (slot_view.hpp): what observers read.
+  [[nodiscard]] std::vector<SlotView> view() const;
+  // The same for one slot; nullopt when there is no slot `slot`.
+  [[nodiscard]] std::optional<SlotView> view_of(int slot) const;
+  // Slots present, including those still being removed (view().size()).
+  [[nodiscard]] int slot_count() const;
+  // What the watches and the usage sampler tell back (worker_input.hpp).
+  void submit(WorkerInput input);
+  // After a drain of the queue, `observer` is told which of `kinds` changed since the
+  // observers were last told (slot_changes.hpp), once steering has followed; observers
+  // are told in the order they subscribed.
+  void subscribe(Changes kinds, std::function<void(Changes)> observer);
+  // The inodes of the sockets process `pid` of `slot` was given (a rolling update's
+  // candidate may have new ones), to recognise them in /proc; empty when `pid` is no
+  // worker of `slot`.
+  [[nodiscard]] std::vector<ino_t> socket_inodes(int slot, pid_t pid) const;
   [[nodiscard]] const Generation& generation() const { return *gen_; }
   [[nodiscard]] std::shared_ptr<const Generation> generation_ptr() const { return gen_; }
   [[nodiscard]] const os::ListenerSet& listeners() const { return *listeners_; }
@@ -239,11 +162,7 @@ class Supervisor {
   [[nodiscard]] int ready_count() const;
   // Per slot, the exec errno of its first process (nullopt: none started yet), for
   // judge_start: whether the workers can be executed at all.
-  [[nodiscard]] std::vector<std::optional<int>> first_exec_errnos() const {
-    std::vector<std::optional<int>> out;
-    for (const auto& slot : slots_) out.push_back(slot.first_exec_errno);
-    return out;
-  }
+  [[nodiscard]] std::vector<std::optional<int>> first_exec_errnos() const;
   // Rolling updates that failed and rolled back since start (for status and metrics).
   [[nodiscard]] int rollbacks() const { return rollbacks_; }
 
@@ -269,18 +188,22 @@ class Supervisor {
     std::map<int, ReplaceReason> slot_reasons;     // a recycle: why each slot goes
     Done done;
   };
+  // One item of the executor's one queue: an event for a run, or one for the rolling
+  // update in progress (`roll`, with no run).
   struct Queued {
-    WorkerRun* run;
+    WorkerRun* run = nullptr;
     Event event;
+    std::optional<RollEvent> roll;
   };
 
   // The executor: post() queues an event; run_queue() drains the queue, then settles.
   void post(WorkerRun& run, Event event);
   void run_queue();
   void apply(WorkerRun& run, const Event& event);
-  // Carries out one action; returns the events it causes.
+  // Carries out one action; returns the events it causes (supervisor_actions.cpp).
   [[nodiscard]] std::vector<Event> perform(WorkerRun& run, const Action& action);
   void report(const WorkerRun& run, const Action& action) const;
+  // A new process for `run` (supervisor_spawn.cpp): spawned, or spawn_failed.
   [[nodiscard]] std::vector<Event> spawn_process(WorkerRun& run);
   void settle();
   void on_worker_exit(WorkerRun& run, const ExitStatus& status);
@@ -313,29 +236,31 @@ class Supervisor {
   void arm_watchdog(WorkerRun& run);
   void read_output(WorkerRun& run, os::Fd out, os::Fd err);
   void update_steering();
+  // Steers and tells the subscribers what changed since they were last told.
+  void publish();
   void collect_finished_runs();
   // Stops a run that leaves its slot (replaced, dropped, removed): it stays in the
   // slot's retiring list until it has no process, then goes.
   void put_out(Slot& slot, std::unique_ptr<WorkerRun> run);
   void retire(std::unique_ptr<WorkerRun> run);
+  // Scaling (supervisor_scale.cpp): the slots as core/scale_plan sees them; settling.
+  [[nodiscard]] std::vector<ScaleSlotFacts> scale_facts() const;
   void remove_drained_slots();
   void check_finished();
   [[nodiscard]] const os::ListenerSet& listeners_for(const WorkerRun& run) const;
+  // The inodes of the sockets `run`'s process was given, to recognise them in /proc.
+  [[nodiscard]] std::vector<ino_t> socket_inodes_of(const WorkerRun& run) const;
   // Rolling updates (rolling_update.cpp).
   void begin_roll(std::shared_ptr<const Generation> gen, std::vector<int> slots, Done done,
                   std::unique_ptr<os::ListenerSet> listeners, std::map<int, ReplaceReason> slot_reasons);
   void after_candidate_change(WorkerRun& run, const Event& cause);
+  // Posts an event for the rolling plan on the executor's queue; step_roll() handles it there.
   void roll_event(RollEvent event);
+  void step_roll(const RollEvent& event);
   void carry_out(const RollAction& action);
   [[nodiscard]] std::string who(const WorkerRun& run) const;
   template <class F>
-  void for_each_run(F&& f) {
-    for (auto& slot : slots_) {
-      if (slot.current) f(*slot.current);
-      if (slot.candidate) f(*slot.candidate);
-      for (auto& r : slot.retiring) f(*r);
-    }
-  }
+  void for_each_run(F&& f);  // worker_run.hpp
 
   uv_loop_t* loop_;
   std::shared_ptr<const Generation> gen_;
@@ -347,8 +272,6 @@ class Supervisor {
   std::uint64_t notify_serial_ = 0;  // the next run's notify socket name
   std::mt19937_64 rng_;
   std::unique_ptr<RollingUpdate> rolling_;
-  std::deque<RollEvent> roll_events_;
-  bool in_roll_ = false;
   DrainQueue<Queued> queue_;
   // Runs that left: freed when the next input starts, since the current one may have
   // come from one of their own timers.
@@ -364,6 +287,12 @@ class Supervisor {
   // Slots that started a process since the queue last ran: each gets a spare cgroup then.
   std::vector<int> spare_wanted_;
   int rollbacks_ = 0;
+  struct Subscription {
+    Changes kinds;
+    std::function<void(Changes)> observer;
+  };
+  std::vector<Subscription> subscriptions_;
+  SlotsDigest published_;  // what the subscribers were last told about
 };
 
 // Worker cgroups as `mode` asks (supervisor_tree.cpp): the master's cgroup tree, or none

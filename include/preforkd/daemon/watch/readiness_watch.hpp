@@ -30,6 +30,6 @@ class ReadinessWatch {
 };
 
 // Whether `run` is starting and becomes ready by being seen accepting.
-[[nodiscard]] bool awaits_accepting(const WorkerRun& run);
+[[nodiscard]] bool awaits_accepting(const RunView& run);
 
 }  // namespace preforkd::daemon

@@ -1,4 +1,4 @@
-#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/log/logging.hpp>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/pattern_formatter.h>

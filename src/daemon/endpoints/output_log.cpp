@@ -1,4 +1,4 @@
-#include <preforkd/daemon/supervision/output_log.hpp>
+#include <preforkd/daemon/endpoints/output_log.hpp>
 
 #include <preforkd/core/control_protocol.hpp>
 

@@ -6,7 +6,7 @@
 #include <preforkd/core/config_diff.hpp>
 #include <preforkd/core/message_text.hpp>
 #include <preforkd/daemon/supervision/generation.hpp>
-#include <preforkd/daemon/master/logging.hpp>
+#include <preforkd/daemon/log/logging.hpp>
 #include <preforkd/os/affinity.hpp>
 #include <preforkd/os/cpu.hpp>
 
@@ -32,18 +32,21 @@ void Master::log_reload_result(const Status& result, const std::string& message)
   }
 }
 
+void Master::submit_reload(Done then) {
+  operations_->submit({OperationKind::reload, [this](Done complete) { reload(std::move(complete)); },
+                       [this, then = std::move(then)](Status st, std::string message) {
+                         // Counted for status and metrics however it ends; what is logged
+                         // names the generation it went to (or would have).
+                         ++reloads_;
+                         if (!st) ++reload_failures_;
+                         const LogFields fields{.generation = supervisor_->generation().number + (st ? 0 : 1)};
+                         const LogFieldsScope scope(fields);
+                         log_reload_result(st, message);
+                         if (then) then(std::move(st), std::move(message));
+                       }});
+}
+
 void Master::reload(Done done) {
-  ++reloads_;
-  const int target = supervisor_->generation().number + 1;
-  // Counted for status and metrics however it ends; what is logged about its end names the
-  // generation it went to (or would have).
-  done = [this, target, inner = std::move(done)](Status st, const std::string& message) {
-    if (!st) ++reload_failures_;
-    const LogFields fields{.generation = target};
-    const LogFieldsScope scope(fields);
-    inner(std::move(st), message);
-  };
-  if (reloading_ || supervisor_->busy()) return done(Error{"busy: another reload, restart or stop is in progress"}, "");
   SystemLookup cpus_only;  // worker.cpu_affinity is checked against the CPU mask
   cpus_only.usable_cpu_list = os::read_usable_cpu_list;
   ConfigResult loaded = load_config(config_.path, os::read_usable_cpus(), &cpus_only);
@@ -74,7 +77,6 @@ void Master::apply_reload(Config next, Done done) {
 
   // Settings that are not part of a generation apply at once.
   set_log_level(next.daemon.log_level);
-  const int count = next.worker.count;
   // The daemon section keeps what needs a restart.
   next.daemon.control_socket = config_.daemon.control_socket;
   next.daemon.control_mode = config_.daemon.control_mode;
@@ -82,38 +84,38 @@ void Master::apply_reload(Config next, Done done) {
   next.daemon.log_format = config_.daemon.log_format;
   next.daemon.metrics_listen = config_.daemon.metrics_listen;
 
-  auto finish = [this, count, next, done](Status st, const std::string& message) mutable {
-    reloading_ = false;
-    if (!supervisor_->stopping()) systemd_->ready();
-    if (!st) return done(std::move(st), "");
-    if (next.worker.memory_sample_interval != config_.worker.memory_sample_interval && sampler_)
-      sampler_->start(next.worker.memory_sample_interval, next.worker.memory_sample_interval);
-    // A smaller buffer drops the oldest lines now; the workers keep running.
-    output_log_.drop_slots_from(count);
-    output_log_.set_capacity(next.worker.log_buffer);
-    config_ = std::move(next);
-    std::string text = message;
-    if (count != supervisor_->target_count()) {
-      if (Status scaled = supervisor_->scale(count); !scaled) return done(Error{"reloaded, but " + scaled.error()}, "");
-      text += fmt::format("; scaling to {}", plural(count, "worker"));
-    }
-    done(Ok{}, fmt::format("reloaded to generation {}: {}", supervisor_->generation().number, text));
-  };
-
-  reloading_ = true;
   systemd_->reloading();
   if (!diff.roll_workers) {
     supervisor_->adopt(std::move(*gen));
-    return finish(Ok{}, "no worker needed a restart");
+    return finish_reload(std::move(next), Ok{}, "no worker needed a restart", done);
   }
   log_with(fields, spdlog::level::info, "reload: replacing workers ({} changed)", join(diff.roll_reasons, ", "));
+  // Every live slot: one a scale down is draining goes anyway.
   supervisor_->roll(
       std::move(*gen), {},
-      [finish](Status st, const std::string& message) mutable {
-        if (!st) return finish(Error{st.error() + "; rolled back, the previous workers keep serving"}, "");
-        finish(Ok{}, message);
+      [this, next = std::move(next), done](Status st, const std::string& message) mutable {
+        if (!st) st = Error{st.error() + "; rolled back, the previous workers keep serving"};
+        finish_reload(std::move(next), std::move(st), message, done);
       },
       std::move(listeners));
+}
+
+void Master::finish_reload(Config next, Status rolled, const std::string& message, const Done& done) {
+  if (!supervisor_->stopping()) systemd_->ready();
+  if (!rolled) return done(std::move(rolled), "");
+  const int count = next.worker.count;
+  if (next.worker.memory_sample_interval != config_.worker.memory_sample_interval && sampler_)
+    sampler_->start(next.worker.memory_sample_interval, next.worker.memory_sample_interval);
+  // A smaller buffer drops the oldest lines now; the workers keep running.
+  output_log_.drop_slots_from(count);
+  output_log_.set_capacity(next.worker.log_buffer);
+  config_ = std::move(next);
+  std::string text = message;
+  if (count != supervisor_->target_count()) {
+    if (Status scaled = supervisor_->scale(count); !scaled) return done(Error{"reloaded, but " + scaled.error()}, "");
+    text += fmt::format("; scaling to {}", plural(count, "worker"));
+  }
+  done(Ok{}, fmt::format("reloaded to generation {}: {}", supervisor_->generation().number, text));
 }
 
 }  // namespace preforkd::daemon

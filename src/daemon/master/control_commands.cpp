@@ -47,11 +47,6 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
   auto reply_when_done = [respond](Status st, const std::string& message) {
     respond(st ? control::make_ok({{"message", message}}) : control::make_error(st.error()));
   };
-  // A recycle in progress finishes first (daemon/recycler.hpp); then this runs.
-  const bool rolls = request.command == control::Request::Command::reload ||
-                     request.command == control::Request::Command::restart ||
-                     request.command == control::Request::Command::scale;
-  if (rolls && wait_for_recycle("a request", [this, request, respond] { handle(request, respond); })) return;
   switch (request.command) {
     case control::Request::Command::status:
       respond(control::make_ok(nlohmann::json(status())));
@@ -59,47 +54,40 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
     case control::Request::Command::reload:
       log_with({.generation = supervisor_->generation().number + 1}, spdlog::level::info,
                "reload requested on the control socket");
-      reload([reply_when_done](Status st, const std::string& message) {
-        log_reload_result(st, message);
-        reply_when_done(std::move(st), message);
-      });
+      submit_reload(reply_when_done);
       return;
-    case control::Request::Command::scale: {
-      auto target = request.scale.resolve(supervisor_->target_count());
-      if (!target) return respond(control::make_error(target.error()));
-      const int from = supervisor_->target_count();
-      if (auto limit = os::current_fd_limit(); limit && *target > from) {
-        if (Status fits = os::check_fd_limit(config_, *target, *limit); !fits)
-          return respond(control::make_error("cannot scale to " + std::to_string(*target) + ": " + fits.error()));
-      }
-      // The output kept for `logs` stays within its bound for every slot (core/output_ring.hpp).
-      if (config_.worker.log_buffer * static_cast<std::uint64_t>(*target) > max_log_buffer_total)
-        return respond(control::make_error(fmt::format(
-            "cannot scale to {}: worker.log_buffer of {} KiB per slot would pass the {} MiB kept for worker output "
-            "in all",
-            *target, config_.worker.log_buffer >> 10, max_log_buffer_total >> 20)));
-      if (Status st = supervisor_->scale(*target); !st) return respond(control::make_error(st.error()));
-      output_log_.drop_slots_from(*target);
-      // An adaptive pool: the count is its most workers; the pool decides how many run.
-      const PoolMode pool = supervisor_->generation().worker.pool.mode;
-      const std::string message =
-          pool == PoolMode::fixed
-              ? fmt::format("scaled from {} to {}", from, plural(*target, "worker"))
-              : fmt::format("pool = \"{}\": count (the most workers) set from {} to {}; the pool starts them as the load "
-                            "needs",
-                            to_string(pool), from, *target);
-      respond(control::make_ok({{"message", message}, {"workers", *target}}));
+    case control::Request::Command::scale:
+      operations_->submit({OperationKind::scale,
+                           [this, target = request.scale](Done complete) { scale(target, std::move(complete)); },
+                           [this, respond](Status st, const std::string& message) {
+                             if (!st) return respond(control::make_error(st.error()));
+                             respond(control::make_ok({{"message", message}, {"workers", supervisor_->target_count()}}));
+                           }});
+      return;
+    case control::Request::Command::restart: {
+      std::vector<int> slots = request.restart.all ? std::vector<int>{} : request.restart.slots;
+      spdlog::info("restart of {} requested",
+                   slots.empty() ? std::string("all workers") : plural(static_cast<std::int64_t>(slots.size()), "worker"));
+      operations_->submit({OperationKind::restart,
+                           [this, slots = std::move(slots)](Done complete) {
+                             supervisor_->roll(supervisor_->generation_ptr(), slots, std::move(complete));
+                           },
+                           reply_when_done});
       return;
     }
-    case control::Request::Command::restart:
-      restart(request.restart.all ? std::vector<int>{} : request.restart.slots, reply_when_done);
-      return;
     case control::Request::Command::upgrade: {
       spdlog::info("upgrade requested on the control socket");
-      // Success does not return: the new image answers on this same connection.
-      Status st = upgrade(control_->handling_fd());
-      spdlog::error("upgrade failed: {}", st ? std::string("?") : st.error());
-      respond(control::make_error(st ? std::string("upgrade failed") : st.error()));
+      // Only ever started at once (core/operation_queue.hpp): this connection is the one handled.
+      operations_->submit({OperationKind::upgrade,
+                           [this, fd = control_->handling_fd()](Done complete) {
+                             // Success does not return: the new image answers on this same connection.
+                             Status st = upgrade(fd);
+                             complete(st ? Status(Error{"upgrade failed"}) : std::move(st), "");
+                           },
+                           [respond](Status st, const std::string&) {
+                             spdlog::error("upgrade failed: {}", st ? std::string("?") : st.error());
+                             respond(control::make_error(st ? std::string("upgrade failed") : st.error()));
+                           }});
       return;
     }
     case control::Request::Command::logs: {
@@ -116,7 +104,7 @@ void Master::handle(const control::Request& request, ControlServer::Responder re
       respond(control::make_ok({{"message", "stopping"}}));
       spdlog::info("stop requested on the control socket");
       systemd_->stopping();
-      supervisor_->stop(StopMode::graceful);
+      stop(StopMode::graceful);
       return;
   }
   respond(control::make_error("unknown command"));
@@ -128,9 +116,9 @@ nlohmann::json Master::logs_reply(const control::LogsTarget& target) {
                                R"(stderr, so the master reads and keeps none of it)");
   if (output_log_.capacity() == 0)
     return control::make_error(R"(logs: worker output is not kept (worker.log_buffer = "0"))");
-  const auto slots = supervisor_->slots().size();
+  const int slots = supervisor_->slot_count();
   for (const int slot : target.slots) {
-    if (slot >= static_cast<int>(slots))
+    if (slot >= slots)
       return control::make_error(fmt::format("logs: no slot {}; the slots are 0 to {}", slot, slots - 1));
   }
   nlohmann::json lines = nlohmann::json::array();
@@ -139,22 +127,39 @@ nlohmann::json Master::logs_reply(const control::LogsTarget& target) {
   return control::make_ok({{"lines", std::move(lines)}});
 }
 
-void Master::restart(std::vector<int> slots, Done done) {
-  if (reloading_) return done(Error{"busy: a reload is in progress"}, "");
-  spdlog::info("restart of {} requested", slots.empty() ? std::string("all workers") : plural(static_cast<std::int64_t>(slots.size()), "worker"));
-  supervisor_->roll(supervisor_->generation_ptr(), std::move(slots), std::move(done));
+void Master::scale(control::ScaleTarget to, Done done) {
+  const int from = supervisor_->target_count();
+  auto target = to.resolve(from);
+  if (!target) return done(Error{target.error()}, "");
+  if (auto limit = os::current_fd_limit(); limit && *target > from) {
+    if (Status fits = os::check_fd_limit(config_, *target, *limit); !fits)
+      return done(Error{"cannot scale to " + std::to_string(*target) + ": " + fits.error()}, "");
+  }
+  // The output kept for `logs` stays within its bound for every slot (core/output_ring.hpp).
+  if (config_.worker.log_buffer * static_cast<std::uint64_t>(*target) > max_log_buffer_total)
+    return done(Error{fmt::format("cannot scale to {}: worker.log_buffer of {} KiB per slot would pass the {} MiB kept "
+                                  "for worker output in all",
+                                  *target, config_.worker.log_buffer >> 10, max_log_buffer_total >> 20)},
+                "");
+  if (Status st = supervisor_->scale(*target); !st) return done(std::move(st), "");
+  output_log_.drop_slots_from(*target);
+  // An adaptive pool: the count is its most workers; the pool decides how many run.
+  const PoolMode pool = supervisor_->generation().worker.pool.mode;
+  done(Ok{}, pool == PoolMode::fixed
+                 ? fmt::format("scaled from {} to {}", from, plural(*target, "worker"))
+                 : fmt::format("pool = \"{}\": count (the most workers) set from {} to {}; the pool starts them as "
+                               "the load needs",
+                               to_string(pool), from, *target));
 }
 
 void Master::sample_usage() {
   const long hz = os::ticks_per_second();
   const auto now = Clock::now();
-  const auto& slots = supervisor_->slots();
-  for (std::size_t i = 0; i < slots.size(); ++i) {
-    const WorkerRun* run = slots[i].current.get();
-    if (run == nullptr || run->pid <= 0) continue;
-    Usage u = run->usage;
+  for (const SlotView& slot : supervisor_->view()) {
+    if (!slot.current || slot.current->pid <= 0) continue;
+    Usage u = slot.current->usage;
     // The whole tree: its cgroup, or the worker and its descendants from /proc.
-    const os::TreeUsage tree = supervisor_->sample_tree(static_cast<int>(i));
+    const os::TreeUsage tree = supervisor_->sample_tree(slot.slot);
     if (tree.processes == 0) continue;  // gone meanwhile
     u.rss_bytes = tree.rss;
     u.pss_bytes = tree.pss;
@@ -164,7 +169,7 @@ void Master::sample_usage() {
     if (u.cpu_sampled != Clock::time_point{}) u.cpu_percent = os::cpu_percent(u.cpu_ticks, tree.cpu_ticks, hz, now - u.cpu_sampled);
     u.cpu_ticks = tree.cpu_ticks;
     u.cpu_sampled = now;
-    supervisor_->record_usage(static_cast<int>(i), u);
+    supervisor_->submit(UsageSampled{slot.slot, u});
   }
   if (recycler_) recycler_->on_sample(now);
 }
@@ -187,19 +192,18 @@ control::StatusSnapshot Master::status() {
   s.master.rollbacks = supervisor_->rollbacks();
   if (pool_) s.pool = pool_status(pool_->view());
   const auto wall_now = std::chrono::system_clock::now();
-  for (std::size_t i = 0; i < supervisor_->slots().size(); ++i) {
-    const Slot& slot = supervisor_->slots()[i];
-    const WorkerRun* run = slot.current.get();
+  for (const SlotView& slot : supervisor_->view()) {
+    const std::optional<RunView>& run = slot.current;
     control::WorkerStatus w;
-    w.slot = static_cast<int>(i);
+    w.slot = slot.slot;
     w.restarts = slot.restarts;
     w.crashes = slot.crashes;
     w.replacements = slot.replacements;
     for (const auto& [why, n] : slot.replaced_for) w.replaced_for[to_string(why)] = n;
-    if (run != nullptr) {
+    if (run) {
       w.pid = run->pid;
-      w.state = slot.removing && run->life.state == WorkerState::ready ? "stopping" : to_string(run->life.state);
-      w.generation = run->gen->number;
+      w.state = slot.removing && run->state == WorkerState::ready ? "stopping" : to_string(run->state);
+      w.generation = run->generation;
       w.notify_status = run->notify_status;
       if (run->pid > 0) {
         w.uptime_s = seconds_since(run->started);
@@ -218,7 +222,7 @@ control::StatusSnapshot Master::status() {
         w.pss_bytes = u.pss_bytes;
         w.uss_bytes = u.uss_bytes;
         w.processes = u.processes;
-        if (run->cgroup) w.cgroup = run->cgroup->path();
+        if (!run->cgroup.empty()) w.cgroup = run->cgroup;
         w.cpu_percent = run->usage.cpu_percent;
         w.cpu_s = static_cast<double>(run->usage.cpu_ticks) / static_cast<double>(os::ticks_per_second());
         const SlotSample seen = balancer_->last_seen(w.slot);

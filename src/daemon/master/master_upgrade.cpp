@@ -65,7 +65,6 @@ Result<MasterState> Master::handoff_state(int reply_fd) {
 }
 
 Status Master::upgrade(int reply_fd) {
-  if (reloading_) return Error{"busy: a reload is in progress"};
   if (const std::string why = supervisor_->handoff_blocker(); !why.empty()) return Error{"busy: " + why};
   if (self_path_.empty()) return Error{"the path of the running preforkd is unknown (/proc/self/exe was unreadable at start)"};
 
