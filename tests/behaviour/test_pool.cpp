@@ -33,18 +33,23 @@ std::string pool_config(int port, int count, const std::string& pool_lines, cons
 }
 
 // Clients that each send "GET /?ms=<ms>" on fresh connections one after another until
-// stopped, counting answers and everything else.
+// stopped, `pace` apart (0: back to back), counting answers (and those not by slot 0's
+// worker) and everything else.
 class SyncLoad {
  public:
-  SyncLoad(int port, int clients, int ms) {
+  SyncLoad(int port, int clients, int ms, std::chrono::milliseconds pace = 0ms) {
     for (int i = 0; i < clients; ++i)
-      threads_.emplace_back([this, port, ms] {
+      threads_.emplace_back([this, port, ms, pace] {
         while (!stop_) {
           auto r = http_get(port, "/?ms=" + std::to_string(ms), 20s);
-          if (r && r->status == 200)
+          if (r && r->status == 200) {
             ++answered_;
-          else
+            if (r->body.find("sync worker 0") == std::string::npos) ++not_by_first_;
+          } else {
             ++failed_;
+          }
+          // The load's shape, not a wait for a condition.
+          if (pace > 0ms) std::this_thread::sleep_for(pace);
         }
       });
   }
@@ -56,11 +61,13 @@ class SyncLoad {
   }
   [[nodiscard]] int answered() const { return answered_; }
   [[nodiscard]] int failed() const { return failed_; }
+  [[nodiscard]] int not_by_first() const { return not_by_first_; }
 
  private:
   std::atomic<bool> stop_{false};
   std::atomic<int> answered_{0};
   std::atomic<int> failed_{0};
+  std::atomic<int> not_by_first_{0};
   std::vector<std::thread> threads_;
 };
 
@@ -269,45 +276,6 @@ TEST_CASE("pool: static is the default and runs every slot as before") {
   stop_cleanly(d);
 }
 
-namespace {
-
-// One client, a 20 ms request on a fresh connection every 20 ms (a trickle of ~25 requests
-// a second, half of what one worker serves), counting answers by worker.
-class Trickle {
- public:
-  explicit Trickle(int port)
-      : thread_([this, port] {
-          while (!stop_) {
-            auto r = http_get(port, "/?ms=20", 20s);
-            if (r && r->status == 200) {
-              ++answered_;
-              if (r->body.find("sync worker 0") == std::string::npos) ++not_by_first_;
-            } else {
-              ++failed_;
-            }
-            // The trickle's pace (the load's shape, not a wait for a condition).
-            std::this_thread::sleep_for(20ms);
-          }
-        }) {}
-  ~Trickle() { stop(); }
-  void stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  [[nodiscard]] int answered() const { return answered_; }
-  [[nodiscard]] int failed() const { return failed_; }
-  [[nodiscard]] int not_by_first() const { return not_by_first_; }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<int> answered_{0};
-  std::atomic<int> failed_{0};
-  std::atomic<int> not_by_first_{0};
-  std::thread thread_;
-};
-
-}  // namespace
-
 TEST_CASE("pool: a trickle of fresh connections is served by min_count workers and the rest retire") {
   const std::string ebpf = GENERATE(as<std::string>{}, "auto", "off");
   INFO("preforkd.ebpf = " << ebpf);
@@ -325,7 +293,9 @@ TEST_CASE("pool: a trickle of fresh connections is served by min_count workers a
   }
   // Spread over the four waiting workers, the trickle keeps each busy every ~160 ms and
   // none is seen waiting for idle_timeout: packed on the lowest, three wait and retire.
-  Trickle trickle(port);
+  // One client, a 20 ms request on a fresh connection every 20 ms: ~25 requests a
+  // second, half of what one worker serves.
+  SyncLoad trickle(port, 1, 20, 20ms);
   const bool shrunk = wait_until([&] { return live_workers(d) == 1 && worker_processes(d) == 1; }, 20s);
   INFO(d.log());
   REQUIRE(shrunk);
