@@ -140,8 +140,8 @@ class ListenerSet {
     bool per_slot = false;  // reuseport and not unix
     std::vector<Fd> fds;    // per slot, or a single shared one
     SocketFile socket_file;
-    std::vector<int> steered;  // last slot set applied to its group
-    int steered_slots = -1;    // slot count when `steered` was applied; -1: nothing valid
+    std::vector<int> steered;   // last slot set applied to its group
+    int steered_slots = -1;     // slot count when `steered` was applied; -1: nothing valid
     bool steered_pack = false;  // the eBPF program's `pack` when `steered` was applied
     std::unique_ptr<ReuseportSteering> ebpf;  // balance = "load" in the kernel, once loaded
     std::string ebpf_error;                   // why it failed ("": it did not); the sampler steers

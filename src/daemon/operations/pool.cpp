@@ -151,8 +151,10 @@ void Pool::tick() {
   // runs or waits (core/operation_queue.hpp), and the next sample looks again.
   const bool may_act = supervisor_.pool_may_act();
   if (may_act) {
-    if (d.kind != PoolDecision::Kind::none) carry_out(d);
-    else step_ = d.step;
+    if (d.kind != PoolDecision::Kind::none)
+      carry_out(d);
+    else
+      step_ = d.step;
   }
   sync_watches();
   const bool live = std::ranges::any_of(slots, [](const PoolSlot& p) { return p.state != PoolSlotState::empty; });
