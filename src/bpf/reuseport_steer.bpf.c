@@ -8,9 +8,10 @@
  *
  * Maps, written by the master (src/os/reuseport_ebpf.cpp):
  *   sockets    slot -> that slot's listening socket (a SOCKMAP, to select from)
- *   live       the slots new connections may go to (the supervisor's live set), twice:
- *              the master writes the entry not in use, then flips live_in_use to it, so a
- *              connection never sees a set half written
+ *   live       the slots new connections may go to (the supervisor's live set), and
+ *              whether to pack (an adaptive pool: among waiting workers the lowest slot
+ *              wins), twice: the master writes the entry not in use, then flips
+ *              live_in_use to it, so a connection never sees a set half written
  * and by this program:
  *   picked_at  slot -> when a connection was last sent there (ns, for the busy tie-break)
  *   outcomes   per CPU: connections sent to a waiting worker, to a busy one, left to the
@@ -59,6 +60,7 @@ extern void *bpf_rdonly_cast(void *obj, __u32 btf_id) __ksym;
 
 struct live_slots {
     __u32 count;
+    __u32 pack; /* non-zero: the waiting tie-break is the slot's place in the set, not the hash's */
     __u32 slots[PREFORKD_STEER_MAX_SLOTS];
 };
 
@@ -145,7 +147,9 @@ static long visit(__u64 k, void *data)
     __u64 *at = bpf_map_lookup_elem(&picked_at, &slot);
     if (at && *at && *at <= s->now) busy_for_us = (s->now - *at) / 1000;
 
-    unsigned long long rank = preforkd_steer_rank(queued, waiting, (unsigned int)k, busy_for_us);
+    /* Packing, the distance is from the set's start (its lowest slot) rather than the hash's pick. */
+    unsigned int distance = s->live->pack ? pos : (unsigned int)k;
+    unsigned long long rank = preforkd_steer_rank(queued, waiting, distance, busy_for_us);
     if (rank < s->best_rank) {
         s->best_rank = rank;
         s->best_slot = slot;

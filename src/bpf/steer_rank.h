@@ -8,10 +8,12 @@
  *  2. then a worker waiting for a connection (a thread asleep on the socket: blocked in
  *     accept, or in poll/select/epoll on it) before a busy one;
  *  3. then, among waiting workers, the one nearest after the connection's hash (spreads
- *     like the kernel's hash); among busy ones, the one that got a connection most
- *     recently: it has been busy for the shortest time, so it is the likeliest to be
- *     done first (a worker stuck in a 3 s request is not picked just because every other
- *     worker is busy too). */
+ *     like the kernel's hash) or, for an adaptive pool, the lowest slot (packs the load
+ *     on as few workers as serve it, so the workers above it wait and retire: the
+ *     caller passes the slot's place in the live set as its distance); among busy
+ *     ones, the one that got a connection most recently: it has been busy for the
+ *     shortest time, so it is the likeliest to be done first (a worker stuck in a 3 s
+ *     request is not picked just because every other worker is busy too). */
 #ifndef PREFORKD_STEER_RANK_H
 #define PREFORKD_STEER_RANK_H
 
@@ -23,8 +25,8 @@
 
 /* queued: connections in the queue and handshakes in progress; waiting: non-zero when a
  * thread sleeps on the socket; distance: how far after the hash's pick the slot is in
- * the live list (0 .. count-1); busy_for_us: microseconds since this slot was last
- * picked (a large value when never). */
+ * the live list, or packing, its place in the list (0 .. count-1); busy_for_us:
+ * microseconds since this slot was last picked (a large value when never). */
 static inline unsigned long long preforkd_steer_rank(unsigned int queued, int waiting, unsigned int distance,
                                                      unsigned long long busy_for_us)
 {

@@ -20,7 +20,7 @@ const char* to_string(Activity a) {
 }
 
 BalancePlan plan_balance(const std::vector<int>& live_slots, const std::vector<SlotSample>& samples,
-                         const std::vector<int>& previous, const BalanceTuning& tuning) {
+                         const std::vector<int>& previous, const BalanceTuning& tuning, bool pack) {
   std::vector<int> live = live_slots;
   std::sort(live.begin(), live.end());
   live.erase(std::unique(live.begin(), live.end()), live.end());
@@ -49,6 +49,7 @@ BalancePlan plan_balance(const std::vector<int>& live_slots, const std::vector<S
   const bool any_waiting = std::any_of(seen.begin(), seen.end(), waiting);
   if (any_waiting) {
     plan.steer_to = shortest(waiting);  // 1 and 2: an empty queue is the shortest there is
+    if (pack) plan.steer_to.resize(1);  // ascending: the lowest
   } else {
     // A worker that was waiting a moment ago and now shows one queued connection is most
     // likely just taking it (woken, not yet returned from accept): it stays preferred over
@@ -70,6 +71,10 @@ BalancePlan plan_balance(const std::vector<int>& live_slots, const std::vector<S
     return s.activity != Activity::busy && s.queued == 0;
   });
   plan.next_sample = all_idle ? tuning.slow : tuning.fast;
+  // Packed on one of several waiting workers: a burst would queue behind it until the
+  // next sample, so that is soon.
+  const auto n_waiting = std::count_if(seen.begin(), seen.end(), waiting);
+  if (pack && all_idle && n_waiting > 1) plan.next_sample = std::min(plan.next_sample, tuning.packed);
   return plan;
 }
 

@@ -118,6 +118,7 @@ Result<ListenerSet> ListenerSet::reopen(const std::vector<ListenConfig>& listene
   ListenerSet set;
   set.configs_ = listeners;
   set.load_steering_ = previous.load_steering_;
+  set.pack_ = previous.pack_;
   set.listeners_.reserve(listeners.size());
   std::vector<Listener*> kept_from(listeners.size(), nullptr);
   for (std::size_t i = 0; i < listeners.size(); ++i) {

@@ -80,9 +80,10 @@ bool ListenerSet::steer_in_kernel(Listener& l, const std::vector<int>& live) {
     l.ebpf = std::move(*loaded);
     l.steered_slots = -1;
   }
-  if (l.steered_slots == slots_ && live == l.steered) return true;
-  if (Status st = l.ebpf->steer(fds_of(l.fds), live); !st) return give_up(st.error());
+  if (l.steered_slots == slots_ && live == l.steered && l.steered_pack == pack_) return true;
+  if (Status st = l.ebpf->steer(fds_of(l.fds), live, pack_); !st) return give_up(st.error());
   l.steered = live;
+  l.steered_pack = pack_;
   l.steered_slots = slots_;
   return true;
 }

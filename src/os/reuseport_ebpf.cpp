@@ -37,6 +37,7 @@ constexpr int kAttachReuseportEbpf = 52;  // SO_ATTACH_REUSEPORT_EBPF
 // The live map's value, as the program declares it.
 struct LiveSlots {
   std::uint32_t count = 0;
+  std::uint32_t pack = 0;
   std::array<std::uint32_t, PREFORKD_STEER_MAX_SLOTS> slots{};
 };
 
@@ -112,7 +113,7 @@ Result<std::unique_ptr<ReuseportSteering>> ReuseportSteering::load() {
   return s;
 }
 
-Status ReuseportSteering::steer(const std::vector<int>& fds, const std::vector<int>& live) {
+Status ReuseportSteering::steer(const std::vector<int>& fds, const std::vector<int>& live, bool pack) {
   if (fds.size() > PREFORKD_STEER_MAX_SLOTS || live.size() > PREFORKD_STEER_MAX_SLOTS) {
     return Error{"eBPF steering: " + std::to_string(fds.size()) + " sockets and " + std::to_string(live.size()) +
                  " live slots, at most " + std::to_string(PREFORKD_STEER_MAX_SLOTS)};
@@ -123,7 +124,7 @@ Status ReuseportSteering::steer(const std::vector<int>& fds, const std::vector<i
   // live set before its socket closes). The program is attached last, once, with both
   // in place: until then the group hashes as if it had none.
   if (Status st = add_sockets(fds); !st) return st;
-  if (Status st = set_live(live); !st) return st;
+  if (Status st = set_live(live, pack); !st) return st;
   if (Status st = remove_sockets_from(fds.size()); !st) return st;
   if (!attached_ && !fds.empty()) {
     // The program belongs to the group: attaching it on any member replaces whatever
@@ -166,9 +167,10 @@ Status ReuseportSteering::remove_sockets_from(std::size_t count) {
   return Ok{};
 }
 
-Status ReuseportSteering::set_live(const std::vector<int>& slots) {
+Status ReuseportSteering::set_live(const std::vector<int>& slots, bool pack) {
   auto value = std::make_unique<LiveSlots>();
   value->count = static_cast<std::uint32_t>(slots.size());
+  value->pack = pack ? 1U : 0U;
   for (std::size_t i = 0; i < slots.size(); ++i) value->slots[i] = static_cast<std::uint32_t>(slots[i]);
   // The entry the program does not read, then the switch to it (one aligned 4-byte store):
   // a connection arriving meanwhile reads the old set whole, never a mix of both.

@@ -2,8 +2,9 @@
 // with synchronous workers (tests/fixtures/sync_worker: one request at a time, blocking
 // accept, "/?ms=N" sleeps N ms) grows when connections queue with no worker waiting,
 // never retires a busy worker, shrinks after idle_timeout, starts from zero on demand
-// without refusing a connection, and goes through a reload while it grows; with the eBPF
-// program and with the master's sampler.
+// without refusing a connection, and goes through a reload while it grows; packs a
+// trickle on the lowest workers so the others retire, and takes no connection on a slot
+// without a worker while workers wait; with the eBPF program and with the master's sampler.
 
 #include <catch2/catch.hpp>
 
@@ -32,18 +33,23 @@ std::string pool_config(int port, int count, const std::string& pool_lines, cons
 }
 
 // Clients that each send "GET /?ms=<ms>" on fresh connections one after another until
-// stopped, counting answers and everything else.
+// stopped, `pace` apart (0: back to back), counting answers (and those not by slot 0's
+// worker) and everything else.
 class SyncLoad {
  public:
-  SyncLoad(int port, int clients, int ms) {
+  SyncLoad(int port, int clients, int ms, std::chrono::milliseconds pace = 0ms) {
     for (int i = 0; i < clients; ++i)
-      threads_.emplace_back([this, port, ms] {
+      threads_.emplace_back([this, port, ms, pace] {
         while (!stop_) {
           auto r = http_get(port, "/?ms=" + std::to_string(ms), 20s);
-          if (r && r->status == 200)
+          if (r && r->status == 200) {
             ++answered_;
-          else
+            if (r->body.find("sync worker 0") == std::string::npos) ++not_by_first_;
+          } else {
             ++failed_;
+          }
+          // The load's shape, not a wait for a condition.
+          if (pace > 0ms) std::this_thread::sleep_for(pace);
         }
       });
   }
@@ -55,11 +61,13 @@ class SyncLoad {
   }
   [[nodiscard]] int answered() const { return answered_; }
   [[nodiscard]] int failed() const { return failed_; }
+  [[nodiscard]] int not_by_first() const { return not_by_first_; }
 
  private:
   std::atomic<bool> stop_{false};
   std::atomic<int> answered_{0};
   std::atomic<int> failed_{0};
+  std::atomic<int> not_by_first_{0};
   std::vector<std::thread> threads_;
 };
 
@@ -265,5 +273,83 @@ TEST_CASE("pool: static is the default and runs every slot as before") {
   CHECK(d.log().find("pool:") == std::string::npos);
   const auto table = ctl(d, {"status"});
   CHECK(table.out.find("pool ") == std::string::npos);
+  stop_cleanly(d);
+}
+
+TEST_CASE("pool: a trickle of fresh connections is served by min_count workers and the rest retire") {
+  const std::string ebpf = GENERATE(as<std::string>{}, "auto", "off");
+  INFO("preforkd.ebpf = " << ebpf);
+  const int port = free_port();
+  Daemon d(pool_config(port, 4, "pool = \"dynamic\"\nmin_count = 1\nspare = 0\nidle_timeout = \"1s\"\n", ebpf));
+  REQUIRE(d.wait_log("starting 1 of 4 workers"));
+  if (ebpf != "off" && !d.wait_log("an eBPF program in the kernel picks the worker", 5s))
+    SKIP_OR_FAIL("the eBPF balancer did not load here");
+  REQUIRE(wait_until([&] { return live_workers(d) == 1; }));
+  {
+    SyncLoad load(port, 4, 100);
+    REQUIRE(wait_until([&] { return live_workers(d) == 4; }));
+    load.stop();
+    CHECK(load.failed() == 0);
+  }
+  // Spread over the four waiting workers, the trickle keeps each busy every ~160 ms and
+  // none is seen waiting for idle_timeout: packed on the lowest, three wait and retire.
+  // One client, a 20 ms request on a fresh connection every 20 ms: ~25 requests a
+  // second, half of what one worker serves.
+  SyncLoad trickle(port, 1, 20, 20ms);
+  const bool shrunk = wait_until([&] { return live_workers(d) == 1 && worker_processes(d) == 1; }, 20s);
+  INFO(d.log());
+  REQUIRE(shrunk);
+  CHECK(d.count_log("for a connection (idle_timeout 1s)") == 3);
+  // The one left is slot 0, and it serves the trickle from here on: at least 90 % of the
+  // next 50 requests (a sample that catches a connection queued just as worker 0 takes it
+  // may start a second worker for a moment, which then gets a few).
+  const int answered_then = trickle.answered();
+  const int others_then = trickle.not_by_first();
+  REQUIRE(wait_until([&] { return trickle.answered() >= answered_then + 50; }, 20s));
+  const int answered = trickle.answered() - answered_then;
+  const int by_others = trickle.not_by_first() - others_then;
+  INFO(by_others << " of " << answered << " answered by another worker than slot 0's");
+  CHECK(by_others * 10 <= answered);
+  // And the pool is back at one while the trickle goes on.
+  CHECK(wait_until([&] { return live_workers(d) == 1 && worker_processes(d) == 1; }, 20s));
+  trickle.stop();
+  CHECK(trickle.failed() == 0);
+  stop_cleanly(d);
+}
+
+TEST_CASE("pool: a dynamic pool at rest starts no worker for a connection") {
+  const std::string ebpf = GENERATE(as<std::string>{}, "auto", "off");
+  INFO("preforkd.ebpf = " << ebpf);
+  const int port = free_port();
+  // Connections from the moment the sockets listen, as a client that polls for the
+  // service (the pool benchmark does): min_count = 2 of 8, so most sockets are of slots
+  // without a worker, and none of those connections may land there.
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0};
+  std::atomic<int> failed{0};
+  std::thread client([&] {
+    while (!stop) {
+      auto r = http_get(port, "/?ms=0", 20s);
+      if (r && r->status == 200)
+        ++answered;
+      else if (answered > 0)
+        ++failed;  // refused before the sockets listen: not counted
+      else
+        std::this_thread::sleep_for(1ms);  // the poll's pace while nothing listens yet
+    }
+  });
+  Daemon d(pool_config(port, 8, "pool = \"dynamic\"\nmin_count = 2\nspare = 0\nidle_timeout = \"30s\"\n", ebpf));
+  const bool served = wait_until([&] { return answered >= 50; }, 30s);
+  stop = true;
+  client.join();
+  INFO(d.log());
+  REQUIRE(served);
+  if (ebpf != "off" && !d.wait_log("an eBPF program in the kernel picks the worker", 5s))
+    SKIP_OR_FAIL("the eBPF balancer did not load here");
+  CHECK(failed == 0);
+  REQUIRE(wait_until([&] { return live_workers(d) == 2; }));
+  CHECK(d.log().find("without a worker") == std::string::npos);
+  CHECK(pool_of(d)["grown_total"] == 0);
+  CHECK(worker_processes(d) == 2);
   stop_cleanly(d);
 }

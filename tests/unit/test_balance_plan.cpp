@@ -63,6 +63,26 @@ TEST_CASE("plan_balance steers to waiting workers with empty queues - else to th
   }
 }
 
+TEST_CASE("plan_balance packs an adaptive pool on the lowest waiting worker") {
+  BalanceTuning t = tuning();
+  t.packed = 10ms;
+  const std::vector<Row> table{
+      // why, live, samples {slot, activity, queued}, previous set, steer to, next sample
+      {"all waiting, idle: the lowest only, sample soon", {0, 1, 2}, {{0, W, 0}, {1, W, 0}, {2, W, 0}}, {}, {0}, 10ms},
+      {"one waiting, idle: it, sample rarely", {3}, {{3, W, 0}}, {}, {3}, 200ms},
+      {"the lowest busy: the next waiting one", {0, 1, 2}, {{0, B, 0}, {1, W, 0}, {2, W, 0}}, {0}, {1}, 2ms},
+      {"an empty queue before the lowest slot", {0, 1, 2}, {{0, W, 1}, {1, W, 1}, {2, W, 0}}, {}, {2}, 2ms},
+      {"all waiting with queues: the lowest of the shortest", {0, 1, 2}, {{0, W, 2}, {1, W, 1}, {2, W, 1}}, {}, {1}, 2ms},
+      {"all busy: as without packing", {0, 1, 2}, {{0, B, 3}, {1, B, 1}, {2, B, 1}}, {0}, {1, 2}, 2ms},
+  };
+  for (const Row& r : table) {
+    INFO(r.why);
+    const BalancePlan p = plan_balance(r.live, r.samples, r.previous, t, true);
+    CHECK(p.steer_to == r.steer_to);
+    CHECK(p.next_sample == r.next);
+  }
+}
+
 TEST_CASE("Activity names are the status words") {
   CHECK(std::string(to_string(Activity::waiting)) == "waiting");
   CHECK(std::string(to_string(Activity::busy)) == "busy");

@@ -18,15 +18,16 @@ struct Seen {
   unsigned long long busy_for_us;  // since the slot was last picked
 };
 
-// The index of the slot the program picks, `start` being the hash's pick.
-std::size_t pick(const std::vector<Seen>& slots, std::size_t start) {
+// The index of the slot the program picks, `start` being the hash's pick; `pack` (an
+// adaptive pool): the distance is the slot's place in the live set, as the program passes it.
+std::size_t pick(const std::vector<Seen>& slots, std::size_t start, bool pack = false) {
   std::size_t best = 0;
   unsigned long long best_rank = ~0ULL;
   for (std::size_t k = 0; k < slots.size(); ++k) {
     const std::size_t i = (start + k) % slots.size();
     const Seen& s = slots[i];
     const unsigned long long rank =
-        preforkd_steer_rank(s.queued, s.waiting ? 1 : 0, static_cast<unsigned>(k), s.busy_for_us);
+        preforkd_steer_rank(s.queued, s.waiting ? 1 : 0, static_cast<unsigned>(pack ? i : k), s.busy_for_us);
     if (rank < best_rank) {
       best_rank = rank;
       best = i;
@@ -70,6 +71,20 @@ TEST_CASE("the eBPF balancer's rank picks the slot a new connection goes to") {
   for (const Case& c : cases) {
     INFO(c.name);
     CHECK(pick(c.slots, c.start) == c.expected);
+  }
+}
+
+TEST_CASE("packing - the eBPF balancer's rank picks the lowest waiting slot whatever the hash") {
+  const std::vector<Case> cases{
+      {"every worker waiting: the lowest, not the hash's pick",
+       {{0, true, never}, {0, true, never}, {0, true, never}}, 2, 0},
+      {"the lowest busy: the next waiting one", {{0, false, 300}, {0, true, never}, {0, true, never}}, 2, 1},
+      {"a queue still comes first", {{1, true, never}, {0, true, never}, {0, true, never}}, 0, 1},
+      {"every worker busy: as without packing", {{0, false, 3'000'000}, {0, false, 400}, {0, false, 90'000}}, 2, 1},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    CHECK(pick(c.slots, c.start, true) == c.expected);
   }
 }
 

@@ -29,6 +29,9 @@ struct SlotSample {
 struct BalanceTuning {
   Duration fast = std::chrono::milliseconds(1);  // while any live worker is busy or a queue is non-empty
   Duration slow = std::chrono::milliseconds(200);  // while every live worker waits on an empty queue
+  // Packing, while every live worker waits: a burst queues behind the one steered to
+  // for at most this long before the next sample spreads it to the others.
+  Duration packed = std::chrono::milliseconds(10);
 };
 
 struct BalancePlan {
@@ -48,7 +51,10 @@ struct BalancePlan {
 //     stuck in a 3 s request, or stopped, does not get the next connection just because
 //     the others are busy too, nor because one of them is just taking its connection);
 //     when there is none, the live slots with the shortest queue.
+// `pack` (an adaptive pool): of the slots of 1 and 2, only the lowest, so the load packs
+// on as few workers as serve it and the workers above it wait and retire.
 [[nodiscard]] BalancePlan plan_balance(const std::vector<int>& live, const std::vector<SlotSample>& samples,
-                                       const std::vector<int>& previous, const BalanceTuning& tuning);
+                                       const std::vector<int>& previous, const BalanceTuning& tuning,
+                                       bool pack = false);
 
 }  // namespace preforkd

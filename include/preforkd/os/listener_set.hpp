@@ -75,6 +75,10 @@ class ListenerSet {
   // sampler. Set before the first steer(); a reopened set keeps its predecessor's, and
   // loads the program again for each listener, also one that had fallen back.
   void use_load_steering(LoadSteering how) { load_steering_ = how; }
+  // Whether load listeners steered by the eBPF program pack new connections on the
+  // lowest waiting slot (an adaptive pool, so the workers above it wait and retire)
+  // rather than spread them from the hash's pick. Applied at the next steer().
+  void pack_load(bool pack) { pack_ = pack; }
   // Whether any listener has per-slot sockets with balance = "load" steered by the
   // master's sampler (worth sampling for).
   [[nodiscard]] bool balances_on_load() const;
@@ -136,8 +140,9 @@ class ListenerSet {
     bool per_slot = false;  // reuseport and not unix
     std::vector<Fd> fds;    // per slot, or a single shared one
     SocketFile socket_file;
-    std::vector<int> steered;  // last slot set applied to its group
-    int steered_slots = -1;    // slot count when `steered` was applied; -1: nothing valid
+    std::vector<int> steered;   // last slot set applied to its group
+    int steered_slots = -1;     // slot count when `steered` was applied; -1: nothing valid
+    bool steered_pack = false;  // the eBPF program's `pack` when `steered` was applied
     std::unique_ptr<ReuseportSteering> ebpf;  // balance = "load" in the kernel, once loaded
     std::string ebpf_error;                   // why it failed ("": it did not); the sampler steers
   };
@@ -158,6 +163,7 @@ class ListenerSet {
   std::vector<Listener> listeners_;
   int slots_ = 0;
   LoadSteering load_steering_ = LoadSteering::sampler;
+  bool pack_ = false;
 };
 
 // Builds the classic-BPF program that maps a random draw onto `live_slots`

@@ -37,10 +37,11 @@ class ReuseportSteering {
 
   // Makes `fds` (slot i's socket at index i, all of one reuseport group) the sockets to
   // steer over and `live` (slot numbers, each below fds.size()) the slots new connections
-  // may go to, empty: the kernel's hash over the whole group; attaches the program to
-  // the group once. Sockets already known are kept; a closed socket leaves the map by
-  // itself.
-  [[nodiscard]] Status steer(const std::vector<int>& fds, const std::vector<int>& live);
+  // may go to, empty: the kernel's hash over the whole group; `pack`: among waiting
+  // workers the lowest live slot wins rather than the one after the hash (steer_rank.h);
+  // attaches the program to the group once. Sockets already known are kept; a closed
+  // socket leaves the map by itself.
+  [[nodiscard]] Status steer(const std::vector<int>& fds, const std::vector<int>& live, bool pack = false);
   [[nodiscard]] SteerCounts counts() const;
 
  private:
@@ -48,7 +49,7 @@ class ReuseportSteering {
   [[nodiscard]] Status add_sockets(const std::vector<int>& fds);
   // Empties the map's indices from `count` on.
   [[nodiscard]] Status remove_sockets_from(std::size_t count);
-  [[nodiscard]] Status set_live(const std::vector<int>& slots);
+  [[nodiscard]] Status set_live(const std::vector<int>& slots, bool pack);
   struct ObjectClose {
     void operator()(bpf_object* o) const;
   };

@@ -140,7 +140,7 @@ void Balancer::apply() {
     if (timer_ && supervisor_.listeners().balances_on_load()) timer_->start(tuning_.fast);
     return;
   }
-  BalancePlan plan = plan_balance(live_, samples_, steered_, tuning_);
+  BalancePlan plan = plan_balance(live_, samples_, steered_, tuning_, supervisor_.packs_load());
   steer(plan.steer_to);
   if (plan.steer_to != steered_ && spdlog::should_log(spdlog::level::trace)) {
     std::string seen;

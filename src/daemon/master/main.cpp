@@ -23,11 +23,13 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <optional>
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 #include <unistd.h>
 
 namespace {
@@ -205,6 +207,14 @@ int main(int argc, char** argv) {
     if (resumed) return fail_resumed(resumed, "cannot take the sockets: " + listeners.error());
     spdlog::error("{}", listeners.error());
     return exit_failed;
+  }
+  // An adaptive pool starts its first min_count slots only: the sockets listen from here
+  // on, so until the supervisor's own steering is in place (the eBPF program takes a while
+  // to load) new connections go to those slots, never to one that has no worker coming.
+  if (!resumed && config.worker.pool.mode != PoolMode::fixed && config.worker.pool.min_count > 0) {
+    std::vector<int> first;
+    for (int s = 0; s < std::min(config.worker.pool.min_count, config.worker.count); ++s) first.push_back(s);
+    if (Status st = listeners->steer(first); !st) spdlog::warn("cannot steer connections: {}, ignoring", st.error());
   }
   // balance = "load" in the kernel where the eBPF program loads (preforkd.ebpf).
   auto steering = daemon::choose_load_steering(config.daemon.ebpf, config.listeners);

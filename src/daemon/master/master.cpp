@@ -206,14 +206,14 @@ int Master::run() {
   }
   readiness_ = std::move(*readiness);
   // The adaptive pool (worker.pool): starts and retires workers with the load.
-  auto pool = Pool::open(&loop_, *supervisor_, *balancer_);
+  // It yields to every operation, as recycles do: its changes are operations too
+  // (core/operation_queue.hpp).
+  auto pool = Pool::open(&loop_, *supervisor_, *balancer_, *operations_);
   if (!pool) {
     spdlog::error("{}", pool.error());
     return 1;
   }
   pool_ = std::move(*pool);
-  // It yields to every operation, as recycles do (core/operation_queue.hpp).
-  pool_->other_operation = [this] { return operations_ && operations_->busy(); };
 
   // Workers start with clone(CLONE_VM), safe only in a one-thread master (os/spawn.cpp).
   if (Status one = os::check_single_threaded(); !one)

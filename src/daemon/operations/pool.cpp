@@ -51,8 +51,9 @@ struct Pool::Watch {
   std::unique_ptr<ReadableWatch> readable;  // after `watch`: closed before the epoll fd is
 };
 
-Result<std::unique_ptr<Pool>> Pool::open(uv_loop_t* loop, Supervisor& supervisor, Balancer& balancer) {
-  std::unique_ptr<Pool> self(new Pool(loop, supervisor, balancer));
+Result<std::unique_ptr<Pool>> Pool::open(uv_loop_t* loop, Supervisor& supervisor, Balancer& balancer,
+                                         Operations& operations) {
+  std::unique_ptr<Pool> self(new Pool(loop, supervisor, balancer, operations));
   Pool* raw = self.get();
   auto timer = Timer::open(loop, [raw] { raw->tick(); });
   if (!timer) return Error{"pool timer: " + timer.error()};
@@ -60,8 +61,8 @@ Result<std::unique_ptr<Pool>> Pool::open(uv_loop_t* loop, Supervisor& supervisor
   return self;
 }
 
-Pool::Pool(uv_loop_t* loop, Supervisor& supervisor, Balancer& balancer)
-    : loop_(loop), supervisor_(supervisor), balancer_(balancer) {}
+Pool::Pool(uv_loop_t* loop, Supervisor& supervisor, Balancer& balancer, Operations& operations)
+    : loop_(loop), supervisor_(supervisor), balancer_(balancer), operations_(operations) {}
 
 Pool::~Pool() { watches_.clear(); }
 
@@ -146,11 +147,14 @@ void Pool::tick() {
   in.step = step_;
   in.now = since_epoch(now);
   const PoolDecision d = plan_pool(slots, in);
-  // Yields to a reload, restart, scale or recycle in progress: looks again after it.
-  const bool may_act = supervisor_.pool_may_act() && !(other_operation && other_operation());
+  // A change is an operation: refused while a reload, restart, scale, recycle or upgrade
+  // runs or waits (core/operation_queue.hpp), and the next sample looks again.
+  const bool may_act = supervisor_.pool_may_act();
   if (may_act) {
-    step_ = d.step;
-    if (d.kind != PoolDecision::Kind::none) carry_out(d);
+    if (d.kind != PoolDecision::Kind::none)
+      carry_out(d);
+    else
+      step_ = d.step;
   }
   sync_watches();
   const bool live = std::ranges::any_of(slots, [](const PoolSlot& p) { return p.state != PoolSlotState::empty; });
@@ -167,17 +171,31 @@ void Pool::tick() {
 }
 
 void Pool::carry_out(const PoolDecision& d) {
+  // Growth and shrink take no time of their own: the operation is complete once done.
+  operations_.submit({OperationKind::pool,
+                      [this, d](Done complete) {
+                        const Status st = act(d);
+                        complete(st, st ? pool_log_line(d) : st.error());
+                      },
+                      [](const Status& st, const std::string&) {
+                        if (!st) spdlog::debug("pool: not now: {}", st.error());  // refused, or act() said why
+                      }});
+}
+
+Status Pool::act(const PoolDecision& d) {
+  step_ = d.step;
   // Said before it is done: the lines of the workers it starts or stops follow it.
   spdlog::info("{}", pool_log_line(d));
   const Status done = d.kind == PoolDecision::Kind::grow ? supervisor_.pool_start(d.start) : supervisor_.pool_retire(d.retire);
   if (!done) {
     spdlog::warn("pool: cannot {} ({}): {}, ignoring", d.kind == PoolDecision::Kind::grow ? "grow" : "shrink",
                  d.reason, done.error());
-    return;
+    return done;
   }
   last_ = PoolChange{std::chrono::system_clock::now(), d.from, d.to, d.reason};
   if (d.kind == PoolDecision::Kind::grow) grown_ += d.start.size();
   else ++shrunk_;
+  return Ok{};
 }
 
 void Pool::sync_watches() {

@@ -9,6 +9,7 @@
 
 #include <preforkd/core/pool_plan.hpp>
 #include <preforkd/daemon/balance/balancer.hpp>
+#include <preforkd/daemon/operations/operations.hpp>
 #include <preforkd/daemon/supervision/supervisor.hpp>
 #include <preforkd/daemon/uv/readable_watch.hpp>
 #include <preforkd/daemon/uv/timer.hpp>
@@ -44,7 +45,10 @@ struct PoolView {
 
 class Pool {
  public:
-  [[nodiscard]] static Result<std::unique_ptr<Pool>> open(uv_loop_t* loop, Supervisor& supervisor, Balancer& balancer);
+  // Grows and shrinks are submitted to `operations` (OperationKind::pool), which refuses
+  // them while another operation runs or waits: the pool looks again at its next sample.
+  [[nodiscard]] static Result<std::unique_ptr<Pool>> open(uv_loop_t* loop, Supervisor& supervisor, Balancer& balancer,
+                                                          Operations& operations);
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
   ~Pool();
@@ -52,8 +56,6 @@ class Pool {
   // The workers or the config changed (or may have): watch the right sockets, and look
   // again soon. Never acts from inside the supervisor's own callbacks.
   void update();
-  // Another operation is in progress (Operations::busy()): the pool waits for it.
-  std::function<bool()> other_operation;
   [[nodiscard]] PoolView view() const;
 
  private:
@@ -63,17 +65,20 @@ class Pool {
     bool waited = false;  // seen waiting since the process started
     std::optional<Duration> idle_since;
   };
-  Pool(uv_loop_t* loop, Supervisor& supervisor, Balancer& balancer);
+  Pool(uv_loop_t* loop, Supervisor& supervisor, Balancer& balancer, Operations& operations);
   void tick();
   [[nodiscard]] std::vector<PoolSlot> sample(Clock::time_point now, int& queued_shared);
-  // Carries out one decision of the plan: the one way the pool changes the slots.
+  // Submits one decision of the plan as an operation: the one way the pool changes the
+  // slots; act() carries it out when the operation runs.
   void carry_out(const PoolDecision& d);
+  [[nodiscard]] Status act(const PoolDecision& d);
   void sync_watches();
   void on_readable(Watch& w);
 
   uv_loop_t* loop_;
   Supervisor& supervisor_;
   Balancer& balancer_;
+  Operations& operations_;
   std::unique_ptr<Timer> timer_;
   std::vector<std::unique_ptr<Watch>> watches_;
   std::vector<Seen> seen_;  // by slot

@@ -151,8 +151,12 @@ class Supervisor {
   // Steers new connections to `live` slots (hash listeners) and to `balanced`, a subset of
   // them, for balance = "load" listeners (see ListenerSet::steer): the balancer's way in.
   [[nodiscard]] Status steer(const std::vector<int>& live, const std::vector<int>& balanced) {
+    listeners_->pack_load(packs_load());
     return listeners_->steer(live, balanced);
   }
+  // An adaptive pool packs new connections on the lowest waiting workers, so that the
+  // workers above what the load needs wait and retire; a static pool spreads them.
+  [[nodiscard]] bool packs_load() const { return gen_->worker.pool.mode != PoolMode::fixed; }
   [[nodiscard]] bool stopping() const { return stopping_; }
   [[nodiscard]] int target_count() const { return target_count_; }
   [[nodiscard]] int ready_count() const;
