@@ -5,6 +5,7 @@
 #include <preforkd/os/epoll_interest.hpp>
 #include <preforkd/os/fd.hpp>
 #include <preforkd/os/process_tree.hpp>
+#include <preforkd/os/sys_error.hpp>
 
 #include "proc_fields.hpp"
 
@@ -103,6 +104,17 @@ ino_t socket_inode_of(pid_t pid, int fd) {
 std::string AcceptWait::describe() const {
   if (how == How::accept_call) return "blocked in accept() on fd " + std::to_string(fd);
   return "its socket is in an epoll set";
+}
+
+Status can_look_into(pid_t pid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/syscall";
+  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  char buf[128];
+  // The access check is made at open or at read, depending on the kernel.
+  const bool denied = (!fd.valid() && (errno == EACCES || errno == EPERM)) ||
+                      (fd.valid() && ::read(fd.get(), buf, sizeof buf) < 0 && (errno == EACCES || errno == EPERM));
+  if (denied) return errno_error("read", path);
+  return Ok{};
 }
 
 std::optional<AcceptWait> find_accept_wait(pid_t root, const std::vector<ino_t>& sockets) {

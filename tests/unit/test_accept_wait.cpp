@@ -160,3 +160,9 @@ TEST_CASE("a child with the socket in an epoll set is found - one in poll() is n
     CHECK_FALSE(find_accept_wait(child.pid, slot));
   }
 }
+
+TEST_CASE("can_look_into: its own process and a process that is gone are no problem") {
+  CHECK(preforkd::os::can_look_into(::getpid()));
+  // A pid above the kernel's pid_max limit cannot exist.
+  CHECK(preforkd::os::can_look_into(4194305));
+}

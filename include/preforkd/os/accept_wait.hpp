@@ -16,6 +16,8 @@
 // loop's epoll_wait does not say on which fds), the samples ask "is a leaf idle right now?"
 // (any thread of a leaf in a poll-family syscall counts, a stopped thread does not).
 
+#include <preforkd/core/result.hpp>
+
 #include <algorithm>
 #include <cstdint>
 #include <optional>
@@ -56,6 +58,13 @@ struct AcceptWait {
   // "blocked in accept() on fd 3" / "its socket is in an epoll set", for the log.
   [[nodiscard]] std::string describe() const;
 };
+
+// Whether this process may read what find_accept_wait() reads of `pid` (its
+// /proc/<pid>/syscall, behind the kernel's ptrace access check): an error naming the file
+// and the errno when it may not (EACCES, EPERM: a worker that runs as another user, and no
+// CAP_SYS_PTRACE, as in a container's default capabilities), else Ok (a process that is
+// gone is no such problem).
+[[nodiscard]] Status can_look_into(pid_t pid);
 
 // How the tree rooted at `root` waits on one of `sockets` (socket inodes), or nullopt when
 // no process of it is seen doing so (or the tree is gone).

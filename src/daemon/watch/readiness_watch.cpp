@@ -55,10 +55,12 @@ void ReadinessWatch::on_timer() {
   std::vector<Seen> seen;
   bool waiting = false;
   for_each_awaiting(supervisor_, [&](const RunView& run) {
-    if (auto how = os::find_accept_wait(run.pid, supervisor_.socket_inodes(run.slot, run.pid)))
+    if (auto how = os::find_accept_wait(run.pid, supervisor_.socket_inodes(run.slot, run.pid))) {
       seen.push_back({run.pid, *how, log_fields(run)});
-    else
+    } else {
       waiting = true;
+      report_if_unreadable(run);
+    }
   });
   // After the walk: a worker that becomes ready changes the slots.
   for (const Seen& s : seen) {
@@ -67,6 +69,21 @@ void ReadinessWatch::on_timer() {
     supervisor_.submit(SeenAccepting{s.pid});
   }
   if (waiting) timer_->start(look_every);
+}
+
+// Not seen waiting may mean not allowed to look: then it never will be, and the worker
+// would only be replaced after ready_timeout with nothing said about why. Said once.
+void ReadinessWatch::report_if_unreadable(const RunView& run) {
+  if (told_unreadable_) return;
+  const Status readable = os::can_look_into(run.pid);
+  if (readable) return;
+  told_unreadable_ = true;
+  log_with(log_fields(run), spdlog::level::err,
+           "ready = \"accepting\" cannot see whether worker {} (pid {}) waits for connections: {}; looking into "
+           "a process of another user needs CAP_SYS_PTRACE, which a container's default capabilities lack: add it "
+           "(--cap-add=SYS_PTRACE, or Kubernetes' securityContext.capabilities.add), run the workers as preforkd's "
+           "own user, or use ready = \"notify\" or a delay such as ready = \"1s\"",
+           run.slot, run.pid, readable.error());
 }
 
 }  // namespace preforkd::daemon

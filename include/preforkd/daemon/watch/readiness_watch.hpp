@@ -24,9 +24,11 @@ class ReadinessWatch {
  private:
   explicit ReadinessWatch(Supervisor& supervisor) : supervisor_(supervisor) {}
   void on_timer();
+  void report_if_unreadable(const RunView& run);
 
   Supervisor& supervisor_;
   std::unique_ptr<Timer> timer_;
+  bool told_unreadable_ = false;  // the error that /proc cannot be read was logged
 };
 
 // Whether `run` is starting and becomes ready by being seen accepting.
